@@ -1,0 +1,43 @@
+# The two commands of the README are `make demo` and `make test`; everything else is a building block.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: venv docker images demo test lint typecheck unit integration bench lock clean
+
+venv:
+	@./scripts/venv.sh
+
+docker:
+	@./scripts/docker-engine.sh
+
+images: venv docker
+	@./scripts/images.sh
+
+demo: images
+	@$(PY) -m valohai_airflow.demo
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: venv
+	$(VENV)/bin/mypy
+
+unit: venv
+	$(VENV)/bin/pytest -q -p no:cacheprovider tests/unit
+
+integration: images
+	$(VENV)/bin/pytest -q -p no:cacheprovider tests/integration
+
+test: lint typecheck images
+	$(VENV)/bin/pytest -q -p no:cacheprovider tests
+
+bench: images
+	$(PY) -m benchmarks
+
+lock:
+	@./scripts/lock.sh
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache build *.egg-info

@@ -1,0 +1,1 @@
+"""airflow layer (see DESIGN.md §1)."""

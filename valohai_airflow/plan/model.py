@@ -1,0 +1,111 @@
+"""The compiled, checked form of a project: what the airflow layer renders and the runtime executes.
+
+Everything here is plain, immutable and JSON-friendly so a plan can be cached by content hash and
+handed to a worker without re-reading YAML.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+from valohai_airflow.spec.diagnostics import Diagnostic, Location
+from valohai_airflow.spec.step import Step
+
+
+class EdgeKind(enum.StrEnum):
+    """The socket types of valohai.yaml edges (the plural spellings are normalised to these)."""
+
+    OUTPUT = "output"
+    INPUT = "input"
+    PARAMETER = "parameter"
+    METADATA = "metadata"
+    FILE = "file"
+    DEPLOYMENT = "deployment"
+    ENVIRONMENT_VARIABLE = "environment-variable"
+    DEPENDENCY = "dependency"
+
+
+class NodeKind(enum.StrEnum):
+    EXECUTION = "execution"
+    TASK = "task"
+    DEPLOYMENT = "deployment"
+
+
+@dataclass(frozen=True, slots=True)
+class EdgePlan:
+    source_node: str  # node names (not task ids)
+    source_kind: EdgeKind
+    source_key: str
+    target_node: str
+    target_kind: EdgeKind
+    target_key: str
+    location: Location
+
+
+@dataclass(frozen=True, slots=True)
+class ActionPlan:
+    when: tuple[str, ...]  # node-starting | node-complete | node-error
+    then: tuple[str, ...]  # stop-pipeline | require-approval | error-pipeline | noop
+    condition: tuple[str, ...] = ()  # the `if` expressions, all must hold
+
+
+@dataclass(frozen=True, slots=True)
+class NodePlan:
+    """One pipeline node. `step` is the node's effective step: overrides already merged into it
+    (image, command, parameters, inputs, environment variables), so command building and the
+    Airflow Params read one object."""
+
+    name: str  # as written in valohai.yaml (the display name)
+    task_id: str  # stable, Airflow-safe
+    kind: NodeKind
+    step: Step | None  # None only for deployment nodes
+    on_error: str = "stop-all"
+    edge_merge_mode: str = "replace"
+    actions: tuple[ActionPlan, ...] = ()
+    task_blueprint: str | None = None  # task nodes: the top-level task this node uses
+    deployment: str | None = None  # deployment nodes
+    endpoints: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
+    location: Location = field(default_factory=lambda: Location(""))
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineParameterPlan:
+    name: str
+    targets: tuple[tuple[str, str], ...]  # (node name, parameter name)
+    default: Any
+    description: str | None = None
+    location: Location = field(default_factory=lambda: Location(""))
+
+
+@dataclass(frozen=True, slots=True)
+class PipelinePlan:
+    name: str  # as written (the DAG's display name)
+    nodes: tuple[NodePlan, ...]  # in topological order
+    edges: tuple[EdgePlan, ...]
+    parameters: tuple[PipelineParameterPlan, ...] = ()
+    reuse_executions: bool = False
+    location: Location = field(default_factory=lambda: Location(""))
+
+    def node(self, name: str) -> NodePlan:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise KeyError(name)
+
+    def edges_into(self, node_name: str) -> tuple[EdgePlan, ...]:
+        return tuple(e for e in self.edges if e.target_node == node_name)
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectPlan:
+    """One folder with a valohai.yaml: the unit a team drops into the dags folder."""
+
+    name: str  # the folder's name
+    root: str  # absolute path of the folder holding valohai.yaml
+    source: str  # absolute path of valohai.yaml
+    content_hash: str
+    pipelines: tuple[PipelinePlan, ...]
+    diagnostics: tuple[Diagnostic, ...] = ()  # warnings (a plan with errors is never built)

@@ -1,0 +1,74 @@
+"""The provider's self-description, read by Airflow through the `apache_airflow_provider` entry point."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from valohai_airflow import __version__
+
+
+def _option(description: str, default: str, type_: str = "string", example: str | None = None) -> dict[str, Any]:
+    return {
+        "description": description,
+        "version_added": "0.1.0",
+        "type": type_,
+        "example": example,
+        "default": default,
+    }
+
+
+def get_provider_info() -> dict[str, Any]:
+    return {
+        "package-name": "valohai-airflow",
+        "name": "Valohai",
+        "description": "Runs the pipelines of a valohai.yaml as Airflow DAGs, each node a Docker container "
+        "that sees what it would see on Valohai.",
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": "Valohai",
+                "external-doc-url": "https://docs.valohai.com/",
+                "tags": ["software"],
+            }
+        ],
+        "operators": [
+            {
+                "integration-name": "Valohai",
+                "python-modules": ["valohai_airflow.airflow.operators"],
+            }
+        ],
+        "config": {
+            "valohai": {
+                "description": "Settings of the valohai-airflow provider.",
+                "options": {
+                    "store_url": _option(
+                        "Where node outputs are stored: a local directory, file:///path or s3://bucket/prefix. "
+                        "Empty means $AIRFLOW_HOME/valohai/store.",
+                        "",
+                        example="s3://my-bucket/valohai",
+                    ),
+                    "work_dir": _option(
+                        "Host directory for the per-task work dirs mounted into containers. "
+                        "Empty means $AIRFLOW_HOME/valohai/work.",
+                        "",
+                    ),
+                    "input_cache_dir": _option(
+                        "Host directory of the download cache for input URLs. "
+                        "Empty means $AIRFLOW_HOME/valohai/cache.",
+                        "",
+                    ),
+                    "docker_url": _option(
+                        "Docker engine URL for node containers. Empty means $DOCKER_HOST or the local socket.",
+                        "",
+                        example="unix://var/run/docker.sock",
+                    ),
+                    "strict_loading": _option(
+                        "When True a broken valohai.yaml is an ordinary import error of the loader file "
+                        "(hiding its siblings' DAGs); when False it becomes a placeholder DAG that shows the error.",
+                        "False",
+                        type_="boolean",
+                    ),
+                },
+            }
+        },
+    }
