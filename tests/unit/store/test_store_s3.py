@@ -1,0 +1,117 @@
+"""The S3 store against a real SeaweedFS server (tests/support/seaweed.py)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support.seaweed import S3Endpoint
+from valohai_airflow.store import ArtifactStore, ObjectNotFoundError, StoreError, open_store
+from valohai_airflow.store.s3 import S3Store, parse_s3_url
+
+MiB = 1024 * 1024
+
+
+def s3_store(endpoint: S3Endpoint, bucket: str, prefix: str = "root", **opts: object) -> S3Store:
+    store = open_store(
+        f"s3://{bucket}/{prefix}",
+        endpoint_url=endpoint.endpoint_url,
+        access_key=endpoint.access_key,
+        secret_key=endpoint.secret_key,
+        region_name=endpoint.region,
+        **opts,
+    )
+    assert isinstance(store, S3Store)
+    return store
+
+
+def test_parse_s3_url() -> None:
+    assert parse_s3_url("s3://b/some/prefix/") == ("b", "some/prefix")
+    assert parse_s3_url("s3://b") == ("b", "")
+    with pytest.raises(StoreError):
+        parse_s3_url("s3:///nobucket")
+
+
+def test_small_files_roundtrip(s3_endpoint: S3Endpoint, s3_bucket: str, tmp_path: Path) -> None:
+    store = s3_store(s3_endpoint, s3_bucket)
+    assert isinstance(store, ArtifactStore)
+    src = tmp_path / "a.txt"
+    src.write_bytes(b"hello")
+    obj = store.put_file(src, "run/n/a.txt")
+    assert obj.uri == f"s3://{s3_bucket}/root/run/n/a.txt" and obj.size == 5
+    assert store.key_for_uri(obj.uri) == "run/n/a.txt"
+    assert store.key_for_uri(f"s3://{s3_bucket}/other/x") is None
+    assert store.get_file("run/n/a.txt", tmp_path / "back/a.txt").read_bytes() == b"hello"
+    store.put_json({"k": [1, "x"]}, "run/n/manifest.json")
+    assert store.read_json("run/n/manifest.json") == {"k": [1, "x"]}
+    assert store.exists("run/n/a.txt") and not store.exists("run/n/b.txt")
+    assert store.head("run/n/a.txt")["size"] == 5
+
+
+def test_multipart_upload_and_download(s3_endpoint: S3Endpoint, s3_bucket: str, tmp_path: Path) -> None:
+    store = s3_store(
+        s3_endpoint, s3_bucket, multipart_threshold=5 * MiB, multipart_chunksize=5 * MiB, max_concurrency=4
+    )
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(9 * MiB + 123))
+    store.put_file(big, "big/big.bin")
+    head = store.client.head_object(Bucket=s3_bucket, Key="root/big/big.bin")
+    assert head["ContentLength"] == big.stat().st_size
+    assert head["ETag"].strip('"').endswith("-2")  # the S3 signature of a 2-part multipart upload
+    back = store.get_file("big/big.bin", tmp_path / "dl/big.bin")
+    assert hashlib.sha256(back.read_bytes()).digest() == hashlib.sha256(big.read_bytes()).digest()
+
+
+def test_many_files_listing_and_tree(s3_endpoint: S3Endpoint, s3_bucket: str, tmp_path: Path) -> None:
+    store = s3_store(s3_endpoint, s3_bucket, max_concurrency=16)
+    src = tmp_path / "many"
+    expected = {}
+    for i in range(1100):  # more than one list_objects_v2 page (1000)
+        rel = f"d{i % 7}/f{i:05d}.txt"
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        (src / rel).write_text(str(i))
+        expected[f"out/{rel}"] = len(str(i))
+    started = time.monotonic()
+    stored = store.put_tree(src, "out")
+    elapsed = time.monotonic() - started
+    assert len(stored) == 1100
+    listed = store.list_prefix("out")
+    assert {o.key: o.size for o in listed} == expected
+    assert store.list_prefix("ou") == []
+    assert elapsed < 60, elapsed
+    subset = store.get_tree("out/d3", tmp_path / "d3")
+    assert len(subset) == len([k for k in expected if k.startswith("out/d3/")])
+    assert (tmp_path / "d3/f00003.txt").read_text() == "3"
+    assert store.delete_prefix("out") == 1100
+    assert store.list_prefix("out") == []
+
+
+def test_missing_keys_give_project_errors(s3_endpoint: S3Endpoint, s3_bucket: str, tmp_path: Path) -> None:
+    store = s3_store(s3_endpoint, s3_bucket)
+    with pytest.raises(ObjectNotFoundError, match=f"s3://{s3_bucket}/root/nope.bin"):
+        store.get_file("nope.bin", tmp_path / "nope.bin")
+    assert not (tmp_path / "nope.bin").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".vh-tmp-")]
+    with pytest.raises(ObjectNotFoundError):
+        store.read_json("nope.json")
+    with pytest.raises(ObjectNotFoundError):
+        store.get_tree("nothing", tmp_path / "t")
+    missing_bucket = s3_store(s3_endpoint, "no-such-bucket-vh")
+    with pytest.raises(ObjectNotFoundError):
+        missing_bucket.read_bytes("x")
+
+
+def test_wrong_credentials_are_a_store_error(s3_endpoint: S3Endpoint, s3_bucket: str) -> None:
+    store = open_store(
+        f"s3://{s3_bucket}",
+        endpoint_url=s3_endpoint.endpoint_url,
+        access_key="wrong",
+        secret_key="wrong-secret",
+        region_name=s3_endpoint.region,
+    )
+    with pytest.raises(StoreError, match="S3"):
+        store.put_bytes(b"x", "k")

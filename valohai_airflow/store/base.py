@@ -1,0 +1,129 @@
+"""The one small interface every artefact store implements, and the errors it raises.
+
+Keys are relative, `/`-separated paths inside a store's root (`run/node/0/1/outputs/a.csv`).
+A prefix names a "directory": listing `a/b` lists keys under `a/b/`, never `a/bc`.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from valohai_airflow.spec.diagnostics import ValohaiAirflowError
+
+#: read_json()/read_bytes() refuse anything bigger: they are for manifests, not datasets.
+SMALL_OBJECT_LIMIT = 64 * 1024 * 1024
+
+
+class StoreError(ValohaiAirflowError):
+    """A store operation failed in a way the user can act on (bad URL, permissions, ...)."""
+
+
+class ObjectNotFoundError(StoreError):
+    """The key (or every key under a prefix) does not exist in the store."""
+
+    def __init__(self, uri: str, detail: str = "") -> None:
+        self.uri = uri
+        super().__init__(f"not found in the artefact store: {uri}" + (f" ({detail})" if detail else ""))
+
+
+class InvalidKeyError(StoreError):
+    """A key that would escape the store root or is not a clean relative path."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredObject:
+    key: str
+    size: int
+    uri: str
+
+
+def normalize_key(key: str, *, allow_empty: bool = False) -> str:
+    """Reject keys that could escape the root (`..`, absolute, backslashes) and tidy slashes."""
+    if "\\" in key or "\x00" in key:
+        raise InvalidKeyError(f"invalid store key {key!r}: backslashes and NUL are not allowed")
+    if key.startswith("/"):
+        raise InvalidKeyError(f"invalid store key {key!r}: keys are relative")
+    parts = [p for p in key.split("/") if p not in ("", ".")]
+    if any(p == ".." for p in parts):
+        raise InvalidKeyError(f"invalid store key {key!r}: '..' is not allowed")
+    if not parts and not allow_empty:
+        raise InvalidKeyError("empty store key")
+    return "/".join(parts)
+
+
+def join_key(prefix: str, *rest: str) -> str:
+    return normalize_key(posixpath.join(prefix, *rest) if prefix else posixpath.join(*rest))
+
+
+def tree_files(local_dir: Path) -> list[str]:
+    """Relative POSIX paths of the regular files under `local_dir` (symlinks are not followed)."""
+    out: list[str] = []
+    for path in sorted(local_dir.rglob("*")):
+        if path.is_symlink() or not path.is_file():
+            continue
+        out.append(path.relative_to(local_dir).as_posix())
+    return out
+
+
+@runtime_checkable
+class ArtifactStore(Protocol):
+    """Where outputs, manifests and metadata series live between tasks."""
+
+    @property
+    def url(self) -> str:
+        """The store root as a URL (`file:///...` or `s3://bucket/prefix`)."""
+        ...
+
+    def uri(self, key: str) -> str:
+        """The URL of one key (does not check existence)."""
+        ...
+
+    def key_for_uri(self, uri: str) -> str | None:
+        """The key a URL names if it lies inside this store, else None."""
+        ...
+
+    def put_file(self, local: Path, key: str) -> StoredObject:
+        """Store one local file under `key`; readers see the old object or the whole new one."""
+        ...
+
+    def put_tree(
+        self, local_dir: Path, prefix: str, files: Sequence[str] | None = None
+    ) -> list[StoredObject]:
+        """Store every file of a directory (or the given relative `files`) under `prefix`."""
+        ...
+
+    def put_bytes(self, data: bytes, key: str) -> StoredObject: ...
+
+    def put_json(self, obj: Any, key: str) -> StoredObject: ...
+
+    def list_prefix(self, prefix: str = "") -> list[StoredObject]:
+        """Every object under `prefix`, sorted by key."""
+        ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def get_file(self, key: str, dest: Path) -> Path:
+        """Copy one object to `dest` (temp file, then rename); a missing key → ObjectNotFoundError."""
+        ...
+
+    def get_tree(self, prefix: str, dest_dir: Path) -> list[Path]:
+        """Copy every object under `prefix` into `dest_dir`, keeping the relative layout."""
+        ...
+
+    def read_bytes(self, key: str, max_bytes: int = SMALL_OBJECT_LIMIT) -> bytes: ...
+
+    def read_json(self, key: str, max_bytes: int = SMALL_OBJECT_LIMIT) -> Any: ...
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every object under `prefix` (or the single key `prefix`); returns how many."""
+        ...
+
+
+def relative_files(local_dir: Path, files: Iterable[str] | None) -> list[str]:
+    if files is None:
+        return tree_files(local_dir)
+    return [normalize_key(f) for f in files]

@@ -1,0 +1,201 @@
+"""The embedded default store: a directory on the local (or a shared network) filesystem.
+
+Writes go to a temp file in the target directory and are renamed into place, so a reader never
+sees half a file. Files are hard-linked when source and store share a filesystem (outputs dirs
+are thrown away after upload, so sharing the inode is safe) and copied otherwise; reads always
+copy unless `link=True` is asked for, because a container may write into its inputs.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import tempfile
+import urllib.parse
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from valohai_airflow.store.base import (
+    SMALL_OBJECT_LIMIT,
+    InvalidKeyError,
+    ObjectNotFoundError,
+    StoredObject,
+    StoreError,
+    normalize_key,
+    relative_files,
+)
+
+_TMP_PREFIX = ".vh-tmp-"
+
+
+def _atomic_place(src: Path, dest: Path, *, link: bool) -> None:
+    """Put `src` at `dest` via a sibling temp name and rename (atomic for readers)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=dest.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        linked = False
+        if link:
+            tmp.unlink()
+            try:
+                os.link(src, tmp)
+                linked = True
+            except OSError as exc:
+                if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+                    raise
+        if not linked:
+            shutil.copyfile(src, tmp)
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _atomic_write(data: bytes, dest: Path) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=dest.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp_name, dest)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+class LocalStore:
+    """An ArtifactStore rooted at a local directory."""
+
+    def __init__(self, root: str | os.PathLike[str], *, link: bool = True) -> None:
+        self.root = Path(root).expanduser().absolute()
+        self.link = link
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def __repr__(self) -> str:
+        return f"LocalStore({str(self.root)!r})"
+
+    @property
+    def url(self) -> str:
+        return self.root.as_uri()
+
+    def _path(self, key: str, *, allow_empty: bool = False) -> Path:
+        return self.root.joinpath(*normalize_key(key, allow_empty=allow_empty).split("/"))
+
+    def uri(self, key: str) -> str:
+        return self._path(key).as_uri()
+
+    def key_for_uri(self, uri: str) -> str | None:
+        parsed = urllib.parse.urlparse(uri)
+        if parsed.scheme not in ("file", ""):
+            return None
+        path = Path(urllib.parse.unquote(parsed.path)) if parsed.scheme else Path(uri)
+        try:
+            rel = path.absolute().relative_to(self.root)
+        except ValueError:
+            return None
+        try:
+            return normalize_key(rel.as_posix())
+        except InvalidKeyError:
+            return None
+
+    def _object(self, key: str, path: Path) -> StoredObject:
+        return StoredObject(key=key, size=path.stat().st_size, uri=path.as_uri())
+
+    def put_file(self, local: Path, key: str) -> StoredObject:
+        key = normalize_key(key)
+        dest = self._path(key)
+        if not Path(local).is_file():
+            raise StoreError(f"cannot store {local}: not a regular file")
+        _atomic_place(Path(local), dest, link=self.link)
+        return self._object(key, dest)
+
+    def put_tree(
+        self, local_dir: Path, prefix: str, files: Sequence[str] | None = None
+    ) -> list[StoredObject]:
+        prefix = normalize_key(prefix, allow_empty=True)
+        out = []
+        for rel in relative_files(Path(local_dir), files):
+            key = f"{prefix}/{rel}" if prefix else rel
+            out.append(self.put_file(Path(local_dir) / rel, key))
+        return out
+
+    def put_bytes(self, data: bytes, key: str) -> StoredObject:
+        key = normalize_key(key)
+        dest = self._path(key)
+        _atomic_write(data, dest)
+        return self._object(key, dest)
+
+    def put_json(self, obj: Any, key: str) -> StoredObject:
+        return self.put_bytes(json.dumps(obj, sort_keys=True).encode(), key)
+
+    def list_prefix(self, prefix: str = "") -> list[StoredObject]:
+        prefix = normalize_key(prefix, allow_empty=True)
+        base = self._path(prefix, allow_empty=True)
+        if not base.is_dir():
+            return []
+        out = []
+        for dirpath, _dirs, names in os.walk(base):
+            for name in names:
+                if name.startswith(_TMP_PREFIX):
+                    continue
+                path = Path(dirpath) / name
+                if path.is_symlink():
+                    continue
+                key = path.relative_to(self.root).as_posix()
+                out.append(self._object(key, path))
+        return sorted(out, key=lambda o: o.key)
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def _existing(self, key: str) -> Path:
+        path = self._path(key)
+        if not path.is_file():
+            raise ObjectNotFoundError(path.as_uri())
+        return path
+
+    def get_file(self, key: str, dest: Path, *, link: bool = False) -> Path:
+        src = self._existing(key)
+        _atomic_place(src, Path(dest), link=link)
+        return Path(dest)
+
+    def get_tree(self, prefix: str, dest_dir: Path) -> list[Path]:
+        prefix = normalize_key(prefix, allow_empty=True)
+        objects = self.list_prefix(prefix)
+        if not objects:
+            raise ObjectNotFoundError(self._path(prefix, allow_empty=True).as_uri(), "empty prefix")
+        out = []
+        for obj in objects:
+            rel = obj.key[len(prefix) + 1 :] if prefix else obj.key
+            out.append(self.get_file(obj.key, Path(dest_dir) / rel))
+        return out
+
+    def read_bytes(self, key: str, max_bytes: int = SMALL_OBJECT_LIMIT) -> bytes:
+        path = self._existing(key)
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise StoreError(f"{path.as_uri()} is {size} bytes, more than the {max_bytes} allowed here")
+        return path.read_bytes()
+
+    def read_json(self, key: str, max_bytes: int = SMALL_OBJECT_LIMIT) -> Any:
+        data = self.read_bytes(key, max_bytes)
+        try:
+            return json.loads(data)
+        except ValueError as exc:
+            raise StoreError(f"{self.uri(key)} is not valid JSON: {exc}") from exc
+
+    def delete_prefix(self, prefix: str) -> int:
+        prefix = normalize_key(prefix)
+        path = self._path(prefix)
+        if path.is_file():
+            path.unlink()
+            return 1
+        if not path.is_dir():
+            return 0
+        count = sum(len(names) for _d, _s, names in os.walk(path))
+        shutil.rmtree(path)
+        return count

@@ -1,0 +1,297 @@
+"""An ArtifactStore on any S3 endpoint (AWS, MinIO, SeaweedFS, ...) through boto3.
+
+Big files go through boto3's transfer manager (multipart above `multipart_threshold`, parts in
+parallel up to `max_concurrency`); a tree of many small files is submitted to one transfer
+manager, whose bounded thread pool uploads them concurrently. A PUT (or a completed multipart
+upload) is atomic on S3, so readers never see half an object. Credentials come from boto3's
+default chain unless given explicitly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import urllib.parse
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import boto3
+from boto3.s3.transfer import S3Transfer, TransferConfig, create_transfer_manager
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import BotoCoreError, ClientError
+
+from valohai_airflow.store.base import (
+    SMALL_OBJECT_LIMIT,
+    ObjectNotFoundError,
+    StoredObject,
+    StoreError,
+    normalize_key,
+    relative_files,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.client import S3Client
+
+MiB = 1024 * 1024
+_NOT_FOUND_CODES = {"404", "NoSuchKey", "NotFound", "NoSuchBucket"}
+
+
+def parse_s3_url(url: str) -> tuple[str, str]:
+    """`s3://bucket/some/prefix` → (`bucket`, `some/prefix`)."""
+    parsed = urllib.parse.urlparse(url)
+    if parsed.scheme != "s3" or not parsed.netloc:
+        raise StoreError(f"not an S3 URL: {url!r} (expected s3://bucket/prefix)")
+    return parsed.netloc, normalize_key(urllib.parse.unquote(parsed.path).lstrip("/"), allow_empty=True)
+
+
+class S3Store:
+    """An ArtifactStore rooted at `s3://bucket/prefix`."""
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        endpoint_url: str | None = None,
+        region_name: str | None = None,
+        access_key: str | None = None,
+        secret_key: str | None = None,
+        session_token: str | None = None,
+        profile_name: str | None = None,
+        client: S3Client | None = None,
+        multipart_threshold: int = 8 * MiB,
+        multipart_chunksize: int = 8 * MiB,
+        max_concurrency: int = 10,
+        addressing_style: Literal["auto", "virtual", "path"] = "path",
+    ) -> None:
+        self.bucket = bucket
+        self.prefix = normalize_key(prefix, allow_empty=True)
+        if client is None:
+            session = boto3.session.Session(
+                aws_access_key_id=access_key,
+                aws_secret_access_key=secret_key,
+                aws_session_token=session_token,
+                region_name=region_name,
+                profile_name=profile_name,
+            )
+            client = session.client(
+                "s3",
+                endpoint_url=endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or None,
+                config=BotoConfig(
+                    s3={"addressing_style": addressing_style},
+                    max_pool_connections=max(10, max_concurrency * 2),
+                    retries={"max_attempts": 5, "mode": "standard"},
+                ),
+            )
+        self.client: S3Client = client
+        self.transfer_config = TransferConfig(
+            multipart_threshold=multipart_threshold,
+            multipart_chunksize=multipart_chunksize,
+            max_concurrency=max_concurrency,
+            use_threads=True,
+        )
+        # the stubs type `config` as s3transfer's own Config, which TransferConfig extends at run time
+        self.transfer = S3Transfer(client=self.client, config=self.transfer_config)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_url(cls, url: str, **opts: Any) -> S3Store:
+        bucket, prefix = parse_s3_url(url)
+        return cls(bucket, prefix, **opts)
+
+    def __repr__(self) -> str:
+        return f"S3Store({self.url!r})"
+
+    @property
+    def url(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
+
+    def _full(self, key: str, *, allow_empty: bool = False) -> str:
+        key = normalize_key(key, allow_empty=allow_empty)
+        if not self.prefix:
+            return key
+        return f"{self.prefix}/{key}" if key else self.prefix
+
+    def _rel(self, full_key: str) -> str:
+        return full_key[len(self.prefix) + 1 :] if self.prefix else full_key
+
+    def uri(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self._full(key)}"
+
+    def key_for_uri(self, uri: str) -> str | None:
+        try:
+            bucket, full = parse_s3_url(uri)
+        except StoreError:
+            return None
+        if bucket != self.bucket or not full:
+            return None
+        if self.prefix:
+            if not full.startswith(self.prefix + "/"):
+                return None
+            return self._rel(full)
+        return full
+
+    def _fail(self, exc: Exception, key: str, action: str) -> StoreError:
+        uri = f"s3://{self.bucket}/{key}"
+        if isinstance(exc, ClientError):
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code in _NOT_FOUND_CODES:
+                return ObjectNotFoundError(uri, code)
+            return StoreError(f"S3 {action} of {uri} failed: {code}: {exc}")
+        return StoreError(f"S3 {action} of {uri} failed: {exc}")
+
+    def put_file(self, local: Path, key: str) -> StoredObject:
+        full = self._full(key)
+        local = Path(local)
+        if not local.is_file():
+            raise StoreError(f"cannot store {local}: not a regular file")
+        try:
+            self.transfer.upload_file(str(local), self.bucket, full)
+        except (ClientError, BotoCoreError, OSError) as exc:
+            raise self._fail(exc, full, "upload") from exc
+        return StoredObject(key=self._rel(full), size=local.stat().st_size, uri=self.uri(self._rel(full)))
+
+    def put_tree(
+        self, local_dir: Path, prefix: str, files: Sequence[str] | None = None
+    ) -> list[StoredObject]:
+        prefix = normalize_key(prefix, allow_empty=True)
+        local_dir = Path(local_dir)
+        rels = relative_files(local_dir, files)
+        keys = [f"{prefix}/{rel}" if prefix else rel for rel in rels]
+        with create_transfer_manager(self.client, self.transfer_config) as manager:
+            futures = [
+                (key, manager.upload(str(local_dir / rel), self.bucket, self._full(key)))
+                for rel, key in zip(rels, keys, strict=True)
+            ]
+            errors: list[StoreError] = []
+            for key, future in futures:
+                try:
+                    future.result()
+                except (ClientError, BotoCoreError, OSError) as exc:
+                    errors.append(self._fail(exc, self._full(key), "upload"))
+        if errors:
+            raise StoreError(f"{len(errors)} of {len(keys)} uploads failed; first: {errors[0]}")
+        return [
+            StoredObject(key=key, size=(local_dir / rel).stat().st_size, uri=self.uri(key))
+            for rel, key in zip(rels, keys, strict=True)
+        ]
+
+    def put_bytes(self, data: bytes, key: str) -> StoredObject:
+        full = self._full(key)
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=full, Body=data)
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail(exc, full, "upload") from exc
+        return StoredObject(key=self._rel(full), size=len(data), uri=self.uri(self._rel(full)))
+
+    def put_json(self, obj: Any, key: str) -> StoredObject:
+        return self.put_bytes(json.dumps(obj, sort_keys=True).encode(), key)
+
+    def _list_full(self, full_prefix: str) -> list[tuple[str, int]]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        out: list[tuple[str, int]] = []
+        search = f"{full_prefix}/" if full_prefix else ""
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=search):
+                for item in page.get("Contents", []):
+                    out.append((item["Key"], int(item.get("Size", 0))))
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail(exc, search, "listing") from exc
+        return out
+
+    def list_prefix(self, prefix: str = "") -> list[StoredObject]:
+        full_prefix = self._full(prefix, allow_empty=True)
+        objects = [
+            StoredObject(key=self._rel(k), size=size, uri=f"s3://{self.bucket}/{k}")
+            for k, size in self._list_full(full_prefix)
+            if not k.endswith("/")
+        ]
+        return sorted(objects, key=lambda o: o.key)
+
+    def exists(self, key: str) -> bool:
+        full = self._full(key)
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=full)
+        except ClientError as exc:
+            err = self._fail(exc, full, "lookup")
+            if isinstance(err, ObjectNotFoundError):
+                return False
+            raise err from exc
+        return True
+
+    def head(self, key: str) -> dict[str, Any]:
+        """Size, ETag and Last-Modified of one object (for download-cache validators)."""
+        full = self._full(key)
+        try:
+            meta = self.client.head_object(Bucket=self.bucket, Key=full)
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail(exc, full, "lookup") from exc
+        return {
+            "size": int(meta.get("ContentLength", 0)),
+            "etag": str(meta.get("ETag", "")),
+            "last_modified": str(meta.get("LastModified", "")),
+        }
+
+    def get_file(self, key: str, dest: Path) -> Path:
+        full = self._full(key)
+        dest = Path(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".vh-tmp-", dir=dest.parent)
+        os.close(fd)
+        try:
+            self.transfer.download_file(self.bucket, full, tmp)
+            os.replace(tmp, dest)
+        except (ClientError, BotoCoreError, OSError) as exc:
+            Path(tmp).unlink(missing_ok=True)
+            raise self._fail(exc, full, "download") from exc
+        return dest
+
+    def get_tree(self, prefix: str, dest_dir: Path) -> list[Path]:
+        prefix = normalize_key(prefix, allow_empty=True)
+        objects = self.list_prefix(prefix)
+        if not objects:
+            raise ObjectNotFoundError(self.uri(prefix) if prefix else self.url, "empty prefix")
+        out = []
+        for obj in objects:
+            rel = obj.key[len(prefix) + 1 :] if prefix else obj.key
+            out.append(self.get_file(obj.key, Path(dest_dir) / rel))
+        return out
+
+    def read_bytes(self, key: str, max_bytes: int = SMALL_OBJECT_LIMIT) -> bytes:
+        full = self._full(key)
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=full)
+            size = int(response.get("ContentLength", 0))
+            if size > max_bytes:
+                response["Body"].close()
+                raise StoreError(f"{self.uri(key)} is {size} bytes, more than the {max_bytes} allowed here")
+            return response["Body"].read()
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail(exc, full, "read") from exc
+
+    def read_json(self, key: str, max_bytes: int = SMALL_OBJECT_LIMIT) -> Any:
+        data = self.read_bytes(key, max_bytes)
+        try:
+            return json.loads(data)
+        except ValueError as exc:
+            raise StoreError(f"{self.uri(key)} is not valid JSON: {exc}") from exc
+
+    def delete_prefix(self, prefix: str) -> int:
+        full = self._full(prefix)
+        keys = [k for k, _ in self._list_full(full)]
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=full)
+            keys.append(full)
+        except ClientError:
+            pass
+        for start in range(0, len(keys), 1000):
+            batch = keys[start : start + 1000]
+            try:
+                self.client.delete_objects(
+                    Bucket=self.bucket,
+                    Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True},
+                )
+            except (ClientError, BotoCoreError) as exc:
+                raise self._fail(exc, full, "delete") from exc
+        return len(keys)
