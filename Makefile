@@ -15,7 +15,7 @@ images: venv docker
 	@./scripts/images.sh
 
 demo: images
-	@$(PY) -m valohai_airflow.demo
+	@$(PY) scripts/demo.py
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -47,7 +47,7 @@ build_python() {
   need_apt debootstrap debootstrap
   local root; root=$(mktemp -d)
   echo "images: debootstrap $SUITE (minbase + python3) from $(debian_mirror)"
-  as_root debootstrap --variant=minbase --include=python3,ca-certificates "$SUITE" "$root" "$(debian_mirror)" \
+  as_root debootstrap --variant=minbase --include=python3,python-is-python3,ca-certificates "$SUITE" "$root" "$(debian_mirror)" \
     >/tmp/valohai-airflow-debootstrap.log 2>&1 || { tail -20 /tmp/valohai-airflow-debootstrap.log >&2; exit 1; }
   local pyver; pyver=$(as_root chroot "$root" python3 -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
   local site="$root/usr/local/lib/python$pyver/dist-packages"

@@ -16,3 +16,23 @@ def corpus_dir() -> Path:
     if not CORPUS_DIR.is_dir():
         pytest.fail(f"corpus not found at {CORPUS_DIR}; set VALOHAI_CORPUS")
     return CORPUS_DIR
+
+
+def _isolated_airflow_home() -> Path:
+    """Airflow reads its config at import time: point it at a throwaway home before anything imports it."""
+    import tempfile
+
+    home = Path(tempfile.mkdtemp(prefix="valohai-airflow-test-"))
+    (home / "dags").mkdir()
+    os.environ["AIRFLOW_HOME"] = str(home)
+    os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(home / "dags")
+    os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+    os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
+    os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{home / 'airflow.db'}"
+    os.environ.pop("_AIRFLOW_PARSING_CONTEXT_DAG_ID", None)
+    os.environ.pop("_AIRFLOW_PARSING_CONTEXT_TASK_ID", None)
+    return home
+
+
+AIRFLOW_HOME = _isolated_airflow_home()
+DAGS_FOLDER = AIRFLOW_HOME / "dags"

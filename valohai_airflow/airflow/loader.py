@@ -1,0 +1,82 @@
+"""Finds every valohai.yaml below the dags folder and builds its DAGs.
+
+A broken valohai.yaml never hides the DAGs of other projects: it becomes one placeholder DAG,
+`valohai_error__<project>`, whose description and docs carry every error with file:line:column,
+and whose only task fails with the same text. The DAG list of the web UI shows it at once,
+without anyone reading logs. With `[valohai] strict_loading = True` the error is raised instead,
+which Airflow shows as an ordinary import error of the loader file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from airflow.sdk import DAG, get_parsing_context
+
+from valohai_airflow.airflow.factory import START_DATE, build_dags
+from valohai_airflow.airflow.operators import FailWithMessageOperator
+from valohai_airflow.airflow.settings import valohai_settings
+from valohai_airflow.plan.discovery import find_valohai_yamls, project_name_for
+from valohai_airflow.plan.naming import project_dag_prefix
+from valohai_airflow.plan.project import compile_project
+from valohai_airflow.spec.diagnostics import ValohaiAirflowError
+
+log = logging.getLogger(__name__)
+
+
+def error_dag_id(project_name: str) -> str:
+    return "valohai_error__" + project_dag_prefix(project_name).rstrip("_")
+
+
+def error_dag(project_name: str, valohai_yaml: Path, error: ValohaiAirflowError) -> DAG:
+    text = str(error)
+    lines = text.splitlines() or [text]
+    with DAG(
+        dag_id=error_dag_id(project_name),
+        dag_display_name=f"⚠ {project_name}: valohai.yaml has {len(lines)} error(s)",
+        description=lines[0][:200],
+        schedule=None,
+        start_date=START_DATE,
+        catchup=False,
+        doc_md="# valohai.yaml could not be compiled\n\n"
+        f"File: `{valohai_yaml}`\n\n```\n{text}\n```\n\nFix the file; the pipelines appear on the next parse.",
+        tags=["valohai", "valohai-error", project_name],
+        is_paused_upon_creation=True,
+    ) as dag:
+        FailWithMessageOperator(task_id="valohai_yaml_error", message=text)
+    return dag
+
+
+def load_dags(dags_folder: str | os.PathLike[str] | None = None) -> dict[str, DAG]:
+    """Build the DAGs of every project. On a worker, only the project of the DAG being run."""
+    from airflow.configuration import conf
+
+    settings = valohai_settings()
+    folder = Path(dags_folder or conf.get("core", "dags_folder"))
+    ignore_syntax = conf.get("core", "dag_ignore_file_syntax", fallback="glob") or "glob"
+    wanted = get_parsing_context().dag_id
+    dags: dict[str, DAG] = {}
+    for valohai_yaml in find_valohai_yamls(folder, ignore_syntax):
+        project_name = project_name_for(valohai_yaml, folder)
+        prefix = project_dag_prefix(project_name)
+        if wanted and not (wanted.startswith(prefix) or wanted == error_dag_id(project_name)):
+            continue
+        try:
+            plan = compile_project(valohai_yaml, project_name=project_name, cache_dir=settings.plan_cache_dir)
+            for warning in plan.diagnostics:
+                log.warning("%s", warning)
+            dags.update(build_dags(plan, docker_url=settings.docker_url))
+        except Exception as error:
+            if settings.strict_loading:
+                raise
+            if not isinstance(error, ValohaiAirflowError):
+                log.exception("valohai-airflow failed on %s", valohai_yaml)
+                error = ValohaiAirflowError(
+                    f"{valohai_yaml}: internal error ({type(error).__name__}): {error}"
+                )
+            log.error("valohai.yaml of %s could not be compiled:\n%s", project_name, error)
+            dag = error_dag(project_name, valohai_yaml, error)
+            dags[dag.dag_id] = dag
+    return dags

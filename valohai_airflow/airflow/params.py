@@ -1,0 +1,101 @@
+"""Pipeline and node parameters as Airflow Params: the trigger form of a pipeline's DAG."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk import Param
+
+from valohai_airflow.plan.model import EdgeKind, NodeKind, PipelinePlan
+from valohai_airflow.plan.params import node_input_key, node_parameter_key
+from valohai_airflow.spec.parameter import Parameter
+
+_JSON_TYPES = {"string": "string", "integer": "integer", "float": "number", "flag": "boolean"}
+
+
+def _schema(parameter: Parameter) -> dict[str, Any]:
+    item: dict[str, Any] = {"type": _JSON_TYPES[parameter.type]}
+    if parameter.min is not None:
+        item["minimum"] = parameter.min
+    if parameter.max is not None:
+        item["maximum"] = parameter.max
+    if parameter.choices and parameter.type != "flag":
+        item["enum"] = list(parameter.choices)
+    if parameter.multiple not in (None, "none"):
+        return {"type": "array", "items": item}
+    return item
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    schema = dict(schema)
+    schema["type"] = [schema["type"], "null"]
+    if "enum" in schema:
+        schema["enum"] = [*schema["enum"], None]
+    return schema
+
+
+def parameter_param(parameter: Parameter, default: Any, section: str | None) -> Param:
+    schema = _schema(parameter)
+    if default is None and (parameter.optional or parameter.type == "flag"):
+        schema = _nullable(schema)
+    if parameter.multiple not in (None, "none") and default is not None and not isinstance(default, list):
+        default = [default]
+    kwargs: dict[str, Any] = {"title": parameter.name, **schema}
+    if section:
+        kwargs["section"] = section
+    if parameter.description:
+        kwargs["description"] = parameter.description
+    if default is None and "null" not in schema["type"]:
+        return Param(**kwargs)  # required: the form asks for it
+    return Param(default, **kwargs)
+
+
+def _target_parameter(pipeline: PipelinePlan, targets: tuple[tuple[str, str], ...]) -> Parameter | None:
+    """The step parameter a pipeline parameter stands for: its type, bounds and choices."""
+    for node_name, parameter_name in targets:
+        step = pipeline.node(node_name).step
+        if step is not None and step.parameter(parameter_name) is not None:
+            return step.parameter(parameter_name)
+    return None
+
+
+def pipeline_params(pipeline: PipelinePlan) -> dict[str, Param]:
+    """Pipeline parameters first (ungrouped), then each node's own parameters and input URLs by node.
+
+    A node parameter that a pipeline parameter or an edge fills is not offered separately: the
+    pipeline parameter (or the upstream node) decides its value, as on Valohai.
+    """
+    params: dict[str, Param] = {}
+    targeted = {target for pp in pipeline.parameters for target in pp.targets}
+    for pp in pipeline.parameters:
+        template = _target_parameter(pipeline, pp.targets)
+        if template is None:
+            params[pp.name] = Param(pp.default, title=pp.name, description=pp.description)
+            continue
+        update: dict[str, Any] = {"name": pp.name, "description": pp.description or template.description}
+        if isinstance(pp.default, list) and template.multiple in (None, "none"):
+            update["multiple"] = "separate"  # a list fans out over a task node: one value per execution
+        params[pp.name] = parameter_param(template.model_copy(update=update), pp.default, section=None)
+    for node in pipeline.nodes:
+        if node.kind is NodeKind.DEPLOYMENT or node.step is None:
+            continue
+        edge_filled = {
+            e.target_key for e in pipeline.edges_into(node.name) if e.target_kind is EdgeKind.PARAMETER
+        }
+        for parameter in node.step.parameters:
+            if (node.name, parameter.name) in targeted or parameter.name in edge_filled:
+                continue
+            params[node_parameter_key(node.name, parameter.name)] = parameter_param(
+                parameter, parameter.default, section=node.name
+            )
+        for input_ in node.step.inputs:
+            params[node_input_key(node.name, input_.name)] = Param(
+                list(input_.default),
+                type="array",
+                items={"type": "string"},
+                title=f"{input_.name} (input URLs)",
+                description=input_.description
+                or "One URL or path per line: local path, file://, s3://, http(s)://",
+                section=node.name,
+            )
+    return params

@@ -1,0 +1,115 @@
+"""`valohai-airflow`: check valohai.yaml files and show their pipelines without starting Airflow."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from valohai_airflow.plan.discovery import VALOHAI_YAML, find_valohai_yamls
+from valohai_airflow.plan.model import PipelinePlan, ProjectPlan
+from valohai_airflow.plan.project import compile_project
+from valohai_airflow.spec.diagnostics import Diagnostic, Severity, ValohaiSpecError
+
+
+def _files(paths: Sequence[str]) -> list[Path]:
+    found: list[Path] = []
+    for raw in paths or ["."]:
+        path = Path(raw)
+        if path.is_dir():
+            found.extend(find_valohai_yamls(path))
+        else:
+            found.append(path)
+    return found
+
+
+def _diagnostics(path: Path) -> list[Diagnostic]:
+    try:
+        return list(compile_project(path).diagnostics)
+    except ValohaiSpecError as error:
+        return list(error.diagnostics)
+
+
+def lint(paths: Sequence[str], *, strict: bool, output: str) -> int:
+    files = _files(paths)
+    if not files:
+        print(f"no {VALOHAI_YAML} found below {', '.join(paths or ['.'])}", file=sys.stderr)
+        return 1
+    results = {str(path): _diagnostics(path) for path in files}
+    failing = {Severity.ERROR, Severity.WARNING} if strict else {Severity.ERROR}
+    failed = any(d.severity in failing for found in results.values() for d in found)
+    if output == "json":
+        print(json.dumps({file: [d.as_dict() for d in found] for file, found in results.items()}, indent=2))
+    else:
+        for file, found in results.items():
+            for diagnostic in found:
+                print(diagnostic)
+            errors = sum(d.severity is Severity.ERROR for d in found)
+            print(f"{file}: {errors} error(s), {len(found) - errors} warning(s)")
+    return 1 if failed else 0
+
+
+def _mermaid_id(name: str) -> str:
+    return "n_" + "".join(ch if ch.isalnum() else "_" for ch in name)
+
+
+def render_graph(pipeline: PipelinePlan, output: str) -> str:
+    if output == "mermaid":
+        lines = ["flowchart LR"]
+        for node in pipeline.nodes:
+            label = node.name.replace('"', "'")
+            lines.append(f'    {_mermaid_id(node.name)}["{label}"]')
+        for edge in pipeline.edges:
+            label = f"{edge.source_kind.value}.{edge.source_key} → {edge.target_kind.value}.{edge.target_key}"
+            label = label.replace('"', "'").replace("|", "/")
+            lines.append(f'    {_mermaid_id(edge.source_node)} -->|"{label}"| {_mermaid_id(edge.target_node)}')
+        return "\n".join(lines)
+    lines = [f"pipeline {pipeline.name}"]
+    for node in pipeline.nodes:
+        step = node.step
+        where = f"step {step.name} in {step.image}" if step else f"deployment {node.deployment}"
+        lines.append(f"  {node.name} [{node.kind.value}] {where}")
+        for edge in pipeline.edges_into(node.name):
+            lines.append(
+                f"    <- {edge.source_node}.{edge.source_kind.value}.{edge.source_key}"
+                f" into {edge.target_kind.value}.{edge.target_key}"
+            )
+    return "\n".join(lines)
+
+
+def graph(path: str, pipeline_name: str | None, output: str) -> int:
+    try:
+        project: ProjectPlan = compile_project(Path(path))
+    except ValohaiSpecError as error:
+        print(error, file=sys.stderr)
+        return 1
+    pipelines = [p for p in project.pipelines if pipeline_name in (None, p.name)]
+    if not pipelines:
+        names = ", ".join(p.name for p in project.pipelines) or "none"
+        print(f"{path}: no pipeline {pipeline_name!r} (pipelines: {names})", file=sys.stderr)
+        return 1
+    print("\n\n".join(render_graph(p, output) for p in pipelines))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="valohai-airflow", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    lint_parser = commands.add_parser("lint", help="check valohai.yaml files; exit 1 on errors")
+    lint_parser.add_argument("paths", nargs="*", help="files, or folders to search for valohai.yaml")
+    lint_parser.add_argument("--strict", action="store_true", help="treat warnings as errors")
+    lint_parser.add_argument("--format", choices=["text", "json"], default="text")
+    graph_parser = commands.add_parser("graph", help="show a pipeline's nodes and edges")
+    graph_parser.add_argument("path", help="a valohai.yaml")
+    graph_parser.add_argument("--pipeline", help="only this pipeline")
+    graph_parser.add_argument("--format", choices=["text", "mermaid"], default="text")
+    args = parser.parse_args(argv)
+    if args.command == "lint":
+        return lint(args.paths, strict=args.strict, output=args.format)
+    return graph(args.path, args.pipeline, args.format)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

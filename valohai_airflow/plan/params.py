@@ -1,0 +1,15 @@
+"""Names of the run-time knobs of a pipeline (the keys of the DAG's Params / run conf).
+
+They follow Valohai's socket syntax so they read like the edges users already write:
+`train.parameter.epochs`, `train.input.dataset`; pipeline parameters keep their own name.
+"""
+
+from __future__ import annotations
+
+
+def node_parameter_key(node: str, parameter: str) -> str:
+    return f"{node}.parameter.{parameter}"
+
+
+def node_input_key(node: str, input_name: str) -> str:
+    return f"{node}.input.{input_name}"
