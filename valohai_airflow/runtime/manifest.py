@@ -1,0 +1,136 @@
+"""The manifest: what one node try did, returned as its XCom and read by downstream nodes.
+
+It names the node, step, image and command, the exit code and timings, the resolved parameters,
+the input files, the output files (path, uri, size, sha256, properties), the last metadata value
+per key and where the full metadata series is stored. A manifest with many files would be too
+big for XCom, so its "large" form keeps the file lists in the store (`files_uri`) and only the
+counts inline; `load_manifest` accepts either form and returns the full one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from valohai_airflow.runtime.outputs import OutputCollection
+from valohai_airflow.store import read_json_uri
+from valohai_airflow.store.base import ArtifactStore, StoreError
+
+SCHEMA_VERSION = 1
+#: Above either limit the file lists move to the store.
+MAX_INLINE_FILES = 1000
+MAX_INLINE_BYTES = 256 * 1024
+
+
+class ManifestFile(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    path: str  # outputs: relative to the outputs dir; inputs: relative to inputs/<name>/
+    uri: str | None = None
+    size: int | None = None
+    sha256: str | None = None
+    properties: dict[str, Any] = Field(default_factory=dict)
+
+
+class Manifest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    schema_version: int = SCHEMA_VERSION
+    execution_id: str
+    node: str
+    step: str
+    image: str
+    command: list[str] = Field(default_factory=list)
+    exit_code: int | None = None
+    status: str | None = None  # "succeeded", "failed", "stopped", ...
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    inputs: dict[str, list[ManifestFile]] = Field(default_factory=dict)
+    outputs: list[ManifestFile] = Field(default_factory=list)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata_uri: str | None = None
+    metadata_truncated: bool = False
+    outputs_prefix_uri: str | None = None
+    skipped_outputs: list[str] = Field(default_factory=list)
+    # the large form: the file lists live at files_uri, only their sizes stay inline
+    files_uri: str | None = None
+    input_counts: dict[str, int] = Field(default_factory=dict)
+    output_count: int | None = None
+
+    @property
+    def is_large(self) -> bool:
+        return self.files_uri is not None
+
+    def output_paths(self) -> list[str]:
+        return [f.path for f in self.outputs]
+
+
+def output_entries(collection: OutputCollection, uris: Mapping[str, str]) -> list[ManifestFile]:
+    """Manifest entries for collected (and uploaded) outputs."""
+    return [
+        ManifestFile(path=f.path, uri=uris.get(f.path), size=f.size, sha256=f.sha256, properties=f.properties)
+        for f in collection.files
+    ]
+
+
+def _files_payload(manifest: Manifest) -> dict[str, Any]:
+    return {
+        "inputs": {
+            name: [f.model_dump(mode="json") for f in files] for name, files in manifest.inputs.items()
+        },
+        "outputs": [f.model_dump(mode="json") for f in manifest.outputs],
+    }
+
+
+def to_xcom(
+    manifest: Manifest,
+    store: ArtifactStore,
+    key: str,
+    *,
+    max_inline_files: int = MAX_INLINE_FILES,
+    max_inline_bytes: int = MAX_INLINE_BYTES,
+) -> dict[str, Any]:
+    """The JSON-friendly value to push as XCom: the manifest itself, or its large form with the
+    file lists stored under `key`."""
+    full = manifest.model_dump(mode="json")
+    count = len(manifest.outputs) + sum(len(files) for files in manifest.inputs.values())
+    if count <= max_inline_files and len(json.dumps(full, default=str)) <= max_inline_bytes:
+        return full
+    stored = store.put_json(_files_payload(manifest), key)
+    large = manifest.model_copy(
+        update={
+            "inputs": {},
+            "outputs": [],
+            "files_uri": stored.uri,
+            "input_counts": {name: len(files) for name, files in manifest.inputs.items()},
+            "output_count": len(manifest.outputs),
+        }
+    )
+    return large.model_dump(mode="json")
+
+
+def load_manifest(
+    data: Mapping[str, Any] | Manifest, store: ArtifactStore | None = None, **opts: Any
+) -> Manifest:
+    """A full manifest from an XCom value in either form (reading the file lists if needed)."""
+    manifest = data if isinstance(data, Manifest) else Manifest.model_validate(dict(data))
+    if manifest.files_uri is None:
+        return manifest
+    payload = read_json_uri(manifest.files_uri, store, **opts)
+    if not isinstance(payload, dict):
+        raise StoreError(f"{manifest.files_uri} is not a manifest file list")
+    inputs = {
+        str(name): [ManifestFile.model_validate(f) for f in files]
+        for name, files in dict(payload.get("inputs", {})).items()
+    }
+    outputs = [ManifestFile.model_validate(f) for f in payload.get("outputs", [])]
+    if manifest.output_count is not None and len(outputs) != manifest.output_count:
+        raise StoreError(
+            f"{manifest.files_uri} lists {len(outputs)} outputs, the manifest says {manifest.output_count}"
+        )
+    return manifest.model_copy(update={"inputs": inputs, "outputs": outputs, "files_uri": None})

@@ -1,0 +1,202 @@
+"""Collect what a step left in `/valohai/outputs` (also after a failure) and upload it.
+
+Every regular file below the outputs dir is an output, named by its `/`-separated path relative
+to that dir, with size and a streamed sha256. Properties (tags, alias, dataset versions, any
+key) come from two places (VALOHAI.md §4.5):
+
+- a sidecar `<file>.metadata.json` next to an output file;
+- `valohai.metadata.jsonl` at the top of the outputs dir, one `{"file", "metadata"}` per line
+  (what `valohai.output_properties()` writes).
+
+Both are merged per file; where both set a key, the `.jsonl` value wins (it is the newer, API-
+driven mechanism, and valohai-utils merges into it). These property files are not outputs
+themselves; a `x.metadata.json` whose `x` does not exist stays an ordinary output.
+
+Symlinks: one that resolves to a regular file inside the outputs dir is collected under its own
+name; one that points outside the dir, to a directory, or nowhere is never followed: it is
+skipped and reported in `skipped`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from valohai_airflow.store.base import ArtifactStore, join_key, normalize_key
+
+SIDECAR_SUFFIX = ".metadata.json"
+PROPERTIES_JSONL = "valohai.metadata.jsonl"
+_CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class OutputFile:
+    path: str  # relative to the outputs dir, `/`-separated
+    size: int
+    sha256: str
+    properties: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedEntry:
+    path: str
+    reason: str
+
+
+@dataclass
+class OutputCollection:
+    root: Path
+    files: list[OutputFile] = field(default_factory=list)
+    skipped: list[SkippedEntry] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # unreadable property files and the like
+
+    @property
+    def paths(self) -> list[str]:
+        return [f.path for f in self.files]
+
+
+def sha256_file(path: Path) -> str:
+    """Streamed, so multi-gigabyte outputs do not land in memory."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _hash_nofollow(path: Path) -> tuple[int, str]:
+    """Size and sha256 of a regular file, refusing to follow a symlink swapped in meanwhile."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fh.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(f"{path} is not a regular file")
+        digest = hashlib.sha256()
+        size = 0
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()
+
+
+def _scan(root: Path, skipped: list[SkippedEntry]) -> dict[str, Path]:
+    """Relative path → file to read (the link target for in-tree symlinks)."""
+    real_root = root.resolve()
+    found: dict[str, Path] = {}
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        base = Path(dirpath)
+        for name in list(dirnames):
+            entry = base / name
+            if entry.is_symlink():
+                rel = entry.relative_to(root).as_posix()
+                skipped.append(SkippedEntry(rel, "symlink to a directory is not followed"))
+        for name in filenames:
+            entry = base / name
+            rel = entry.relative_to(root).as_posix()
+            st = entry.lstat()
+            if stat.S_ISLNK(st.st_mode):
+                target = entry.resolve()
+                if not target.is_relative_to(real_root):
+                    skipped.append(SkippedEntry(rel, f"symlink points outside the outputs dir ({target})"))
+                elif not target.is_file():
+                    skipped.append(SkippedEntry(rel, "symlink to a missing or non-regular file"))
+                else:
+                    found[rel] = target
+            elif stat.S_ISREG(st.st_mode):
+                found[rel] = entry
+            else:
+                skipped.append(SkippedEntry(rel, "not a regular file"))
+    return found
+
+
+def _read_json_object(path: Path, problems: list[str], label: str) -> dict[str, Any] | None:
+    try:
+        value = json.loads(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        problems.append(f"{label}: cannot read properties: {exc}")
+        return None
+    if not isinstance(value, dict):
+        problems.append(f"{label}: properties must be a JSON object")
+        return None
+    return value
+
+
+def collect_outputs(outputs_dir: Path) -> OutputCollection:
+    """Every output file with size, sha256 and properties; sorted by path."""
+    root = Path(outputs_dir)
+    result = OutputCollection(root=root)
+    if not root.is_dir():
+        return result
+    found = _scan(root, result.skipped)
+    properties: dict[str, dict[str, Any]] = {}
+    property_files: set[str] = set()
+    for rel in sorted(found):
+        if rel.endswith(SIDECAR_SUFFIX) and rel[: -len(SIDECAR_SUFFIX)] in found:
+            property_files.add(rel)
+            value = _read_json_object(found[rel], result.problems, rel)
+            if value is not None:
+                properties.setdefault(rel[: -len(SIDECAR_SUFFIX)], {}).update(value)
+    if PROPERTIES_JSONL in found:
+        property_files.add(PROPERTIES_JSONL)
+        _read_jsonl(found[PROPERTIES_JSONL], found, properties, result.problems)
+    for rel in sorted(found):
+        if rel in property_files:
+            continue
+        try:
+            size, digest = _hash_nofollow(found[rel])
+        except OSError as exc:
+            result.skipped.append(SkippedEntry(rel, f"unreadable: {exc}"))
+            continue
+        result.files.append(OutputFile(rel, size, digest, properties.get(rel, {})))
+    return result
+
+
+def _read_jsonl(
+    path: Path, found: dict[str, Path], properties: dict[str, dict[str, Any]], problems: list[str]
+) -> None:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.append(f"{PROPERTIES_JSONL}: cannot read: {exc}")
+        return
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        label = f"{PROPERTIES_JSONL}:{number}"
+        try:
+            entry = json.loads(line)
+        except ValueError as exc:
+            problems.append(f"{label}: not JSON: {exc}")
+            continue
+        if not isinstance(entry, dict) or not isinstance(entry.get("file"), str):
+            problems.append(f'{label}: expected {{"file": ..., "metadata": {{...}}}}')
+            continue
+        meta = entry.get("metadata", {})
+        if not isinstance(meta, dict):
+            problems.append(f"{label}: metadata must be a JSON object")
+            continue
+        rel = Path(entry["file"]).as_posix().removeprefix("./")
+        if rel not in found:
+            problems.append(f"{label}: properties for {rel!r}, which is not an output file")
+            continue
+        properties.setdefault(rel, {}).update(meta)
+
+
+def upload_outputs(collection: OutputCollection, store: ArtifactStore, prefix: str) -> dict[str, str]:
+    """Upload the collected files under `prefix`; returns relative path → URI.
+
+    In-tree symlinks are uploaded as the content they point at (a store has no links)."""
+    prefix = normalize_key(prefix, allow_empty=True)
+    strip = len(prefix) + 1 if prefix else 0
+    plain = [f.path for f in collection.files if not (collection.root / f.path).is_symlink()]
+    uris = {obj.key[strip:]: obj.uri for obj in store.put_tree(collection.root, prefix, plain)}
+    for f in collection.files:
+        if f.path not in uris:
+            target = (collection.root / f.path).resolve()
+            uris[f.path] = store.put_file(target, join_key(prefix, f.path)).uri
+    return uris
