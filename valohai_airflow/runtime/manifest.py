@@ -50,6 +50,8 @@ class Manifest(BaseModel):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     parameters: dict[str, Any] = Field(default_factory=dict)
+    # the step's environment variables from valohai.yaml (never secrets: those are not written here)
+    environment: dict[str, str] = Field(default_factory=dict)
     inputs: dict[str, list[ManifestFile]] = Field(default_factory=dict)
     outputs: list[ManifestFile] = Field(default_factory=list)
     metadata: dict[str, Any] = Field(default_factory=dict)
