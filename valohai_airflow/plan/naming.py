@@ -1,34 +1,48 @@
 """Airflow ids for Valohai names: readable, stable across edits, and unique.
 
-Airflow allows [A-Za-z0-9_.-] up to 250 characters in ids. Names that fit keep their spelling
-(dots become `_` in dag ids, which join project and pipeline with `__`); other characters become
-`_` and a short hash of the original is appended so that two names never map to one id.
+Airflow accepts `[A-Za-z0-9_.-]` (its KEY_REGEX is `^[\\w.-]+$`, and `..` is refused) up to 250
+characters. We stay with ASCII letters, digits, `_` and `-`: a name that already fits keeps its
+spelling, so the common case reads exactly like valohai.yaml. Any other name is folded to ASCII
+(`é` → `e`), every run of other characters becomes one `_`, and a short hash of the ORIGINAL name is
+appended. The hash depends only on the name itself, so an id never changes when other nodes are
+added, renamed or reordered, and two different names cannot end up with one id unless a hash
+collides (the compiler checks ids are unique within a pipeline and reports it if so).
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 MAX_ID = 250
+_HASH_LENGTH = 6
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+_PROJECT_LIMIT = 100
+_SEPARATOR = "__"
 
 
-def _safe(name: str, limit: int) -> str:
-    cleaned = _UNSAFE.sub("_", name).strip("_") or "x"
-    if cleaned == name and len(name) <= limit:
+def _safe(name: str, limit: int, fallback: str) -> str:
+    """`name` unchanged when it is already a safe id that fits `limit`; otherwise readable + hash."""
+    if len(name) <= limit and not _UNSAFE.search(name) and name:
         return name
-    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:6]
-    return f"{cleaned[: limit - 7]}_{digest}"
+    folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+    cleaned = _UNSAFE.sub("_", folded).strip("_") or fallback
+    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:_HASH_LENGTH]
+    return f"{cleaned[: limit - _HASH_LENGTH - 1]}_{digest}"
 
 
 def task_id_for(node_name: str) -> str:
-    return _safe(node_name, MAX_ID)
+    """The Airflow task id of a pipeline node."""
+    return _safe(node_name, MAX_ID, "node")
 
 
 def project_dag_prefix(project_name: str) -> str:
-    return _safe(project_name, 100) + "__"
+    """What every dag id of one project starts with (the loader uses it to find a project's DAGs)."""
+    return _safe(project_name, _PROJECT_LIMIT, "project") + _SEPARATOR
 
 
 def dag_id_for(project_name: str, pipeline_name: str) -> str:
-    return project_dag_prefix(project_name) + _safe(pipeline_name, MAX_ID - 102)
+    """`<project>__<pipeline>`: the DAG of one pipeline of one project folder."""
+    prefix = project_dag_prefix(project_name)
+    return prefix + _safe(pipeline_name, MAX_ID - len(prefix), "pipeline")
