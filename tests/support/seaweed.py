@@ -105,10 +105,10 @@ class SeaweedServer:
             f"-ip.bind={LOOPBACK}",
             f"-master.port={master}",
             f"-master.port.grpc={master_grpc}",
-            "-master.volumeSizeLimitMB=64",
+            "-master.volumeSizeLimitMB=32",
             f"-volume.port={volume}",
             f"-volume.port.grpc={volume_grpc}",
-            "-volume.max=16",
+            "-volume.max=1000",  # every bucket is a collection that grows its own volumes
             "-filer",
             f"-filer.port={filer}",
             f"-filer.port.grpc={filer_grpc}",
