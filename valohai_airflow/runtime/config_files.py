@@ -1,0 +1,146 @@
+"""`/valohai/config/{parameters,inputs,execution}.json` in the shapes valohai-utils reads
+(VALOHAI.md §4.3, valohai/internals/input_info.py, valohai/execution.py).
+
+Paths written into `inputs.json` are CONTAINER paths (`/valohai/inputs/<name>/<file>`): the step
+reads them inside the container, and valohai-utils downloads nothing when every path exists.
+`parameters.json` must hold every parameter, because a non-empty file replaces valohai-utils'
+`prepare()` defaults wholesale. A `.yaml` twin of each file is written too, as Valohai does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+CONTAINER_ROOT = "/valohai"
+
+
+@dataclass(frozen=True, slots=True)
+class InputFileEntry:
+    """One file of one input, as materialised under `inputs/<input>/<name>`."""
+
+    name: str  # relative to inputs/<input>/, `/`-separated (keep-directories may add folders)
+    uri: str | None
+    size: int
+    sha256: str
+    metadata: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+
+
+def container_input_path(input_name: str, name: str, container_root: str = CONTAINER_ROOT) -> str:
+    return posixpath.join(container_root, "inputs", input_name, name)
+
+
+def inputs_json(
+    inputs: Mapping[str, Sequence[InputFileEntry]], container_root: str = CONTAINER_ROOT
+) -> dict[str, Any]:
+    """`{name: {"files": [{"name","path","uri","size","checksums","metadata"}]}}`."""
+    return {
+        input_name: {
+            "files": [
+                {
+                    "name": f.name,
+                    "path": container_input_path(input_name, f.name, container_root),
+                    "uri": f.uri,
+                    "size": f.size,
+                    "checksums": {"sha256": f.sha256},
+                    "metadata": [dict(m) for m in f.metadata],
+                }
+                for f in files
+            ]
+        }
+        for input_name, files in inputs.items()
+    }
+
+
+def execution_json(
+    *,
+    execution_id: str,
+    step: str,
+    image: str,
+    project_name: str | None = None,
+    commit: str | None = None,
+    title: str | None = None,
+    counter: int | None = None,
+    created_at: datetime | None = None,
+    pipeline_id: str | None = None,
+    pipeline_title: str | None = None,
+    pipeline_node_id: str | None = None,
+    pipeline_counter: int | None = None,
+    task_id: str | None = None,
+    tags: Sequence[str] = (),
+) -> dict[str, Any]:
+    """The keys Valohai writes; values we do not have are null like Valohai's own absent ones."""
+    return {
+        "valohai.commit-identifier": commit,
+        "valohai.creator-email": None,
+        "valohai.creator-id": None,
+        "valohai.creator-name": None,
+        "valohai.environment-id": None,
+        "valohai.environment-name": "airflow",
+        "valohai.environment-slug": "airflow",
+        "valohai.execution-counter": counter,
+        "valohai.execution-ctime": created_at.isoformat() if created_at else None,
+        "valohai.execution-duration": None,
+        "valohai.execution-id": execution_id,
+        "valohai.execution-image": image,
+        "valohai.execution-qtime": None,
+        "valohai.execution-status": "started",
+        "valohai.execution-step": step,
+        "valohai.execution-tags": list(tags),
+        "valohai.execution-title": title,
+        "valohai.project-id": None,
+        "valohai.project-name": project_name,
+        "valohai.pipeline-counter": pipeline_counter,
+        "valohai.pipeline-id": pipeline_id,
+        "valohai.pipeline-node-id": pipeline_node_id,
+        "valohai.pipeline-tags": [],
+        "valohai.pipeline-title": pipeline_title,
+        "valohai.task-counter": None,
+        "valohai.task-id": task_id,
+    }
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".vh-tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_config_file(config_dir: Path, stem: str, data: Mapping[str, Any]) -> Path:
+    """Write `<stem>.json` and `<stem>.yaml`; returns the JSON path."""
+    target = Path(config_dir) / f"{stem}.json"
+    _atomic_write_text(target, json.dumps(dict(data), indent=2, sort_keys=True, default=str) + "\n")
+    _atomic_write_text(
+        Path(config_dir) / f"{stem}.yaml",
+        yaml.safe_dump(json.loads(json.dumps(dict(data), default=str)), sort_keys=True),
+    )
+    return target
+
+
+def write_config_files(
+    config_dir: Path,
+    *,
+    parameters: Mapping[str, Any],
+    inputs: Mapping[str, Sequence[InputFileEntry]],
+    execution: Mapping[str, Any],
+    container_root: str = CONTAINER_ROOT,
+) -> None:
+    write_config_file(config_dir, "parameters", parameters)
+    write_config_file(config_dir, "inputs", inputs_json(inputs, container_root))
+    write_config_file(config_dir, "execution", execution)
