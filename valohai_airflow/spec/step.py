@@ -194,6 +194,16 @@ class Step(SpecModel):
     source_path: Str | None = Field(default=None, alias="source-path")
 
     @model_validator(mode="after")
+    def _preset_needs_environment(self) -> Step:
+        if self.runtime_config_preset and not self.environment:
+            raise spec_error(
+                "preset",
+                "missing 'environment'; a runtime-config-preset needs an environment too",
+                {"name": self.name},
+            )
+        return self
+
+    @model_validator(mode="after")
     def _unique_names(self) -> Step:
         for what, items in (
             ("parameter", self.parameters),
