@@ -30,7 +30,8 @@ def topological_order(nodes: Sequence[str], edges: Iterable[tuple[str, str]]) ->
 
 
 def find_cycles(nodes: Sequence[str], edges: Iterable[tuple[str, str]]) -> list[list[str]]:
-    """One cycle per strongly connected component that has one, as a closed walk `[a, b, a]`.
+    """One cycle per strongly connected component that has one, as a closed walk `[a, b, a]`, in the
+    order of `nodes`.
 
     Reporting one per component (not every elementary cycle, which can be exponentially many) names
     each independent mistake once.
@@ -39,9 +40,11 @@ def find_cycles(nodes: Sequence[str], edges: Iterable[tuple[str, str]]) -> list[
     for source, target in edges:
         if target not in successors[source]:
             successors[source].append(target)
+    position = {name: i for i, name in enumerate(nodes)}
     cycles: list[list[str]] = []
-    for component in _strongly_connected(nodes, successors):
-        start = min(component, key=nodes.index)
+    components = sorted(_strongly_connected(nodes, successors), key=lambda c: min(position[n] for n in c))
+    for component in components:
+        start = min(component, key=position.__getitem__)
         if len(component) == 1 and start not in successors[start]:
             continue
         cycles.append(_cycle_through(start, component, successors))

@@ -1,0 +1,111 @@
+"""One project folder → its plan, compiled once per content.
+
+Airflow re-parses the dags folder every few seconds; a valohai.yaml that did not change must not be
+parsed and compiled again. Plans are cached in-process by (path, sha256 of the bytes) and, when a
+cache directory is given, as pickles named by that hash so a fresh parser process skips the work too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import pickle
+import tempfile
+import threading
+from pathlib import Path
+
+from valohai_airflow.plan.compile import compile_config
+from valohai_airflow.plan.model import ProjectPlan
+from valohai_airflow.plan.naming import dag_id_for, task_id_for
+from valohai_airflow.spec.diagnostics import ValohaiSpecError
+from valohai_airflow.spec.parse import parse_text
+
+__all__ = ["clear_cache", "compile_project", "dag_id_for", "task_id_for"]
+
+# Bump when the plan model or the compiler's output changes, so old pickles are not read back.
+PLAN_FORMAT = 1
+
+_CACHE: dict[tuple[str, str, str], ProjectPlan] = {}
+_LOCK = threading.Lock()
+
+
+def compile_project(
+    valohai_yaml: str | os.PathLike[str],
+    *,
+    project_name: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> ProjectPlan:
+    """Parse and compile one valohai.yaml; ValohaiSpecError carries every error of both steps.
+
+    `project_name` defaults to the name of the folder holding the file.
+    """
+    path = Path(valohai_yaml).resolve()
+    data = path.read_bytes()
+    content_hash = hashlib.sha256(data).hexdigest()
+    name = project_name if project_name is not None else path.parent.name
+    key = (str(path), content_hash, name)
+    with _LOCK:
+        cached = _CACHE.get(key)
+    if cached is not None:
+        return cached
+    plan = _load_pickle(cache_dir, key) if cache_dir is not None else None
+    if plan is None:
+        plan = _compile(data, path, name, content_hash)
+        if cache_dir is not None:
+            _store_pickle(cache_dir, key, plan)
+    with _LOCK:
+        _CACHE[key] = plan
+    return plan
+
+
+def clear_cache() -> None:
+    """Forget the in-process plans (tests, or a long-lived process that wants a fresh start)."""
+    with _LOCK:
+        _CACHE.clear()
+
+
+def _compile(data: bytes, path: Path, name: str, content_hash: str) -> ProjectPlan:
+    result = parse_text(data, str(path))
+    if result.config is None or result.diagnostics.errors:
+        raise ValohaiSpecError(result.diagnostics.errors)
+    try:
+        plan = compile_config(
+            result.config, project_name=name, root=str(path.parent), content_hash=content_hash
+        )
+    except ValohaiSpecError as exc:
+        # Spec warnings are context for the plan errors (e.g. a suspicious default), keep them ordered.
+        raise ValohaiSpecError(result.diagnostics.warnings + exc.diagnostics) from None
+    return dataclasses.replace(
+        plan, source=str(path), diagnostics=(*result.diagnostics.warnings, *plan.diagnostics)
+    )
+
+
+def _pickle_path(cache_dir: str | os.PathLike[str], key: tuple[str, str, str]) -> Path:
+    digest = hashlib.sha256("\0".join((str(PLAN_FORMAT), *key)).encode("utf-8")).hexdigest()
+    return Path(cache_dir) / f"plan-{digest}.pickle"
+
+
+def _load_pickle(cache_dir: str | os.PathLike[str], key: tuple[str, str, str]) -> ProjectPlan | None:
+    """A plan this code wrote earlier for exactly this file content; None if absent or unreadable."""
+    try:
+        with _pickle_path(cache_dir, key).open("rb") as handle:
+            plan = pickle.load(handle)  # our own cache dir, written by _store_pickle
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError):
+        return None
+    if not isinstance(plan, ProjectPlan) or plan.content_hash != key[1]:
+        return None
+    return plan
+
+
+def _store_pickle(cache_dir: str | os.PathLike[str], key: tuple[str, str, str], plan: ProjectPlan) -> None:
+    """Write atomically (temp file + rename) so a concurrent reader never sees half a pickle."""
+    target = _pickle_path(cache_dir, key)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(dir=target.parent, prefix=".plan-", suffix=".tmp")
+        with os.fdopen(fd, "wb") as handle:
+            pickle.dump(plan, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(temp, target)
+    except OSError:
+        return  # the cache is an optimisation; a read-only dags folder must still work
