@@ -1,0 +1,155 @@
+"""build_command/build_script against valohai-yaml's own Step.build_command (the reference).
+
+valohai-yaml ignores flag defaults; ours fills every default in, so the reference always gets
+the complete value set (all defaults including flags, overlaid with the given values).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import valohai_yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from valohai_yaml.objs import Step as VyStep
+
+from tests.conftest import CORPUS_DIR
+from valohai_airflow.spec import Step, build_command, build_script, parse_file, parse_text
+from valohai_airflow.spec.commands import effective_values, join_command
+
+VALID_WITH_STEPS = sorted(
+    p.name
+    for p in CORPUS_DIR.glob("*.yaml")
+    if "error_examples" not in p.name
+    and "duplicate_step_names" not in p.name
+    and "extra-fields" not in p.name
+)
+
+
+@pytest.mark.parametrize("name", VALID_WITH_STEPS)
+def test_corpus_commands_match_valohai_yaml(corpus_dir: Path, name: str) -> None:
+    text = (corpus_dir / name).read_text()
+    config = parse_file(corpus_dir / name).raise_if_errors()
+    reference = valohai_yaml.parse(text)
+    for step_name, step in config.steps.items():
+        values = effective_values(step, {})
+        assert build_command(step, {}) == reference.steps[step_name].build_command(values), step_name
+
+
+def test_flag_defaults_are_passed_and_readme_example() -> None:
+    text = """
+- step:
+    name: train
+    image: python:3.12
+    command:
+      - pip install -r requirements.txt
+      - python train.py {parameters} --name={parameter-value:model_name} {parameter:epochs}
+    parameters:
+      - {name: epochs, type: integer, default: 10}
+      - {name: learning_rate, type: float, default: 0.001, pass-as: "--lr {v}"}
+      - {name: model_name, default: "my model's name"}
+      - {name: verbose, type: flag, default: true}
+      - {name: layers, type: integer, multiple: separate, multiple-separator: ":", default: [1,2,3]}
+      - {name: tags, multiple: repeat, pass-as: "-t {v}", default: ["a b", "c"]}
+"""
+    step = parse_text(text, "v.yaml").raise_if_errors().steps["train"]
+    assert build_command(step, {})[1] == (
+        "python train.py --epochs=10 --lr 0.001 '--model_name=my model'\"'\"'s name' --verbose "
+        "--layers=1:2:3 -t 'a b' -t c --name='my model'\"'\"'s name' --epochs=10"
+    )
+    assert "--verbose" not in build_command(step, {"verbose": False})[1]
+    assert "--epochs" not in build_command(step, {"epochs": None})[1]
+    assert build_script(step, {}).split("\n")[0] == "pip install -r requirements.txt"
+
+
+def test_script_keeps_shebang_first_and_drops_blank_commands() -> None:
+    assert join_command(["#!/bin/bash\nfoo", "", "  ", "bar"]) == "#!/bin/bash\nfoo\nbar"
+    step = Step(
+        name="s", image="i", command=("#!/usr/bin/env python\nprint(1)", "print({parameter-value:x})")
+    )
+    assert build_script(step, {"x": 3}) == "#!/usr/bin/env python\nprint(1)\nprint(3)"
+
+
+def test_unknown_placeholders_stay_and_source_path_is_quoted() -> None:
+    step = Step.model_validate(
+        {
+            "name": "s",
+            "image": "i",
+            "command": "awk '{print $1}' {inputs} {parameter:nope} ${HOME} {source-path}",
+            "source-path": "my dir/x.py",
+        }
+    )
+    assert build_command(step, {}) == ["awk '{print $1}' {inputs} {parameter:nope} ${HOME} 'my dir/x.py'"]
+
+
+NAMES = st.sampled_from(["a", "b", "lr", "epochs", "name-x", "with_us"])
+TEXT = st.text(alphabet="ab '\"$x-=:,", max_size=6)
+INTS = st.integers(min_value=-1000, max_value=10**6)
+FLOATS = st.floats(allow_nan=False, allow_infinity=False, width=32)
+PASS_AS = st.sampled_from([None, "--{name}={value}", "-{name} {v}", "{v}", "--x {value} --y={v}", "--{name}"])
+
+
+def _atom(type_: str) -> st.SearchStrategy[Any]:
+    return {"string": TEXT, "integer": INTS, "float": FLOATS, "flag": st.booleans()}[type_]
+
+
+@st.composite
+def parameter_and_value(draw: st.DrawFn, name: str) -> tuple[dict[str, Any], Any]:
+    type_ = draw(st.sampled_from(["string", "integer", "float", "flag"]))
+    param: dict[str, Any] = {"name": name, "type": type_}
+    multiple = None if type_ == "flag" else draw(st.sampled_from([None, "none", "repeat", "separate"]))
+    if multiple:
+        param["multiple"] = multiple
+        if draw(st.booleans()):
+            param["multiple-separator"] = draw(st.sampled_from([",", ":", " ", ";;"]))
+    pass_as = draw(PASS_AS)
+    if pass_as:
+        param["pass-as"] = pass_as
+    if type_ == "flag":
+        for key in ("pass-true-as", "pass-false-as"):
+            choice = draw(st.sampled_from([None, "--yes", "--no-{name}", "-f {v}"]))
+            if choice:
+                param[key] = choice
+    is_multi = multiple in ("repeat", "separate")
+    value_strategy = st.lists(_atom(type_), max_size=3) if is_multi else _atom(type_)
+    if draw(st.booleans()):
+        param["default"] = draw(value_strategy)
+    value = draw(st.one_of(st.just("unset"), st.none(), value_strategy))
+    return param, value
+
+
+@st.composite
+def steps(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, Any]]:
+    names = draw(st.lists(NAMES, unique=True, max_size=5))
+    params, values = [], {}
+    for name in names:
+        param, value = draw(parameter_and_value(name))
+        params.append(param)
+        if value != "unset":
+            values[name] = value
+    pieces = ["{parameters}", "{params}", "{inputs}", "{print $1}", "{source-path}", "${HOME}", "x"]
+    for name in [*names, "missing"]:
+        pieces += [f"{{parameter:{name}}}", f"{{parameter-value:{name}}}"]
+    command = draw(
+        st.lists(st.lists(st.sampled_from(pieces), max_size=4).map(" ".join), min_size=1, max_size=3)
+    )
+    data: dict[str, Any] = {
+        "name": "s",
+        "image": "i",
+        "command": command if draw(st.booleans()) else command[0],
+    }
+    data["parameters"] = params
+    if draw(st.booleans()):
+        data["source-path"] = draw(st.sampled_from(["train.py", "dir with space/x.py"]))
+    return data, values
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(steps())
+def test_generated_steps_match_valohai_yaml(case: tuple[dict[str, Any], dict[str, Any]]) -> None:
+    data, values = case
+    ours = Step.model_validate(data)
+    reference = VyStep.parse(data)
+    assert build_command(ours, values) == reference.build_command(effective_values(ours, values))
