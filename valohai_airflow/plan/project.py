@@ -18,7 +18,7 @@ from pathlib import Path
 from valohai_airflow.plan.compile import compile_config
 from valohai_airflow.plan.model import ProjectPlan
 from valohai_airflow.plan.naming import dag_id_for, task_id_for
-from valohai_airflow.spec.diagnostics import ValohaiSpecError
+from valohai_airflow.spec.diagnostics import Diagnostic, Location, Severity, ValohaiSpecError
 from valohai_airflow.spec.parse import parse_text
 
 __all__ = ["clear_cache", "compile_project", "dag_id_for", "task_id_for"]
@@ -26,7 +26,9 @@ __all__ = ["clear_cache", "compile_project", "dag_id_for", "task_id_for"]
 # Bump when the plan model or the compiler's output changes, so old pickles are not read back.
 PLAN_FORMAT = 1
 
-_CACHE: dict[tuple[str, str, str], ProjectPlan] = {}
+# path → (content hash, project name, plan). One entry per file, so edits replace rather than pile up.
+# A broken file is re-read every parse loop as well: its errors are cached like a plan.
+_CACHE: dict[str, tuple[str, str, ProjectPlan | ValohaiSpecError]] = {}
 _LOCK = threading.Lock()
 
 
@@ -36,7 +38,8 @@ def compile_project(
     project_name: str | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
 ) -> ProjectPlan:
-    """Parse and compile one valohai.yaml; ValohaiSpecError carries every error of both steps.
+    """Parse and compile one valohai.yaml; ValohaiSpecError carries every parse error or, when the
+    file parses, every plan error.
 
     `project_name` defaults to the name of the folder holding the file.
     """
@@ -46,17 +49,23 @@ def compile_project(
     name = project_name if project_name is not None else path.parent.name
     key = (str(path), content_hash, name)
     with _LOCK:
-        cached = _CACHE.get(key)
-    if cached is not None:
-        return cached
-    plan = _load_pickle(cache_dir, key) if cache_dir is not None else None
-    if plan is None:
-        plan = _compile(data, path, name, content_hash)
-        if cache_dir is not None:
-            _store_pickle(cache_dir, key, plan)
-    with _LOCK:
-        _CACHE[key] = plan
-    return plan
+        entry = _CACHE.get(key[0])
+    cached = entry[2] if entry is not None and entry[:2] == key[1:] else None
+    if cached is None:
+        cached = _load_pickle(cache_dir, key) if cache_dir is not None else None
+        if cached is None:
+            try:
+                cached = _compile(data, path, name, content_hash)
+            except ValohaiSpecError as exc:
+                cached = exc
+            else:
+                if cache_dir is not None:
+                    _store_pickle(cache_dir, key, cached)
+        with _LOCK:
+            _CACHE[key[0]] = (content_hash, name, cached)
+    if isinstance(cached, ValohaiSpecError):
+        raise ValohaiSpecError(cached.diagnostics)
+    return cached
 
 
 def clear_cache() -> None:
@@ -68,17 +77,15 @@ def clear_cache() -> None:
 def _compile(data: bytes, path: Path, name: str, content_hash: str) -> ProjectPlan:
     result = parse_text(data, str(path))
     if result.config is None or result.diagnostics.errors:
-        raise ValohaiSpecError(result.diagnostics.errors)
-    try:
-        plan = compile_config(
-            result.config, project_name=name, root=str(path.parent), content_hash=content_hash
-        )
-    except ValohaiSpecError as exc:
-        # Spec warnings are context for the plan errors (e.g. a suspicious default), keep them ordered.
-        raise ValohaiSpecError(result.diagnostics.warnings + exc.diagnostics) from None
+        raise ValohaiSpecError(result.diagnostics.errors or [_no_config(path)])
+    plan = compile_config(result.config, project_name=name, root=str(path.parent), content_hash=content_hash)
     return dataclasses.replace(
         plan, source=str(path), diagnostics=(*result.diagnostics.warnings, *plan.diagnostics)
     )
+
+
+def _no_config(path: Path) -> Diagnostic:
+    return Diagnostic(Severity.ERROR, "nothing could be read from this file", Location(str(path)))
 
 
 def _pickle_path(cache_dir: str | os.PathLike[str], key: tuple[str, str, str]) -> Path:
@@ -104,8 +111,11 @@ def _store_pickle(cache_dir: str | os.PathLike[str], key: tuple[str, str, str], 
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, temp = tempfile.mkstemp(dir=target.parent, prefix=".plan-", suffix=".tmp")
+    except OSError:
+        return  # the cache is an optimisation; a read-only cache dir must not break parsing
+    try:
         with os.fdopen(fd, "wb") as handle:
             pickle.dump(plan, handle, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(temp, target)
-    except OSError:
-        return  # the cache is an optimisation; a read-only dags folder must still work
+    except (OSError, pickle.PicklingError):
+        Path(temp).unlink(missing_ok=True)

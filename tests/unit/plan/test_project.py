@@ -1,0 +1,104 @@
+"""compile_project: parse + compile from a file, and the caches that spare Airflow's parse loop."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import pytest
+
+from valohai_airflow.plan.project import clear_cache, compile_project
+from valohai_airflow.spec.diagnostics import Severity, ValohaiSpecError
+
+GOOD = """\
+- step:
+    name: train
+    image: busybox
+    command: date
+    parameters:
+      - {name: epochs, type: integer, default: 5}
+- pipeline:
+    name: p
+    nodes:
+      - {name: a, type: execution, step: train}
+      - {name: b, type: execution, step: train}
+    edges:
+      - [a.metadata.e, b.parameter.epochs]
+"""
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> None:
+    clear_cache()
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    folder = tmp_path / "my-project"
+    folder.mkdir()
+    (folder / "valohai.yaml").write_text(GOOD)
+    return folder / "valohai.yaml"
+
+
+def test_plan_carries_project_identity(project: Path) -> None:
+    plan = compile_project(project)
+    assert plan.name == "my-project"
+    assert plan.root == str(project.parent.resolve())
+    assert plan.source == str(project.resolve())
+    assert len(plan.content_hash) == 64
+    assert compile_project(project, project_name="other").name == "other"
+
+
+def test_unchanged_file_is_not_compiled_again(project: Path) -> None:
+    first = compile_project(project)
+    assert compile_project(project) is first
+    project.write_text(GOOD.replace("default: 5", "default: 6"))
+    second = compile_project(project)
+    assert second is not first
+    assert second.content_hash != first.content_hash
+    assert second.pipelines[0].node("a").step.parameter("epochs").default == 6  # type: ignore[union-attr]
+
+
+def test_errors_are_cached_too_and_raised_each_time(project: Path) -> None:
+    project.write_text(GOOD.replace("b.parameter.epochs", "b.parameter.epoch"))
+    for _ in range(2):
+        with pytest.raises(ValohaiSpecError) as caught:
+            compile_project(project)
+        (error,) = caught.value.diagnostics
+        assert error.location.file == str(project.resolve())
+        assert error.location.line == 13
+
+
+def test_parse_errors_stop_before_the_plan(project: Path) -> None:
+    project.write_text(GOOD.replace("step: train}", "step: train, bogus: 1}", 1))
+    with pytest.raises(ValohaiSpecError) as caught:
+        compile_project(project)
+    assert all(d.severity is Severity.ERROR for d in caught.value.diagnostics)
+    assert any("bogus" in d.message for d in caught.value.diagnostics)
+
+
+def test_disk_cache_is_read_by_a_fresh_process(project: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    plan = compile_project(project, cache_dir=cache)
+    (pickled,) = cache.glob("plan-*.pickle")
+    assert pickle.loads(pickled.read_bytes()) == plan
+    # Prove the next (fresh-process) compile reads the pickle: plant a marker in it.
+    marked = type(plan)(**{**{f: getattr(plan, f) for f in plan.__dataclass_fields__}, "root": "/from-cache"})
+    pickled.write_bytes(pickle.dumps(marked))
+    clear_cache()
+    assert compile_project(project, cache_dir=cache).root == "/from-cache"
+
+
+def test_unreadable_disk_cache_is_ignored(project: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    compile_project(project, cache_dir=cache)
+    (pickled,) = cache.glob("plan-*.pickle")
+    pickled.write_bytes(b"not a pickle")
+    clear_cache()
+    assert compile_project(project, cache_dir=cache).pipelines[0].name == "p"
+
+
+def test_cache_dir_that_cannot_be_created_does_not_break_compiling(project: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert compile_project(project, cache_dir=blocker / "cache").pipelines
