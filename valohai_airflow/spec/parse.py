@@ -259,7 +259,12 @@ def _describe(value: Any, kind: str, loc: tuple[Any, ...]) -> tuple[tuple[Any, .
     path: list[Any] = []
     fields: list[str] = []
     current = value
+    previous: Any = None
     for part in loc:
+        is_union_tag = isinstance(previous, int) and isinstance(current, dict) and current.get("type") == part
+        previous = part
+        if is_union_tag:
+            continue
         if isinstance(current, dict) and part in current:
             path.append(part)
             fields.append(str(part))
