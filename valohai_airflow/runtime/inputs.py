@@ -313,7 +313,7 @@ def _resolve_http(uri: str) -> list[_Resolved]:
     return [_Resolved(uri, path, name, fetch)]
 
 
-def resolve(uri: str, s3_options: Mapping[str, Any] | None = None) -> list[_Resolved]:
+def _resolve(uri: str, s3_options: Mapping[str, Any] | None = None) -> list[_Resolved]:
     """The files one input URL or path stands for (wildcards expanded)."""
     parsed = urllib.parse.urlparse(uri)
     scheme = parsed.scheme.lower()
@@ -366,7 +366,7 @@ def materialise_input(
     dest_root.mkdir(parents=True, exist_ok=True)
     planned: list[tuple[_Resolved, InputSource, str]] = []
     for source in sources:
-        resolved = resolve(source.uri, s3_options)
+        resolved = _resolve(source.uri, s3_options)
         if not resolved:
             result.warnings.append(f"input {name!r}: {source.uri} matched no files")
         for r in resolved:
