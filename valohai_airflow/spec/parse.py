@@ -19,6 +19,7 @@ from valohai_airflow.spec.config import Config
 from valohai_airflow.spec.deployment import Deployment
 from valohai_airflow.spec.diagnostics import Diagnostics, Location, Severity, ValohaiSpecError
 from valohai_airflow.spec.endpoint import Endpoint
+from valohai_airflow.spec.parameter import ParameterValueError, coerce_parameter_value
 from valohai_airflow.spec.pipeline import Pipeline
 from valohai_airflow.spec.step import Step
 from valohai_airflow.spec.task import Task
@@ -178,6 +179,8 @@ def _parse_items(data: YamlList | list[Any], filename: str, diagnostics: Diagnos
             continue
         first_seen[key] = model_location
         parsed[attr][name] = model
+        if isinstance(model, Step):
+            _warn_bad_defaults(model, diagnostics)
     if unparsed and unparsed == len(data):
         diagnostics.error(
             "this does not look like a valohai.yaml: no item is a step, pipeline, endpoint, task or deployment",
@@ -188,6 +191,25 @@ def _parse_items(data: YamlList | list[Any], filename: str, diagnostics: Diagnos
     if diagnostics.errors:
         return ParseResult(None, diagnostics)
     return ParseResult(Config(**parsed, source=filename), diagnostics)
+
+
+def _warn_bad_defaults(step: Step, diagnostics: Diagnostics) -> None:
+    """valohai-yaml's lint warnings for defaults its own validation would refuse."""
+    for param in step.parameters:
+        if not param.default or param.type == "flag":
+            continue
+        atoms = param.default if isinstance(param.default, list) else [param.default]
+        problems: list[str] = []
+        for atom in atoms:
+            if param.type == "string" and not isinstance(atom, str):
+                problems.append(f"default {atom!r} is not a string")
+                continue
+            try:
+                coerce_parameter_value(param.model_copy(update={"multiple": None}), atom)
+            except ParameterValueError as exc:
+                problems.extend(f"default {p}" for p in exc.problems)
+        for problem in problems:
+            diagnostics.warning(f"step {step.name!r}, parameter {param.name!r}: {problem}", param.location)
 
 
 def _no_parser(item: dict[Any, Any], location: Location, diagnostics: Diagnostics) -> None:

@@ -139,3 +139,18 @@ def test_tensorflow_example_structure(corpus_dir: Path) -> None:
     assert any(n.override and n.override.image == "python/python:3.12.0b1-slim-buster" for n in broken.nodes)
     dynamic = config.pipelines["three-trainings-pipeline-dynamic"]
     assert any(n.type == "task" for n in dynamic.nodes)
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("invalid-numeric-parameter-default", "parameter 'value': default zoom is not an integer"),
+        ("invalid-numeric-range-parameter-default", "default 1337 is greater than the maximum allowed (100)"),
+        ("invalid-string-parameter-default", "parameter 'ctime': default datetime.datetime(2020, 9, 2"),
+    ],
+)
+def test_default_warnings_like_valohai_lint(corpus_dir: Path, name: str, expected: str) -> None:
+    result = parse_file(corpus_dir / f"valohai__valohai-yaml__tests__warning_examples__{name}.yaml")
+    assert result.config is not None
+    (warning,) = result.diagnostics.warnings
+    assert expected in warning.message and warning.location.line == 7
