@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from valohai_airflow.plan.conditions import ConditionSyntaxError, parse_condition
 from valohai_airflow.plan.edges import (
     ALLOWED_TARGETS,
     DEPLOYMENT_KEYS,
@@ -37,6 +38,7 @@ from valohai_airflow.plan.naming import task_id_for
 from valohai_airflow.plan.overrides import effective_step
 from valohai_airflow.spec.config import Config
 from valohai_airflow.spec.diagnostics import Diagnostics, Location
+from valohai_airflow.spec.parameter import Parameter, ParameterValueError, coerce_parameter_value
 from valohai_airflow.spec.pipeline import (
     DeploymentNode,
     Edge,
@@ -142,7 +144,6 @@ class _PipelineCompiler:
     # -- nodes -----------------------------------------------------------------------------------
 
     def _compile_node(self, node: ExecutionNode | TaskNode | DeploymentNode) -> NodePlan:
-        actions = self._compile_actions(node)
         if isinstance(node, DeploymentNode):
             self._check_endpoints(node)
             self.resolved[node.name] = _Resolved(NodeKind.DEPLOYMENT, None)
@@ -152,7 +153,7 @@ class _PipelineCompiler:
                 kind=NodeKind.DEPLOYMENT,
                 step=None,
                 on_error=node.on_error,
-                actions=actions,
+                actions=self._compile_actions(node, None),
                 deployment=node.deployment,
                 endpoints=tuple(node.endpoints),
                 aliases=tuple(node.aliases),
@@ -185,7 +186,7 @@ class _PipelineCompiler:
             step=step,
             on_error=node.on_error,
             edge_merge_mode=node.edge_merge_mode,
-            actions=actions,
+            actions=self._compile_actions(node, step),
             task_blueprint=blueprint,
             location=node.location,
         )
@@ -270,7 +271,30 @@ class _PipelineCompiler:
                     did_you_mean(endpoint, self.config.endpoints),
                 )
 
-    def _compile_actions(self, node: ExecutionNode | TaskNode | DeploymentNode) -> tuple[ActionPlan, ...]:
+    def _check_condition(
+        self,
+        node: ExecutionNode | TaskNode | DeploymentNode,
+        step: Step | None,
+        text: str,
+        location: Location,
+    ) -> None:
+        """An unreadable condition never holds (warning, like Valohai, which does not check them); a
+        condition on a parameter the step lacks is a mistake (error)."""
+        try:
+            condition = parse_condition(text)
+        except ConditionSyntaxError as exc:
+            self.warning(f'node "{node.name}": action condition: {exc}; it never holds', location)
+            return
+        if condition.source == "parameter" and step is not None and step.parameter(condition.key) is None:
+            self.error(
+                f'node "{node.name}": action condition "{text}": step "{step.name}" has no parameter "{condition.key}"',
+                location,
+                did_you_mean(condition.key, [p.name for p in step.parameters]),
+            )
+
+    def _compile_actions(
+        self, node: ExecutionNode | TaskNode | DeploymentNode, step: Step | None
+    ) -> tuple[ActionPlan, ...]:
         plans: list[ActionPlan] = []
         for action in node.actions:
             for when in action.when:
@@ -289,6 +313,8 @@ class _PipelineCompiler:
                         action.location,
                         did_you_mean(then, KNOWN_THENS),
                     )
+            for text in action.if_:
+                self._check_condition(node, step, text, action.location)
             plans.append(
                 ActionPlan(when=tuple(action.when), then=tuple(action.then), condition=tuple(action.if_))
             )
@@ -529,15 +555,37 @@ class _PipelineCompiler:
             )
             return None
         if node.step is not None:
-            known = [p.name for p in node.step.parameters]
-            if key not in known:
+            target = node.step.parameter(key)
+            if target is None:
                 self.error(
                     f'{where}: the parameter "{key}" does not exist in step "{node.step.name}"',
                     parameter.location,
-                    did_you_mean(key, known),
+                    did_you_mean(key, [p.name for p in node.step.parameters]),
                 )
                 return None
+            self._check_default(parameter, where, target, spread=node.kind is NodeKind.TASK)
         return node_name, key
+
+    def _check_default(
+        self, parameter: PipelineParameter, where: str, target: Parameter, *, spread: bool
+    ) -> None:
+        """The default must be a value the target takes, or every run that keeps it fails; a list into a
+        task node is spread, one execution per item."""
+        if parameter.default is None:
+            return
+        values = (
+            list(parameter.default)
+            if spread and isinstance(parameter.default, list | tuple)
+            else [parameter.default]
+        )
+        for value in values:
+            try:
+                coerce_parameter_value(target, value)
+            except ParameterValueError as exc:
+                self.error(
+                    f"{where}: default {value!r} does not fit: {'; '.join(exc.problems)}", parameter.location
+                )
+                return
 
     # -- order -----------------------------------------------------------------------------------
 

@@ -598,3 +598,25 @@ def test_all_errors_are_collected_across_pipelines() -> None:
     errors = plan_errors(text)
     assert len(errors) == 3
     assert {e.message.split(":")[0] for e in errors} == {'pipeline "p"', 'pipeline "q"'}
+
+
+def test_pipeline_parameter_defaults_must_fit_their_targets() -> None:
+    text = pipeline(
+        TWO_NODES + "- {name: t, type: task, step: train}\n- {name: t2, type: task, step: train}",
+        extra="""
+        parameters:
+          - {name: fine-list, targets: [b.parameter.tags], default: [x, y]}
+          - {name: spread, targets: [t.parameter.epochs], default: [1, 2, 3]}
+          - {name: word, targets: [b.parameter.epochs], default: many}
+          - {name: low, targets: [b.parameter.rate, t2.parameter.epochs], default: 0}
+          - {name: listed, targets: [a.parameter.size], default: [1, 2]}
+        """,
+    )
+    assert [e.message for e in plan_errors(text)] == [
+        'pipeline "p": parameter "word" target "b.parameter.epochs": default \'many\' does not fit: '
+        "many is not an integer",
+        'pipeline "p": parameter "low" target "t2.parameter.epochs": default 0 does not fit: '
+        "0 is less than the minimum allowed (1)",
+        'pipeline "p": parameter "listed" target "a.parameter.size": default [1, 2] does not fit: '
+        "Only a single value is allowed",
+    ]
