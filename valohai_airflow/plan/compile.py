@@ -8,6 +8,7 @@ edges into one parameter) is reported too.
 
 from __future__ import annotations
 
+import fnmatch
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -90,7 +91,6 @@ class _Resolved:
 
     kind: NodeKind
     step: Step | None  # effective step; None for deployment nodes and nodes whose step is unknown
-    task_blueprint: str | None = None
 
 
 class _PipelineCompiler:
@@ -178,7 +178,7 @@ class _PipelineCompiler:
                 "from the copy of the repository in the dags folder",
                 node.location,
             )
-        self.resolved[node.name] = _Resolved(kind, step, blueprint)
+        self.resolved[node.name] = _Resolved(kind, step)
         return NodePlan(
             name=node.name,
             task_id=task_id_for(node.name),
@@ -206,9 +206,7 @@ class _PipelineCompiler:
                 return None
             step_name = task.step
             where = f'{where}, task blueprint "{task.name}"'
-        if step_name is None:
-            self.error(f"{where}: no step", node.location)
-            return None
+        assert step_name is not None, "spec gives a task node exactly one of step and task"
         step = self.config.steps.get(step_name)
         if step is None:
             elsewhere = ""
@@ -323,8 +321,8 @@ class _PipelineCompiler:
     # -- edges -----------------------------------------------------------------------------------
 
     def _compile_edge(self, edge: Edge) -> EdgePlan | None:
-        source_kind = self._socket_kind(edge.source, edge)
-        target_kind = self._socket_kind(edge.target, edge)
+        source_kind = self._socket_kind(edge.source, edge, "source")
+        target_kind = self._socket_kind(edge.target, edge, "target")
         source = self._socket_node(edge.source, "source")
         target = self._socket_node(edge.target, "target")
         if source_kind is None or target_kind is None:
@@ -356,7 +354,7 @@ class _PipelineCompiler:
             location=edge.location,
         )
 
-    def _socket_kind(self, socket: Socket, edge: Edge) -> EdgeKind | None:
+    def _socket_kind(self, socket: Socket, edge: Edge, side: str) -> EdgeKind | None:
         kind, plural = edge_kind(socket.type)
         if kind is None:
             self.error(
@@ -366,7 +364,7 @@ class _PipelineCompiler:
             )
         elif plural:
             self.warning(
-                f'edge socket {_socket_text(socket)}: "{socket.type}" read as "{kind.value}" '
+                f'edge {side} {_socket_text(socket)}: "{socket.type}" read as "{kind.value}" '
                 f'(valohai-yaml lint rejects the plural; write "{kind.value}")',
                 socket.location,
             )
@@ -398,6 +396,16 @@ class _PipelineCompiler:
             if socket.key not in known:
                 self.error(
                     f'{where}: step "{node.step.name}" has no parameter "{socket.key}"',
+                    socket.location,
+                    did_you_mean(socket.key, known),
+                )
+                return False
+        elif kind is EdgeKind.INPUT and side == "source" and node.step is not None:
+            known = [i.name for i in node.step.inputs]
+            if not any(fnmatch.fnmatchcase(name, socket.key) for name in known):
+                self.error(
+                    f'{where}: "{socket.key}" matches no input of step "{node.step.name}" '
+                    "(an input edge passes on the files of the inputs whose names match)",
                     socket.location,
                     did_you_mean(socket.key, known),
                 )

@@ -620,3 +620,19 @@ def test_pipeline_parameter_defaults_must_fit_their_targets() -> None:
         'pipeline "p": parameter "listed" target "a.parameter.size": default [1, 2] does not fit: '
         "Only a single value is allowed",
     ]
+
+
+def test_input_edge_source_glob_must_match_an_input_name() -> None:
+    text = pipeline(
+        TWO_NODES,
+        """
+        - [b.input.data*, a.input.raw]
+        - [b.input.modle, a.input.raw]
+        """,
+    )
+    (error,) = plan_errors(text)
+    assert error.message == (
+        'pipeline "p": edge source b.input.modle: "modle" matches no input of step "train" '
+        "(an input edge passes on the files of the inputs whose names match)"
+    )
+    assert error.location.line == line_of(text, "b.input.modle")
