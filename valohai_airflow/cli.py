@@ -64,7 +64,9 @@ def render_graph(pipeline: PipelinePlan, output: str) -> str:
         for edge in pipeline.edges:
             label = f"{edge.source_kind.value}.{edge.source_key} → {edge.target_kind.value}.{edge.target_key}"
             label = label.replace('"', "'").replace("|", "/")
-            lines.append(f'    {_mermaid_id(edge.source_node)} -->|"{label}"| {_mermaid_id(edge.target_node)}')
+            lines.append(
+                f'    {_mermaid_id(edge.source_node)} -->|"{label}"| {_mermaid_id(edge.target_node)}'
+            )
         return "\n".join(lines)
     lines = [f"pipeline {pipeline.name}"]
     for node in pipeline.nodes:

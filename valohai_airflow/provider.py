@@ -7,7 +7,9 @@ from typing import Any
 from valohai_airflow import __version__
 
 
-def _option(description: str, default: str, type_: str = "string", example: str | None = None) -> dict[str, Any]:
+def _option(
+    description: str, default: str, type_: str = "string", example: str | None = None
+) -> dict[str, Any]:
     return {
         "description": description,
         "version_added": "0.1.0",
@@ -61,6 +63,22 @@ def get_provider_info() -> dict[str, Any]:
                         "Docker engine URL for node containers. Empty means $DOCKER_HOST or the local socket.",
                         "",
                         example="unix://var/run/docker.sock",
+                    ),
+                    "s3_endpoint_url": _option(
+                        "Endpoint of an S3-compatible server (MinIO, SeaweedFS, ...) for an s3:// store_url "
+                        "and s3:// inputs. Empty means AWS (or AWS_ENDPOINT_URL_S3).",
+                        "",
+                        example="http://127.0.0.1:8333",
+                    ),
+                    "aws_conn_id": _option(
+                        "Airflow AWS connection whose credentials the S3 store and s3:// inputs use "
+                        "(needs apache-airflow-providers-amazon). Empty means boto3's default chain.",
+                        "",
+                    ),
+                    "clean_work_dirs": _option(
+                        "Remove a task's work dir after it succeeded. Failed tries always keep theirs for debugging.",
+                        "True",
+                        type_="boolean",
                     ),
                     "strict_loading": _option(
                         "When True a broken valohai.yaml is an ordinary import error of the loader file "

@@ -22,7 +22,8 @@ for epoch in range(1, epochs + 1):
             logger.log("epoch", epoch)
             logger.log("loss", round(loss, 5))
 
-model_path = valohai.outputs().path(f"model-lr{learning_rate}.npz")
+model_name = f"model-lr{learning_rate}.npz"
+model_path = valohai.outputs().path(model_name)
 np.savez(model_path, weights=weights, bias=bias, learning_rate=learning_rate)
-valohai.output_properties().add(file=model_path, properties={"learning_rate": learning_rate, "loss": loss})
-valohai.output_properties().save()
+with valohai.output_properties() as properties:
+    properties.add(file=model_name, properties={"learning_rate": learning_rate, "loss": loss})

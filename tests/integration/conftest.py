@@ -46,7 +46,9 @@ def dags_folder() -> Iterator[Path]:
         shutil.rmtree(child) if child.is_dir() else child.unlink()
 
 
-def add_project(dags_folder: Path, name: str, valohai_yaml: str | Path, files: dict[str, str] | None = None) -> Path:
+def add_project(
+    dags_folder: Path, name: str, valohai_yaml: str | Path, files: dict[str, str] | None = None
+) -> Path:
     project = dags_folder / name
     project.mkdir(parents=True)
     text = valohai_yaml.read_text() if isinstance(valohai_yaml, Path) else valohai_yaml

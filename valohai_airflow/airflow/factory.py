@@ -15,7 +15,9 @@ from valohai_airflow.plan.naming import dag_id_for
 START_DATE = datetime(2024, 1, 1, tzinfo=UTC)
 
 
-def _node_task(pipeline: PipelinePlan, node: NodePlan, dag_id: str, docker_url: str | None) -> BaseOperator:
+def _node_task(
+    project: ProjectPlan, pipeline: PipelinePlan, node: NodePlan, dag_id: str, docker_url: str | None
+) -> BaseOperator:
     """Execution nodes, and task nodes as one execution with the node's values until fan-out lands."""
     if node.kind is NodeKind.DEPLOYMENT:
         return FailWithMessageOperator(
@@ -24,7 +26,14 @@ def _node_task(pipeline: PipelinePlan, node: NodePlan, dag_id: str, docker_url: 
             message=f"node {node.name!r}: deployment nodes do not run in valohai-airflow yet; "
             "mark this task success to let the rest of the pipeline go on",
         )
-    return ValohaiExecutionOperator(pipeline=pipeline, node=node, dag_key=dag_id, docker_url=docker_url)
+    return ValohaiExecutionOperator(
+        project_name=project.name,
+        project_root=project.root,
+        pipeline=pipeline,
+        node=node,
+        dag_key=dag_id,
+        docker_url=docker_url,
+    )
 
 
 def build_dag(project: ProjectPlan, pipeline: PipelinePlan, *, docker_url: str | None = None) -> DAG:
@@ -40,7 +49,9 @@ def build_dag(project: ProjectPlan, pipeline: PipelinePlan, *, docker_url: str |
         doc_md=pipeline_doc_md(project, pipeline),
         tags=["valohai", project.name],
     ) as dag:
-        tasks = {node.name: _node_task(pipeline, node, dag_id, docker_url) for node in pipeline.nodes}
+        tasks = {
+            node.name: _node_task(project, pipeline, node, dag_id, docker_url) for node in pipeline.nodes
+        }
         for edge in pipeline.edges:
             upstream, downstream = tasks[edge.source_node], tasks[edge.target_node]
             if upstream not in downstream.upstream_list:

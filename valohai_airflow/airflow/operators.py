@@ -1,43 +1,41 @@
-"""The operator that runs one Valohai execution node: a thin DockerOperator subclass.
+"""The operators of a Valohai pipeline: a thin DockerOperator subclass per execution node.
 
-Everything it decides (parameter values, the command) comes from the Airflow-free layers; the
-operator only maps them onto Docker and makes sure no container outlives its task.
+Everything the node decides (parameters, inputs, the command, the manifest) happens in
+`runtime.execution`; the operator maps it onto Docker, streams the logs, and makes sure no
+container outlives its task.
 """
 
 from __future__ import annotations
 
-import shlex
+import shutil
+import threading
 import time
 import uuid
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+from airflow.providers.docker.exceptions import DockerContainerFailedException
 from airflow.providers.docker.operators.docker import DockerOperator
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException
 from docker.errors import APIError
+from docker.types import Mount
 
-from valohai_airflow.plan.model import NodePlan, PipelinePlan
-from valohai_airflow.runtime.parameters import resolve_parameters
-from valohai_airflow.spec.commands import build_script
+from valohai_airflow.airflow.settings import valohai_settings
+from valohai_airflow.plan.model import EdgeKind, NodePlan, PipelinePlan
+from valohai_airflow.runtime.execution import ExecutionRequest, PreparedExecution, finish, prepare
+from valohai_airflow.runtime.ids import ExecutionKey
+from valohai_airflow.runtime.inputs import DownloadCache
+from valohai_airflow.store import open_store
 
 LABEL = "valohai-airflow"
-
-
-def script_command(script: str) -> list[str]:
-    """Valohai's rule: the commands form one script whose exit status is the last command's.
-
-    A leading `#!` line picks the interpreter; otherwise `/bin/sh` runs it.
-    """
-    if script.startswith("#!"):
-        first, _, body = script.partition("\n")
-        return [*shlex.split(first[2:].strip()), "-c", body]
-    return ["/bin/sh", "-c", script]
+TAIL_LINES = 20
 
 
 class ValohaiExecutionOperator(DockerOperator):
-    """Runs a pipeline node's step in its image. Nothing of the user's reaches Jinja."""
+    """Runs a pipeline node's step in its image, as Valohai would. Nothing of the user's reaches Jinja."""
 
     template_fields: Sequence[str] = ()
     template_ext: Sequence[str] = ()
@@ -46,6 +44,8 @@ class ValohaiExecutionOperator(DockerOperator):
     def __init__(
         self,
         *,
+        project_name: str,
+        project_root: str,
         pipeline: PipelinePlan,
         node: NodePlan,
         dag_key: str,
@@ -65,46 +65,168 @@ class ValohaiExecutionOperator(DockerOperator):
             auto_remove="force",
             mount_tmp_dir=False,
             network_mode="none",
-            labels={LABEL: "1", f"{LABEL}.dag": dag_key, f"{LABEL}.node": node.task_id},
+            xcom_all=True,
+            working_dir="/valohai/repository",
             **kwargs,
         )
+        self._node_labels = {LABEL: "1", f"{LABEL}.dag": dag_key, f"{LABEL}.node": node.task_id}
+        self.labels = dict(self._node_labels)
+        self.project_name = project_name
+        self.project_root = project_root
         self.pipeline = pipeline
         self.node = node
+        self.no_output_timeout = step.no_output_timeout_seconds
 
-    def execute(self, context: Any) -> dict[str, Any]:
-        step = self.node.step
-        assert step is not None
-        values = resolve_parameters(self.pipeline, self.node, context["params"])
-        script = build_script(step, values)
-        self.command = script_command(script)
+    def _upstream_values(self, context: Any) -> dict[str, Any]:
         ti = context["ti"]
-        self.container_name = (
-            f"vh-{self.node.task_id[:40]}-{ti.map_index if ti.map_index >= 0 else 0}-{ti.try_number}-"
-            f"{uuid.uuid4().hex[:8]}"
-        )
-        started = time.time()
-        super().execute(context)
-        return {
-            "node": self.node.name,
-            "step": step.name,
-            "image": step.image,
-            "command": script,
-            "exit_code": 0,
-            "started": started,
-            "finished": time.time(),
-            "parameters": values,
+        sources = {
+            e.source_node
+            for e in self.pipeline.edges_into(self.node.name)
+            if e.source_kind is not EdgeKind.DEPENDENCY and e.target_kind is not EdgeKind.DEPENDENCY
         }
+        return {name: ti.xcom_pull(task_ids=self.pipeline.node(name).task_id) for name in sorted(sources)}
+
+    def _request(self, context: Any) -> ExecutionRequest:
+        settings = valohai_settings()
+        ti = context["ti"]
+        key = ExecutionKey(self.dag_id, ti.run_id, self.node.task_id, ti.map_index, ti.try_number)
+        return ExecutionRequest(
+            key=key,
+            project_name=self.project_name,
+            project_root=Path(self.project_root),
+            pipeline=self.pipeline,
+            node=self.node,
+            conf=dict(context["params"]),
+            upstream=self._upstream_values(context),
+            store=open_store(settings.store_url, **settings.s3_options),
+            work_base=settings.work_dir,
+            cache=DownloadCache(settings.input_cache_dir),
+            s3_options=settings.s3_options,
+        )
+
+    def _remove_leftovers(self, key: ExecutionKey) -> None:
+        """A killed earlier try may have left its container: a retry starts clean."""
+        filters = {
+            "label": [f"{LABEL}.dag={key.dag_id}", f"{LABEL}.run={key.run_id}", f"{LABEL}.node={key.node}"]
+        }
+        for container in self.cli.containers(all=True, filters=filters):
+            self.log.warning("Removing container %s left by an earlier try", container["Id"][:12])
+            self.cli.remove_container(container["Id"], force=True)
+
+    def _configure(self, prepared: PreparedExecution) -> None:
+        key = prepared.request.key
+        self.command = prepared.command
+        self.environment = dict(prepared.environment)
+        self.mounts = [
+            Mount(target, source, type="bind", read_only=ro) for source, target, ro in prepared.mounts()
+        ]
+        self.labels = {**self._node_labels, f"{LABEL}.run": key.run_id, f"{LABEL}.try": str(key.try_number)}
+        self.container_name = f"vh-{key.execution_id}-{uuid.uuid4().hex[:6]}"
+
+    def execute(self, context: Any) -> dict[str, Any]:  # type: ignore[override]  # a manifest, not log lines
+        request = self._request(context)
+        prepared = prepare(request)
+        for line in prepared.log:
+            self.log.info("%s", line)
+        self._configure(prepared)
+        self._remove_leftovers(request.key)
+        self.log.info("Running node %s: %s", self.node.name, prepared.script)
+        watchdog = _SilenceWatchdog(self, self.no_output_timeout) if self.no_output_timeout else None
+        failure: DockerContainerFailedException | None = None
+        try:
+            lines = super().execute(context)
+            log_lines = [str(line) for line in lines] if isinstance(lines, list) else []
+            exit_code: int | None = 0
+        except DockerContainerFailedException as error:
+            failure = error
+            log_lines = [str(line) for line in error.logs or []]
+            exit_code = _exit_code(error)
+        finally:
+            if watchdog:
+                watchdog.stop()
+        status = "stopped" if watchdog and watchdog.fired else "failed" if failure else "completed"
+        manifest = finish(prepared, exit_code=exit_code, log_lines=log_lines, status=status)
+        if failure is not None:
+            tail = "\n".join(log_lines[-TAIL_LINES:])
+            reason = (
+                f"no output for {self.no_output_timeout} s (no-output-timeout); the container was stopped"
+                if watchdog and watchdog.fired
+                else f"exited with code {exit_code}"
+            )
+            raise AirflowException(
+                f"node {self.node.name!r}: the step {reason}. Outputs were still collected "
+                f"({len(manifest.get('outputs', []))} file(s)); work dir kept at {prepared.workdir.root}. "
+                f"Last lines:\n{tail}"
+            ) from failure
+        if valohai_settings().clean_work_dirs:
+            shutil.rmtree(prepared.workdir.root, ignore_errors=True)
+        return manifest
 
     def on_kill(self) -> None:
-        """Kill, then force-remove: Docker's 10 s stop grace outlives the supervisor's 5 s SIGKILL."""
+        """Force-remove at once: Docker's 10 s stop grace outlives the supervisor's 5 s SIGKILL."""
         if self.container is None or not self.hook.client_created:
             return
         container_id = self.container["Id"]
-        self.log.info("Killing container %s", container_id[:12])
+        self.log.info("Removing container %s", container_id[:12])
         try:
             self.cli.remove_container(container_id, force=True)
         except APIError as error:
             self.log.info("Container %s already gone: %s", container_id[:12], error)
+
+
+def _exit_code(error: DockerContainerFailedException) -> int | None:
+    text = str(error)
+    marker = "'StatusCode': "
+    if marker in text:
+        digits = text.split(marker, 1)[1].split("}", 1)[0].split(",", 1)[0]
+        if digits.strip().lstrip("-").isdigit():
+            return int(digits)
+    return None
+
+
+class _SilenceWatchdog:
+    """Stops the container when it has printed nothing for `timeout` seconds (`no-output-timeout`)."""
+
+    def __init__(self, operator: ValohaiExecutionOperator, timeout: int) -> None:
+        self.operator = operator
+        self.timeout = timeout
+        self.fired = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="valohai-no-output-watchdog", daemon=True)
+        self._thread.start()
+
+    def _last_output(self, container_id: str, started: float) -> float:
+        tail = self.operator.cli.logs(container_id, stdout=True, stderr=True, timestamps=True, tail=1)
+        text = tail.decode(errors="replace").strip() if isinstance(tail, bytes) else ""
+        if not text:
+            return started
+        stamp = text.split(" ", 1)[0]
+        try:
+            return datetime.fromisoformat(stamp[:26].rstrip("Z") + "+00:00").timestamp()
+        except ValueError:
+            return time.time()
+
+    def _run(self) -> None:
+        started = time.time()
+        poll = max(0.5, min(5.0, self.timeout / 4))
+        while not self._stop.wait(poll):
+            container = self.operator.container
+            if container is None:
+                started = time.time()
+                continue
+            try:
+                last = self._last_output(container["Id"], started)
+                if datetime.now(UTC).timestamp() - last > self.timeout:
+                    self.fired = True
+                    self.operator.log.error("No output for %s s: stopping the container", self.timeout)
+                    self.operator.cli.kill(container["Id"])
+                    return
+            except APIError:
+                return
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
 
 
 class FailWithMessageOperator(BaseOperator):

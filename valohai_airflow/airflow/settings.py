@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from airflow.configuration import conf
 
@@ -21,6 +22,8 @@ class ValohaiSettings:
     plan_cache_dir: Path
     docker_url: str | None
     strict_loading: bool
+    clean_work_dirs: bool
+    s3_options: dict[str, Any]
 
 
 def valohai_settings() -> ValohaiSettings:
@@ -36,4 +39,31 @@ def valohai_settings() -> ValohaiSettings:
         plan_cache_dir=base / "plans",
         docker_url=get("docker_url") or None,
         strict_loading=conf.getboolean("valohai", "strict_loading", fallback=False),
+        clean_work_dirs=conf.getboolean("valohai", "clean_work_dirs", fallback=True),
+        s3_options=_s3_options(get("s3_endpoint_url") or None, get("aws_conn_id") or None),
     )
+
+
+def _s3_options(endpoint_url: str | None, aws_conn_id: str | None) -> dict[str, Any]:
+    """S3 settings for the store and s3:// inputs: an Airflow AWS connection when one is named and
+    the amazon provider is installed, otherwise boto3's default chain (environment, profile, role)."""
+    options: dict[str, Any] = {"endpoint_url": endpoint_url} if endpoint_url else {}
+    if not aws_conn_id:
+        return options
+    try:
+        from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+    except ImportError as error:
+        raise RuntimeError(
+            f"[valohai] aws_conn_id = {aws_conn_id} needs apache-airflow-providers-amazon installed"
+        ) from error
+    hook = AwsBaseHook(aws_conn_id=aws_conn_id, client_type="s3")
+    credentials = hook.get_credentials()
+    options.update(access_key=credentials.access_key, secret_key=credentials.secret_key)
+    if credentials.token:
+        options["session_token"] = credentials.token
+    endpoint = hook.conn_config.endpoint_url
+    if endpoint and "endpoint_url" not in options:
+        options["endpoint_url"] = endpoint
+    if hook.region_name:
+        options["region_name"] = hook.region_name
+    return options

@@ -82,7 +82,10 @@ def resolve_edges(pipeline: PipelinePlan, node: NodePlan, upstream: Mapping[str,
     """`upstream` maps node names to the manifests their tasks returned in this run."""
     values = EdgeValues()
     for edge in pipeline.edges_into(node.name):
-        if edge.target_kind in (EdgeKind.DEPENDENCY, EdgeKind.FILE) or edge.source_kind is EdgeKind.DEPLOYMENT:
+        if (
+            edge.target_kind in (EdgeKind.DEPENDENCY, EdgeKind.FILE)
+            or edge.source_kind is EdgeKind.DEPLOYMENT
+        ):
             continue
         manifest = upstream.get(edge.source_node)
         if manifest is None:
@@ -97,7 +100,9 @@ def resolve_edges(pipeline: PipelinePlan, node: NodePlan, upstream: Mapping[str,
                 _add_file(values, edge.target_key, file, edge)
         elif edge.source_kind is EdgeKind.PARAMETER:
             if edge.source_key not in manifest.parameters:
-                raise EdgeResolutionError(f"{_describe(edge)}: {edge.source_node!r} has no parameter {edge.source_key!r}")
+                raise EdgeResolutionError(
+                    f"{_describe(edge)}: {edge.source_node!r} has no parameter {edge.source_key!r}"
+                )
             values.parameters[edge.target_key] = manifest.parameters[edge.source_key]
         elif edge.source_kind is EdgeKind.METADATA:
             if edge.source_key not in manifest.metadata:

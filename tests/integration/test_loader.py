@@ -1,0 +1,147 @@
+"""The loader file in a real dags folder, parsed by Airflow's own DagBag."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import AIRFLOW_HOME, REPO_ROOT
+from tests.integration.conftest import BUSYBOX, add_project, dag_bag
+
+GOOD = textwrap.dedent(
+    f"""
+    - step:
+        name: hello
+        image: {BUSYBOX}
+        command: echo hello {{parameters}}
+        parameters:
+          - name: greeting
+            default: hi
+          - name: times
+            type: integer
+            default: 2
+            min: 1
+            max: 5
+    - pipeline:
+        name: Greet Twice
+        nodes:
+          - name: first one
+            type: execution
+            step: hello
+          - name: second
+            type: execution
+            step: hello
+        edges:
+          - [first one.parameter.greeting, second.parameter.greeting]
+    """
+)
+
+BROKEN = textwrap.dedent(
+    """
+    - step:
+        name: hello
+        image: busybox
+        command: echo hi
+    - pipeline:
+        name: p
+        nodes:
+          - name: a
+            type: execution
+            step: helo
+        edges: []
+    """
+)
+
+
+def test_every_pipeline_becomes_a_dag_with_names_as_written(dags_folder: Path) -> None:
+    add_project(dags_folder, "greeter", GOOD)
+    bag = dag_bag(dags_folder)
+    assert bag.import_errors == {}
+    (dag_id,) = bag.dags
+    dag = bag.dags.get(dag_id)
+    assert dag_id.startswith("greeter__Greet_Twice_")
+    assert dag.dag_display_name == "Greet Twice"
+    assert {t.task_display_name for t in dag.tasks} == {"first one", "second"}
+    first = next(t for t in dag.tasks if t.task_display_name == "first one")
+    second = next(t for t in dag.tasks if t.task_display_name == "second")
+    assert first.task_id != "first one" and " " not in first.task_id
+    assert second.upstream_task_ids == {first.task_id}
+    assert set(dag.tags) == {"valohai", "greeter"}
+    assert "Greet Twice" in dag.doc_md and BUSYBOX in dag.doc_md
+    params = dag.params
+    assert params.get_param("first one.parameter.times").schema["maximum"] == 5
+    assert "second.parameter.greeting" not in params  # filled by the edge
+
+
+def test_a_broken_project_does_not_hide_the_others(dags_folder: Path) -> None:
+    add_project(dags_folder, "greeter", GOOD)
+    add_project(dags_folder, "broken", BROKEN)
+    bag = dag_bag(dags_folder)
+    assert bag.import_errors == {}
+    error_dag = bag.dags.get("valohai_error__broken")
+    assert error_dag is not None
+    assert re.search(r"broken/valohai\.yaml:\d+:\d+: error: .*\"helo\"", error_dag.description)
+    assert 'did you mean "hello"' in error_dag.doc_md
+    assert any(d.startswith("greeter__") for d in bag.dags)
+
+
+def test_strict_loading_turns_the_error_into_an_import_error(dags_folder: Path) -> None:
+    add_project(dags_folder, "broken", BROKEN)
+    os.environ["AIRFLOW__VALOHAI__STRICT_LOADING"] = "True"
+    try:
+        bag = dag_bag(dags_folder)
+    finally:
+        del os.environ["AIRFLOW__VALOHAI__STRICT_LOADING"]
+    ((path, message),) = bag.import_errors.items()
+    assert path.endswith("valohai_dags.py")
+    assert re.search(r"broken/valohai\.yaml:\d+:\d+: error: .*\"helo\"", message)
+
+
+def test_airflowignore_hides_a_project(dags_folder: Path) -> None:
+    add_project(dags_folder, "greeter", GOOD)
+    add_project(dags_folder, "vendored", GOOD)
+    (dags_folder / ".airflowignore").write_text("vendored\n")
+    bag = dag_bag(dags_folder)
+    assert {d.split("__")[0] for d in bag.dags} == {"greeter"}
+
+
+def test_a_worker_builds_only_the_dag_it_runs(dags_folder: Path) -> None:
+    """On a worker Airflow sets the parsing context: a broken sibling must not even be read."""
+    add_project(dags_folder, "greeter", GOOD)
+    add_project(dags_folder, "broken", BROKEN)
+    code = textwrap.dedent(
+        f"""
+        import runpy
+        namespace = runpy.run_path({str(dags_folder / "valohai_dags.py")!r})
+        from airflow.sdk import DAG
+        print(sorted(k for k, v in namespace.items() if isinstance(v, DAG)))
+        """
+    )
+    greeter_id = next(d for d in dag_bag(dags_folder).dags if d.startswith("greeter__"))
+    env = {**os.environ, "_AIRFLOW_PARSING_CONTEXT_DAG_ID": greeter_id, "AIRFLOW_HOME": str(AIRFLOW_HOME)}
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, cwd=REPO_ROOT
+    )
+    assert result.stdout.strip().splitlines()[-1] == repr([greeter_id])
+
+
+@pytest.mark.usefixtures("airflow_db", "docker_engine")
+def test_a_shell_pipeline_runs_in_docker(dags_folder: Path) -> None:
+    add_project(dags_folder, "greeter", GOOD)
+    bag = dag_bag(dags_folder)
+    (dag_id,) = bag.dags
+    hostile = "$(rm -rf /) {{ conn.aws_default.password }}"
+    dag = bag.dags.get(dag_id)
+    run = dag.test(run_conf={"first one.parameter.greeting": hostile})
+    assert run.state == "success"
+    first = next(ti for ti in run.get_task_instances() if ti.task_display_name == "first one")
+    manifest = first.xcom_pull(task_ids=first.task_id)
+    assert manifest["exit_code"] == 0
+    assert manifest["parameters"] == {"greeting": hostile, "times": 2}
+    assert "'--greeting=$(rm -rf /) {{ conn.aws_default.password }}'" in manifest["command"][0]

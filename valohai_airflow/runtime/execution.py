@@ -1,0 +1,265 @@
+"""One try of one node around its container, without Airflow (DESIGN.md §4).
+
+`prepare` resolves parameters and edges, makes the work dir, materialises the inputs and writes
+the config files, and fails before any container starts when something is missing. `finish`
+collects and uploads the outputs (also after a failed run), stores the metadata series and returns
+the manifest in its XCom form. The operator only runs the container in between.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from valohai_airflow.plan.model import NodePlan, PipelinePlan
+from valohai_airflow.plan.params import node_input_key
+from valohai_airflow.runtime.config_files import (
+    CONTAINER_ROOT,
+    InputFileEntry,
+    execution_json,
+    write_config_files,
+)
+from valohai_airflow.runtime.edges import EdgeFile, edge_for_parameter, resolve_edges
+from valohai_airflow.runtime.ids import ExecutionKey
+from valohai_airflow.runtime.inputs import DownloadCache, InputError, InputSource, materialise_input
+from valohai_airflow.runtime.manifest import Manifest, ManifestFile, load_manifest, output_entries, to_xcom
+from valohai_airflow.runtime.metadata import MetadataCollector
+from valohai_airflow.runtime.outputs import collect_outputs, upload_outputs
+from valohai_airflow.runtime.parameters import NodeParameterError, resolve_parameters
+from valohai_airflow.runtime.workdir import WorkDir, create_workdir, valohai_environment
+from valohai_airflow.spec.commands import build_script
+from valohai_airflow.spec.diagnostics import ValohaiAirflowError
+from valohai_airflow.store.base import ArtifactStore, join_key
+
+REFUSED_SCHEMES = ("datum://", "dataset://")
+
+
+class ExecutionError(ValohaiAirflowError):
+    """A node that cannot start: a missing required input, a bad value, an unreachable upstream."""
+
+
+@dataclass(frozen=True)
+class ExecutionRequest:
+    key: ExecutionKey
+    project_name: str
+    project_root: Path
+    pipeline: PipelinePlan
+    node: NodePlan
+    conf: Mapping[str, Any]  # the run's params (defaults merged with the run conf)
+    upstream: Mapping[str, Any]  # node name → the XCom value its task returned in this run
+    store: ArtifactStore
+    work_base: Path
+    cache: DownloadCache
+    s3_options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PreparedExecution:
+    request: ExecutionRequest
+    workdir: WorkDir
+    parameters: dict[str, Any]
+    script: str
+    environment: dict[str, str]
+    step_environment: dict[str, str]
+    inputs: dict[str, list[InputFileEntry]]
+    log: list[str]
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def command(self) -> list[str]:
+        return script_command(self.script)
+
+    def mounts(self) -> list[tuple[str, str, bool]]:
+        """(host path, container path, read only): repository and outputs writable."""
+        w = self.workdir
+        return [
+            (str(w.repository), f"{CONTAINER_ROOT}/repository", False),
+            (str(w.inputs), f"{CONTAINER_ROOT}/inputs", True),
+            (str(w.outputs), f"{CONTAINER_ROOT}/outputs", False),
+            (str(w.config), f"{CONTAINER_ROOT}/config", True),
+        ]
+
+
+def script_command(script: str) -> list[str]:
+    """Valohai's rule: the commands form one script whose exit status is the last command's.
+
+    A leading `#!` line picks the interpreter; otherwise `/bin/sh` runs it.
+    """
+    if script.startswith("#!"):
+        first, _, body = script.partition("\n")
+        return [*shlex.split(first[2:].strip()), "-c", body]
+    return ["/bin/sh", "-c", script]
+
+
+def _conf_urls(request: ExecutionRequest, input_name: str, default: Sequence[str]) -> list[str]:
+    value = request.conf.get(node_input_key(request.node.name, input_name), list(default))
+    urls = [value] if isinstance(value, str) else list(value or [])
+    for url in urls:
+        if not isinstance(url, str):
+            raise ExecutionError(
+                f"node {request.node.name!r}: input {input_name!r}: {url!r} is not a URL or path string"
+            )
+        if url.startswith(REFUSED_SCHEMES):
+            raise ExecutionError(
+                f"node {request.node.name!r}: input {input_name!r}: {url} is a Valohai data reference; "
+                "valohai-airflow cannot resolve it. Give the file's s3://, https:// or local URL instead, "
+                f"in the run conf as {node_input_key(request.node.name, input_name)!r} or in valohai.yaml"
+            )
+    return [url if "://" in url or url.startswith("/") else str(request.project_root / url) for url in urls]
+
+
+def _edge_source(file: EdgeFile) -> InputSource:
+    metadata = (dict(file.properties),) if file.properties else ()
+    return InputSource(file.uri, sha256=file.sha256, size=file.size, metadata=metadata, path_hint=file.name)
+
+
+def _materialise_inputs(
+    request: ExecutionRequest, workdir: WorkDir, edge_files: Mapping[str, list[EdgeFile]], log: list[str]
+) -> dict[str, list[InputFileEntry]]:
+    step = request.node.step
+    assert step is not None
+    result: dict[str, list[InputFileEntry]] = {}
+    for input_ in step.inputs:
+        from_edges = edge_files.get(input_.name)
+        urls = _conf_urls(request, input_.name, input_.default)
+        if from_edges is not None and request.node.edge_merge_mode != "append":
+            urls = []
+        files: list[InputFileEntry] = []
+        try:
+            if urls:
+                done = materialise_input(
+                    input_.name,
+                    [InputSource(url) for url in urls],
+                    workdir.inputs,
+                    request.cache,
+                    keep_directories=input_.keep_directories,
+                    filename=input_.filename,
+                    s3_options=request.s3_options,
+                )
+                files += done.files
+                log += done.warnings
+            for edge_file in from_edges or []:
+                done = materialise_input(
+                    input_.name,
+                    [_edge_source(edge_file)],
+                    workdir.inputs,
+                    request.cache,
+                    keep_directories="full",
+                    s3_options=request.s3_options,
+                )
+                files += done.files
+                log += done.warnings
+        except InputError as error:
+            raise ExecutionError(f"node {request.node.name!r}: input {input_.name!r}: {error}") from error
+        if not files and not input_.optional:
+            raise ExecutionError(
+                f"node {request.node.name!r}: required input {input_.name!r} has no files "
+                f"(no default, no run conf value {node_input_key(request.node.name, input_.name)!r}, "
+                "and no edge brought any); the container was not started"
+            )
+        result[input_.name] = files
+    return result
+
+
+def prepare(request: ExecutionRequest) -> PreparedExecution:
+    node, pipeline = request.node, request.pipeline
+    step = node.step
+    if step is None:
+        raise ExecutionError(f"node {node.name!r} has no step to run")
+    upstream: dict[str, Manifest] = {}
+    for name, value in request.upstream.items():
+        if value is not None:
+            upstream[name] = load_manifest(value, request.store, **request.s3_options)
+    edges = resolve_edges(pipeline, node, upstream)
+    try:
+        parameters = resolve_parameters(pipeline, node, request.conf, edges.parameters)
+    except NodeParameterError as error:
+        culprit = next(
+            (edge_for_parameter(pipeline, node, p) for p in edges.parameters if p in str(error)), None
+        )
+        raise ExecutionError(f"{error}" + (f" (set by edge {culprit})" if culprit else "")) from error
+    workdir = create_workdir(request.work_base, request.key, request.project_root)
+    log = list(edges.log)
+    inputs = _materialise_inputs(request, workdir, edges.inputs, log)
+    step_environment = {v.name: v.default for v in step.environment_variables if v.default is not None}
+    step_environment.update(edges.environment)
+    write_config_files(
+        workdir.config,
+        parameters=parameters,
+        inputs=inputs,
+        execution=execution_json(
+            execution_id=request.key.execution_id,
+            step=step.name,
+            image=step.image,
+            project_name=request.project_name,
+            title=node.name,
+            created_at=datetime.now(UTC),
+            pipeline_id=request.key.run_id,
+            pipeline_title=pipeline.name,
+            pipeline_node_id=node.name,
+        ),
+    )
+    environment = {
+        **step_environment,
+        **valohai_environment(
+            request.key,
+            project_id=request.project_name,
+            pipeline_id=request.key.run_id,
+            pipeline_node_id=node.name,
+        ),
+    }
+    return PreparedExecution(
+        request=request,
+        workdir=workdir,
+        parameters=parameters,
+        script=build_script(step, parameters),
+        environment=environment,
+        step_environment=step_environment,
+        inputs=inputs,
+        log=log,
+    )
+
+
+def finish(
+    prepared: PreparedExecution, *, exit_code: int | None, log_lines: Sequence[str], status: str
+) -> dict[str, Any]:
+    """Collect, upload and describe what the container left; returns the XCom value."""
+    request = prepared.request
+    step = request.node.step
+    assert step is not None
+    prefix = request.key.prefix
+    collection = collect_outputs(prepared.workdir.outputs)
+    prepared.log += [f"output {s.path!r} skipped: {s.reason}" for s in collection.skipped]
+    prepared.log += collection.problems
+    uris = upload_outputs(collection, request.store, join_key(prefix, "outputs"))
+    metadata = MetadataCollector()
+    metadata.feed_all(log_lines)
+    metadata_uri = request.store.put_bytes(metadata.to_jsonl(), join_key(prefix, "metadata.jsonl")).uri
+    manifest = Manifest(
+        execution_id=request.key.execution_id,
+        node=request.node.name,
+        step=step.name,
+        image=step.image,
+        command=[prepared.script],
+        exit_code=exit_code,
+        status=status,
+        started_at=prepared.started_at,
+        finished_at=datetime.now(UTC),
+        parameters=prepared.parameters,
+        environment=prepared.step_environment,
+        inputs={
+            name: [ManifestFile(path=f.name, uri=f.uri, size=f.size, sha256=f.sha256) for f in files]
+            for name, files in prepared.inputs.items()
+        },
+        outputs=output_entries(collection, uris),
+        metadata=metadata.last,
+        metadata_uri=metadata_uri,
+        metadata_truncated=metadata.truncated,
+        outputs_prefix_uri=request.store.uri(join_key(prefix, "outputs")),
+        skipped_outputs=[s.path for s in collection.skipped],
+    )
+    return to_xcom(manifest, request.store, join_key(prefix, "manifest-files.json"))
