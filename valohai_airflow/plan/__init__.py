@@ -1,1 +1,30 @@
-"""plan layer (see DESIGN.md §1)."""
+"""plan layer (see DESIGN.md §1): valohai.yaml model → checked, resolved pipelines, without Airflow."""
+
+from valohai_airflow.plan.compile import compile_config
+from valohai_airflow.plan.model import (
+    ActionPlan,
+    EdgeKind,
+    EdgePlan,
+    NodeKind,
+    NodePlan,
+    PipelineParameterPlan,
+    PipelinePlan,
+    ProjectPlan,
+)
+from valohai_airflow.plan.naming import dag_id_for, task_id_for
+from valohai_airflow.plan.project import compile_project
+
+__all__ = [
+    "ActionPlan",
+    "EdgeKind",
+    "EdgePlan",
+    "NodeKind",
+    "NodePlan",
+    "PipelineParameterPlan",
+    "PipelinePlan",
+    "ProjectPlan",
+    "compile_config",
+    "compile_project",
+    "dag_id_for",
+    "task_id_for",
+]

@@ -150,6 +150,23 @@ def test_pipelines_match_valohai_yaml_converter(name: str) -> None:
             }
             assert values == _coerced(node, expected_values), node.name
             assert {i.name: list(i.default) for i in node.step.inputs} == template["inputs"], node.name
+            if "environment-variables" in template:
+                env = {v.name: v.default for v in node.step.environment_variables}
+                assert env == template["environment-variables"], node.name
+        ours = {p.name: ([f"{n}.{k}" for n, k in p.targets], _plain(p.default)) for p in pipeline.parameters}
+        theirs = {
+            name: (
+                [
+                    t.replace(".parameters.", ".parameter.", 1)
+                    for t in converted_parameter["config"]["targets"]
+                ],
+                _plain(converted_parameter["config"].get("default")),
+            )
+            for name, converted_parameter in converted["parameters"].items()
+        }
+        assert ours == {
+            n: ([t.replace(".parameter.", ".", 1) for t in ts], d) for n, (ts, d) in theirs.items()
+        }
 
 
 def _coerced(node: Any, values: dict[str, Any]) -> dict[str, Any]:
