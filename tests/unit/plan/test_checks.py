@@ -7,6 +7,7 @@ import pytest
 from tests.unit.plan.support import compile_text, messages, plan_errors
 from valohai_airflow.plan.model import EdgeKind, NodeKind
 from valohai_airflow.spec.diagnostics import Severity
+from valohai_airflow.spec.parse import parse_text
 
 STEPS = """\
 - step:
@@ -558,19 +559,17 @@ def test_actions_and_node_settings() -> None:
 
 
 def test_duplicate_and_dotted_node_names_are_rejected_with_lines() -> None:
-    """The spec layer reports these (at parse time); compile_project passes them on."""
-    from valohai_airflow.spec.parse import parse_text
-
-    text = pipeline(
-        """
-        - {name: a, type: execution, step: prep}
-        - {name: a, type: execution, step: prep}
-        - {name: x.y, type: execution, step: prep}
-        """
-    )
-    errors = parse_text(text, "valohai.yaml").diagnostics.errors
-    assert errors
-    assert all(e.location.line > 0 for e in errors)
+    """The spec layer reports these at parse time (so the plan never sees such a pipeline)."""
+    duplicate = pipeline("- {name: a, type: execution, step: prep}\n- {name: a, type: execution, step: prep}")
+    (error,) = parse_text(duplicate, "valohai.yaml").diagnostics.errors
+    assert "more than one node named 'a'" in error.message
+    assert error.location.line == line_of(
+        duplicate, "    name: p"
+    )  # the pipeline mapping, where spec reports it
+    dotted = pipeline("- {name: x.y, type: execution, step: prep}")
+    (error,) = parse_text(dotted, "valohai.yaml").diagnostics.errors
+    assert "node name 'x.y' must not contain '.'" in error.message
+    assert error.location.line == line_of(dotted, "x.y")
 
 
 def test_task_ids_for_weird_node_names() -> None:
