@@ -563,9 +563,8 @@ def test_duplicate_and_dotted_node_names_are_rejected_with_lines() -> None:
     duplicate = pipeline("- {name: a, type: execution, step: prep}\n- {name: a, type: execution, step: prep}")
     (error,) = parse_text(duplicate, "valohai.yaml").diagnostics.errors
     assert "more than one node named 'a'" in error.message
-    assert error.location.line == line_of(
-        duplicate, "    name: p"
-    )  # the pipeline mapping, where spec reports it
+    # spec reports it at the pipeline mapping (the line after "- pipeline:")
+    assert error.location.line == line_of(duplicate, "- pipeline:") + 1
     dotted = pipeline("- {name: x.y, type: execution, step: prep}")
     (error,) = parse_text(dotted, "valohai.yaml").diagnostics.errors
     assert "node name 'x.y' must not contain '.'" in error.message
