@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.support import seaweed
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CORPUS_DIR = Path(os.environ.get("VALOHAI_CORPUS", REPO_ROOT.parent / "shared" / "corpus"))
@@ -36,3 +40,20 @@ def _isolated_airflow_home() -> Path:
 
 AIRFLOW_HOME = _isolated_airflow_home()
 DAGS_FOLDER = AIRFLOW_HOME / "dags"
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[seaweed.S3Endpoint]:
+    """A real SeaweedFS S3 server on 127.0.0.1, started once for the whole session."""
+    endpoint = seaweed.acquire()
+    try:
+        yield endpoint
+    finally:
+        seaweed.release()
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint: seaweed.S3Endpoint) -> str:
+    name = f"t-{uuid.uuid4().hex[:12]}"
+    seaweed.make_bucket(s3_endpoint, name)
+    return name
