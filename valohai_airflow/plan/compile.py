@@ -1,9 +1,16 @@
 """valohai.yaml model → checked, resolved plan.
 
 Every semantic check of a pipeline happens here, all problems are collected (never only the first),
-and each points at file:line:column. What valohai-yaml's lint reports at pipeline level is reported
-with the same meaning; what it misses (unknown edge inputs/parameters, cycles, edge pairings, two
-edges into one parameter) is reported too.
+and each points at file:line:column, with a "did you mean" where a name is close to a known one.
+What valohai-yaml's lint reports at pipeline level is reported with the same meaning; what it misses
+is reported too. Errors: unknown step / task blueprint / node / endpoint; override items, edge keys,
+pipeline parameter targets and action conditions naming parameters or inputs the step lacks; edge
+types that are unknown or do not pair (edges.py); two edges or two pipeline parameters into one
+parameter; cycles (named "a → b → a"); pipeline parameter defaults their targets refuse.
+Warnings: plural socket types (read as singular), `commit:` (the dags-folder copy is used), targetless
+pipeline parameters, unknown action when/then, unreadable conditions, undeclared environment variables.
+
+Node overrides are merged into each node's effective step (overrides.py).
 """
 
 from __future__ import annotations
@@ -330,11 +337,13 @@ class _PipelineCompiler:
         ok = True
         allowed = ALLOWED_TARGETS[source_kind]
         if target_kind not in allowed:
-            what = f"{quoted(k.value for k in allowed)}" if allowed else "nothing (it is only an edge target)"
+            goes = (
+                " or ".join(_SPELLED[k] for k in allowed) if allowed else "nowhere; it is only an edge target"
+            )
             self.error(
                 f"edge {_socket_text(edge.source)} → {_socket_text(edge.target)}: "
-                f"{_SPELLED[source_kind]} cannot go into {_SPELLED[target_kind]}; "
-                f'a "{source_kind.value}" source can go into {what}',
+                f"{_SPELLED[source_kind]} cannot go into {_SPELLED[target_kind]} "
+                f"({_SPELLED[source_kind]} goes into {goes})",
                 edge.location,
             )
             ok = False
