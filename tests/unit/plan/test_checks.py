@@ -634,3 +634,31 @@ def test_input_edge_source_glob_must_match_an_input_name() -> None:
         "(an input edge passes on the files of the inputs whose names match)"
     )
     assert error.location.line == line_of(text, "b.input.modle")
+
+
+def test_two_edges_into_one_environment_variable() -> None:
+    text = pipeline(
+        TWO_NODES + "- {name: c, type: execution, step: prep}",
+        """
+        - [a.environment-variable.MODE, b.environment-variable.MODE]
+        - [c.environment-variable.MODE, b.environment-variable.MODE]
+        """,
+    )
+    (error,) = plan_errors(text)
+    assert 'environment variable "MODE" of node "b" is filled by two edges' in error.message
+
+
+def test_pipeline_parameter_and_edge_into_one_parameter_warns() -> None:
+    text = pipeline(
+        TWO_NODES,
+        "- [a.metadata.e, b.parameter.epochs]",
+        extra="""
+        parameters:
+          - {name: ep, target: b.parameter.epochs, default: 2}
+        """,
+    )
+    (warning,) = compile_text(text).diagnostics
+    assert warning.message == (
+        f'pipeline "p": parameter "ep" target "b.parameter.epochs": the edge at line '
+        f"{line_of(text, 'a.metadata.e')} fills the same parameter and wins at run time"
+    )
