@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from valohai_airflow.plan.discovery import VALOHAI_YAML, find_valohai_yamls
+from valohai_airflow.plan.discovery import VALOHAI_YAML
 from valohai_airflow.plan.model import PipelinePlan, ProjectPlan
 from valohai_airflow.plan.project import compile_project
 from valohai_airflow.spec.diagnostics import Diagnostic, Severity, ValohaiSpecError
@@ -19,6 +19,8 @@ def _files(paths: Sequence[str]) -> list[Path]:
     for raw in paths or ["."]:
         path = Path(raw)
         if path.is_dir():
+            from valohai_airflow.airflow.discovery import find_valohai_yamls  # Airflow's walk, lazily
+
             found.extend(find_valohai_yamls(path))
         else:
             found.append(path)

@@ -145,3 +145,14 @@ def test_a_shell_pipeline_runs_in_docker(dags_folder: Path) -> None:
     assert manifest["exit_code"] == 0
     assert manifest["parameters"] == {"greeting": hostile, "times": 2}
     assert "'--greeting=$(rm -rf /) {{ conn.aws_default.password }}'" in manifest["command"][0]
+
+
+def test_two_projects_whose_dag_ids_collide(dags_folder: Path) -> None:
+    """Project `a__b` with pipeline `c` and project `a` (folder a/b) would both be `a__b__c`."""
+    pipeline = GOOD.replace("name: Greet Twice", "name: c")
+    add_project(dags_folder, "a__b", pipeline)
+    add_project(dags_folder, "a/b", pipeline)
+    bag = dag_bag(dags_folder)
+    assert "a__b__c" in bag.dags
+    error_dags = [dag for dag_id, dag in bag.dags.items() if dag_id.startswith("valohai_error__")]
+    assert len(error_dags) == 1 and "already used by another project" in error_dags[0].description

@@ -15,11 +15,12 @@ from pathlib import Path
 
 from airflow.sdk import DAG, get_parsing_context
 
+from valohai_airflow.airflow.discovery import find_valohai_yamls
 from valohai_airflow.airflow.factory import START_DATE, build_dags
 from valohai_airflow.airflow.operators import FailWithMessageOperator
 from valohai_airflow.airflow.settings import valohai_settings
-from valohai_airflow.plan.discovery import find_valohai_yamls, project_name_for
-from valohai_airflow.plan.naming import project_dag_prefix
+from valohai_airflow.plan.discovery import project_name_for
+from valohai_airflow.plan.naming import dag_id_for, project_dag_prefix
 from valohai_airflow.plan.project import compile_project
 from valohai_airflow.spec.diagnostics import ValohaiAirflowError
 
@@ -55,10 +56,9 @@ def load_dags(dags_folder: str | os.PathLike[str] | None = None) -> dict[str, DA
 
     settings = valohai_settings()
     folder = Path(dags_folder or conf.get("core", "dags_folder"))
-    ignore_syntax = conf.get("core", "dag_ignore_file_syntax", fallback="glob") or "glob"
     wanted = get_parsing_context().dag_id
     dags: dict[str, DAG] = {}
-    for valohai_yaml in find_valohai_yamls(folder, ignore_syntax):
+    for valohai_yaml in find_valohai_yamls(folder):
         project_name = project_name_for(valohai_yaml, folder)
         prefix = project_dag_prefix(project_name)
         if wanted and not (wanted.startswith(prefix) or wanted == error_dag_id(project_name)):
@@ -67,6 +67,14 @@ def load_dags(dags_folder: str | os.PathLike[str] | None = None) -> dict[str, DA
             plan = compile_project(valohai_yaml, project_name=project_name, cache_dir=settings.plan_cache_dir)
             for warning in plan.diagnostics:
                 log.warning("%s", warning)
+            taken = sorted(
+                dag_id_for(plan.name, p.name) for p in plan.pipelines if dag_id_for(plan.name, p.name) in dags
+            )
+            if taken:
+                raise ValohaiAirflowError(
+                    f"{valohai_yaml}: dag id(s) {', '.join(taken)} are already used by another project; "
+                    "rename the folder or the pipeline"
+                )
             dags.update(build_dags(plan, docker_url=settings.docker_url))
         except Exception as error:
             if settings.strict_loading:

@@ -141,6 +141,9 @@ class ValohaiExecutionOperator(DockerOperator):
             failure = error
             log_lines = [str(line) for line in error.logs or []]
             exit_code = _exit_code(error)
+        except APIError as error:
+            self._raise_if_image_missing(error)
+            raise
         finally:
             if watchdog:
                 watchdog.stop()
@@ -161,6 +164,18 @@ class ValohaiExecutionOperator(DockerOperator):
         if valohai_settings().clean_work_dirs:
             shutil.rmtree(prepared.workdir.root, ignore_errors=True)
         return manifest
+
+    def _raise_if_image_missing(self, error: APIError) -> None:
+        """A failed pull (no registry, a typo) surfaces as a bare 500/404 from the engine: name the cause."""
+        if self.cli.images(name=self.image):
+            return
+        assert self.node.step is not None
+        raise AirflowException(
+            f"node {self.node.name!r}: image {self.image!r} is not on this Docker engine and could not be "
+            f"pulled ({error.explanation or error}). Build or load it on the worker (`docker pull` / "
+            f"`docker load`), or fix `image:` of step {self.node.step.name!r} in valohai.yaml; "
+            "the container was not started"
+        ) from error
 
     def on_kill(self) -> None:
         """Force-remove at once: Docker's 10 s stop grace outlives the supervisor's 5 s SIGKILL."""
