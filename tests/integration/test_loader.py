@@ -156,3 +156,29 @@ def test_two_projects_whose_dag_ids_collide(dags_folder: Path) -> None:
     assert "a__b__c" in bag.dags
     error_dags = [dag for dag_id, dag in bag.dags.items() if dag_id.startswith("valohai_error__")]
     assert len(error_dags) == 1 and "already used by another project" in error_dags[0].description
+
+
+def test_hostile_files_each_get_an_error_dag_and_hide_nothing(dags_folder: Path) -> None:
+    laughs = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
+        f"*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n"
+        for i in range(9)
+    )
+    hostile = {
+        "empty": "",
+        "not-yaml": "- step: [unclosed\n  name: x: y: z\n\t- ",
+        "not-a-list": "step:\n  name: x\n",
+        "deep": "- " + "[" * 5000 + "]" * 5000 + "\n",
+        "laughs": laughs,
+        "compose": "services:\n  web:\n    image: nginx\n",
+        "huge": "- step: {name: s, image: x, command: echo}\n" + "# padding\n" * 5_500_000,
+    }
+    add_project(dags_folder, "greeter", GOOD)
+    for name, text in hostile.items():
+        add_project(dags_folder, name, text)
+    bag = dag_bag(dags_folder)
+    assert bag.import_errors == {}
+    assert any(d.startswith("greeter__") for d in bag.dags)
+    for name in hostile:
+        dag = bag.dags[f"valohai_error__{name}"]
+        assert f"{name}/valohai.yaml" in dag.description, (name, dag.description)
