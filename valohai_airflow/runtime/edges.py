@@ -16,7 +16,6 @@ bring the same name, the first (in edge order) keeps it and every later one is r
 
 from __future__ import annotations
 
-import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,22 +64,27 @@ def _selected_files(edge: EdgePlan, manifest: Manifest) -> list[ManifestFile]:
     return [f for name, files in sorted(manifest.inputs.items()) if glob.matches(name) for f in files]
 
 
-def _add_file(values: EdgeValues, input_name: str, file: ManifestFile, edge: EdgePlan) -> None:
+def _add_file(
+    values: EdgeValues, taken: set[str], input_name: str, file: ManifestFile, edge: EdgePlan
+) -> None:
+    """`taken` holds the names already placed in this input (kept by the caller, so adding n
+    files stays linear instead of rebuilding the set per file)."""
     if file.uri is None:
         raise EdgeResolutionError(f"{_describe(edge)}: upstream file {file.path!r} has no stored copy")
     placed = values.inputs.setdefault(input_name, [])
-    name = posixpath.basename(file.path)
-    taken = {f.name for f in placed}
+    name = file.path.rpartition("/")[2]  # posixpath.basename, without its per-call overhead
     if name in taken:
         renamed = f"{edge.source_node}-{name}"
         values.log.append(f"input {input_name!r}: {name!r} from {edge.source_node} arrives as {renamed!r}")
         name = renamed
+    taken.add(name)
     placed.append(EdgeFile(name, file.uri, file.size, file.sha256, edge.source_node, dict(file.properties)))
 
 
 def resolve_edges(pipeline: PipelinePlan, node: NodePlan, upstream: Mapping[str, Manifest]) -> EdgeValues:
     """`upstream` maps node names to the manifests their tasks returned in this run."""
     values = EdgeValues()
+    taken: dict[str, set[str]] = {}  # input name → file names placed so far
     for edge in pipeline.edges_into(node.name):
         if (
             edge.target_kind in (EdgeKind.DEPENDENCY, EdgeKind.FILE)
@@ -96,8 +100,9 @@ def resolve_edges(pipeline: PipelinePlan, node: NodePlan, upstream: Mapping[str,
         if edge.target_kind is EdgeKind.INPUT:
             files = _selected_files(edge, manifest)
             values.log.append(f"{_describe(edge)}: {len(files)} file(s)")
+            names = taken.setdefault(edge.target_key, set())
             for file in files:
-                _add_file(values, edge.target_key, file, edge)
+                _add_file(values, names, edge.target_key, file, edge)
         elif edge.source_kind is EdgeKind.PARAMETER:
             if edge.source_key not in manifest.parameters:
                 raise EdgeResolutionError(
