@@ -1,0 +1,137 @@
+"""The whole corpus in one real dags folder, parsed by Airflow's own DagBag through the loader file.
+
+Every file that compiles must give one DAG per pipeline whose tasks and dependencies are exactly the
+nodes and edges that valohai-yaml's own `PipelineConverter` reads from the same text; every file that
+does not compile must give one error DAG that names a line, and must not hide any other project.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import valohai_yaml
+from airflow.serialization.serialized_objects import DagSerialization
+from valohai_yaml.pipelines.conversion import PipelineConverter
+
+from tests.integration.conftest import add_project, dag_bag
+from valohai_airflow.plan.naming import dag_id_for
+from valohai_airflow.plan.project import compile_project
+from valohai_airflow.spec.diagnostics import ValohaiSpecError
+
+pytestmark = pytest.mark.integration
+
+
+def _project_name(corpus_file: Path) -> str:
+    """A folder name that is already a valid Airflow id, so the expected dag ids can be written out."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", corpus_file.name.removesuffix(".yaml"))
+
+
+@dataclass
+class Corpus:
+    good: dict[str, Path] = field(default_factory=dict)  # project name → corpus file
+    bad: dict[str, Path] = field(default_factory=dict)
+
+
+def _split(corpus_dir: Path) -> Corpus:
+    corpus = Corpus()
+    for path in sorted(corpus_dir.glob("*.yaml")):
+        try:
+            compile_project(path)
+        except ValohaiSpecError:
+            corpus.bad[_project_name(path)] = path
+        else:
+            corpus.good[_project_name(path)] = path
+    return corpus
+
+
+def _reference(text: str) -> dict[str, dict[str, Any]] | None:
+    """valohai-yaml's view of every pipeline; None when valohai-yaml rejects the whole file."""
+    try:
+        config = valohai_yaml.parse(text)
+    except Exception:
+        return None
+    converted: dict[str, dict[str, Any]] = {}
+    for pipeline in config.pipelines.values():
+        try:
+            converted[pipeline.name] = dict(
+                PipelineConverter(config=config, commit_identifier="x").convert_pipeline(pipeline)
+            )
+        except Exception:
+            continue  # valohai-yaml cannot convert it: counted as skipped by the caller
+    return converted
+
+
+def _dependencies(dag: Any) -> set[tuple[str, str]]:
+    return {
+        (task.task_display_name, dag.get_task(downstream).task_display_name)
+        for task in dag.tasks
+        for downstream in task.downstream_task_ids
+    }
+
+
+def test_every_corpus_file_in_one_dagbag(dags_folder: Path, corpus_dir: Path) -> None:
+    corpus = _split(corpus_dir)
+    assert len(corpus.good) + len(corpus.bad) == len(list(corpus_dir.glob("*.yaml")))
+    for name, path in {**corpus.good, **corpus.bad}.items():
+        add_project(dags_folder, name, path)
+
+    started = time.perf_counter()
+    bag = dag_bag(dags_folder)
+    parse_seconds = time.perf_counter() - started
+    assert bag.import_errors == {}
+    for dag in bag.dags.values():  # what the dag processor stores for the scheduler and the web UI
+        DagSerialization.from_dict(DagSerialization.to_dict(dag))
+
+    by_project: dict[str, list[Any]] = defaultdict(list)
+    for dag in bag.dags.values():
+        (project,) = set(dag.tags) - {"valohai", "valohai-error"}
+        by_project[project].append(dag)
+    with_pipelines = {name for name, path in corpus.good.items() if compile_project(path).pipelines}
+    assert set(by_project) == with_pipelines | set(corpus.bad)  # a file of steps only gives no DAG
+
+    pipelines = compared = 0
+    skipped: list[str] = []
+    for name, path in corpus.good.items():
+        plan = compile_project(path)
+        dags = {dag.dag_display_name: dag for dag in by_project.get(name, [])}
+        assert len(dags) == len(by_project.get(name, [])), name
+        assert set(dags) == {p.name for p in plan.pipelines}, name
+        assert not any(dag.dag_id.startswith("valohai_error__") for dag in dags.values()), name
+        reference = _reference(path.read_text())
+        for pipeline in plan.pipelines:
+            pipelines += 1
+            dag = dags[pipeline.name]
+            assert dag.dag_id == dag_id_for(name, pipeline.name)
+            converted = None if reference is None else reference.get(pipeline.name)
+            if converted is None:
+                skipped.append(f"{name}: {pipeline.name}")
+                continue
+            compared += 1
+            where = f"{name}: pipeline {pipeline.name!r}"
+            display_names = sorted(task.task_display_name for task in dag.tasks)
+            assert display_names == sorted(node["name"] for node in converted["nodes"]), where
+            expected = {(edge["source_node"], edge["target_node"]) for edge in converted["edges"]}
+            assert _dependencies(dag) == expected, where
+
+    for name in corpus.bad:
+        dags = by_project[name]
+        assert [dag.dag_id for dag in dags] == [f"valohai_error__{name}"], name
+        assert re.search(rf"/{re.escape(name)}/valohai\.yaml:\d+:\d+: error: ", dags[0].description), (
+            name,
+            dags[0].description,
+        )
+
+    print(
+        f"\ncorpus: {len(corpus.good) + len(corpus.bad)} files, {len(corpus.good)} compile, "
+        f"{len(with_pipelines)} of them with pipelines, {len(corpus.bad)} error DAGs; {pipelines} pipelines → {pipelines} DAGs, {compared} compared "
+        f"with PipelineConverter, {len(skipped)} skipped ({'; '.join(skipped)}); "
+        f"{len(bag.dags)} DAGs in the bag, parsed in {parse_seconds:.1f} s"
+    )
+    assert len(bag.dags) == pipelines + len(corpus.bad)
+    assert compared > 0 and compared + len(skipped) == pipelines
