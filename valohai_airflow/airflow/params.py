@@ -34,12 +34,23 @@ def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+def _as_string(value: Any) -> Any:
+    """A string parameter's default written as a number (`default: 16`, untyped): Valohai passes it as
+    text, so the form offers the same text; a number would fail the form's string check and every
+    trigger with the defaults."""
+    if isinstance(value, list):
+        return [_as_string(item) for item in value]
+    return value if value is None or isinstance(value, str) else str(value)
+
+
 def parameter_param(parameter: Parameter, default: Any, section: str | None) -> Param:
     schema = _schema(parameter)
     if default is None and (parameter.optional or parameter.type == "flag"):
         schema = _nullable(schema)
     if parameter.multiple not in (None, "none") and default is not None and not isinstance(default, list):
         default = [default]
+    if parameter.type == "string":
+        default = _as_string(default)
     kwargs: dict[str, Any] = {"title": parameter.name, **schema}
     if section:
         kwargs["section"] = section
