@@ -252,11 +252,30 @@ class S3Store:
         objects = self.list_prefix(prefix)
         if not objects:
             raise ObjectNotFoundError(self.uri(prefix) if prefix else self.url, "empty prefix")
-        out = []
-        for obj in objects:
-            rel = obj.key[len(prefix) + 1 :] if prefix else obj.key
-            out.append(self.get_file(obj.key, Path(dest_dir) / rel))
-        return out
+        # one transfer manager for the whole tree, like put_tree: many small objects download
+        # concurrently instead of one after the other; each lands in a temp name, then is renamed
+        pending: list[tuple[str, Path, Path, Any]] = []
+        errors: list[StoreError] = []
+        with create_transfer_manager(self.client, self.transfer_config) as manager:
+            for obj in objects:
+                rel = obj.key[len(prefix) + 1 :] if prefix else obj.key
+                dest = Path(dest_dir) / rel
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp_name = tempfile.mkstemp(prefix=".vh-tmp-", dir=dest.parent)
+                os.close(fd)
+                full = self._full(obj.key)
+                future = manager.download(self.bucket, full, tmp_name)
+                pending.append((full, dest, Path(tmp_name), future))
+            for full, dest, tmp, future in pending:
+                try:
+                    future.result()
+                    os.replace(tmp, dest)
+                except (ClientError, BotoCoreError, OSError) as exc:
+                    tmp.unlink(missing_ok=True)
+                    errors.append(self._fail(exc, full, "download"))
+        if errors:
+            raise errors[0]  # as before: the first failure, keeping its type (ObjectNotFoundError)
+        return [dest for _full, dest, _tmp, _future in pending]
 
     def read_bytes(self, key: str, max_bytes: int = SMALL_OBJECT_LIMIT) -> bytes:
         full = self._full(key)
