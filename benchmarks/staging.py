@@ -1,0 +1,138 @@
+"""Staging with the local store against `cp -r` of the same tree.
+
+Two trees: one big file (1 GiB by default) and 10,000 files of 10 KiB (100 directories of 100).
+Upload side, as `finish` does it: `collect_outputs` (walk, sha256 of every file) then
+`upload_outputs` into a `LocalStore` on the same disk (the default: files are hard-linked) and
+into one with `link=False` (what a store on another filesystem costs: every byte copied).
+Input side, as `prepare` does it for an output edge: one `materialise_input` per upstream file
+from the store into `inputs/<name>/` (a copy, then the sha256 check against the manifest).
+Baseline: `cp -r` (a subprocess) of the same directory to the same disk. Rounds alternate;
+what a run wrote is removed untimed after it. Ratios are THROUGHPUT ratios (cp time ÷ our time,
+higher is better). Everything sits in the page cache (23 GiB RAM): this measures CPU and
+syscall cost, not the disk.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+from benchmarks.common import Row, alternate
+
+MiB = 1024 * 1024
+SMALL_FILES = 10_000
+SMALL_SIZE = 10 * 1024
+PREFIX = "dag/run/node/-1/1/outputs"
+
+
+def write_big(root: Path, mib: int) -> None:
+    root.mkdir(parents=True)
+    block = os.urandom(MiB)
+    with open(root / "big.bin", "wb") as fh:
+        for i in range(mib):
+            fh.write(i.to_bytes(8, "little") + block[8:])  # no two blocks alike
+
+
+def write_small(root: Path, count: int = SMALL_FILES, size: int = SMALL_SIZE) -> None:
+    data = os.urandom(size + count)
+    for i in range(count):
+        folder = root / f"d{i // 100:03d}"
+        if i % 100 == 0:
+            folder.mkdir(parents=True)
+        (folder / f"f{i:05d}.bin").write_bytes(data[i : i + size])
+
+
+def tree_bytes(root: Path) -> int:
+    return sum(f.stat().st_size for f in root.rglob("*") if f.is_file())
+
+
+def cp_r(src: Path, dest: Path) -> Callable[[], None]:
+    return lambda: subprocess.run(["cp", "-r", str(src), str(dest)], check=True)
+
+
+def _rows(label: str, size: int, rounds: int, work: Path, src: Path, *, copies: bool) -> list[Row]:
+    from valohai_airflow.runtime.inputs import DownloadCache, InputSource, materialise_input
+    from valohai_airflow.runtime.outputs import collect_outputs, upload_outputs
+    from valohai_airflow.store.local import LocalStore
+
+    store_root, cp_dest, inputs = work / "store", work / "cp-dest", work / "inputs"
+    cache = DownloadCache(work / "cache")
+
+    def reset() -> None:
+        for path in (store_root, cp_dest, inputs):
+            shutil.rmtree(path, ignore_errors=True)
+
+    def upload(link: bool) -> Callable[[], None]:
+        def run() -> None:
+            upload_outputs(collect_outputs(src), LocalStore(store_root, link=link), PREFIX)
+
+        return run
+
+    rows = []
+    mbps = size / MiB
+    variants = [("same disk (hard links)", True)] + ([("link=False (copies)", False)] if copies else [])
+    for variant, link in variants:
+        base, ours = alternate(cp_r(src, cp_dest), upload(link), rounds, reset=reset)
+        rows.append(
+            Row(
+                f"stage out {label}: collect_outputs + upload_outputs → LocalStore, {variant}",
+                ours,
+                base / ours,
+                f"throughput ratio vs `cp -r`; {mbps / ours:.0f} MiB/s vs {mbps / base:.0f} MiB/s",
+                "≥ 0.8×",
+                base,
+            )
+        )
+
+    # the input side reads what the upload left in the store
+    collection = collect_outputs(src)
+    uris = upload_outputs(collection, LocalStore(store_root, link=False), PREFIX)
+    sources = [
+        InputSource(uris[f.path], sha256=f.sha256, size=f.size, path_hint=f.path) for f in collection.files
+    ]
+    stored = store_root / PREFIX
+
+    def materialise() -> None:
+        for source in sources:  # one call per edge file, like runtime.execution
+            materialise_input("data", [source], inputs, cache, keep_directories="full")
+
+    def reset_inputs() -> None:
+        shutil.rmtree(cp_dest, ignore_errors=True)
+        shutil.rmtree(inputs, ignore_errors=True)
+
+    base, ours = alternate(cp_r(stored, cp_dest), materialise, rounds, reset=reset_inputs)
+    rows.append(
+        Row(
+            f"stage in {label}: materialise_input from LocalStore (copy + sha256 check)",
+            ours,
+            base / ours,
+            f"throughput ratio vs `cp -r`; {mbps / ours:.0f} MiB/s vs {mbps / base:.0f} MiB/s",
+            "≥ 0.8×",
+            base,
+        )
+    )
+    reset()
+    return rows
+
+
+def measure(workdir: Path, *, big_mib: int = 1024) -> list[Row]:
+    """Five rounds for the big file; three for the small files, whose every `cp -r` costs seconds
+    of metadata work on this VM (the link=False variant is left out there to keep `make bench`
+    short)."""
+    rows: list[Row] = []
+    cases: tuple[tuple[str, Callable[[Path], None], int, bool], ...] = (
+        (f"1 file of {big_mib} MiB", lambda root: write_big(root, big_mib), 5, True),
+        (f"{SMALL_FILES:,} files of 10 KiB", write_small, 3, False),
+    )
+    for label, make, rounds, copies in cases:
+        work = workdir / "staging"
+        src = work / "outputs"
+        make(src)
+        try:
+            rows += _rows(label, tree_bytes(src), rounds, work, src, copies=copies)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    return rows
