@@ -19,7 +19,7 @@ from typing import Any
 from airflow.providers.docker.exceptions import DockerContainerFailedException
 from airflow.providers.docker.operators.docker import DockerOperator
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowTaskTimeout
 from docker.errors import APIError
 from docker.types import Mount
 
@@ -56,13 +56,20 @@ class ValohaiExecutionOperator(DockerOperator):
         step = node.step
         if step.time_limit_seconds and "execution_timeout" not in kwargs:
             kwargs["execution_timeout"] = timedelta(seconds=step.time_limit_seconds)
+        resources = step.resources
+        memory_mb = _resource_value(resources.memory) if resources else None
+        cpus = _resource_value(resources.cpu) if resources else None
+        if memory_mb is not None:
+            kwargs.setdefault("mem_limit", f"{int(memory_mb)}m")
+        if cpus is not None:
+            kwargs.setdefault("cpus", float(cpus))
         super().__init__(
             task_id=node.task_id,
             task_display_name=node.name,
             image=step.image,
             command=None,
             docker_url=docker_url,
-            auto_remove="force",
+            auto_remove="never",  # removed by execute() after reading its OOM state, or by on_kill
             mount_tmp_dir=False,
             network_mode="none",
             xcom_all=True,
@@ -76,6 +83,7 @@ class ValohaiExecutionOperator(DockerOperator):
         self.pipeline = pipeline
         self.node = node
         self.no_output_timeout = step.no_output_timeout_seconds
+        self.memory_mb = memory_mb
 
     def _upstream_values(self, context: Any) -> dict[str, Any]:
         ti = context["ti"]
@@ -132,38 +140,98 @@ class ValohaiExecutionOperator(DockerOperator):
         self._remove_leftovers(request.key)
         self.log.info("Running node %s: %s", self.node.name, prepared.script)
         watchdog = _SilenceWatchdog(self, self.no_output_timeout) if self.no_output_timeout else None
-        failure: DockerContainerFailedException | None = None
+        self.container = None  # type: ignore[assignment]  # DockerOperator sets it once this try's container exists
+        failure: DockerContainerFailedException | AirflowTaskTimeout | None = None
+        log_lines: list[str] = []
+        exit_code: int | None = None
         try:
             lines = super().execute(context)
             log_lines = [str(line) for line in lines] if isinstance(lines, list) else []
-            exit_code: int | None = 0
+            exit_code = 0
         except DockerContainerFailedException as error:
             failure = error
             log_lines = [str(line) for line in error.logs or []]
             exit_code = _exit_code(error)
+        except AirflowTaskTimeout as error:
+            failure = error
         except APIError as error:
             self._raise_if_image_missing(error)
             raise
         finally:
             if watchdog:
                 watchdog.stop()
-        status = "stopped" if watchdog and watchdog.fired else "failed" if failure else "completed"
+            oom_killed, logged = self._remove_container(want_logs=failure is not None and not log_lines)
+        log_lines = log_lines or logged
+        timed_out = isinstance(failure, AirflowTaskTimeout)
+        status = (
+            "timed out"
+            if timed_out
+            else "stopped"
+            if watchdog and watchdog.fired
+            else "failed"
+            if failure
+            else "completed"
+        )
         manifest = finish(prepared, exit_code=exit_code, log_lines=log_lines, status=status)
         if failure is not None:
             tail = "\n".join(log_lines[-TAIL_LINES:])
-            reason = (
-                f"no output for {self.no_output_timeout} s (no-output-timeout); the container was stopped"
-                if watchdog and watchdog.fired
-                else f"exited with code {exit_code}"
+            message = (
+                f"node {self.node.name!r}: the step {self._failure_reason(exit_code, oom_killed, watchdog, timed_out)}. "
+                f"Outputs were still collected ({len(manifest.get('outputs', []))} file(s)); work dir kept at "
+                f"{prepared.workdir.root}. Last lines:\n{tail}"
             )
-            raise AirflowException(
-                f"node {self.node.name!r}: the step {reason}. Outputs were still collected "
-                f"({len(manifest.get('outputs', []))} file(s)); work dir kept at {prepared.workdir.root}. "
-                f"Last lines:\n{tail}"
-            ) from failure
+            if timed_out:
+                raise AirflowTaskTimeout(message) from failure  # the same kind of failure for Airflow
+            raise AirflowException(message) from failure
         if valohai_settings().clean_work_dirs:
             shutil.rmtree(prepared.workdir.root, ignore_errors=True)
         return manifest
+
+    def _failure_reason(
+        self, exit_code: int | None, oom_killed: bool, watchdog: _SilenceWatchdog | None, timed_out: bool
+    ) -> str:
+        if timed_out:
+            seconds = self.execution_timeout.total_seconds() if self.execution_timeout else 0
+            return (
+                f"reached its time-limit of {seconds:g} s (Airflow execution_timeout) and was stopped; "
+                "raise `time-limit` in valohai.yaml if it needs longer"
+            )
+        if watchdog and watchdog.fired:
+            return (
+                f"printed no output for {self.no_output_timeout} s (no-output-timeout) and was stopped; "
+                "make it log progress or raise `no-output-timeout` in valohai.yaml"
+            )
+        if oom_killed:
+            memory = (
+                f"its limit of {self.memory_mb:g} MB from `resources.memory`"
+                if self.memory_mb is not None
+                else "the memory of the host (no `resources.memory` limit is set)"
+            )
+            return (
+                f"was killed for running out of memory (exit code {exit_code}): it needed more than {memory}; "
+                "raise `resources.memory` in valohai.yaml or make the step use less"
+            )
+        return f"exited with code {exit_code}"
+
+    def _remove_container(self, *, want_logs: bool) -> tuple[bool, list[str]]:
+        """Read the OOM flag (and the log, when the run was cut short) and then force-remove this
+        try's container, whatever happened: none may outlive its task."""
+        if self.container is None:
+            return False, []
+        container_id = self.container["Id"]
+        oom_killed, lines = False, []
+        try:
+            oom_killed = bool(self.cli.inspect_container(container_id)["State"].get("OOMKilled"))
+            if want_logs:
+                raw = self.cli.logs(container_id, stdout=True, stderr=True)
+                lines = raw.decode(errors="replace").splitlines() if isinstance(raw, bytes) else []
+        except APIError as error:
+            self.log.info("Container %s not inspectable: %s", container_id[:12], error)
+        try:
+            self.cli.remove_container(container_id, force=True)
+        except APIError as error:
+            self.log.info("Container %s already gone: %s", container_id[:12], error)
+        return oom_killed, lines
 
     def _raise_if_image_missing(self, error: APIError) -> None:
         """A failed pull (no registry, a typo) surfaces as a bare 500/404 from the engine: name the cause."""
@@ -187,6 +255,14 @@ class ValohaiExecutionOperator(DockerOperator):
             self.cli.remove_container(container_id, force=True)
         except APIError as error:
             self.log.info("Container %s already gone: %s", container_id[:12], error)
+
+
+def _resource_value(value: Any) -> float | None:
+    """`resources.cpu` / `resources.memory`: the max when given (a hard limit), else the min."""
+    if value is None:
+        return None
+    chosen = value.max if value.max is not None else value.min
+    return float(chosen) if chosen is not None else None
 
 
 def _exit_code(error: DockerContainerFailedException) -> int | None:

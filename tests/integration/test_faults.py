@@ -1,0 +1,404 @@
+"""Bad input and faults, run for real: Airflow's `dag.test()`, the real Docker engine, real images.
+
+Every case checks the same four things: the task fails, its message says what happened and what
+to do, it leaves no manifest in XCom, and no container of ours is left running or left behind
+(`docker ps -a --filter label=valohai-airflow`, after each test). Retries are exercised with
+`retries=1, retry_delay=0` set on the task before `dag.test()`, which then runs the second try
+in the same DAG run.
+
+The failure message is read from the `TaskRunResult` Airflow's in-process supervisor returns:
+`dag.test()` logs it and throws it away, so `run_task_in_process` is wrapped to record the
+result (the task itself runs unchanged).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import textwrap
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import AIRFLOW_HOME
+from tests.integration.conftest import BUSYBOX, add_project, dag_bag
+from valohai_airflow.runtime.ids import ExecutionKey
+
+pytestmark = pytest.mark.usefixtures("airflow_db", "docker_engine")
+
+LABEL = "valohai-airflow"
+STORE = AIRFLOW_HOME / "valohai" / "store"
+
+
+PREFIX = "flt"  # every project here is named flt-…, so its dag ids (and container labels) start with it
+
+
+def our_containers() -> list[str]:
+    """This module's containers, running or not: `docker ps -a --filter label=valohai-airflow`.
+
+    Other suites may run containers on the same engine at the same time; ours are told apart by
+    the `valohai-airflow.dag` label, which starts with the project name.
+    """
+    out = subprocess.run(
+        [
+            "docker",
+            "ps",
+            "-a",
+            "--filter",
+            f"label={LABEL}",
+            "--format",
+            f'{{{{.ID}}}} {{{{.Label "{LABEL}.dag"}}}} {{{{.Status}}}}',
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout
+    return [
+        line for line in out.splitlines() if line.split(" ")[1:2] and line.split(" ")[1].startswith(PREFIX)
+    ]
+
+
+def containers_created_since(since: float) -> list[str]:
+    """Containers of ours the engine created after `since` (its event log, not our bookkeeping)."""
+    out = subprocess.run(
+        [
+            "docker",
+            "events",
+            "--since",
+            f"{since:.3f}",
+            "--until",
+            f"{time.time():.3f}",
+            "--filter",
+            "type=container",
+            "--filter",
+            "event=create",
+            "--filter",
+            f"label={LABEL}",
+            "--format",
+            f'{{{{.Actor.Attributes.name}}}} {{{{index .Actor.Attributes "{LABEL}.dag"}}}}',
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout
+    return [
+        line.split()[0]
+        for line in out.splitlines()
+        if line.split()[1:2] and line.split()[1].startswith(PREFIX)
+    ]
+
+
+@pytest.fixture(autouse=True)
+def no_container_left_behind() -> Iterator[None]:
+    assert our_containers() == [], "a container of this module existed before the test"
+    yield
+    left = our_containers()
+    if left:  # do not let one failure cascade into the next tests
+        subprocess.run(
+            ["docker", "rm", "-f", *[c.split()[0] for c in left]], capture_output=True, check=False
+        )
+    assert left == [], f"containers left behind: {left}"
+
+
+@dataclass
+class Try:
+    task_id: str
+    try_number: int
+    state: str
+    error: BaseException | None
+
+
+@dataclass
+class Outcome:
+    run: Any
+    seconds: float
+    tries: list[Try] = field(default_factory=list)
+
+    @property
+    def states(self) -> dict[str, str]:
+        return {ti.task_id: ti.state for ti in self.run.get_task_instances()}
+
+    def errors(self, task_id: str) -> list[str]:
+        return [str(t.error) for t in self.tries if t.task_id == task_id and t.error is not None]
+
+    def xcom(self, task_id: str) -> Any:
+        ti = next(t for t in self.run.get_task_instances() if t.task_id == task_id)
+        return ti.xcom_pull(task_ids=task_id)
+
+
+def run_pipeline(
+    dags_folder: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    name: str,
+    valohai_yaml: str,
+    *,
+    conf: dict[str, Any] | None = None,
+    retries: int = 0,
+    mark_success_pattern: str | None = None,
+    files: dict[str, str] | None = None,
+) -> Outcome:
+    from airflow.sdk.execution_time import supervisor
+
+    add_project(dags_folder, name, textwrap.dedent(valohai_yaml), files)
+    bag = dag_bag(dags_folder)
+    assert bag.import_errors == {}
+    (dag,) = (d for dag_id, d in bag.dags.items() if dag_id.startswith(f"{name}__"))
+    for task in dag.tasks:
+        task.retries = retries
+        task.retry_delay = timedelta(0)
+    tries: list[Try] = []
+    original = supervisor.run_task_in_process
+
+    def recording(ti: Any, task: Any, client: Any = None) -> Any:
+        result = original(ti=ti, task=task, client=client)
+        tries.append(Try(ti.task_id, ti.try_number, str(result.state), result.error))
+        return result
+
+    monkeypatch.setattr(supervisor, "run_task_in_process", recording)
+    started = time.monotonic()
+    run = dag.test(run_conf=conf, mark_success_pattern=mark_success_pattern)
+    return Outcome(run, time.monotonic() - started, tries)
+
+
+def step_yaml(name: str, command: str, *, image: str = BUSYBOX, extra: str = "") -> str:
+    body = textwrap.indent(textwrap.dedent(extra).strip("\n"), " " * 4) if extra else ""
+    return f"- step:\n    name: {name}\n    image: {image}\n    command: {json.dumps(command)}\n" + (
+        body + "\n" if body else ""
+    )
+
+
+def one_node(step: str) -> str:
+    return step + textwrap.dedent(
+        """\
+        - pipeline:
+            name: p
+            nodes:
+              - name: only
+                type: execution
+                step: s
+            edges: []
+        """
+    )
+
+
+def stored_outputs(run_id_part: str = "") -> list[Path]:
+    return sorted(
+        p for p in STORE.rglob("*") if p.is_file() and "/outputs/" in str(p) and run_id_part in str(p)
+    )
+
+
+# --- 1. image not available ----------------------------------------------------------------------
+
+
+def test_missing_image_names_node_and_image(dags_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    image = "valohai-airflow/no-such-image:0"
+    outcome = run_pipeline(
+        dags_folder, monkeypatch, "flt-noimage", one_node(step_yaml("s", "echo hi", image=image)), retries=1
+    )
+    assert outcome.states == {"only": "failed"}
+    errors = outcome.errors("only")
+    assert len(errors) == 2, errors  # the retry ran, and failed the same clean way
+    for message in errors:
+        assert "'only'" in message and image in message, message
+    assert outcome.xcom("only") is None
+
+
+# --- 2. command not found ------------------------------------------------------------------------
+
+
+def test_command_not_found_gives_127_and_the_last_lines(
+    dags_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    outcome = run_pipeline(
+        dags_folder,
+        monkeypatch,
+        "flt-nocmd",
+        one_node(step_yaml("s", "echo before; nosuchcommand --go")),
+        retries=1,
+    )
+    assert outcome.states == {"only": "failed"}
+    errors = outcome.errors("only")
+    assert len(errors) == 2, errors
+    for message in errors:
+        assert "'only'" in message and "code 127" in message, message
+        assert "before" in message and "nosuchcommand" in message, message
+    assert outcome.xcom("only") is None
+
+
+# --- 3. non-zero exit after writing outputs ------------------------------------------------------
+
+
+def test_outputs_written_before_a_failure_are_still_stored(
+    dags_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    command = "echo kept > /valohai/outputs/partial.txt; echo '{\"loss\": 0.5}'; echo going down; exit 3"
+    outcome = run_pipeline(dags_folder, monkeypatch, "flt-exit3", one_node(step_yaml("s", command)))
+    assert outcome.states == {"only": "failed"}
+    (message,) = outcome.errors("only")
+    assert "'only'" in message and "code 3" in message and "going down" in message, message
+    assert "1 file(s)" in message, message
+    key = ExecutionKey(outcome.run.dag_id, outcome.run.run_id, "only")
+    stored = STORE / key.prefix / "outputs" / "partial.txt"
+    assert stored.read_text() == "kept\n"
+    assert outcome.xcom("only") is None  # a failed try publishes no manifest
+
+
+# --- 4. time-limit -------------------------------------------------------------------------------
+
+
+def test_time_limit_stops_and_removes_the_container(
+    dags_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    step = step_yaml(
+        "s", "echo started; echo early > /valohai/outputs/early.txt; sleep 30", extra="time-limit: 3"
+    )
+    outcome = run_pipeline(dags_folder, monkeypatch, "flt-timelimit", one_node(step), retries=1)
+    assert outcome.states == {"only": "failed"}
+    errors = outcome.errors("only")
+    assert len(errors) == 2, errors
+    for message in errors:
+        assert "'only'" in message and "time-limit" in message and "3 s" in message, message
+    assert outcome.seconds < 30, outcome.seconds  # two tries of 3 s, not two of 30 s
+    key = ExecutionKey(outcome.run.dag_id, outcome.run.run_id, "only", try_number=2)
+    assert (STORE / key.prefix / "outputs" / "early.txt").read_text() == "early\n"
+    assert outcome.xcom("only") is None
+
+
+# --- 5. no-output-timeout ------------------------------------------------------------------------
+
+
+def test_no_output_timeout_stops_a_silent_step(dags_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    step = step_yaml("s", "echo started once; sleep 60", extra="no-output-timeout: 3")
+    outcome = run_pipeline(dags_folder, monkeypatch, "flt-silent", one_node(step))
+    assert outcome.states == {"only": "failed"}
+    (message,) = outcome.errors("only")
+    assert (
+        "'only'" in message
+        and "no output for 3 s" in message
+        and "no-output-timeout" in message
+        and "started once" in message
+    ), message
+    assert outcome.seconds < 30, outcome.seconds
+    assert outcome.xcom("only") is None
+
+
+# --- 6. upstream manifest missing ----------------------------------------------------------------
+
+TWO_NODES = """\
+- step:
+    name: make
+    image: {busybox}
+    command: "echo '{{\\"score\\": 3.5}}'; echo x > /valohai/outputs/data.txt"
+- step:
+    name: use
+    image: {busybox}
+    command: echo epochs={{parameter-value:epochs}}; ls /valohai/inputs/data
+    parameters:
+      - name: epochs
+        type: integer
+        default: 1
+    inputs:
+      - name: data
+- pipeline:
+    name: p
+    nodes:
+      - name: up
+        type: execution
+        step: make
+      - name: down
+        type: execution
+        step: use
+    edges:
+      - [up.output.*.txt, down.input.data]
+{more_edges}
+"""
+
+
+def test_missing_upstream_manifest_names_edge_and_upstream(
+    dags_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    since = time.time()
+    yaml = TWO_NODES.format(busybox=BUSYBOX, more_edges="")
+    outcome = run_pipeline(dags_folder, monkeypatch, "flt-noxcom", yaml, mark_success_pattern="^up$")
+    assert outcome.states == {"up": "success", "down": "failed"}
+    (message,) = outcome.errors("down")
+    assert "up.output.*.txt → down.input.data" in message and "no manifest from 'up'" in message, message
+    assert containers_created_since(since) == []
+    assert outcome.xcom("down") is None
+
+
+# --- 7. wrong parameter type in the run conf -----------------------------------------------------
+
+
+def test_wrong_parameter_type_in_run_conf(dags_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Airflow validates the run conf against the DAG's Params (built from the step's types) before
+    the run exists; the key names node and parameter, the message the value."""
+    from airflow.sdk.exceptions import ParamValidationError
+
+    since = time.time()
+    step = step_yaml(
+        "s", "echo {parameters}", extra="parameters:\n  - name: epochs\n    type: integer\n    default: 2"
+    )
+    with pytest.raises(ParamValidationError) as raised:
+        run_pipeline(
+            dags_folder, monkeypatch, "flt-badconf", one_node(step), conf={"only.parameter.epochs": "many"}
+        )
+    message = str(raised.value)
+    assert "only.parameter.epochs" in message and "'many'" in message and "integer" in message, message
+    assert containers_created_since(since) == []
+
+
+# --- 8. required input without files -------------------------------------------------------------
+
+
+def test_required_input_without_files_fails_before_the_container(
+    dags_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    since = time.time()
+    step = step_yaml("s", "ls /valohai/inputs/data", extra="inputs:\n  - name: data")
+    outcome = run_pipeline(dags_folder, monkeypatch, "flt-noinput", one_node(step))
+    assert outcome.states == {"only": "failed"}
+    (message,) = outcome.errors("only")
+    assert "'only'" in message and "required input 'data'" in message, message
+    assert "only.input.data" in message, message  # what to do: the run conf key
+    assert containers_created_since(since) == []
+
+
+# --- 9. metadata edge with a value of the wrong type ---------------------------------------------
+
+
+def test_metadata_edge_value_of_the_wrong_type(dags_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    yaml = TWO_NODES.format(busybox=BUSYBOX, more_edges="      - [up.metadata.score, down.parameter.epochs]")
+    since = time.time()
+    outcome = run_pipeline(dags_folder, monkeypatch, "flt-metatype", yaml)
+    assert outcome.states == {"up": "success", "down": "failed"}
+    (message,) = outcome.errors("down")
+    assert "'down'" in message and "epochs" in message and "3.5" in message, message
+    assert "up.metadata.score → down.parameter.epochs" in message, message
+    assert len(containers_created_since(since)) == 1  # the upstream's only
+    assert outcome.xcom("down") is None
+
+
+# --- 10. out of memory ---------------------------------------------------------------------------
+
+
+def test_oom_killed_step_says_so(dags_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    step = step_yaml(
+        "s",
+        "echo allocating; head -c 200m /dev/zero | tail > /dev/null",
+        extra="resources:\n  memory:\n    max: 16",
+    )
+    outcome = run_pipeline(dags_folder, monkeypatch, "flt-oom", one_node(step))
+    assert outcome.states == {"only": "failed"}
+    (message,) = outcome.errors("only")
+    assert "'only'" in message and "out of memory" in message and "16 MB" in message
+    assert "resources.memory" in message, message
+    assert "allocating" in message, message
+    assert outcome.xcom("only") is None
