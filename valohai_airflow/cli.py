@@ -3,27 +3,40 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from valohai_airflow.plan.discovery import VALOHAI_YAML
+from valohai_airflow.plan.discovery import VALOHAI_YAML, valohai_yamls
 from valohai_airflow.plan.model import PipelinePlan, ProjectPlan
 from valohai_airflow.plan.project import compile_project
-from valohai_airflow.spec.diagnostics import Diagnostic, Severity, ValohaiSpecError
+from valohai_airflow.spec.diagnostics import Diagnostic, Location, Severity, ValohaiSpecError
+
+
+def _below(folder: Path) -> list[Path]:
+    """Airflow's walk (so `.airflowignore` means what it means to the loader). Airflow refuses a tree
+    where one directory is reachable twice through symlinks, as in every virtualenv (`lib64 -> lib`);
+    a repository with a `.venv` must still lint, so there we walk without following symlinks."""
+    try:
+        with contextlib.redirect_stdout(sys.stderr):  # Airflow logs to stdout; stdout is our report
+            from valohai_airflow.airflow.discovery import find_valohai_yamls  # imports Airflow: lazily
+
+            return find_valohai_yamls(folder)
+    except RuntimeError as error:
+        print(f"{folder}: {error}; searching without following symlinks or .airflowignore", file=sys.stderr)
+    return valohai_yamls(
+        Path(root) / name for root, _, names in os.walk(folder, followlinks=False) for name in names
+    )
 
 
 def _files(paths: Sequence[str]) -> list[Path]:
     found: list[Path] = []
     for raw in paths or ["."]:
         path = Path(raw)
-        if path.is_dir():
-            from valohai_airflow.airflow.discovery import find_valohai_yamls  # Airflow's walk, lazily
-
-            found.extend(find_valohai_yamls(path))
-        else:
-            found.append(path)
+        found.extend(_below(path) if path.is_dir() else [path])
     return found
 
 
@@ -32,6 +45,12 @@ def _diagnostics(path: Path) -> list[Diagnostic]:
         return list(compile_project(path).diagnostics)
     except ValohaiSpecError as error:
         return list(error.diagnostics)
+    except OSError as error:  # a missing or unreadable path is a finding, not a traceback
+        return [_unreadable(path, error)]
+
+
+def _unreadable(path: Path, error: OSError) -> Diagnostic:
+    return Diagnostic(Severity.ERROR, f"cannot read: {error.strerror or error}", Location(str(path)))
 
 
 def lint(paths: Sequence[str], *, strict: bool, output: str) -> int:
@@ -53,21 +72,22 @@ def lint(paths: Sequence[str], *, strict: bool, output: str) -> int:
     return 1 if failed else 0
 
 
-def _mermaid_id(name: str) -> str:
-    return "n_" + "".join(ch if ch.isalnum() else "_" for ch in name)
+def _mermaid_label(text: str) -> str:
+    """Mermaid's entity codes for the characters that end a quoted label or start an entity."""
+    return text.replace("#", "#35;").replace('"', "#quot;").replace("|", "#124;")
 
 
 def render_graph(pipeline: PipelinePlan, output: str) -> str:
     if output == "mermaid":
+        # Ids by position: names like "a-b" and "a_b" are different nodes and must stay apart.
+        ids = {node.name: f"n{index}" for index, node in enumerate(pipeline.nodes)}
         lines = ["flowchart LR"]
         for node in pipeline.nodes:
-            label = node.name.replace('"', "'")
-            lines.append(f'    {_mermaid_id(node.name)}["{label}"]')
+            lines.append(f'    {ids[node.name]}["{_mermaid_label(node.name)}"]')
         for edge in pipeline.edges:
             label = f"{edge.source_kind.value}.{edge.source_key} → {edge.target_kind.value}.{edge.target_key}"
-            label = label.replace('"', "'").replace("|", "/")
             lines.append(
-                f'    {_mermaid_id(edge.source_node)} -->|"{label}"| {_mermaid_id(edge.target_node)}'
+                f'    {ids[edge.source_node]} -->|"{_mermaid_label(label)}"| {ids[edge.target_node]}'
             )
         return "\n".join(lines)
     lines = [f"pipeline {pipeline.name}"]
@@ -88,6 +108,9 @@ def graph(path: str, pipeline_name: str | None, output: str) -> int:
         project: ProjectPlan = compile_project(Path(path))
     except ValohaiSpecError as error:
         print(error, file=sys.stderr)
+        return 1
+    except OSError as error:
+        print(_unreadable(Path(path), error), file=sys.stderr)
         return 1
     pipelines = [p for p in project.pipelines if pipeline_name in (None, p.name)]
     if not pipelines:
