@@ -1,0 +1,223 @@
+"""`valohai-airflow lint` and `graph`, called through `main()` as the console script calls it."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+from valohai_airflow.cli import main
+
+TENSORFLOW = "valohai__tensorflow-example__valohai.yaml"
+TARGETLESS = "valohai__valohai-yaml__tests__warning_examples__targetless-pipeline-params.yaml"
+BROKEN = "valohai__valohai-yaml__examples__pipeline-example.yaml"  # edges into parameters the step lacks
+
+GOOD = textwrap.dedent(
+    """
+    - step:
+        name: hello
+        image: busybox
+        command: echo hi
+        inputs:
+          - name: x
+    - pipeline:
+        name: p
+        nodes:
+          - name: a-b
+            type: execution
+            step: hello
+          - name: a_b
+            type: execution
+            step: hello
+        edges:
+          - [a-b.output.*, a_b.input.x]
+    """
+)
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_lint_a_good_file(capsys: pytest.CaptureFixture[str], corpus_dir: Path) -> None:
+    code, out, _ = run(capsys, "lint", str(corpus_dir / TENSORFLOW))
+    assert code == 0
+    assert out.splitlines()[-1] == f"{corpus_dir / TENSORFLOW}: 0 error(s), 2 warning(s)"
+
+
+def test_lint_a_file_with_errors(capsys: pytest.CaptureFixture[str], corpus_dir: Path) -> None:
+    path = corpus_dir / BROKEN
+    code, out, _ = run(capsys, "lint", str(path))
+    assert code == 1
+    *findings, summary = out.splitlines()
+    assert len(findings) == 7
+    for line in findings:
+        assert re.fullmatch(rf"{re.escape(str(path))}:\d+:\d+: error: .+", line), line
+    assert findings[0] == (
+        f'{path}:43:10: error: pipeline "My little pipeline": edge source batch1.parameter.aspect-ratio: '
+        'step "Batch feature extraction" has no parameter "aspect-ratio"'
+    )
+    assert summary == f"{path}: 7 error(s), 0 warning(s)"
+
+
+def test_strict_makes_warnings_fail(capsys: pytest.CaptureFixture[str], corpus_dir: Path) -> None:
+    path = str(corpus_dir / TARGETLESS)
+    code, out, _ = run(capsys, "lint", path)
+    assert code == 0
+    assert re.match(rf"{re.escape(path)}:14:9: warning: .*parameter \"id\": no targets", out)
+    assert run(capsys, "lint", "--strict", path)[0] == 1
+
+
+def test_json_output(capsys: pytest.CaptureFixture[str], corpus_dir: Path) -> None:
+    good, broken = str(corpus_dir / TENSORFLOW), str(corpus_dir / BROKEN)
+    code, out, _ = run(capsys, "lint", "--format", "json", good, broken)
+    assert code == 1
+    report = json.loads(out)
+    assert set(report) == {good, broken}
+    assert {d["severity"] for d in report[good]} == {"warning"}
+    assert len(report[broken]) == 7
+    first = report[broken][0]
+    assert (first["severity"], first["file"], first["line"], first["column"]) == ("error", broken, 43, 10)
+    assert all(isinstance(d["line"], int) and d["line"] > 0 and d["column"] > 0 for d in report[broken])
+
+
+def test_a_directory_is_searched(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    for folder in ("one", "deep/er/two", "ignored"):
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / "valohai.yaml").write_text(GOOD)
+    (tmp_path / "deep" / "valohai.yml").write_text("not: us")
+    (tmp_path / ".airflowignore").write_text("ignored\n")
+    code, out, _ = run(capsys, "lint", str(tmp_path))
+    assert code == 0
+    assert out.splitlines() == [
+        f"{tmp_path}/deep/er/two/valohai.yaml: 0 error(s), 0 warning(s)",
+        f"{tmp_path}/one/valohai.yaml: 0 error(s), 0 warning(s)",
+    ]
+
+
+def test_a_directory_holding_a_virtualenv(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """A venv's `lib64 -> lib` makes Airflow's walk refuse the tree; `lint .` in a repo must still work."""
+    (tmp_path / ".venv" / "lib").mkdir(parents=True)
+    os.symlink("lib", tmp_path / ".venv" / "lib64")
+    (tmp_path / "valohai.yaml").write_text(GOOD)
+    code, out, err = run(capsys, "lint", str(tmp_path))
+    assert code == 0
+    assert out.splitlines() == [f"{tmp_path}/valohai.yaml: 0 error(s), 0 warning(s)"]
+    assert "without following symlinks" in err
+
+
+def test_missing_paths(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    missing = tmp_path / "nope" / "valohai.yaml"
+    code, out, _ = run(capsys, "lint", str(missing))
+    assert code == 1
+    assert out.splitlines()[0] == f"{missing}: error: cannot read: No such file or directory"
+    code, _, err = run(capsys, "graph", str(missing))
+    assert (code, err.strip()) == (1, f"{missing}: error: cannot read: No such file or directory")
+    code, _, err = run(capsys, "lint", str(tmp_path))
+    assert code == 1 and "no valohai.yaml found" in err
+
+
+def test_graph_text(capsys: pytest.CaptureFixture[str], corpus_dir: Path) -> None:
+    code, out, _ = run(capsys, "graph", str(corpus_dir / TENSORFLOW), "--pipeline", "training-pipeline")
+    assert code == 0
+    assert out.splitlines() == [
+        "pipeline training-pipeline",
+        "  preprocess [execution] step preprocess-dataset in python:3.9",
+        "  train [execution] step train-model in tensorflow/tensorflow:2.6.0",
+        "    <- preprocess.output.preprocessed_mnist.npz into input.dataset",
+        "  evaluate [execution] step batch-inference in tensorflow/tensorflow:2.6.0",
+        "    <- train.output.model* into input.model",
+    ]
+
+
+def test_graph_mermaid(capsys: pytest.CaptureFixture[str], corpus_dir: Path) -> None:
+    args = ("graph", str(corpus_dir / TENSORFLOW), "--pipeline", "training-pipeline", "--format", "mermaid")
+    code, out, _ = run(capsys, *args)
+    assert code == 0
+    assert out.splitlines() == [
+        "flowchart LR",
+        '    n0["preprocess"]',
+        '    n1["train"]',
+        '    n2["evaluate"]',
+        '    n0 -->|"output.preprocessed_mnist.npz → input.dataset"| n1',
+        '    n1 -->|"output.model* → input.model"| n2',
+    ]
+
+
+def test_mermaid_keeps_similar_names_apart(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """`a-b` and `a_b` used to share the id `n_a_b`, drawing one node with an edge to itself."""
+    (tmp_path / "valohai.yaml").write_text(GOOD)
+    code, out, _ = run(capsys, "graph", str(tmp_path / "valohai.yaml"), "--format", "mermaid")
+    assert code == 0
+    assert out.splitlines() == [
+        "flowchart LR",
+        '    n0["a-b"]',
+        '    n1["a_b"]',
+        '    n0 -->|"output.* → input.x"| n1',
+    ]
+
+
+def test_every_pipeline_without_pipeline_option(capsys: pytest.CaptureFixture[str], corpus_dir: Path) -> None:
+    code, out, _ = run(capsys, "graph", str(corpus_dir / TENSORFLOW))
+    assert code == 0
+    assert [line for line in out.splitlines() if line.startswith("pipeline ")] == [
+        "pipeline training-pipeline",
+        "pipeline three-trainings-pipeline",
+        "pipeline three-trainings-pipeline-w-deployment",
+        "pipeline three-trainings-pipeline-w-deployment-broken",
+        "pipeline three-trainings-pipeline-dynamic",
+    ]
+    assert "  deploy [deployment] deployment " in out
+
+
+def test_unknown_pipeline(capsys: pytest.CaptureFixture[str], corpus_dir: Path) -> None:
+    path = corpus_dir / TENSORFLOW
+    code, out, err = run(capsys, "graph", str(path), "--pipeline", "nope")
+    assert (code, out) == (1, "")
+    assert err.strip() == (
+        f"{path}: no pipeline 'nope' (pipelines: training-pipeline, three-trainings-pipeline, "
+        "three-trainings-pipeline-w-deployment, three-trainings-pipeline-w-deployment-broken, "
+        "three-trainings-pipeline-dynamic)"
+    )
+
+
+def test_graph_of_a_broken_file(capsys: pytest.CaptureFixture[str], corpus_dir: Path) -> None:
+    code, out, err = run(capsys, "graph", str(corpus_dir / BROKEN))
+    assert (code, out) == (1, "")
+    assert f"{corpus_dir / BROKEN}:43:10: error: " in err
+
+
+def test_the_console_script() -> None:
+    script = REPO_ROOT / ".venv" / "bin" / "valohai-airflow"
+    result = subprocess.run(
+        [str(script), "--help"], capture_output=True, text=True, check=False, env=os.environ.copy()
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: valohai-airflow")
+    assert "lint" in result.stdout and "graph" in result.stdout
+
+
+def test_json_stays_json_when_airflow_logs(tmp_path: Path) -> None:
+    """Searching a folder imports Airflow, which logs to stdout (here: a deprecation warning read from
+    .airflowignore handling); `--format json` output must still parse. A fresh process, as users run it."""
+    (tmp_path / "one").mkdir()
+    (tmp_path / "one" / "valohai.yaml").write_text(GOOD)
+    (tmp_path / ".airflowignore").write_text("ignored\n")
+    script = REPO_ROOT / ".venv" / "bin" / "valohai-airflow"
+    result = subprocess.run(
+        [str(script), "lint", "--format", "json", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=os.environ.copy(),
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {str(tmp_path / "one" / "valohai.yaml"): []}
