@@ -37,7 +37,8 @@ def error_dag(project_name: str, valohai_yaml: Path, error: ValohaiAirflowError)
     with DAG(
         dag_id=error_dag_id(project_name),
         dag_display_name=f"⚠ {project_name}: valohai.yaml has {len(lines)} error(s)",
-        description=lines[0][:200],
+        # the path below the dags folder first, so line and column survive the UI's short description
+        description=lines[0].replace(f"{valohai_yaml.parent.parent}/", "")[:200],
         schedule=None,
         start_date=START_DATE,
         catchup=False,
