@@ -9,6 +9,10 @@ in the same DAG run.
 The failure message is read from the `TaskRunResult` Airflow's in-process supervisor returns:
 `dag.test()` logs it and throws it away, so `run_task_in_process` is wrapped to record the
 result (the task itself runs unchanged).
+
+No fault here is injected: the missing image is a real failed pull (no registry is reachable),
+the OOM kill is the kernel's under a 16 MB `mem_limit`, the full disk is a 1 MB tmpfs holding
+the store, and the S3 failure is a real SeaweedFS server stopped while the output uploads.
 """
 
 from __future__ import annotations
@@ -402,3 +406,80 @@ def test_oom_killed_step_says_so(dags_folder: Path, monkeypatch: pytest.MonkeyPa
     assert "resources.memory" in message, message
     assert "allocating" in message, message
     assert outcome.xcom("only") is None
+
+
+# --- 12. a full disk and an S3 server that stops mid-upload --------------------------------------
+
+
+@pytest.fixture
+def tiny_store(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
+    """A real full disk: the store on a 1 MB tmpfs (we run as root in the test machine)."""
+    mountpoint = tmp_path / "tiny-store"
+    mountpoint.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mountpoint)], capture_output=True, check=False
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    monkeypatch.setenv("AIRFLOW__VALOHAI__STORE_URL", str(mountpoint))
+    yield mountpoint
+    subprocess.run(["umount", "-l", str(mountpoint)], capture_output=True, check=False)
+
+
+def test_full_store_disk_fails_the_task_cleanly(
+    dags_folder: Path, monkeypatch: pytest.MonkeyPatch, tiny_store: Path
+) -> None:
+    command = "head -c 3000000 /dev/zero > /valohai/outputs/big.bin; echo wrote"
+    outcome = run_pipeline(dags_folder, monkeypatch, "flt-fulldisk", one_node(step_yaml("s", command)))
+    assert outcome.states == {"only": "failed"}
+    (message,) = outcome.errors("only")
+    assert "No space left on device" in message and "clear the task" in message, message
+    assert "'only'" in message and "big.bin" in message, message
+    assert outcome.xcom("only") is None
+    assert not [p for p in tiny_store.rglob("big.bin")], "no half-written output under its final name"
+
+
+def test_s3_server_stopping_mid_upload_fails_the_task_cleanly(
+    dags_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Real: a private SeaweedFS server is stopped (SIGTERM) the moment the container exits, while
+    the 400 MB output is being uploaded in 8 MiB multipart chunks; the stop is timed from the
+    engine's `die` event, so it lands during the upload, not before it."""
+    import threading
+
+    from tests.support.seaweed import SeaweedServer, make_bucket
+
+    server = SeaweedServer()
+    endpoint = server.start()
+    try:
+        make_bucket(endpoint, "faults")
+        monkeypatch.setenv("AIRFLOW__VALOHAI__STORE_URL", "s3://faults/store")
+        monkeypatch.setenv("AIRFLOW__VALOHAI__S3_ENDPOINT_URL", endpoint.endpoint_url)
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", endpoint.access_key)
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", endpoint.secret_key)
+        monkeypatch.setenv("AWS_DEFAULT_REGION", endpoint.region)
+        events = subprocess.Popen(
+            ["docker", "events", "--filter", "event=die", "--filter", f"label={LABEL}.dag=flt-s3stop__p"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+        def stop_on_die() -> None:
+            assert events.stdout is not None
+            if events.stdout.readline():
+                server.stop()
+
+        stopper = threading.Thread(target=stop_on_die, daemon=True)
+        stopper.start()
+        command = "head -c 400000000 /dev/urandom > /valohai/outputs/big.bin; echo wrote"
+        outcome = run_pipeline(dags_folder, monkeypatch, "flt-s3stop", one_node(step_yaml("s", command)))
+        events.terminate()
+        events.wait(timeout=10)
+        stopper.join(timeout=20)
+    finally:
+        server.stop()
+    assert outcome.states == {"only": "failed"}
+    (message,) = outcome.errors("only")
+    assert "'only'" in message and "s3://faults/store" in message and "clear the task" in message, message
+    assert outcome.xcom("only") is None
+    assert outcome.seconds < 120, outcome.seconds

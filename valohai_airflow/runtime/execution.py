@@ -33,7 +33,7 @@ from valohai_airflow.runtime.parameters import NodeParameterError, resolve_param
 from valohai_airflow.runtime.workdir import WorkDir, create_workdir, valohai_environment
 from valohai_airflow.spec.commands import build_script
 from valohai_airflow.spec.diagnostics import ValohaiAirflowError
-from valohai_airflow.store.base import ArtifactStore, join_key
+from valohai_airflow.store.base import ArtifactStore, StoreError, join_key
 
 REFUSED_SCHEMES = ("datum://", "dataset://")
 
@@ -235,10 +235,17 @@ def finish(
     collection = collect_outputs(prepared.workdir.outputs)
     prepared.log += [f"output {s.path!r} skipped: {s.reason}" for s in collection.skipped]
     prepared.log += collection.problems
-    uris = upload_outputs(collection, request.store, join_key(prefix, "outputs"))
     metadata = MetadataCollector()
     metadata.feed_all(log_lines)
-    metadata_uri = request.store.put_bytes(metadata.to_jsonl(), join_key(prefix, "metadata.jsonl")).uri
+    try:
+        uris = upload_outputs(collection, request.store, join_key(prefix, "outputs"))
+        metadata_uri = request.store.put_bytes(metadata.to_jsonl(), join_key(prefix, "metadata.jsonl")).uri
+    except (StoreError, OSError) as error:  # a full disk, an S3 server gone mid-upload
+        raise ExecutionError(
+            f"node {request.node.name!r}: storing its outputs under {request.store.uri(prefix)} failed "
+            f"(the step itself {status}): {error}. The files are kept in {prepared.workdir.outputs}; "
+            "make room in or repair the store, then clear the task to run it again"
+        ) from error
     manifest = Manifest(
         execution_id=request.key.execution_id,
         node=request.node.name,
