@@ -122,7 +122,7 @@ def test_every_corpus_file_in_one_dagbag(dags_folder: Path, corpus_dir: Path) ->
     for name in corpus.bad:
         dags = by_project[name]
         assert [dag.dag_id for dag in dags] == [f"valohai_error__{name}"], name
-        assert re.search(rf"/{re.escape(name)}/valohai\.yaml:\d+:\d+: error: ", dags[0].description), (
+        assert re.search(rf"(^|/){re.escape(name)}/valohai\.yaml:\d+:\d+: error: ", dags[0].description), (
             name,
             dags[0].description,
         )

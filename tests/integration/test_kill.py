@@ -109,8 +109,8 @@ def test_sigterm_removes_the_container(project: str, tmp_path: Path) -> None:
     try:
         wait_for(lambda: containers(dag_id, running_only=True), 90, "a running container", log)
         process.send_signal(signal.SIGTERM)
-        gone = wait_for(lambda: not containers(dag_id), 15, "the container to be removed")
-        process.wait(timeout=30)
+        gone = wait_for(lambda: not containers(dag_id), 15, "the container to be removed", log)
+        process.wait(timeout=60)
     finally:
         if process.poll() is None:
             process.kill()
@@ -138,11 +138,12 @@ def test_sigkill_leftover_is_removed_by_the_next_try(project: str, tmp_path: Pat
             lambda: (ids := containers(dag_id)) and leftover.split()[0] not in {c.split()[0] for c in ids},
             90,
             "the leftover to be removed",
+            log,
         )
-        wait_for(lambda: containers(dag_id, running_only=True), 90, "the new try's container")
+        wait_for(lambda: containers(dag_id, running_only=True), 90, "the new try's container", log)
         second.send_signal(signal.SIGTERM)
-        wait_for(lambda: not containers(dag_id), 15, "the container to be removed")
-        second.wait(timeout=30)
+        wait_for(lambda: not containers(dag_id), 15, "the container to be removed", log)
+        second.wait(timeout=60)
     finally:
         if second.poll() is None:
             second.kill()
