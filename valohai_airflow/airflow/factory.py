@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import timedelta
 
 from airflow.sdk import DAG, BaseOperator
 
+from valohai_airflow.airflow.control import apply_control
+from valohai_airflow.airflow.deployment import ValohaiDeploymentOperator
 from valohai_airflow.airflow.docs import pipeline_doc_md
 from valohai_airflow.airflow.operators import FailWithMessageOperator, ValohaiExecutionOperator
 from valohai_airflow.airflow.params import pipeline_params
+from valohai_airflow.airflow.schedules import START_DATE, dag_arguments, retry_arguments, schedule_problem
 from valohai_airflow.plan.model import NodeKind, NodePlan, PipelinePlan, ProjectPlan
 from valohai_airflow.plan.naming import dag_id_for
 
-START_DATE = datetime(2024, 1, 1, tzinfo=UTC)
+__all__ = ["START_DATE", "build_dag", "build_dags"]
 
 
 def _node_task(
@@ -20,11 +23,8 @@ def _node_task(
 ) -> BaseOperator:
     """Execution nodes, and task nodes as one execution with the node's values until fan-out lands."""
     if node.kind is NodeKind.DEPLOYMENT:
-        return FailWithMessageOperator(
-            task_id=node.task_id,
-            task_display_name=node.name,
-            message=f"node {node.name!r}: deployment nodes do not run in valohai-airflow yet; "
-            "mark this task success to let the rest of the pipeline go on",
+        return ValohaiDeploymentOperator(
+            project_name=project.name, pipeline=pipeline, node=node, docker_url=docker_url
         )
     return ValohaiExecutionOperator(
         project_name=project.name,
@@ -33,21 +33,23 @@ def _node_task(
         node=node,
         dag_key=dag_id,
         docker_url=docker_url,
+        **retry_arguments(project.settings, node),
     )
 
 
 def build_dag(project: ProjectPlan, pipeline: PipelinePlan, *, docker_url: str | None = None) -> DAG:
     dag_id = dag_id_for(project.name, pipeline.name)
+    params = pipeline_params(pipeline)
+    problem = schedule_problem(pipeline, project.settings, params)
+    if problem:
+        return _unschedulable_dag(dag_id, pipeline, problem)
+    arguments = {"description": f"Valohai pipeline {pipeline.name!r} of {project.name}"}
     with DAG(
         dag_id=dag_id,
         dag_display_name=pipeline.name,
-        description=f"Valohai pipeline {pipeline.name!r} of {project.name}",
-        schedule=None,
-        start_date=START_DATE,
-        catchup=False,
-        params=pipeline_params(pipeline),
+        params=params,
         doc_md=pipeline_doc_md(project, pipeline),
-        tags=["valohai", project.name],
+        **{**arguments, **dag_arguments(project, pipeline)},
     ) as dag:
         tasks = {
             node.name: _node_task(project, pipeline, node, dag_id, docker_url) for node in pipeline.nodes
@@ -56,6 +58,24 @@ def build_dag(project: ProjectPlan, pipeline: PipelinePlan, *, docker_url: str |
             upstream, downstream = tasks[edge.source_node], tasks[edge.target_node]
             if upstream not in downstream.upstream_list:
                 upstream >> downstream
+        apply_control(dag, pipeline, tasks, timedelta(seconds=project.settings.approval.timeout_seconds))
+    return dag
+
+
+def _unschedulable_dag(dag_id: str, pipeline: PipelinePlan, problem: str) -> DAG:
+    """The pipeline's own DAG id, showing why its schedule cannot work (its siblings still load)."""
+    with DAG(
+        dag_id=dag_id,
+        dag_display_name=f"⚠ {pipeline.name}: cannot be scheduled",
+        description=problem[:200],
+        schedule=None,
+        start_date=START_DATE,
+        catchup=False,
+        doc_md=f"# {pipeline.name} cannot be scheduled\n\n{problem}",
+        tags=["valohai", "valohai-error"],
+        is_paused_upon_creation=True,
+    ) as dag:
+        FailWithMessageOperator(task_id="valohai_schedule_error", message=problem)
     return dag
 
 

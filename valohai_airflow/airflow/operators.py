@@ -23,11 +23,13 @@ from airflow.sdk.exceptions import AirflowException, AirflowTaskTimeout
 from docker.errors import APIError
 from docker.types import Mount
 
+from valohai_airflow.airflow import control
 from valohai_airflow.airflow.settings import valohai_settings
 from valohai_airflow.plan.model import EdgeKind, NodePlan, PipelinePlan
 from valohai_airflow.runtime.execution import ExecutionRequest, PreparedExecution, finish, prepare
 from valohai_airflow.runtime.ids import ExecutionKey
 from valohai_airflow.runtime.inputs import DownloadCache
+from valohai_airflow.runtime.reuse import ReuseGate
 from valohai_airflow.store import open_store
 
 LABEL = "valohai-airflow"
@@ -132,10 +134,20 @@ class ValohaiExecutionOperator(DockerOperator):
         self.container_name = f"vh-{key.execution_id}-{uuid.uuid4().hex[:6]}"
 
     def execute(self, context: Any) -> dict[str, Any]:  # type: ignore[override]  # a manifest, not log lines
+        control.check_upstreams(self, context, self.pipeline, self.node)
         request = self._request(context)
         prepared = prepare(request)
         for line in prepared.log:
             self.log.info("%s", line)
+        control.before_start(self, context, self.node, prepared.parameters)
+        gate = ReuseGate.for_execution(prepared, image_id=self._image_id)
+        reused = gate.lookup() if gate else None
+        if reused is not None:
+            self.log.info(
+                "Reusing the unchanged execution %s: the container does not run", reused["reused_from"]
+            )
+            shutil.rmtree(prepared.workdir.root, ignore_errors=True)
+            return reused
         self._configure(prepared)
         self._remove_leftovers(request.key)
         self.log.info("Running node %s: %s", self.node.name, prepared.script)
@@ -180,12 +192,23 @@ class ValohaiExecutionOperator(DockerOperator):
                 f"Outputs were still collected ({len(manifest.get('outputs', []))} file(s)); work dir kept at "
                 f"{prepared.workdir.root}. Last lines:\n{tail}"
             )
+            control.after_failure(self, context, self.node, manifest, message)
             if timed_out:
                 raise AirflowTaskTimeout(message) from failure  # the same kind of failure for Airflow
             raise AirflowException(message) from failure
+        if gate:
+            gate.record(manifest)
         if valohai_settings().clean_work_dirs:
             shutil.rmtree(prepared.workdir.root, ignore_errors=True)
+        control.after_success(self, context, self.node, manifest)
         return manifest
+
+    def _image_id(self) -> str | None:
+        """The engine's id of the step's image, for reuse keys; None while it is not pulled yet."""
+        try:
+            return str(self.cli.inspect_image(self.image)["Id"])
+        except APIError:
+            return None
 
     def _failure_reason(
         self, exit_code: int | None, oom_killed: bool, watchdog: _SilenceWatchdog | None, timed_out: bool

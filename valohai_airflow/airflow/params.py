@@ -8,6 +8,7 @@ from airflow.sdk import Param
 
 from valohai_airflow.plan.model import EdgeKind, NodeKind, PipelinePlan
 from valohai_airflow.plan.params import node_input_key, node_parameter_key
+from valohai_airflow.runtime.reuse import CONF_KEY as REUSE_KEY
 from valohai_airflow.spec.parameter import Parameter
 
 _JSON_TYPES = {"string": "string", "integer": "integer", "float": "number", "flag": "boolean"}
@@ -109,4 +110,14 @@ def pipeline_params(pipeline: PipelinePlan) -> dict[str, Param]:
                 or "One URL or path per line: local path, file://, s3://, http(s)://",
                 section=node.name,
             )
+    if pipeline.reuse_executions:
+        params[REUSE_KEY] = Param(
+            True,
+            type="boolean",
+            title="Reuse unchanged executions",
+            description="reuse-executions: a node whose image, command, parameters, input files, repository "
+            "and step settings equal an earlier completed execution's returns that one's results instead of "
+            "running. Turn off to run every node.",
+            section="valohai",
+        )
     return params

@@ -163,6 +163,9 @@ class _PipelineCompiler:
                 actions=self._compile_actions(node, None),
                 deployment=node.deployment,
                 endpoints=tuple(node.endpoints),
+                endpoint_specs=tuple(
+                    self.config.endpoints[e] for e in node.endpoints if e in self.config.endpoints
+                ),
                 aliases=tuple(node.aliases),
                 location=node.location,
             )

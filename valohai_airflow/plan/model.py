@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from valohai_airflow.spec.diagnostics import Diagnostic, Location
+from valohai_airflow.spec.endpoint import Endpoint
+from valohai_airflow.spec.sidecar import ProjectSettings
 from valohai_airflow.spec.step import Step
 
 
@@ -67,6 +69,7 @@ class NodePlan:
     task_blueprint: str | None = None  # task nodes: the top-level task this node uses
     deployment: str | None = None  # deployment nodes
     endpoints: tuple[str, ...] = ()
+    endpoint_specs: tuple[Endpoint, ...] = ()  # deployment nodes: the definitions of `endpoints`
     aliases: tuple[str, ...] = ()
     location: Location = field(default_factory=lambda: Location(""))
 
@@ -109,3 +112,4 @@ class ProjectPlan:
     content_hash: str
     pipelines: tuple[PipelinePlan, ...]
     diagnostics: tuple[Diagnostic, ...] = ()  # warnings (a plan with errors is never built)
+    settings: ProjectSettings = field(default_factory=ProjectSettings)  # valohai-airflow.yaml, or defaults

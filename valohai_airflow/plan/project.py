@@ -3,6 +3,8 @@
 Airflow re-parses the dags folder every few seconds; a valohai.yaml that did not change must not be
 parsed and compiled again. Plans are cached in-process by (path, sha256 of the bytes) and, when a
 cache directory is given, as pickles named by that hash so a fresh parser process skips the work too.
+The optional sidecar `valohai-airflow.yaml` beside it is part of the project: its bytes are part of the
+hash, its settings land on `ProjectPlan.settings`, and its errors are reported with valohai.yaml's.
 """
 
 from __future__ import annotations
@@ -18,13 +20,15 @@ from pathlib import Path
 from valohai_airflow.plan.compile import compile_config
 from valohai_airflow.plan.model import ProjectPlan
 from valohai_airflow.plan.naming import dag_id_for, task_id_for
+from valohai_airflow.plan.settings import check_settings
 from valohai_airflow.spec.diagnostics import Diagnostic, Location, Severity, ValohaiSpecError
 from valohai_airflow.spec.parse import parse_text
+from valohai_airflow.spec.sidecar import SIDECAR_NAME, ProjectSettings, parse_sidecar_text
 
 __all__ = ["clear_cache", "compile_project", "dag_id_for", "task_id_for"]
 
 # Bump when the plan model or the compiler's output changes, so old pickles are not read back.
-PLAN_FORMAT = 1
+PLAN_FORMAT = 2
 
 # path → (content hash, project name, plan). One entry per file, so edits replace rather than pile up.
 # A broken file is re-read every parse loop as well: its errors are cached like a plan.
@@ -45,7 +49,11 @@ def compile_project(
     """
     path = Path(valohai_yaml).resolve()
     data = path.read_bytes()
-    content_hash = hashlib.sha256(data).hexdigest()
+    sidecar = _read_sidecar(path)
+    digest = hashlib.sha256(data)
+    if sidecar is not None:  # a project without a sidecar keeps the hash of valohai.yaml alone
+        digest.update(b"\0" + SIDECAR_NAME.encode() + b"\0" + sidecar)
+    content_hash = digest.hexdigest()
     name = project_name if project_name is not None else path.parent.name
     key = (str(path), content_hash, name)
     with _LOCK:
@@ -55,7 +63,7 @@ def compile_project(
         cached = _load_pickle(cache_dir, key) if cache_dir is not None else None
         if cached is None:
             try:
-                cached = _compile(data, path, name, content_hash)
+                cached = _compile(data, sidecar, path, name, content_hash)
             except ValohaiSpecError as exc:
                 cached = exc
             else:
@@ -74,13 +82,48 @@ def clear_cache() -> None:
         _CACHE.clear()
 
 
-def _compile(data: bytes, path: Path, name: str, content_hash: str) -> ProjectPlan:
+def _read_sidecar(path: Path) -> bytes | None:
+    """The sidecar's bytes; None when the project has none."""
+    try:
+        return (path.parent / SIDECAR_NAME).read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+def _compile(data: bytes, sidecar: bytes | None, path: Path, name: str, content_hash: str) -> ProjectPlan:
+    """Both files' parse errors, plan errors and sidecar-vs-valohai.yaml errors, all in one raise."""
     result = parse_text(data, str(path))
+    errors = list(result.diagnostics.errors)
+    warnings = list(result.diagnostics.warnings)
+    settings: ProjectSettings | None = ProjectSettings()
+    if sidecar is not None:
+        parsed = parse_sidecar_text(sidecar, str(path.parent / SIDECAR_NAME))
+        errors.extend(parsed.diagnostics.errors)
+        warnings.extend(parsed.diagnostics.warnings)
+        settings = parsed.settings
     if result.config is None or result.diagnostics.errors:
-        raise ValohaiSpecError(result.diagnostics.errors or [_no_config(path)])
-    plan = compile_config(result.config, project_name=name, root=str(path.parent), content_hash=content_hash)
+        raise ValohaiSpecError(errors or [_no_config(path)])
+    plan: ProjectPlan | None = None
+    try:
+        plan = compile_config(
+            result.config, project_name=name, root=str(path.parent), content_hash=content_hash
+        )
+    except ValohaiSpecError as exc:
+        errors.extend(exc.diagnostics)
+    checked = (
+        check_settings(settings, result.config.pipelines, plan.pipelines if plan else ())
+        if settings is not None
+        else None
+    )
+    if checked is not None:
+        errors.extend(checked.errors)
+    if errors or plan is None or settings is None or checked is None:
+        raise ValohaiSpecError(errors)
     return dataclasses.replace(
-        plan, source=str(path), diagnostics=(*result.diagnostics.warnings, *plan.diagnostics)
+        plan,
+        source=str(path),
+        diagnostics=(*warnings, *plan.diagnostics, *checked.warnings),
+        settings=settings,
     )
 
 

@@ -7,7 +7,8 @@
 - `parameter.<p>` → parameter: the upstream's resolved value of p.
 - `metadata.<key>` → parameter: the last value the upstream printed for key.
 - `environment-variable.<X>` → environment-variable: the upstream's value of X.
-- `dependency`, `file`, `deployment`: ordering only here.
+- `deployment.id` / `deployment.version_id` → parameter: what the deployment node published.
+- `dependency`: ordering only; `file` edges are read by the deployment node (`runtime.deployment`).
 
 Several edges into one input add up. Files are placed under their own basename; when two edges
 bring the same name, the first (in edge order) keeps it and every later one is renamed to
@@ -86,12 +87,12 @@ def resolve_edges(pipeline: PipelinePlan, node: NodePlan, upstream: Mapping[str,
     values = EdgeValues()
     taken: dict[str, set[str]] = {}  # input name → file names placed so far
     for edge in pipeline.edges_into(node.name):
-        if (
-            edge.target_kind in (EdgeKind.DEPENDENCY, EdgeKind.FILE)
-            or edge.source_kind is EdgeKind.DEPLOYMENT
-        ):
+        if edge.target_kind in (EdgeKind.DEPENDENCY, EdgeKind.FILE):
             continue
         manifest = upstream.get(edge.source_node)
+        if manifest is None and pipeline.node(edge.source_node).on_error == "continue":
+            values.log.append(f"{_describe(edge)}: nothing ({edge.source_node!r} failed; on-error: continue)")
+            continue
         if manifest is None:
             raise EdgeResolutionError(
                 f"{_describe(edge)}: no manifest from {edge.source_node!r} in this run "
@@ -123,6 +124,12 @@ def resolve_edges(pipeline: PipelinePlan, node: NodePlan, upstream: Mapping[str,
                     f"{_describe(edge)}: {edge.source_node!r} has no environment variable {edge.source_key!r}"
                 )
             values.environment[edge.target_key] = manifest.environment[edge.source_key]
+        elif edge.source_kind is EdgeKind.DEPLOYMENT:
+            if edge.source_key not in manifest.deployment:
+                raise EdgeResolutionError(
+                    f"{_describe(edge)}: {edge.source_node!r} published no deployment {edge.source_key!r}"
+                )
+            values.parameters[edge.target_key] = manifest.deployment[edge.source_key]
     return values
 
 

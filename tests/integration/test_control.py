@@ -1,0 +1,404 @@
+"""on-error modes and node actions, run for real: Airflow's `dag.test()`, real containers.
+
+`dag.test()` runs one task at a time, so "parallel" branches here are branches that have not
+started when a node fails. Approvals are answered the way a person would: through Airflow's HITL
+REST endpoint (`PATCH .../taskInstances/{task}/-1/hitlDetails` of the core API app, in process,
+on the same metadata DB). An unanswered approval is ended by the scheduler's own timeout sweep
+(`SchedulerJobRunner.check_awaiting_input_timeouts`), which `dag.test()` does not run itself.
+Every wait is bounded: a watchdog fails the DAG run in the DB if a test would otherwise hang.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import BUSYBOX, add_project, dag_bag
+
+pytestmark = pytest.mark.usefixtures("airflow_db", "docker_engine")
+
+PREFIX = "ctl"
+WATCHDOG_SECONDS = 180
+
+
+@dataclass
+class Outcome:
+    run: Any
+    seconds: float
+
+    @property
+    def state(self) -> str:
+        return str(self.run.state)
+
+    @property
+    def states(self) -> dict[str, str]:
+        return {ti.task_id: str(ti.state) for ti in self.run.get_task_instances()}
+
+    def ti(self, task_id: str) -> Any:
+        return next(t for t in self.run.get_task_instances() if t.task_id == task_id)
+
+    def xcom(self, task_id: str, key: str = "return_value") -> Any:
+        return self.ti(task_id).xcom_pull(task_ids=task_id, key=key)
+
+
+def _fail_run_after(seconds: float, dag_id: str, done: threading.Event) -> None:
+    """Bounded wait: mark the run failed in the DB so `dag.test()`'s loop ends."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState
+
+    if done.wait(seconds):
+        return
+    with create_session() as session:
+        for run in session.query(DagRun).filter(DagRun.dag_id == dag_id, DagRun.state == DagRunState.RUNNING):
+            run.state = DagRunState.FAILED
+
+
+def run_pipeline(
+    dags_folder: Path,
+    name: str,
+    valohai_yaml: str,
+    *,
+    sidecar: str | None = None,
+    conf: dict[str, Any] | None = None,
+    helper: Callable[[str], None] | None = None,
+) -> Outcome:
+    files = {"valohai-airflow.yaml": textwrap.dedent(sidecar)} if sidecar else None
+    add_project(dags_folder, name, textwrap.dedent(valohai_yaml), files)
+    bag = dag_bag(dags_folder)
+    assert bag.import_errors == {}
+    (dag,) = (d for dag_id, d in bag.dags.items() if dag_id.startswith(f"{name}__"))
+    done = threading.Event()
+    threads = [
+        threading.Thread(target=_fail_run_after, args=(WATCHDOG_SECONDS, dag.dag_id, done), daemon=True)
+    ]
+    if helper:
+        threads.append(threading.Thread(target=helper, args=(dag.dag_id,), daemon=True))
+    for thread in threads:
+        thread.start()
+    started = time.monotonic()
+    try:
+        run = dag.test(run_conf=conf)
+    finally:
+        done.set()
+    return Outcome(run, time.monotonic() - started)
+
+
+def step(name: str, command: str, parameters: str = "") -> str:
+    text = f"- step:\n    name: {name}\n    image: {BUSYBOX}\n    command: {json.dumps(command)}\n"
+    return text + (
+        textwrap.indent(textwrap.dedent(parameters).strip("\n"), "    ") + "\n" if parameters else ""
+    )
+
+
+INPUTS = """
+inputs:
+  - name: x
+    optional: true
+  - name: y
+    optional: true
+"""
+LOSS = """
+parameters:
+  - name: loss
+    type: float
+    default: 0.5
+"""
+STEPS = (
+    step("ok", "echo ok", INPUTS)
+    + step("boom", "echo about to fail; echo '{\"loss\": 0.9}'; exit 3")
+    + step("report", r"""printf '\173"loss": %s}\n' {parameter-value:loss}""", LOSS + INPUTS)
+)
+
+
+def branches(bad_extra: str = "") -> str:
+    """bad → next, and an independent branch side → after-side."""
+    extra = f"        {bad_extra}\n" if bad_extra else ""
+    return (
+        STEPS
+        + "- pipeline:\n    name: p\n    nodes:\n"
+        + "      - name: bad\n        type: execution\n        step: boom\n"
+        + extra
+        + "".join(
+            f"      - name: {n}\n        type: execution\n        step: ok\n"
+            for n in ("next", "side", "after-side")
+        )
+        + "    edges:\n      - [bad.output.*, next.input.x]\n      - [side.output.*, after-side.input.x]\n"
+    )
+
+
+# --- on-error --------------------------------------------------------------------------------------
+
+
+def test_stop_all_fails_the_run_and_stops_the_other_branch(dags_folder: Path) -> None:
+    outcome = run_pipeline(dags_folder, f"{PREFIX}-stopall", branches())
+    states = outcome.states
+    assert outcome.state == "failed", states
+    assert states["bad"] == "failed" and states["next"] == "upstream_failed", states
+    assert states["after-side"] == "skipped", states  # the other branch did not go on
+
+
+def test_stop_next_blocks_only_dependents(dags_folder: Path) -> None:
+    outcome = run_pipeline(dags_folder, f"{PREFIX}-stopnext", branches("on-error: stop-next"))
+    states = outcome.states
+    assert states["bad"] == "failed" and states["next"] == "upstream_failed", states
+    assert states["side"] == "success" and states["after-side"] == "success", states
+    assert outcome.state == "failed"
+
+
+def test_continue_runs_dependents_with_what_succeeded(dags_folder: Path) -> None:
+    yaml = STEPS + textwrap.dedent(
+        """\
+        - pipeline:
+            name: p
+            nodes:
+              - name: bad
+                type: execution
+                step: boom
+                on-error: continue
+              - name: good
+                type: execution
+                step: report
+              - name: last
+                type: execution
+                step: report
+            edges:
+              - [bad.metadata.loss, last.parameter.loss]
+              - [good.output.*, last.input.x]
+        """
+    )
+    outcome = run_pipeline(dags_folder, f"{PREFIX}-continue", yaml)
+    states = outcome.states
+    assert states["bad"] == "failed" and states["good"] == "success", states
+    assert states["last"] == "success", states
+    assert outcome.xcom("last")["parameters"]["loss"] == 0.5  # the failed edge brought nothing: the default
+    assert outcome.state == "success"
+
+
+def test_continue_does_not_unblock_a_failed_stop_next_upstream(dags_folder: Path) -> None:
+    yaml = STEPS + textwrap.dedent(
+        """\
+        - pipeline:
+            name: p
+            nodes:
+              - name: tolerated
+                type: execution
+                step: boom
+                on-error: continue
+              - name: blocking
+                type: execution
+                step: boom
+                on-error: stop-next
+              - name: last
+                type: execution
+                step: ok
+            edges:
+              - [tolerated.output.*, last.input.x]
+              - [blocking.output.*, last.input.y]
+        """
+    )
+    outcome = run_pipeline(dags_folder, f"{PREFIX}-mixed", yaml)
+    states = outcome.states
+    assert states["last"] == "failed", states  # blocked by `blocking`, with a message; never ran
+    assert outcome.xcom("last") is None
+    assert outcome.state == "failed"
+
+
+def test_retry_uses_the_sidecar_count(dags_folder: Path) -> None:
+    sidecar = """\
+        on_error_retry:
+          retries: 2
+          delay_seconds: 0
+          backoff: fixed
+        """
+    outcome = run_pipeline(dags_folder, f"{PREFIX}-retry", branches("on-error: retry"), sidecar=sidecar)
+    states = outcome.states
+    assert states["bad"] == "failed", states
+    assert outcome.ti("bad").try_number == 3  # the first try and two retries
+    assert states["next"] == "upstream_failed", states  # out of retries: its dependents are blocked
+    assert outcome.state == "failed"
+
+
+# --- actions -------------------------------------------------------------------------------------
+
+
+def chain(actions: str, first_step: str = "report") -> str:
+    """first → second, first carrying `actions`."""
+    body = textwrap.indent(textwrap.dedent(actions).strip("\n"), " " * 8)
+    return (
+        STEPS
+        + "- pipeline:\n    name: p\n    nodes:\n"
+        + f"      - name: first\n        type: execution\n        step: {first_step}\n"
+        + body
+        + "\n      - name: second\n        type: execution\n        step: ok\n"
+        + "    edges:\n      - [first.output.*, second.input.x]\n"
+    )
+
+
+STOP_WHEN_GOOD = """\
+    actions:
+      - when: node-complete
+        if: metadata.loss < 0.4
+        then: stop-pipeline
+    """
+
+
+@pytest.mark.parametrize(("loss", "stops"), [(0.2, True), (0.7, False)])
+def test_stop_pipeline_on_node_complete_condition(dags_folder: Path, loss: float, stops: bool) -> None:
+    outcome = run_pipeline(
+        dags_folder, f"{PREFIX}-stop{int(stops)}", chain(STOP_WHEN_GOOD), conf={"first.parameter.loss": loss}
+    )
+    states = outcome.states
+    assert outcome.state == "success", states
+    assert states["first"] == "success"
+    assert outcome.xcom("first")["metadata"]["loss"] == loss  # its result is still published
+    if stops:
+        assert states["second"] == "skipped", states
+        control = outcome.xcom("first", "valohai_control")
+        assert control["action"] == "stop-pipeline" and "metadata.loss < 0.4" in control["reason"], control
+    else:
+        assert states["second"] == "success", states
+
+
+def test_error_pipeline_fails_the_run(dags_folder: Path) -> None:
+    actions = """\
+        actions:
+          - when: node-complete
+            if: [parameter.loss > 0.1, metadata.loss >= 0.5]
+            then: error-pipeline
+        """
+    outcome = run_pipeline(dags_folder, f"{PREFIX}-error", chain(actions))
+    states = outcome.states
+    assert states["first"] == "failed" and states["second"] == "upstream_failed", states
+    assert outcome.state == "failed"
+    assert outcome.xcom("first", "valohai_control")["action"] == "error-pipeline"
+
+
+def test_stop_pipeline_on_node_error_ends_without_error(dags_folder: Path) -> None:
+    actions = """\
+        actions:
+          - when: node-error
+            then: stop-pipeline
+        """
+    outcome = run_pipeline(dags_folder, f"{PREFIX}-onerr", chain(actions, first_step="boom"))
+    states = outcome.states
+    assert states["first"] == "skipped" and states["second"] == "skipped", states
+    assert outcome.state == "success"
+    assert "node-error" in outcome.xcom("first", "valohai_control")["reason"]
+
+
+def test_stop_pipeline_on_node_starting_runs_no_container(dags_folder: Path) -> None:
+    actions = """\
+        actions:
+          - when: node-starting
+            if: parameter.loss == 0.5
+            then: stop-pipeline
+          - when: node-starting
+            then: noop
+        """
+    outcome = run_pipeline(dags_folder, f"{PREFIX}-onstart", chain(actions))
+    states = outcome.states
+    assert states["first"] == "skipped" and states["second"] == "skipped", states
+    assert outcome.xcom("first") is None  # never ran
+    assert outcome.state == "success"
+
+
+def test_noop_changes_nothing(dags_folder: Path) -> None:
+    actions = """\
+        actions:
+          - when: [node-starting, node-complete]
+            then: noop
+        """
+    outcome = run_pipeline(dags_folder, f"{PREFIX}-noop", chain(actions))
+    assert outcome.states == {"first": "success", "second": "success"}
+    assert outcome.state == "success"
+
+
+# --- require-approval ----------------------------------------------------------------------------
+
+APPROVAL = """\
+    actions:
+      - when: node-starting
+        then: require-approval
+    """
+
+
+def answer(option: str, deadline: float = 90) -> Callable[[str], None]:
+    """A person answering through Airflow's HITL REST API once the approval is waiting."""
+
+    def respond(dag_id: str) -> None:
+        from airflow.api_fastapi.app import create_app
+        from airflow.configuration import conf
+        from fastapi.testclient import TestClient
+
+        conf.set("core", "simple_auth_manager_all_admins", "True")
+        client = TestClient(create_app(apps="core"))
+        stop = time.monotonic() + deadline
+        while time.monotonic() < stop:
+            listed = client.get(f"/api/v2/dags/{dag_id}/dagRuns/~/hitlDetails")
+            details = listed.json().get("hitl_details", []) if listed.status_code == 200 else []
+            if details:
+                ti = details[0]["task_instance"]
+                response = client.patch(
+                    f"/api/v2/dags/{dag_id}/dagRuns/{ti['dag_run_id']}/taskInstances/{ti['task_id']}/-1/hitlDetails",
+                    json={"chosen_options": [option], "params_input": {}},
+                )
+                assert response.status_code == 200, response.text
+                return
+            time.sleep(0.5)
+
+    return respond
+
+
+def scheduler_timeout_sweep(dag_id: str) -> None:
+    """What a running scheduler does for awaiting-input tasks whose response timeout passed."""
+    from airflow.jobs.job import Job
+    from airflow.jobs.scheduler_job_runner import SchedulerJobRunner
+
+    runner = SchedulerJobRunner(job=Job())
+    stop = time.monotonic() + 90
+    while time.monotonic() < stop:
+        runner.check_awaiting_input_timeouts()
+        time.sleep(0.5)
+
+
+def approval_pipeline(
+    dags_folder: Path, name: str, helper: Callable[[str], None], sidecar: str | None = None
+) -> Outcome:
+    return run_pipeline(dags_folder, name, chain(APPROVAL, first_step="ok"), helper=helper, sidecar=sidecar)
+
+
+def test_approval_approved_through_the_rest_api(dags_folder: Path) -> None:
+    outcome = approval_pipeline(dags_folder, f"{PREFIX}-approve", answer("Approve"))
+    states = outcome.states
+    assert states == {"first__approval": "success", "first": "success", "second": "success"}, states
+    assert outcome.state == "success"
+
+
+def test_approval_rejected_stops_the_pipeline(dags_folder: Path) -> None:
+    outcome = approval_pipeline(dags_folder, f"{PREFIX}-reject", answer("Reject"))
+    states = outcome.states
+    assert states["first__approval"] == "success", states
+    assert states["first"] == "skipped" and states["second"] == "skipped", states
+    assert outcome.state == "success"
+    assert "rejected" in outcome.xcom("first__approval", "valohai_control")["reason"]
+
+
+def test_unanswered_approval_times_out_from_the_sidecar(dags_folder: Path) -> None:
+    sidecar = """\
+        approval:
+          timeout_seconds: 2
+        """
+    outcome = approval_pipeline(dags_folder, f"{PREFIX}-timeout", scheduler_timeout_sweep, sidecar=sidecar)
+    states = outcome.states
+    assert states["first__approval"] == "failed" and states["first"] == "upstream_failed", states
+    assert outcome.state == "failed"
+    assert outcome.seconds < WATCHDOG_SECONDS  # ended by the timeout, not by the test's watchdog

@@ -1,0 +1,227 @@
+"""valohai-airflow.yaml: parsing, defaults, errors with file:line:column, and the shipped JSON Schema."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+import valohai_airflow
+from valohai_airflow.spec.diagnostics import Severity
+from valohai_airflow.spec.sidecar import (
+    ProjectSettings,
+    parse_sidecar_file,
+    parse_sidecar_text,
+    sidecar_json_schema,
+    sidecar_json_schema_text,
+)
+
+SHIPPED = Path(valohai_airflow.__file__).parent / "schemas" / "valohai-airflow.schema.json"
+
+FULL = """\
+pipelines:
+  three-trainings:
+    tags: [ml, weekly]
+    retries: 2
+    retry_delay_seconds: 30
+    max_active_runs: 1
+    max_active_tasks: 4
+triggers:
+  - title: Weekly retraining
+    pipeline: three-trainings
+    cron: "0 9 * * 1"
+  - title: Nightly in Helsinki
+    pipeline: three-trainings
+    cron: "@daily"
+    timezone: Europe/Helsinki
+    parameters:
+      train.parameter.epochs: 5
+    enabled: false
+    catchup: true
+    start_date: 2026-01-05
+on_error_retry:
+  retries: 5
+  delay_seconds: 10
+  backoff: fixed
+approval:
+  timeout_seconds: 600
+"""
+
+
+def errors(text: str) -> list[str]:
+    result = parse_sidecar_text(text, "valohai-airflow.yaml")
+    assert result.settings is None
+    return [str(d) for d in result.diagnostics.items if d.severity is Severity.ERROR]
+
+
+def test_full_file_parses_into_typed_settings() -> None:
+    result = parse_sidecar_text(FULL, "s.yaml")
+    assert result.diagnostics.items == []
+    settings = result.settings
+    assert settings is not None and settings.source == "s.yaml"
+    pipeline = settings.pipeline("three-trainings")
+    assert pipeline.tags == ("ml", "weekly") and pipeline.retries == 2 and pipeline.max_active_runs == 1
+    weekly, nightly = settings.triggers
+    assert (weekly.title, weekly.cron, weekly.timezone, weekly.parameters) == (
+        "Weekly retraining",
+        "0 9 * * 1",
+        "UTC",
+        {},
+    )
+    assert weekly.enabled and not weekly.catchup
+    assert nightly.expression == "0 0 * * *" and nightly.start_date == date(2026, 1, 5)
+    assert nightly.parameters == {"train.parameter.epochs": 5}
+    assert settings.triggers_for("three-trainings") == (weekly,)  # the disabled one is left out
+    assert (settings.on_error_retry.retries, settings.on_error_retry.backoff) == (5, "fixed")
+    assert settings.approval.timeout_seconds == 600
+
+
+def test_defaults_without_a_file_or_with_an_empty_one() -> None:
+    default = ProjectSettings()
+    assert default.triggers == () and default.pipeline("anything").retries is None
+    assert (default.on_error_retry.retries, default.on_error_retry.delay_seconds) == (3, 60)
+    assert default.on_error_retry.backoff == "exponential"
+    assert default.approval.timeout_seconds == 86400
+    for text in ("", "   \n", "# only a comment\n"):
+        result = parse_sidecar_text(text, "s.yaml")
+        assert result.settings is not None and result.settings.triggers == ()
+
+
+def test_settings_are_frozen_and_picklable() -> None:
+    import pickle
+
+    settings = parse_sidecar_text(FULL, "s.yaml").settings
+    assert settings is not None
+    assert pickle.loads(pickle.dumps(settings)) == settings
+    with pytest.raises(Exception, match="frozen"):
+        settings.triggers[0].cron = "* * * * *"  # type: ignore[misc]
+
+
+def test_unknown_keys_have_lines_and_did_you_mean() -> None:
+    text = "pipelines:\n  p:\n    retris: 2\ntrigers: []\non_error_retry:\n  delay: 5\n"
+    assert errors(text) == [
+        "valohai-airflow.yaml:3:5: error: pipeline settings: unknown key 'retris' (did you mean 'retries'?) "
+        "(valid keys: tags, retries, retry_delay_seconds, max_active_runs, max_active_tasks, description)",
+        "valohai-airflow.yaml:4:1: error: valohai-airflow.yaml: unknown key 'trigers' (did you mean 'triggers'?) "
+        "(valid keys: pipelines, triggers, on_error_retry, approval)",
+        "valohai-airflow.yaml:6:3: error: on_error_retry: unknown key 'delay' "
+        "(valid keys: retries, delay_seconds, backoff, max_delay_seconds)",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("cron", "message"),
+    [
+        ("61 9 * * 1", "'cron': '61 9 * * 1' is not a valid cron expression"),
+        ("0 9 * *", "'cron': '0 9 * *' has 4 fields; a cron has five"),
+        ("0 0 9 * * 1", "'cron': '0 0 9 * * 1' has 6 fields; a cron has five"),
+        ("@weekli", "'cron': '@weekli' is not a cron preset (did you mean '@weekly'?)"),
+        ("@once", "'cron': '@once' is not a cron preset"),
+        ("every monday", "'cron': 'every monday' has 2 fields"),
+    ],
+)
+def test_bad_cron_is_an_error_at_the_cron_value(cron: str, message: str) -> None:
+    text = f'triggers:\n  - title: T\n    pipeline: p\n    cron: "{cron}"\n'
+    (error,) = errors(text)
+    assert error.startswith(f"valohai-airflow.yaml:4:11: error: trigger 'T': {message}"), error
+
+
+@pytest.mark.parametrize(
+    "cron", ["0 9 * * 1", "*/15 8-18 * * 1-5", "0 0 1 */3 *", "@weekly", "@hourly", "0 9 * * MON"]
+)
+def test_good_crons(cron: str) -> None:
+    result = parse_sidecar_text(f'triggers:\n  - {{title: T, pipeline: p, cron: "{cron}"}}\n', "s.yaml")
+    assert result.diagnostics.items == [], result.diagnostics.items
+
+
+def test_unknown_time_zone_with_a_suggestion() -> None:
+    text = "triggers:\n  - title: T\n    pipeline: p\n    cron: '0 9 * * 1'\n    timezone: Europe/Helsnki\n"
+    assert errors(text) == [
+        "valohai-airflow.yaml:5:15: error: trigger 'T': 'timezone': unknown time zone 'Europe/Helsnki' "
+        "(did you mean 'Europe/Helsinki'?); use an IANA name like 'UTC' or 'Europe/Helsinki'"
+    ]
+
+
+def test_type_and_range_errors_name_the_trigger_or_pipeline() -> None:
+    text = (
+        "pipelines:\n  p:\n    max_active_runs: 0\n    tags: ml\n"
+        "triggers:\n  - pipeline: p\n    cron: '0 9 * * 1'\n    enabled: maybe\n"
+        "  - title: 5\n    pipeline: p\n    cron: '0 9 * * 1'\n    parameters: [1]\n"
+        "on_error_retry:\n  backoff: linear\n  retries: -1\n"
+        "approval:\n  timeout_seconds: 0\n"
+    )
+    assert errors(text) == [
+        "valohai-airflow.yaml:3:22: error: pipeline settings 'p': 'max_active_runs' must be at least 1, got 0",
+        "valohai-airflow.yaml:4:11: error: pipeline settings 'p': 'tags' must be a list of strings, got 'ml'",
+        "valohai-airflow.yaml:6:5: error: trigger #1: missing required key 'title'",
+        "valohai-airflow.yaml:8:14: error: trigger #1: 'enabled' must be true or false, got 'maybe'",
+        "valohai-airflow.yaml:9:12: error: trigger #2: 'title' must be a string, got 5",
+        "valohai-airflow.yaml:12:17: error: trigger #2: 'parameters' must be a mapping, got [1]",
+        "valohai-airflow.yaml:14:12: error: on_error_retry: 'backoff' must be 'exponential' or 'fixed', got 'linear'",
+        "valohai-airflow.yaml:15:12: error: on_error_retry: 'retries' must be at least 0, got -1",
+        "valohai-airflow.yaml:17:20: error: approval: 'timeout_seconds' must be more than 0, got 0",
+    ]
+
+
+def test_not_a_mapping_and_not_yaml() -> None:
+    assert errors("- a\n- b\n") == [
+        "valohai-airflow.yaml:1:1: error: the top level of valohai-airflow.yaml must be a mapping with keys "
+        "pipelines, triggers, on_error_retry, approval"
+    ]
+    (error,) = errors("triggers: [\n")
+    assert error.startswith("valohai-airflow.yaml:2:1: error: not valid YAML")
+    (error,) = errors("approval: {}\napproval: {}\n")
+    assert "duplicate key 'approval'" in error and error.startswith("valohai-airflow.yaml:2:1")
+
+
+def test_unreadable_file_is_a_diagnostic(tmp_path: Path) -> None:
+    result = parse_sidecar_file(tmp_path / "missing.yaml")
+    assert result.settings is None
+    assert "cannot read file" in str(result.diagnostics.errors[0])
+
+
+def test_trigger_fires_at_reads_the_cron_in_its_time_zone() -> None:
+    text = "triggers:\n  - {title: T, pipeline: p, cron: '0 9 * * 1', timezone: Europe/Helsinki}\n"
+    settings = parse_sidecar_text(text, "s.yaml").settings
+    assert settings is not None
+    (trigger,) = settings.triggers
+    assert trigger.fires_at(datetime(2026, 11, 23, 7, 0, tzinfo=UTC))  # 09:00 EET (UTC+2)
+    assert not trigger.fires_at(datetime(2026, 11, 23, 9, 0, tzinfo=UTC))
+    assert trigger.fires_at(datetime(2026, 6, 1, 6, 0, tzinfo=UTC))  # 09:00 EEST (UTC+3)
+
+
+def test_shipped_schema_is_up_to_date() -> None:
+    """Regenerate with `python scripts/sidecar_schema.py` when this fails."""
+    assert SHIPPED.read_text(encoding="utf-8") == sidecar_json_schema_text()
+
+
+def test_schema_accepts_the_full_example_and_refuses_what_the_models_refuse() -> None:
+    import yaml
+
+    schema = sidecar_json_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+    full = yaml.safe_load(FULL)
+    full["triggers"][1]["start_date"] = full["triggers"][1]["start_date"].isoformat()
+    assert list(validator.iter_errors(full)) == []
+    for bad in (
+        {"trigers": []},
+        {"triggers": [{"pipeline": "p", "cron": "0 9 * * 1"}]},
+        {"on_error_retry": {"backoff": "linear"}},
+        {"pipelines": {"p": {"max_active_runs": 0}}},
+        {"approval": {"timeout_seconds": 0}},
+    ):
+        assert list(validator.iter_errors(bad)), bad
+    assert "location" not in json.dumps(schema) and "source" not in schema["properties"]
+
+
+def test_example_project_sidecar_is_valid() -> None:
+    example = Path(__file__).resolve().parents[3] / "dags" / "example" / "valohai-airflow.yaml"
+    result = parse_sidecar_file(example)
+    assert result.diagnostics.items == []
+    assert result.settings is not None
+    (trigger,) = result.settings.triggers_for("three-trainings")
+    assert (trigger.title, trigger.cron, trigger.timezone) == ("Weekly retraining", "0 9 * * 1", "UTC")

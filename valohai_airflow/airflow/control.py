@@ -1,0 +1,236 @@
+"""`on-error` and node actions → Airflow: trigger rules, skips, failures and approval tasks.
+
+- `stop-next`: Airflow's default `all_success` already blocks only the failed node's dependents.
+- `continue`: a node downstream of a continue node gets `all_done`, so it runs when that upstream
+  failed; the failed node's edges bring nothing (runtime.edges). Before its container starts, the
+  node checks its *other* upstreams through the execution API (`get_task_states`): one of them not
+  successful still blocks it, as `all_success` would have.
+- `stop-all` (and `retry` once the retries are used up): the failed node skips every task of the
+  run that has not started and is neither upstream nor downstream of it (Airflow's skip of other
+  tasks, the call `SkipMixin` makes), so parallel branches stop; its own dependents become
+  `upstream_failed`, so the run fails. Airflow's DAG-level `fail_fast` is not used: in 3.3 it
+  skips the failed task's dependents too, and a run whose leaves are all skipped ends *successful*.
+- actions: `decide` (plan.control) picks what fires; `stop-pipeline` skips the rest of the run
+  and ends the run without error, saying why in the task log and in XCom `valohai_control`;
+  `error-pipeline` fails the node (and stops parallel branches) so the run fails;
+  `require-approval` on node-starting is a standard-provider `ApprovalOperator` inserted before
+  the node: Reject stops the pipeline, no answer within `approval.timeout_seconds` fails it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import timedelta
+from typing import Any
+
+from airflow.providers.standard.exceptions import HITLTimeoutError
+from airflow.providers.standard.operators.hitl import ApprovalOperator, HITLOperator
+from airflow.sdk import DAG, BaseOperator, TriggerRule
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException, DownstreamTasksSkipped
+
+from valohai_airflow.plan import control as plan_control
+from valohai_airflow.plan.control import Decision
+from valohai_airflow.plan.model import NodePlan, PipelinePlan
+from valohai_airflow.plan.params import node_parameter_key
+
+CONTROL_XCOM_KEY = "valohai_control"
+APPROVAL_SUFFIX = "__approval"
+SUCCESS_STATES = ("success",)
+
+
+def apply_control(
+    dag: DAG, pipeline: PipelinePlan, tasks: Mapping[str, BaseOperator], approval_timeout: timedelta
+) -> None:
+    """Trigger rules for `continue` upstreams and an approval task before each gated node."""
+    for node in pipeline.nodes:
+        task = tasks[node.name]
+        if plan_control.continue_upstreams(pipeline, node):
+            task.trigger_rule = TriggerRule.ALL_DONE
+        actions = plan_control.approval_actions(node)
+        if not actions:
+            continue
+        gate = ApprovalGate(
+            task_id=f"{node.task_id}{APPROVAL_SUFFIX}",
+            task_display_name=f"approve {node.name}",
+            node=node,
+            subject=f"Start node {node.name!r} of pipeline {pipeline.name!r}?",
+            body=(
+                f"valohai.yaml asks for an approval before node **{node.name}** starts "
+                f"(step `{node.step.name if node.step else node.deployment}`). Reject stops the pipeline; "
+                f"without an answer within {approval_timeout.total_seconds():g} s the run fails."
+            ),
+            response_timeout=approval_timeout,
+            trigger_rule=task.trigger_rule,
+            dag=dag,
+        )
+        for upstream in list(task.upstream_list):
+            upstream >> gate
+        gate >> task
+
+
+def others(task: BaseOperator) -> list[str]:
+    """Every other task of the DAG: what stop-pipeline skips (Airflow leaves running and finished ones)."""
+    dag = task.get_dag()
+    assert dag is not None
+    return [t for t in dag.task_ids if t != task.task_id]
+
+
+def parallel(task: BaseOperator) -> list[str]:
+    """Tasks neither upstream nor downstream of `task`: what a stop-all failure skips. Its own
+    dependents are left to become upstream_failed, so the run fails."""
+    related = {t.task_id for t in task.get_flat_relatives(upstream=True)}
+    related |= {t.task_id for t in task.get_flat_relatives(upstream=False)}
+    return [t for t in others(task) if t not in related]
+
+
+def skip_now(task_ids: Iterable[str]) -> None:
+    """Skip tasks of this run while the calling task goes on to its own end state (fail or skip).
+
+    The same execution-API request `SkipMixin.skip` makes, sent directly because `skip` ends the
+    calling task as *successful*; the server leaves running and finished tasks alone.
+    """
+    from airflow.sdk.execution_time.comms import SkipDownstreamTasks
+    from airflow.sdk.execution_time.task_runner import SUPERVISOR_COMMS
+
+    ids = list(task_ids)
+    if ids:
+        SUPERVISOR_COMMS.send(SkipDownstreamTasks(tasks=ids))
+
+
+def _record(task: BaseOperator, context: Any, decision: Decision, outcome: str) -> None:
+    task.log.warning("%s: %s", decision.reason, outcome)
+    context["ti"].xcom_push(key=CONTROL_XCOM_KEY, value={"action": decision.then, "reason": decision.reason})
+
+
+def check_upstreams(task: BaseOperator, context: Any, pipeline: PipelinePlan, node: NodePlan) -> None:
+    """A node run by `all_done` (it has a continue upstream) is still blocked by any other upstream
+    that did not succeed, like `all_success` would block it."""
+    if task.trigger_rule != TriggerRule.ALL_DONE:
+        return
+    tolerated = {pipeline.node(n).task_id for n in plan_control.continue_upstreams(pipeline, node)}
+    blocking = sorted(set(task.upstream_task_ids) - tolerated)
+    if not blocking:
+        return
+    ti = context["ti"]
+    states = ti.get_task_states(dag_id=ti.dag_id, task_ids=blocking, run_ids=[ti.run_id]).get(ti.run_id, {})
+    failed = [t for t in blocking if states.get(t) not in SUCCESS_STATES]
+    if failed:
+        described = ", ".join(f"{t!r} ({states.get(t) or 'not run'})" for t in failed)
+        raise AirflowFailException(
+            f"node {node.name!r} did not start: upstream {described} did not succeed and is not "
+            "`on-error: continue`, so this node is blocked"
+        )
+
+
+def before_start(task: BaseOperator, context: Any, node: NodePlan, parameters: Mapping[str, Any]) -> None:
+    """node-starting actions, with the node's resolved parameters (no metadata exists yet)."""
+    decisions = plan_control.decide(node, plan_control.NODE_STARTING, {}, parameters)
+    for decision in decisions:
+        if decision.then == plan_control.NOOP:
+            task.log.info("%s: nothing to do", decision.reason)
+    stop = plan_control.first(decisions, plan_control.STOP_PIPELINE, plan_control.ERROR_PIPELINE)
+    if stop is None:
+        return
+    if stop.then == plan_control.STOP_PIPELINE:
+        _record(task, context, stop, "the pipeline stops here without error; the node does not run")
+        skip_now(others(task))
+        raise AirflowSkipException(stop.reason)
+    _record(task, context, stop, "the pipeline fails; the node does not run")
+    skip_now(parallel(task))
+    raise AirflowFailException(stop.reason)
+
+
+def after_success(task: BaseOperator, context: Any, node: NodePlan, manifest: Mapping[str, Any]) -> None:
+    """node-complete actions on the manifest's metadata and parameters."""
+    decisions = plan_control.decide(
+        node, plan_control.NODE_COMPLETE, manifest.get("metadata") or {}, manifest.get("parameters") or {}
+    )
+    for decision in decisions:
+        if decision.then == plan_control.NOOP:
+            task.log.info("%s: nothing to do", decision.reason)
+    stop = plan_control.first(decisions, plan_control.STOP_PIPELINE, plan_control.ERROR_PIPELINE)
+    if stop is None:
+        return
+    if stop.then == plan_control.STOP_PIPELINE:
+        _record(task, context, stop, "the pipeline stops here without error; the rest is skipped")
+        context["ti"].xcom_push(key="return_value", value=dict(manifest))
+        raise DownstreamTasksSkipped(tasks=others(task))  # type: ignore[no-untyped-call]
+    _record(task, context, stop, "the pipeline fails; the node's result is not passed on")
+    skip_now(parallel(task))
+    raise AirflowFailException(stop.reason)
+
+
+def after_failure(
+    task: BaseOperator, context: Any, node: NodePlan, manifest: Mapping[str, Any], message: str
+) -> None:
+    """On the node's final failure: node-error actions, else its on-error. Returns when the
+    operator should raise its own failure; raises when an action decides the node's end."""
+    ti = context["ti"]
+    if ti.try_number <= ti.max_tries:
+        return  # Airflow retries it; only the last try decides
+    decisions = plan_control.decide(
+        node, plan_control.NODE_ERROR, manifest.get("metadata") or {}, manifest.get("parameters") or {}
+    )
+    for decision in decisions:
+        if decision.then == plan_control.NOOP:
+            task.log.info("%s: nothing to do", decision.reason)
+    stop = plan_control.first(decisions, plan_control.STOP_PIPELINE, plan_control.ERROR_PIPELINE)
+    if stop is not None and stop.then == plan_control.STOP_PIPELINE:
+        _record(task, context, stop, "the pipeline stops here without error; the rest is skipped")
+        skip_now(others(task))
+        raise AirflowSkipException(f"{stop.reason}. The node failed: {message}")
+    if stop is not None or plan_control.stops_everything(node):
+        reason = stop.reason if stop else f"node {node.name!r} failed (on-error: {node.on_error})"
+        task.log.error("%s: stopping the tasks of other branches that have not started", reason)
+        skip_now(parallel(task))
+
+
+class ApprovalGate(ApprovalOperator):
+    """`require-approval` before a node: Airflow's human-in-the-loop Approve/Reject task.
+
+    Reject skips the rest of the run (the pipeline stops, the run ends without error); no answer
+    within `response_timeout` fails it with a message naming the sidecar setting. When the
+    action's `if` does not hold for the node's trigger-form parameter values, nobody is asked.
+    """
+
+    ui_color = "#fcd34d"
+
+    def __init__(self, *, node: NodePlan, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.node = node
+
+    def execute(self, context: Any) -> Any:
+        parameters = _form_parameters(self.node, context["params"])
+        actions = plan_control.approval_actions(self.node)
+        if not any(plan_control.conditions_hold(a, {}, parameters) for a in actions):
+            self.log.info("node %r: no approval needed (its `if` does not hold)", self.node.name)
+            return {"chosen_options": [self.APPROVE], "approval": "not needed"}
+        return super().execute(context)
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        try:
+            result = HITLOperator.execute_complete(self, context=context, event=event)
+        except HITLTimeoutError as error:
+            timeout = self.response_timeout.total_seconds() if self.response_timeout else 0
+            raise AirflowFailException(
+                f"node {self.node.name!r}: nobody approved or rejected it within {timeout:g} s "
+                "(approval.timeout_seconds in valohai-airflow.yaml); the pipeline does not go on"
+            ) from error
+        chosen = result["chosen_options"][0]
+        who = (result.get("responded_by_user") or {}).get("name", "someone")
+        if chosen == self.APPROVE:
+            self.log.info("node %r approved by %s", self.node.name, who)
+            return result
+        decision = Decision(plan_control.STOP_PIPELINE, f"node {self.node.name!r}: rejected by {who}")
+        _record(self, context, decision, "the pipeline stops here without error; the rest is skipped")
+        context["ti"].xcom_push(key="return_value", value=dict(result))
+        raise DownstreamTasksSkipped(tasks=others(self))  # type: ignore[no-untyped-call]
+
+
+def _form_parameters(node: NodePlan, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The node's parameter values from the run's params (trigger form), else the step defaults."""
+    values: dict[str, Any] = {}
+    for parameter in node.step.parameters if node.step else ():
+        key = node_parameter_key(node.name, parameter.name)
+        values[parameter.name] = params.get(key, parameter.default)
+    return values

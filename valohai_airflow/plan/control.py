@@ -1,0 +1,104 @@
+"""Pipeline control without Airflow: which `on-error` a node's dependents see, and which node
+actions fire at a moment of a node's life.
+
+Valohai's `on-error` (stop-all, stop-next, continue, retry) and node `actions` (`when`, `if`,
+`then`) are decided here from plain data, so the same rules hold wherever a node runs; the
+airflow layer (`airflow/control.py`) maps the decisions onto trigger rules, skips and failures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from valohai_airflow.plan.conditions import ConditionSyntaxError, parse_condition
+from valohai_airflow.plan.model import ActionPlan, EdgeKind, NodePlan, PipelinePlan
+
+STOP_ALL = "stop-all"
+STOP_NEXT = "stop-next"
+CONTINUE = "continue"
+RETRY = "retry"
+
+NODE_STARTING = "node-starting"
+NODE_COMPLETE = "node-complete"
+NODE_ERROR = "node-error"
+
+STOP_PIPELINE = "stop-pipeline"
+ERROR_PIPELINE = "error-pipeline"
+REQUIRE_APPROVAL = "require-approval"
+NOOP = "noop"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """One `then` of an action whose `when` matched and whose `if` holds, with why it fired."""
+
+    then: str
+    reason: str
+
+
+def upstream_nodes(pipeline: PipelinePlan, node: NodePlan) -> tuple[str, ...]:
+    """The nodes this node waits for (any edge, dependency edges included), in pipeline order."""
+    sources = {e.source_node for e in pipeline.edges_into(node.name)}
+    return tuple(n.name for n in pipeline.nodes if n.name in sources)
+
+
+def continue_upstreams(pipeline: PipelinePlan, node: NodePlan) -> tuple[str, ...]:
+    """Upstream nodes with `on-error: continue`: their failure must not block this node."""
+    return tuple(n for n in upstream_nodes(pipeline, node) if pipeline.node(n).on_error == CONTINUE)
+
+
+def blocking_upstreams(pipeline: PipelinePlan, node: NodePlan) -> tuple[str, ...]:
+    """Upstream nodes whose failure blocks this node (every on-error but continue)."""
+    return tuple(n for n in upstream_nodes(pipeline, node) if pipeline.node(n).on_error != CONTINUE)
+
+
+def stops_everything(node: NodePlan) -> bool:
+    """A final failure of this node stops the whole pipeline (stop-all, and retry once retries run out)."""
+    return node.on_error in (STOP_ALL, RETRY)
+
+
+def carries_data(pipeline: PipelinePlan, source: str, target: str) -> bool:
+    """Whether an edge from `source` into `target` brings anything (not only ordering)."""
+    return any(
+        e.source_node == source and e.source_kind is not EdgeKind.DEPENDENCY
+        for e in pipeline.edges_into(target)
+    )
+
+
+def approval_actions(node: NodePlan) -> tuple[ActionPlan, ...]:
+    """The node's `require-approval` actions on node-starting (the only moment an approval gates)."""
+    return tuple(a for a in node.actions if NODE_STARTING in a.when and REQUIRE_APPROVAL in a.then)
+
+
+def conditions_hold(action: ActionPlan, metadata: Mapping[str, Any], parameters: Mapping[str, Any]) -> bool:
+    """All of the action's `if` conditions hold (no `if`: always). An unreadable condition never
+    holds; the compiler already warned about it with its line."""
+    for text in action.condition:
+        try:
+            condition = parse_condition(text)
+        except ConditionSyntaxError:
+            return False
+        if not condition.holds(metadata, parameters):
+            return False
+    return True
+
+
+def decide(
+    node: NodePlan, when: str, metadata: Mapping[str, Any], parameters: Mapping[str, Any]
+) -> list[Decision]:
+    """The `then` values that fire for `node` at moment `when`, in file order."""
+    decisions: list[Decision] = []
+    for action in node.actions:
+        if when not in action.when or not conditions_hold(action, metadata, parameters):
+            continue
+        because = f" because {' and '.join(action.condition)}" if action.condition else ""
+        for then in action.then:
+            decisions.append(Decision(then, f"node {node.name!r}: action on {when}{because}: {then}"))
+    return decisions
+
+
+def first(decisions: list[Decision], *thens: str) -> Decision | None:
+    """The first decision that is one of `thens`."""
+    return next((d for d in decisions if d.then in thens), None)

@@ -1,0 +1,134 @@
+"""Checks of the sidecar (valohai-airflow.yaml) that need valohai.yaml: which pipelines and Params exist.
+
+Errors: a trigger or a `pipelines:` entry naming a pipeline valohai.yaml lacks; a trigger parameter
+that is not a Param of the pipeline's DAG (or that an edge or a pipeline parameter fills, so the
+trigger's value would never be used); a value its parameter refuses; enabled triggers of one pipeline
+in different time zones (one DAG has one timetable, and Airflow's multi-cron timetable has one zone).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from valohai_airflow.plan.hints import did_you_mean
+from valohai_airflow.plan.model import EdgeKind, NodeKind, PipelinePlan
+from valohai_airflow.plan.params import node_input_key, node_parameter_key
+from valohai_airflow.spec.diagnostics import Diagnostics
+from valohai_airflow.spec.parameter import Parameter, ParameterValueError, coerce_parameter_value
+from valohai_airflow.spec.sidecar import ProjectSettings, Trigger
+
+
+def check_settings(
+    settings: ProjectSettings, pipeline_names: Iterable[str], plans: Iterable[PipelinePlan] = ()
+) -> Diagnostics:
+    """Every sidecar problem that needs valohai.yaml; `plans` (when it compiled) adds the Param checks."""
+    diagnostics = Diagnostics()
+    names = sorted(pipeline_names)
+    for name, pipeline_settings in settings.pipelines.items():
+        if name not in names:
+            diagnostics.error(
+                f"pipeline settings {name!r}: valohai.yaml has no pipeline {name!r}",
+                pipeline_settings.location,
+                did_you_mean(name, names),
+            )
+    for trigger in settings.triggers:
+        if trigger.pipeline not in names:
+            diagnostics.error(
+                f"trigger {trigger.title!r}: valohai.yaml has no pipeline {trigger.pipeline!r}",
+                trigger.location,
+                did_you_mean(trigger.pipeline, names),
+            )
+    for plan in plans:
+        triggers = [t for t in settings.triggers if t.pipeline == plan.name]
+        _check_timezones(plan.name, [t for t in triggers if t.enabled], diagnostics)
+        knobs = _knobs(plan)
+        for trigger in triggers:
+            _check_parameters(trigger, plan, knobs, diagnostics)
+    return diagnostics
+
+
+def _check_timezones(pipeline: str, triggers: list[Trigger], diagnostics: Diagnostics) -> None:
+    if not triggers:
+        return
+    first = triggers[0]
+    for trigger in triggers[1:]:
+        if trigger.timezone != first.timezone:
+            diagnostics.error(
+                f"trigger {trigger.title!r}: time zone {trigger.timezone!r} differs from {first.timezone!r} of "
+                f"trigger {first.title!r}; the triggers of pipeline {pipeline!r} share one Airflow timetable, "
+                "so they need one time zone (write the cron in that zone)",
+                trigger.location,
+            )
+
+
+# Param key → (the parameter whose type and bounds apply, or None for input URLs)
+_Knobs = dict[str, Parameter | None]
+
+
+def _knobs(plan: PipelinePlan) -> tuple[_Knobs, dict[str, str]]:
+    """The Params of the pipeline's DAG (same rules as the trigger form) and why other keys are not."""
+    knobs: _Knobs = {}
+    hidden: dict[str, str] = {}
+    targeted: dict[tuple[str, str], str] = {}
+    for pp in plan.parameters:
+        template = None
+        for node_name, parameter_name in pp.targets:
+            targeted[(node_name, parameter_name)] = pp.name
+            step = plan.node(node_name).step
+            if template is None and step is not None:
+                template = step.parameter(parameter_name)
+        if template is not None and isinstance(pp.default, list) and template.multiple in (None, "none"):
+            template = template.model_copy(update={"multiple": "separate"})
+        knobs[pp.name] = template
+    for node in plan.nodes:
+        if node.kind is NodeKind.DEPLOYMENT or node.step is None:
+            continue
+        edge_filled = {
+            e.target_key for e in plan.edges_into(node.name) if e.target_kind is EdgeKind.PARAMETER
+        }
+        for parameter in node.step.parameters:
+            key = node_parameter_key(node.name, parameter.name)
+            if (node.name, parameter.name) in targeted:
+                hidden[key] = f"pipeline parameter {targeted[(node.name, parameter.name)]!r} sets it"
+            elif parameter.name in edge_filled:
+                hidden[key] = "an edge fills it from an upstream node"
+            else:
+                knobs[key] = parameter
+        for input_ in node.step.inputs:
+            knobs[node_input_key(node.name, input_.name)] = None
+    return knobs, hidden
+
+
+def _check_parameters(
+    trigger: Trigger, plan: PipelinePlan, known: tuple[_Knobs, dict[str, str]], diagnostics: Diagnostics
+) -> None:
+    knobs, hidden = known
+    for key, value in trigger.parameters.items():
+        label = f"trigger {trigger.title!r}, parameter {key!r}"
+        if key in hidden:
+            diagnostics.error(f"{label}: cannot be set by a trigger: {hidden[key]}", trigger.location)
+            continue
+        if key not in knobs:
+            diagnostics.error(
+                f"{label}: pipeline {plan.name!r} has no such parameter; keys are pipeline parameter names, "
+                "'<node>.parameter.<name>' or '<node>.input.<name>'",
+                trigger.location,
+                did_you_mean(str(key), knobs),
+            )
+            continue
+        problem = _value_problem(knobs[key], value)
+        if problem:
+            diagnostics.error(f"{label}: {problem}", trigger.location)
+
+
+def _value_problem(parameter: Parameter | None, value: Any) -> str | None:
+    if parameter is None:  # input URLs: one string or a list of them
+        if isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            return None
+        return f"input URLs must be a string or a list of strings, got {value!r}"
+    try:
+        coerce_parameter_value(parameter, value)
+    except ParameterValueError as exc:
+        return "; ".join(exc.problems)
+    return None

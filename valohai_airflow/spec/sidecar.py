@@ -1,0 +1,350 @@
+"""The optional `valohai-airflow.yaml` beside valohai.yaml: the Airflow settings Valohai's schema has no room for.
+
+Per-pipeline DAG settings, schedules that replace Valohai's (UI-configured) triggers, what
+`on-error: retry` means and how long an approval waits. Read with the same located YAML loader as
+valohai.yaml, so every problem is a Diagnostic with file:line:column. Checks that need valohai.yaml
+(a trigger naming an unknown pipeline or parameter) happen in the plan layer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import zoneinfo
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal
+
+from croniter import CroniterBadCronError, croniter
+from pydantic import AfterValidator, Field, ValidationError
+
+from valohai_airflow.spec._base import (
+    Bool,
+    Number,
+    PlainDict,
+    SpecModel,
+    Str,
+    StrList,
+    UnknownKey,
+    did_you_mean,
+    spec_error,
+    to_plain,
+)
+from valohai_airflow.spec.diagnostics import Diagnostics, Location, ValohaiSpecError
+from valohai_airflow.spec.yaml_loader import MAX_BYTES, YamlMap, load_yaml, locate
+
+SIDECAR_NAME = "valohai-airflow.yaml"
+
+# Airflow's own presets (airflow.utils.dates.cron_presets); '@once' and '@continuous' are not crons.
+CRON_PRESETS: dict[str, str] = {
+    "@hourly": "0 * * * *",
+    "@daily": "0 0 * * *",
+    "@weekly": "0 0 * * 0",
+    "@monthly": "0 0 1 * *",
+    "@quarterly": "0 0 1 */3 *",
+    "@yearly": "0 0 1 1 *",
+}
+
+
+def expand_cron(expression: str) -> str:
+    """A preset as its five-field cron; a cron as written."""
+    return CRON_PRESETS.get(expression.strip(), expression.strip())
+
+
+def _check_cron(value: str) -> str:
+    text = value.strip()
+    if text.startswith("@") and text not in CRON_PRESETS:
+        guess = did_you_mean(text, list(CRON_PRESETS))
+        raise spec_error(
+            "cron",
+            "{value!r} is not a cron preset{hint}; use a five-field cron like '0 9 * * 1' or one of {presets}",
+            {
+                "value": value,
+                "hint": f" (did you mean {guess!r}?)" if guess else "",
+                "presets": ", ".join(CRON_PRESETS),
+            },
+        )
+    expanded = expand_cron(text)
+    fields = expanded.split()
+    if len(fields) != 5:
+        raise spec_error(
+            "cron",
+            "{value!r} has {count} fields; a cron has five: minute hour day-of-month month day-of-week",
+            {"value": value, "count": len(fields)},
+        )
+    try:
+        croniter(expanded)
+    except (CroniterBadCronError, ValueError, KeyError) as exc:
+        raise spec_error(
+            "cron", "{value!r} is not a valid cron expression: {reason}", {"value": value, "reason": exc}
+        ) from None
+    return text
+
+
+@lru_cache(maxsize=1)
+def _zone_names() -> tuple[str, ...]:
+    return tuple(sorted(zoneinfo.available_timezones()))
+
+
+def _check_timezone(value: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        guess = did_you_mean(value, _zone_names())
+        raise spec_error(
+            "timezone",
+            "unknown time zone {value!r}{hint}; use an IANA name like 'UTC' or 'Europe/Helsinki'",
+            {"value": value, "hint": f" (did you mean {guess!r}?)" if guess else ""},
+        ) from None
+    return value
+
+
+Cron = Annotated[Str, AfterValidator(_check_cron)]
+TimeZone = Annotated[Str, AfterValidator(_check_timezone)]
+NonNegativeInt = Annotated[int, Field(strict=True, ge=0)]
+PositiveInt = Annotated[int, Field(strict=True, ge=1)]
+Seconds = Annotated[Number, Field(ge=0)]
+
+
+class PipelineSettings(SpecModel):
+    """DAG settings of one pipeline: every node retries `retries` times (infrastructure hiccups)."""
+
+    kind: ClassVar[str] = "pipeline settings"
+
+    tags: StrList = ()
+    retries: NonNegativeInt | None = None
+    retry_delay_seconds: Seconds | None = None
+    max_active_runs: PositiveInt | None = None
+    max_active_tasks: PositiveInt | None = None
+    description: Str | None = None
+
+
+class Trigger(SpecModel):
+    """A Valohai scheduled trigger: run `pipeline` on `cron` in `timezone` with `parameters` overridden."""
+
+    kind: ClassVar[str] = "trigger"
+
+    title: Str
+    pipeline: Str
+    cron: Cron
+    timezone: TimeZone = "UTC"
+    parameters: PlainDict = Field(default_factory=dict)
+    enabled: Bool = True
+    catchup: Bool = False
+    start_date: dt.date | None = None
+
+    @property
+    def expression(self) -> str:
+        """The five-field cron (presets expanded)."""
+        return expand_cron(self.cron)
+
+    def fires_at(self, when: dt.datetime) -> bool:
+        """Whether this trigger's cron fires at `when` (an aware datetime), read in its own time zone."""
+        local = when.astimezone(zoneinfo.ZoneInfo(self.timezone)).replace(tzinfo=None)
+        return bool(croniter.match(self.expression, local))
+
+
+class OnErrorRetry(SpecModel):
+    """What `on-error: retry` of a node means: Valohai retries; Airflow needs a count and a delay."""
+
+    kind: ClassVar[str] = "on_error_retry"
+
+    retries: NonNegativeInt = 3
+    delay_seconds: Seconds = 60
+    backoff: Literal["exponential", "fixed"] = "exponential"
+    max_delay_seconds: Seconds | None = 3600
+
+
+class ApprovalSettings(SpecModel):
+    """How long a `require-approval` gate waits before the run stops (never a hung run)."""
+
+    kind: ClassVar[str] = "approval"
+
+    timeout_seconds: Annotated[Number, Field(gt=0)] = 86400
+
+
+class ProjectSettings(SpecModel):
+    """The whole sidecar; defaults everywhere, so a project without one gets `ProjectSettings()`."""
+
+    kind: ClassVar[str] = SIDECAR_NAME
+    yaml_excluded: ClassVar[frozenset[str]] = frozenset({"source"})
+
+    pipelines: dict[str, PipelineSettings] = Field(default_factory=dict)
+    triggers: tuple[Trigger, ...] = ()
+    on_error_retry: OnErrorRetry = Field(default_factory=OnErrorRetry)
+    approval: ApprovalSettings = Field(default_factory=ApprovalSettings)
+    source: str | None = Field(default=None, exclude=True)
+
+    def pipeline(self, name: str) -> PipelineSettings:
+        """The settings of one pipeline (defaults when the sidecar does not name it)."""
+        return self.pipelines.get(name) or PipelineSettings()
+
+    def triggers_for(self, pipeline: str) -> tuple[Trigger, ...]:
+        """The enabled triggers of one pipeline, in file order."""
+        return tuple(t for t in self.triggers if t.enabled and t.pipeline == pipeline)
+
+
+@dataclass(frozen=True)
+class SidecarResult:
+    """The settings (None when there are errors) and every diagnostic found."""
+
+    settings: ProjectSettings | None
+    diagnostics: Diagnostics = field(default_factory=Diagnostics)
+
+
+def parse_sidecar_file(path: str | os.PathLike[str]) -> SidecarResult:
+    """Read and parse a valohai-airflow.yaml; unreadable files become diagnostics."""
+    filename = str(path)
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        diagnostics = Diagnostics()
+        diagnostics.error(f"cannot read file: {exc.strerror or exc}", Location(filename))
+        return SidecarResult(None, diagnostics)
+    return parse_sidecar_text(data, filename)
+
+
+def parse_sidecar_text(text: str | bytes, filename: str) -> SidecarResult:
+    """Parse sidecar content; an empty file (or only comments) means all defaults."""
+    diagnostics = Diagnostics()
+    if len(text) > MAX_BYTES:
+        diagnostics.error(f"file is larger than {MAX_BYTES} bytes; refusing to parse it", Location(filename))
+        return SidecarResult(None, diagnostics)
+    if not text.strip():
+        return SidecarResult(ProjectSettings(source=filename), diagnostics)
+    try:
+        data = load_yaml(text, filename).data
+    except ValohaiSpecError as exc:
+        if len(exc.diagnostics) == 1 and exc.diagnostics[0].message.startswith("file has no content"):
+            return SidecarResult(ProjectSettings(source=filename), diagnostics)
+        diagnostics.items.extend(exc.diagnostics)
+        return SidecarResult(None, diagnostics)
+    if not isinstance(data, YamlMap):
+        diagnostics.error(
+            f"the top level of {SIDECAR_NAME} must be a mapping with keys "
+            f"{', '.join(ProjectSettings.yaml_keys())}",
+            Location(filename, 1, 1),
+        )
+        return SidecarResult(None, diagnostics)
+    sink: list[UnknownKey] = []
+    settings: ProjectSettings | None = None
+    try:
+        settings = ProjectSettings.model_validate(data, context={"unknown_keys": sink})
+    except ValidationError as exc:
+        _report_validation(exc, data, diagnostics)
+    for unknown in sink:
+        message = f"{unknown.kind}: unknown key {unknown.key!r}"
+        guess = did_you_mean(unknown.key, unknown.valid)
+        if guess:
+            message += f" (did you mean {guess!r}?)"
+        diagnostics.error(message, unknown.location, f"valid keys: {', '.join(unknown.valid)}")
+    diagnostics.items.sort(key=lambda d: (d.location.line, d.location.column))
+    if diagnostics.errors or settings is None:
+        return SidecarResult(None, diagnostics)
+    return SidecarResult(settings.model_copy(update={"source": filename}), diagnostics)
+
+
+def _report_validation(exc: ValidationError, data: YamlMap, diagnostics: Diagnostics) -> None:
+    seen: set[tuple[Any, ...]] = set()
+    for error in exc.errors(include_url=False):
+        path, label = _describe(data, tuple(error["loc"]))
+        key = (path, error["type"])
+        if key in seen:
+            continue
+        seen.add(key)
+        field_name = str(path[-1]) if path and isinstance(path[-1], str) else None
+        diagnostics.error(f"{label}: {_error_text(error, field_name)}", locate(data, path, Location("?")))
+
+
+def _describe(data: YamlMap, loc: tuple[Any, ...]) -> tuple[tuple[Any, ...], str]:
+    """pydantic's loc → the real path in the file and a label like "trigger 'Weekly retraining'"."""
+    path: list[Any] = []
+    label = SIDECAR_NAME
+    current: Any = data
+    for part in loc:
+        if isinstance(current, dict) and part in current:
+            parent_key = path[-1] if path else None
+            path.append(part)
+            current = current[part]
+            if parent_key == "pipelines":
+                label = f"pipeline settings {part!r}"
+            elif len(path) == 1 and part in ("on_error_retry", "approval"):
+                label = str(part)
+        elif isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current):
+            path.append(part)
+            current = current[part]
+            title = current.get("title") if isinstance(current, dict) else None
+            label = f"trigger {title!r}" if isinstance(title, str) else f"trigger #{part + 1}"
+        elif isinstance(current, dict) and part == loc[-1]:
+            path.append(part)  # a missing key: report at its mapping
+            break
+    return tuple(path), label
+
+
+def _error_text(error: Any, field_name: str | None) -> str:
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    value = to_plain(error.get("input"))
+    subject = f"'{field_name}'" if field_name else "value"
+    if kind == "missing":
+        return f"missing required key {field_name!r}"
+    texts = {
+        "string_type": f"{subject} must be a string, got {value!r}",
+        "bool_type": f"{subject} must be true or false, got {value!r}",
+        "int_type": f"{subject} must be an integer, got {value!r}",
+        "literal_error": f"{subject} must be {ctx.get('expected')}, got {value!r}",
+        "dict_type": f"{subject} must be a mapping, got {value!r}",
+        "model_type": f"{subject} must be a mapping, got {value!r}",
+        "tuple_type": f"{subject} must be a list, got {value!r}",
+        "greater_than_equal": f"{subject} must be at least {ctx.get('ge')}, got {value!r}",
+        "greater_than": f"{subject} must be more than {ctx.get('gt')}, got {value!r}",
+        "date_type": f"{subject} must be a date like 2026-01-05, got {value!r}",
+        "date_from_datetime_parsing": f"{subject} must be a date like 2026-01-05, got {value!r}",
+    }
+    if kind in ("cron", "timezone"):
+        return f"{subject}: {error['msg']}"
+    return texts.get(kind, f"{subject} {error['msg']}")
+
+
+def sidecar_json_schema() -> dict[str, Any]:
+    """The JSON Schema of valohai-airflow.yaml (editors and CI can validate the file with it)."""
+    schema: dict[str, Any] = _clean_schema(
+        ProjectSettings.model_json_schema(by_alias=True, mode="validation")
+    )
+    schema["$defs"].pop("Location", None)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = SIDECAR_NAME
+    schema["description"] = (
+        "Airflow settings of a valohai-airflow project, beside valohai.yaml: per-pipeline DAG settings, "
+        "scheduled triggers, on-error retry and approval settings."
+    )
+    return schema
+
+
+_NUMBER = [{"type": "number"}, {"type": "integer"}]
+_BOUNDS = {"ge": "minimum", "gt": "exclusiveMinimum"}
+
+
+def _clean_schema(node: Any) -> Any:
+    """pydantic's schema minus our internals (location, source), with JSON Schema bound names."""
+    if isinstance(node, list):
+        return [_clean_schema(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key == "properties":
+            out[key] = {k: _clean_schema(v) for k, v in value.items() if k not in ("location", "source")}
+        else:
+            out[_BOUNDS.get(str(key), str(key))] = _clean_schema(value)
+    if out.get("anyOf") == _NUMBER:
+        del out["anyOf"]
+        out["type"] = "number"
+    return out
+
+
+def sidecar_json_schema_text() -> str:
+    """The shipped `schemas/valohai-airflow.schema.json`, byte for byte."""
+    return json.dumps(sidecar_json_schema(), indent=2, ensure_ascii=False) + "\n"
