@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: venv docker images demo test lint typecheck unit integration bench lock clean
+.PHONY: venv docker images browser demo test lint typecheck unit integration e2e bench lock clean
 
 venv:
 	@./scripts/venv.sh
@@ -13,6 +13,9 @@ docker:
 
 images: venv docker
 	@./scripts/images.sh
+
+browser:
+	@./scripts/browser.sh
 
 demo: images
 	@$(PY) scripts/demo.py
@@ -30,7 +33,10 @@ unit: venv
 integration: images
 	$(VENV)/bin/pytest -q -p no:cacheprovider tests/integration
 
-test: lint typecheck images
+e2e: images browser
+	$(VENV)/bin/pytest -q -p no:cacheprovider tests/e2e
+
+test: lint typecheck images browser
 	$(VENV)/bin/pytest -q -p no:cacheprovider tests
 
 bench: images

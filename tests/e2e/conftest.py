@@ -1,0 +1,337 @@
+"""Real Airflow for the end-to-end and browser tests: `airflow standalone` on 127.0.0.1.
+
+One server per pytest session, shared by tests/e2e/test_standalone.py and test_browser.py: a
+throwaway AIRFLOW_HOME whose dags folder holds only the loader file, SQLite, LocalExecutor,
+SimpleAuthManager (the admin password is the one Airflow generates into AIRFLOW_HOME), free ports
+for the API server and the log servers, and a DAG processor that looks for new files and re-parses
+known ones every few seconds. Everything the fixture starts is stopped by process group and by pid,
+also when a test fails; containers of the runs it triggered are checked and removed by label.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import psutil
+import pytest
+
+from tests.conftest import REPO_ROOT
+
+pytestmark = pytest.mark.integration
+
+EXAMPLE_DAG = "example__three-trainings"
+LABEL = "valohai-airflow"
+# Generous bounds: these are how long we are willing to wait, never what we assert on.
+START_TIMEOUT = 240.0
+PARSE_TIMEOUT = 180.0
+RUN_TIMEOUT = 600.0
+PROCESSOR_INTERVAL = 5
+
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(
+    what: str, probe: Callable[[], T | None], timeout: float, server: AirflowServer | None = None
+) -> T:
+    """Poll `probe` until it returns something truthy; fail with `what` (and the server's log tail)."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = probe()
+        except (httpx.HTTPError, OSError) as error:
+            last_error, value = error, None
+        if value:
+            return value
+        if server is not None:
+            server.check_alive()
+        time.sleep(1.0)
+    detail = f" (last error: {last_error!r})" if last_error else ""
+    tail = f"\n--- airflow standalone log (tail) ---\n{server.log_tail()}" if server else ""
+    pytest.fail(f"gave up after {timeout:.0f} s waiting for {what}{detail}{tail}")
+
+
+@dataclass
+class AirflowServer:
+    """A running `airflow standalone` and a logged-in REST client for it."""
+
+    home: Path
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    port: int
+    run_ids: list[str] = field(default_factory=list)
+    _token: str | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def dags_folder(self) -> Path:
+        return self.home / "dags"
+
+    @property
+    def store(self) -> Path:
+        return self.home / "valohai" / "store"
+
+    @property
+    def password(self) -> str:
+        """The admin password SimpleAuthManager generated into AIRFLOW_HOME."""
+        passwords = json.loads((self.home / "simple_auth_manager_passwords.json.generated").read_text())
+        return str(passwords["admin"])
+
+    def log_tail(self, lines: int = 60) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def check_alive(self) -> None:
+        if self.process.poll() is not None:
+            pytest.fail(f"airflow standalone exited with {self.process.returncode}:\n{self.log_tail()}")
+
+    def token(self) -> str:
+        if self._token is None:
+            response = httpx.post(
+                f"{self.base_url}/auth/token",
+                json={"username": "admin", "password": self.password},
+                timeout=30,
+            )
+            response.raise_for_status()
+            self._token = str(response.json()["access_token"])
+        return self._token
+
+    def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """A REST API v2 call as the admin user."""
+        headers = {"Authorization": f"Bearer {self.token()}"}
+        return httpx.request(method, f"{self.base_url}/api/v2{path}", headers=headers, timeout=60, **kwargs)
+
+    def get(self, path: str, **params: Any) -> Any:
+        response = self.api("GET", path, params=params)
+        response.raise_for_status()
+        return response.json()
+
+    def dags(self) -> dict[str, dict[str, Any]]:
+        """Every DAG the API server knows that is not stale, by dag id."""
+        found = self.get("/dags", limit=1000)["dags"]
+        return {dag["dag_id"]: dag for dag in found}
+
+    def wait_for_dag(self, dag_id: str, timeout: float = PARSE_TIMEOUT) -> dict[str, Any]:
+        return wait_for(f"DAG {dag_id} in GET /api/v2/dags", lambda: self.dags().get(dag_id), timeout, self)
+
+    def trigger(self, dag_id: str, conf: dict[str, Any]) -> str:
+        """Unpause and trigger `dag_id` with a run conf; returns the run id."""
+        self.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False}).raise_for_status()
+        run_id = f"e2e-{uuid.uuid4().hex[:12]}"
+        self.run_ids.append(run_id)
+        response = self.api(
+            "POST", f"/dags/{dag_id}/dagRuns", json={"dag_run_id": run_id, "logical_date": None, "conf": conf}
+        )
+        assert response.status_code == 200, response.text
+        return run_id
+
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = RUN_TIMEOUT) -> dict[str, Any]:
+        def finished() -> dict[str, Any] | None:
+            run = self.get(f"/dags/{dag_id}/dagRuns/{run_id}")
+            return run if run["state"] in ("success", "failed") else None
+
+        return wait_for(f"run {run_id} of {dag_id} to finish", finished, timeout, self)
+
+    def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
+        tis = self.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", limit=1000)["task_instances"]
+        return {ti["task_id"]: ti["state"] for ti in tis}
+
+    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
+        entry = self.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}")
+        return entry["value"]
+
+    def runs(self) -> list[dict[str, Any]]:
+        """Every run of every DAG, the scheduled ones too."""
+        return list(self.get("/dags/~/dagRuns", limit=1000)["dag_runs"])
+
+    def wait_until_idle(self, timeout: float = RUN_TIMEOUT) -> None:
+        """Until no run is queued or running (unpausing a scheduled DAG starts its latest missed run)."""
+
+        def idle() -> bool:
+            runs = self.runs()
+            self.run_ids = sorted({*self.run_ids, *(run["dag_run_id"] for run in runs)})
+            return all(run["state"] not in ("queued", "running") for run in runs)
+
+        wait_for("every run to finish", idle, timeout, self)
+
+    def containers_of_our_runs(self) -> list[str]:
+        ids: list[str] = []
+        for run_id in self.run_ids:
+            listed = subprocess.run(
+                ["docker", "ps", "-aq", "--filter", f"label={LABEL}.run={run_id}"],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            ids += listed.stdout.split()
+        return ids
+
+
+def _environment(home: Path, port: int) -> dict[str, str]:
+    """The test process carries another AIRFLOW_HOME and unit-test mode; the server gets only its own."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "_AIRFLOW"))}
+    venv_bin = str(Path(sys.executable).parent)
+    env["PATH"] = f"{venv_bin}{os.pathsep}{env.get('PATH', '')}"  # standalone finds `airflow` via PATH
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": "4",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(port),
+            "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
+            "AIRFLOW__API__WORKERS": "2",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": str(PROCESSOR_INTERVAL),
+            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": str(PROCESSOR_INTERVAL),
+            "AIRFLOW__DAG_PROCESSOR__BUNDLE_REFRESH_CHECK_INTERVAL": "2",
+            # a DAG gone from the loader's output turns stale after this long (defaults 50 s + 60 s)
+            "AIRFLOW__DAG_PROCESSOR__STALE_DAG_THRESHOLD": "15",
+            "AIRFLOW__SCHEDULER__PARSING_CLEANUP_INTERVAL": str(PROCESSOR_INTERVAL),
+            "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+        }
+    )
+    return env
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to standalone's process group and to every descendant (task supervisors make process
+    groups of their own and stop their containers on TERM), SIGKILL to whatever is left after a
+    minute; always by pid or by the group standalone leads."""
+    try:
+        alive = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        alive = []
+    for sig, grace in ((signal.SIGTERM, 60.0), (signal.SIGKILL, 10.0)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        for member in alive:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                member.send_signal(sig)
+        _, alive = psutil.wait_procs(alive, timeout=grace)
+        if not alive:
+            break
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def artefacts_dir() -> Path:
+    """Where screenshots and the server log are kept: $VALOHAI_AIRFLOW_ARTEFACTS or a temp dir."""
+    configured = os.environ.get("VALOHAI_AIRFLOW_ARTEFACTS")
+    path = Path(configured) if configured else Path(tempfile.mkdtemp(prefix="valohai-airflow-e2e-"))
+    path.mkdir(parents=True, exist_ok=True)
+    print(f"\ne2e artefacts (screenshots, airflow log): {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def airflow_server(artefacts_dir: Path) -> Iterator[AirflowServer]:
+    for image in ("valohai-airflow/python:3.11",):
+        if subprocess.run(["docker", "image", "inspect", image], capture_output=True, check=False).returncode:
+            pytest.fail(f"image {image} missing: run `make images`")
+    home = Path(tempfile.mkdtemp(prefix="valohai-airflow-standalone-"))
+    (home / "dags").mkdir()
+    shutil.copy(REPO_ROOT / "dags" / "valohai_dags.py", home / "dags" / "valohai_dags.py")
+    port = free_port()
+    log_path = artefacts_dir / "airflow-standalone.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "airflow"), "standalone"],
+            cwd=home,
+            env=_environment(home, port),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    server = AirflowServer(home=home, process=process, log_path=log_path, port=port)
+    print(f"airflow standalone: pid {process.pid}, {server.base_url}, AIRFLOW_HOME {home}")
+    started = time.monotonic()
+    try:
+        wait_for(
+            "the API server to answer /api/v2/version",
+            lambda: httpx.get(f"{server.base_url}/api/v2/version", timeout=5).status_code == 200,
+            START_TIMEOUT,
+            server,
+        )
+        wait_for(
+            "the generated admin password file",
+            lambda: (home / "simple_auth_manager_passwords.json.generated").exists(),
+            START_TIMEOUT,
+            server,
+        )
+        print(f"airflow standalone answered after {time.monotonic() - started:.0f} s")
+        yield server
+    finally:
+        if process.poll() is None:
+            # remember every run, so their containers can be checked after the stop
+            with contextlib.suppress(httpx.HTTPError):
+                server.run_ids = sorted({*server.run_ids, *(run["dag_run_id"] for run in server.runs())})
+        _stop(process)
+        left = server.containers_of_our_runs()
+        if left:
+            subprocess.run(["docker", "rm", "-f", *left], capture_output=True, check=False)
+        assert not left, f"containers left behind by the e2e runs: {left}"
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class ExampleRun:
+    dag_id: str
+    run_id: str
+    conf: dict[str, Any]
+    state: str
+
+
+@pytest.fixture(scope="session")
+def example_project(airflow_server: AirflowServer) -> Path:
+    """The example project copied into the running Airflow's dags folder, its DAG listed by the API."""
+    project = airflow_server.dags_folder / "example"
+    shutil.copytree(REPO_ROOT / "dags" / "example", project)
+    started = time.monotonic()
+    airflow_server.wait_for_dag(EXAMPLE_DAG)
+    print(f"{EXAMPLE_DAG} listed by the API {time.monotonic() - started:.0f} s after the copy")
+    return project
+
+
+@pytest.fixture(scope="session")
+def example_run(airflow_server: AirflowServer, example_project: Path) -> ExampleRun:
+    """The example pipeline triggered with changed parameters and waited for (the browser test
+    looks at this run too)."""
+    conf = {"train-fast.parameter.epochs": 7, "preprocess.parameter.test_fraction": 0.3}
+    run_id = airflow_server.trigger(EXAMPLE_DAG, conf)
+    started = time.monotonic()
+    run = airflow_server.wait_for_run(EXAMPLE_DAG, run_id)
+    print(f"run {run_id} of {EXAMPLE_DAG}: {run['state']} after {time.monotonic() - started:.0f} s")
+    airflow_server.wait_until_idle()
+    return ExampleRun(dag_id=EXAMPLE_DAG, run_id=run_id, conf=conf, state=str(run["state"]))

@@ -1,0 +1,219 @@
+"""The web UI in a real headless Chromium (Debian's chromium + chromium-driver, driven by selenium)
+against the `airflow standalone` of tests/e2e/conftest.py: log in with the generated admin password,
+find the pipeline in the DAG list, see its graph with the node names of valohai.yaml, fill the
+trigger form (parameters grouped by node, typed, with defaults and bounds), trigger from it, and
+read the finished node's log. Screenshots go to the artefacts directory the session prints.
+
+The UI is a React app: every step waits for what it needs (WebDriverWait), nothing sleeps.
+"""
+
+from __future__ import annotations
+
+import shutil
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import REPO_ROOT
+from tests.e2e.conftest import EXAMPLE_DAG, AirflowServer
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+if not (CHROMIUM and CHROMEDRIVER):
+    pytest.skip(
+        "the browser test needs chromium and chromedriver on PATH (Debian: apt-get install chromium "
+        "chromium-driver; `make test` does it when run as root on Debian)",
+        allow_module_level=True,
+    )
+
+from selenium import webdriver  # noqa: E402
+from selenium.webdriver.chrome.options import Options  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
+from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
+from selenium.webdriver.remote.webelement import WebElement  # noqa: E402
+from selenium.webdriver.support import expected_conditions as ec  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+UI_TIMEOUT = 60.0
+
+
+def _example_nodes() -> list[str]:
+    """Node names of the example pipeline, as written in its valohai.yaml."""
+    config = yaml.safe_load((REPO_ROOT / "dags" / "example" / "valohai.yaml").read_text())
+    (pipeline,) = [item["pipeline"] for item in config if "pipeline" in item]
+    return [node["name"] for node in pipeline["nodes"]]
+
+
+@pytest.fixture(scope="module")
+def browser(artefacts_dir: Path) -> Iterator[WebDriver]:
+    options = Options()
+    for argument in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,1000",
+    ):
+        options.add_argument(argument)
+    options.binary_location = str(CHROMIUM)
+    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+class Page:
+    """The browser plus explicit waits and screenshots under the artefacts directory."""
+
+    def __init__(self, driver: WebDriver, server: AirflowServer, artefacts: Path) -> None:
+        self.driver, self.server, self.artefacts = driver, server, artefacts
+        self.wait = WebDriverWait(driver, UI_TIMEOUT)
+
+    def open(self, path: str) -> None:
+        self.driver.get(self.server.base_url + path)
+
+    def find(self, by: str, value: str) -> WebElement:
+        return self.wait.until(ec.visibility_of_element_located((by, value)))
+
+    def click(self, by: str, value: str) -> WebElement:
+        element = self.wait.until(ec.element_to_be_clickable((by, value)))
+        self.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
+        element.click()
+        return element
+
+    def wait_for_text(self, text: str, by: str = By.TAG_NAME, value: str = "body") -> WebElement:
+        def shown(driver: WebDriver) -> WebElement | bool:
+            element = driver.find_element(by, value)
+            return element if text in element.text else False
+
+        result: WebElement = self.wait.until(shown, f"text {text!r} in {value}")
+        return result
+
+    def screenshot(self, name: str) -> Path:
+        path = self.artefacts / f"{name}.png"
+        self.driver.save_screenshot(str(path))
+        print(f"screenshot: {path}")
+        return path
+
+
+@pytest.fixture(scope="module")
+def page(
+    browser: WebDriver, airflow_server: AirflowServer, artefacts_dir: Path, example_project: Path
+) -> Page:
+    """Logged in through SimpleAuthManager's login page with the password Airflow generated."""
+    page = Page(browser, airflow_server, artefacts_dir)
+    page.open("/")
+    page.find(By.NAME, "username").send_keys("admin")
+    page.find(By.NAME, "password").send_keys(airflow_server.password)
+    page.screenshot("01-login")
+    page.click(By.CSS_SELECTOR, "button[type=submit]")
+    page.wait.until(lambda driver: "/auth/login" not in driver.current_url, "leaving the login page")
+    return page
+
+
+def test_dag_list_shows_the_pipeline(page: Page) -> None:
+    page.open("/dags")
+    card = page.wait_for_text("three-trainings")
+    for tag in ("example", "retraining", "valohai"):
+        assert tag in card.text
+    assert "0 9 * * 1" in card.text  # the weekly trigger of valohai-airflow.yaml is the schedule
+    page.screenshot("02-dag-list")
+
+
+def test_graph_shows_the_nodes_of_valohai_yaml(page: Page) -> None:
+    page.open(f"/dags/{EXAMPLE_DAG}")
+    page.click(By.CSS_SELECTOR, "button[aria-label^='Show Graph']")
+    nodes = _example_nodes()
+    page.wait.until(
+        lambda driver: len(driver.find_elements(By.CSS_SELECTOR, ".react-flow__node")) == len(nodes),
+        "every node in the graph",
+    )
+    shown = {
+        element.get_attribute("data-id"): element.text.splitlines()[0]
+        for element in page.driver.find_elements(By.CSS_SELECTOR, ".react-flow__node")
+    }
+    assert shown == {name: name for name in nodes}
+    page.screenshot("03-graph")
+
+
+def test_trigger_form_groups_typed_parameters_by_node_and_runs(
+    page: Page, airflow_server: AirflowServer
+) -> None:
+    page.open(f"/dags/{EXAMPLE_DAG}")
+    page.click(By.CSS_SELECTOR, "[data-testid=trigger-dag-button]")
+    dialog = "//*[@role='dialog' and contains(@class, 'dialog__content')]"
+    page.find(By.XPATH, f"{dialog}//button[@data-part='item-trigger']")
+    sections = [
+        button.text.strip()
+        for button in page.driver.find_elements(By.XPATH, f"{dialog}//button[@data-part='item-trigger']")
+    ]
+    assert sections[: len(_example_nodes())] == _example_nodes()  # one section per node, in file order
+
+    page.click(By.XPATH, f"{dialog}//button[@data-part='item-trigger' and normalize-space()='preprocess']")
+    fraction = page.find(By.NAME, "element_preprocess.parameter.test_fraction")
+    assert fraction.get_attribute("role") == "spinbutton"  # a float parameter is a number field
+    assert (fraction.get_attribute("value"), fraction.get_attribute("aria-valuemin")) == ("0.25", "0.05")
+    assert fraction.get_attribute("aria-valuemax") == "0.9"
+    assert page.find(By.NAME, "element_preprocess.parameter.seed").get_attribute("value") == "7"
+    page.wait_for_text("Share of the rows kept for evaluation", By.XPATH, dialog)  # its description
+    page.wait_for_text("raw (input URLs)", By.XPATH, dialog)
+    page.wait_for_text("data/points.csv", By.XPATH, dialog)  # the input's default
+
+    page.click(By.XPATH, f"{dialog}//button[@data-part='item-trigger' and normalize-space()='train-fast']")
+    epochs = page.find(By.NAME, "element_train-fast.parameter.epochs")
+    learning_rate = page.find(By.NAME, "element_train-fast.parameter.learning_rate")
+    assert (epochs.get_attribute("value"), learning_rate.get_attribute("value")) == ("50", "1")  # override
+    assert page.driver.find_elements(By.NAME, "element_train-fast.parameter.features") == []  # edge-filled
+    epochs.send_keys(Keys.CONTROL, "a")
+    epochs.send_keys("9")
+    page.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", epochs)
+    page.screenshot("04-trigger-form")
+
+    page.click(By.XPATH, f"{dialog}//button[normalize-space()='Trigger']")
+    page.wait.until(lambda driver: "/runs/" in driver.current_url, "the new run's page")
+    run_id = urllib.parse.unquote(page.driver.current_url.split("/runs/", 1)[1].split("/", 1)[0])
+    airflow_server.run_ids.append(run_id)
+    run = airflow_server.wait_for_run(EXAMPLE_DAG, run_id)
+    assert run["state"] == "success", airflow_server.task_states(EXAMPLE_DAG, run_id)
+    assert run["conf"]["train-fast.parameter.epochs"] == 9
+    manifest = airflow_server.xcom(EXAMPLE_DAG, run_id, "train-fast")
+    assert manifest["parameters"]["epochs"] == 9
+
+    _finished_node_log_and_links(page, airflow_server, run_id)
+
+
+def _finished_node_log_and_links(page: Page, server: AirflowServer, run_id: str) -> None:
+    """The finished node's page: its log shows the command the form's value produced; its extra
+    links (when the operator declares some) lead to the node's outputs."""
+    page.open(f"/dags/{EXAMPLE_DAG}/runs/{urllib.parse.quote(run_id, safe='')}/tasks/train-fast")
+    page.wait_for_text("Success")
+    page.wait_for_text("Running node train-fast: python train.py --learning_rate=1.0 --epochs=9 --features=2")
+    page.wait_for_text('{"epoch": 9')  # the container's own output
+    page.screenshot("05-run-graph-and-log")
+    page.click(By.CSS_SELECTOR, "button[aria-label^='Show Grid']")  # the log gets the page's width
+    page.wait_for_text("Running node train-fast:")
+    page.screenshot("06-task-log")
+
+    links: dict[str, Any] = server.get(f"/dags/{EXAMPLE_DAG}/dagRuns/{run_id}/taskInstances/train-fast/links")
+    links = {name: url for name, url in links.items() if url}
+    if not links:
+        print("the operator declares no extra links yet: nothing to look at on the task page")
+        return
+    for name, url in links.items():
+        anchor = page.find(By.XPATH, f"//a[normalize-space()={_xpath_literal(name)}]")
+        assert anchor.get_attribute("href") == url
+    page.screenshot("07-task-links")
+
+
+def _xpath_literal(text: str) -> str:
+    return f'"{text}"' if '"' not in text else "concat('" + text.replace("'", "', \"'\", '") + "')"
