@@ -1,10 +1,11 @@
-"""Real Airflow for the end-to-end and browser tests: `airflow standalone` on 127.0.0.1.
+"""Real Airflow for the end-to-end and browser tests: its api-server, scheduler, dag-processor and
+triggerer (what `airflow standalone` runs) on 127.0.0.1.
 
-One server per pytest session, shared by tests/e2e/test_standalone.py and test_browser.py: a
-throwaway AIRFLOW_HOME whose dags folder holds only the loader file, SQLite, LocalExecutor,
-SimpleAuthManager (the admin password is the one Airflow generates into AIRFLOW_HOME), free ports
-for the API server and the log servers, and a DAG processor that looks for new files and re-parses
-known ones every few seconds. Everything the fixture starts is stopped by process group and by pid,
+One server for the tests/e2e package (stopped after its last test, so it does not load the rest of
+the suite), shared by test_standalone.py and test_browser.py: a throwaway AIRFLOW_HOME whose dags
+folder holds only the loader file, SQLite, LocalExecutor, SimpleAuthManager (the admin password is
+the one Airflow generates into AIRFLOW_HOME), free ports for the API server and the log servers,
+and a DAG processor that looks for new files and re-parses known ones every few seconds. Everything the fixture starts is stopped by process group and by pid,
 also when a test fails; containers of the runs it triggered are checked and removed by label.
 """
 
@@ -41,6 +42,15 @@ START_TIMEOUT = 240.0
 PARSE_TIMEOUT = 180.0
 RUN_TIMEOUT = 600.0
 PROCESSOR_INTERVAL = 5
+PYTHON_IMAGE = "valohai-airflow/python:3.11"
+SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+# `airflow standalone` minus the log servers (they listen on every interface; we stay on 127.0.0.1)
+COMPONENTS = {
+    "api-server": ["api-server"],
+    "scheduler": ["scheduler", "--skip-serve-logs"],
+    "dag-processor": ["dag-processor"],
+    "triggerer": ["triggerer", "--skip-serve-logs"],
+}
 
 T = TypeVar("T")
 
@@ -68,18 +78,18 @@ def wait_for(
             server.check_alive()
         time.sleep(1.0)
     detail = f" (last error: {last_error!r})" if last_error else ""
-    tail = f"\n--- airflow standalone log (tail) ---\n{server.log_tail()}" if server else ""
+    tail = f"\n{server.log_tail()}" if server else ""
     pytest.fail(f"gave up after {timeout:.0f} s waiting for {what}{detail}{tail}")
 
 
 @dataclass
 class AirflowServer:
-    """A running `airflow standalone` and a logged-in REST client for it."""
+    """The running Airflow components and a logged-in REST client for them."""
 
     home: Path
-    process: subprocess.Popen[bytes]
-    log_path: Path
     port: int
+    logs: Path
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     run_ids: list[str] = field(default_factory=list)
     _token: str | None = None
 
@@ -101,13 +111,34 @@ class AirflowServer:
         passwords = json.loads((self.home / "simple_auth_manager_passwords.json.generated").read_text())
         return str(passwords["admin"])
 
-    def log_tail(self, lines: int = 60) -> str:
-        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
+    def log_tail(self, lines: int = 30) -> str:
+        tails = []
+        for name in self.processes:
+            path = self.logs / f"airflow-{name}.log"
+            text = path.read_text(errors="replace") if path.exists() else ""
+            tails.append(f"--- {path} ---\n" + "\n".join(text.splitlines()[-lines:]))
+        return "\n".join(tails)
 
     def check_alive(self) -> None:
-        if self.process.poll() is not None:
-            pytest.fail(f"airflow standalone exited with {self.process.returncode}:\n{self.log_tail()}")
+        for name, process in self.processes.items():
+            if process.poll() is not None:
+                pytest.fail(f"airflow {name} exited with {process.returncode}:\n{self.log_tail()}")
+
+    def listening(self) -> set[tuple[str, int]]:
+        """Every TCP address the components and their children listen on."""
+        addresses: set[tuple[str, int]] = set()
+        for process in self.processes.values():
+            for member in [
+                psutil.Process(process.pid),
+                *psutil.Process(process.pid).children(recursive=True),
+            ]:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    addresses |= {
+                        (c.laddr.ip, c.laddr.port)
+                        for c in member.net_connections(kind="tcp")
+                        if c.status == psutil.CONN_LISTEN
+                    }
+        return addresses
 
     def token(self) -> str:
         if self._token is None:
@@ -195,7 +226,7 @@ def _environment(home: Path, port: int) -> dict[str, str]:
     """The test process carries another AIRFLOW_HOME and unit-test mode; the server gets only its own."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "_AIRFLOW"))}
     venv_bin = str(Path(sys.executable).parent)
-    env["PATH"] = f"{venv_bin}{os.pathsep}{env.get('PATH', '')}"  # standalone finds `airflow` via PATH
+    env["PATH"] = f"{venv_bin}{os.pathsep}{env.get('PATH', '')}"  # Airflow starts `airflow` via PATH
     env.update(
         {
             "AIRFLOW_HOME": str(home),
@@ -204,13 +235,14 @@ def _environment(home: Path, port: int) -> dict[str, str]:
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__PARALLELISM": "4",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH_MANAGER,
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(port),
             "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
             "AIRFLOW__API__WORKERS": "2",
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
-            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+            # slow answers under load (SQLite, 2 cores, a browser) must not fail a task's start
+            "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": str(PROCESSOR_INTERVAL),
             "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": str(PROCESSOR_INTERVAL),
             "AIRFLOW__DAG_PROCESSOR__BUNDLE_REFRESH_CHECK_INTERVAL": "2",
@@ -223,25 +255,32 @@ def _environment(home: Path, port: int) -> dict[str, str]:
     return env
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM to standalone's process group and to every descendant (task supervisors make process
-    groups of their own and stop their containers on TERM), SIGKILL to whatever is left after a
-    minute; always by pid or by the group standalone leads."""
-    try:
-        alive = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
-    except psutil.NoSuchProcess:
-        alive = []
+def _stop(server: AirflowServer, group: int) -> None:
+    """SIGTERM to the components' process group and to every descendant (task supervisors make
+    process groups of their own and stop their containers on TERM), SIGKILL to whatever is left
+    after a minute; always by pid or by the group our first component leads."""
+    alive: list[psutil.Process] = []
+    for process in server.processes.values():
+        with contextlib.suppress(psutil.NoSuchProcess):
+            alive += [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
     for sig, grace in ((signal.SIGTERM, 60.0), (signal.SIGKILL, 10.0)):
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, sig)
-        for member in alive:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                member.send_signal(sig)
+            os.killpg(group, sig)
+        for member in alive:  # once each: a second TERM makes Airflow's components skip their cleanup
+            with contextlib.suppress(psutil.NoSuchProcess, ProcessLookupError):
+                if os.getpgid(member.pid) != group:
+                    member.send_signal(sig)
         _, alive = psutil.wait_procs(alive, timeout=grace)
         if not alive:
             break
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=10)
+        names = []
+        for member in alive:
+            with contextlib.suppress(psutil.Error):
+                names.append(" ".join(member.cmdline())[:80])
+        print(f"still running {grace:.0f} s after {sig.name}: {names}")
+    for process in server.processes.values():
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=10)
 
 
 @pytest.fixture(scope="session")
@@ -254,30 +293,42 @@ def artefacts_dir() -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def airflow_server(artefacts_dir: Path) -> Iterator[AirflowServer]:
-    for image in ("valohai-airflow/python:3.11",):
-        if subprocess.run(["docker", "image", "inspect", image], capture_output=True, check=False).returncode:
-            pytest.fail(f"image {image} missing: run `make images`")
-    home = Path(tempfile.mkdtemp(prefix="valohai-airflow-standalone-"))
+    """`airflow db migrate`, then api-server, scheduler, dag-processor and triggerer in one process
+    group (what `airflow standalone` starts, minus the log servers it would bind to every
+    interface: the API server reads the task logs from the shared AIRFLOW_HOME)."""
+    if subprocess.run(
+        ["docker", "image", "inspect", PYTHON_IMAGE], capture_output=True, check=False
+    ).returncode:
+        pytest.fail(f"image {PYTHON_IMAGE} missing: run `make images`")
+    home = Path(tempfile.mkdtemp(prefix="valohai-airflow-e2e-home-"))
     (home / "dags").mkdir()
     shutil.copy(REPO_ROOT / "dags" / "valohai_dags.py", home / "dags" / "valohai_dags.py")
-    port = free_port()
-    log_path = artefacts_dir / "airflow-standalone.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "airflow"), "standalone"],
-            cwd=home,
-            env=_environment(home, port),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    server = AirflowServer(home=home, process=process, log_path=log_path, port=port)
-    print(f"airflow standalone: pid {process.pid}, {server.base_url}, AIRFLOW_HOME {home}")
+    server = AirflowServer(home=home, port=free_port(), logs=artefacts_dir)
+    env = _environment(home, server.port)
+    airflow = str(Path(sys.executable).parent / "airflow")
+    migrate = subprocess.run([airflow, "db", "migrate"], env=env, cwd=home, capture_output=True, check=False)
+    assert migrate.returncode == 0, migrate.stdout.decode(errors="replace")[-3000:]
+    group = 0
     started = time.monotonic()
     try:
+        for name, command in COMPONENTS.items():
+            with (artefacts_dir / f"airflow-{name}.log").open("wb") as log:
+                process = subprocess.Popen(
+                    [airflow, *command],
+                    cwd=home,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    process_group=group,
+                )
+            server.processes[name] = process
+            group = group or process.pid
+        print(
+            f"airflow {', '.join(COMPONENTS)}: process group {group}, {server.base_url}, AIRFLOW_HOME {home}"
+        )
         wait_for(
             "the API server to answer /api/v2/version",
             lambda: httpx.get(f"{server.base_url}/api/v2/version", timeout=5).status_code == 200,
@@ -290,14 +341,15 @@ def airflow_server(artefacts_dir: Path) -> Iterator[AirflowServer]:
             START_TIMEOUT,
             server,
         )
-        print(f"airflow standalone answered after {time.monotonic() - started:.0f} s")
+        print(f"airflow answered after {time.monotonic() - started:.0f} s")
         yield server
     finally:
-        if process.poll() is None:
+        if server.processes and all(p.poll() is None for p in server.processes.values()):
             # remember every run, so their containers can be checked after the stop
             with contextlib.suppress(httpx.HTTPError):
                 server.run_ids = sorted({*server.run_ids, *(run["dag_run_id"] for run in server.runs())})
-        _stop(process)
+        if group:
+            _stop(server, group)
         left = server.containers_of_our_runs()
         if left:
             subprocess.run(["docker", "rm", "-f", *left], capture_output=True, check=False)
@@ -313,7 +365,7 @@ class ExampleRun:
     state: str
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def example_project(airflow_server: AirflowServer) -> Path:
     """The example project copied into the running Airflow's dags folder, its DAG listed by the API."""
     project = airflow_server.dags_folder / "example"
@@ -324,7 +376,7 @@ def example_project(airflow_server: AirflowServer) -> Path:
     return project
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def example_run(airflow_server: AirflowServer, example_project: Path) -> ExampleRun:
     """The example pipeline triggered with changed parameters and waited for (the browser test
     looks at this run too)."""

@@ -1,5 +1,5 @@
 """The web UI in a real headless Chromium (Debian's chromium + chromium-driver, driven by selenium)
-against the `airflow standalone` of tests/e2e/conftest.py: log in with the generated admin password,
+against the running Airflow of tests/e2e/conftest.py: log in with the generated admin password,
 find the pipeline in the DAG list, see its graph with the node names of valohai.yaml, fill the
 trigger form (parameters grouped by node, typed, with defaults and bounds), trigger from it, and
 read the finished node's log. Screenshots go to the artefacts directory the session prints.
@@ -43,6 +43,7 @@ from selenium.webdriver.support import expected_conditions as ec  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 UI_TIMEOUT = 60.0
+DIALOG = "//*[@role='dialog' and contains(@class, 'dialog__content')]"  # not the popovers
 
 
 def _example_nodes() -> list[str]:
@@ -151,7 +152,7 @@ def test_trigger_form_groups_typed_parameters_by_node_and_runs(
 ) -> None:
     page.open(f"/dags/{EXAMPLE_DAG}")
     page.click(By.CSS_SELECTOR, "[data-testid=trigger-dag-button]")
-    dialog = "//*[@role='dialog' and contains(@class, 'dialog__content')]"
+    dialog = DIALOG
     page.find(By.XPATH, f"{dialog}//button[@data-part='item-trigger']")
     sections = [
         button.text.strip()
@@ -217,3 +218,28 @@ def _finished_node_log_and_links(page: Page, server: AirflowServer, run_id: str)
 
 def _xpath_literal(text: str) -> str:
     return f'"{text}"' if '"' not in text else "concat('" + text.replace("'", "', \"'\", '") + "')"
+
+
+def test_broken_valohai_yaml_shows_its_error_in_the_ui(page: Page, airflow_server: AirflowServer) -> None:
+    project = airflow_server.dags_folder / "typo"
+    project.mkdir()
+    text = (
+        (REPO_ROOT / "dags" / "example" / "valohai.yaml")
+        .read_text()
+        .replace("step: pick-best", "step: pick-bets")
+    )
+    (project / "valohai.yaml").write_text(text)
+    rows = text.splitlines()
+    step_row = next(number for number, row in enumerate(rows, 1) if "step: pick-bets" in row)
+    node_line = max(n for n, row in enumerate(rows[:step_row], 1) if row.strip().startswith("- name:"))
+    airflow_server.wait_for_dag("valohai_error__typo")
+
+    page.open("/dags")
+    page.wait_for_text("⚠ typo: valohai.yaml has 1 error(s)")
+    page.wait_for_text("three-trainings")  # the example's DAG stays beside it
+    page.screenshot("08-dag-list-with-error")
+    page.open("/dags/valohai_error__typo")
+    page.click(By.CSS_SELECTOR, "[data-testid=markdown-button]")
+    docs = page.wait_for_text('step "pick-bets" does not exist', By.XPATH, DIALOG)
+    assert f"{project / 'valohai.yaml'}:{node_line}:" in docs.text, docs.text  # where the node starts
+    page.screenshot("09-error-dag-docs")

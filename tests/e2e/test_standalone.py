@@ -1,5 +1,6 @@
-"""End to end through a real `airflow standalone`: scheduler, DAG processor, API server, triggerer,
-LocalExecutor, real containers; everything observed through the REST API and the store on disk.
+"""End to end through real Airflow (what `airflow standalone` runs: scheduler, DAG processor, API
+server, triggerer), LocalExecutor, real containers; everything observed through the REST API and
+the store on disk.
 
 The dags folder starts with only the loader file (tests/e2e/conftest.py). The example project is
 copied in while Airflow runs, its pipeline triggered with a run conf and waited for; a broken
@@ -108,6 +109,7 @@ def test_example_pipeline_runs_from_the_rest_api(
     logical = datetime.fromisoformat(scheduled[0]["logical_date"].replace("Z", "+00:00"))
     assert logical.weekday() == 0
     assert server.get("/importErrors")["total_entries"] == 0
+    assert {host for host, _ in server.listening()} == {"127.0.0.1"}, server.listening()
 
 
 def test_broken_project_shows_file_and_line_while_others_stay(
