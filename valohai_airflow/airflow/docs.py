@@ -1,8 +1,26 @@
-"""The DAG's doc_md: the pipeline as the user wrote it, so the web UI explains the graph."""
+"""The docs the web UI shows: the DAG's doc_md (the pipeline as the user wrote it, so the UI explains
+the graph) and each node task's doc_md (step, image, the exact command, where values come from)."""
 
 from __future__ import annotations
 
-from valohai_airflow.plan.model import PipelinePlan, ProjectPlan
+import json
+import re
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.definitions.mappedoperator import MappedOperator
+
+from valohai_airflow.plan.model import EdgeKind, EdgePlan, NodePlan, PipelinePlan, ProjectPlan
+from valohai_airflow.plan.params import node_input_key, node_parameter_key
+from valohai_airflow.runtime.config_files import CONTAINER_ROOT
+from valohai_airflow.runtime.execution import script_command
+from valohai_airflow.runtime.ids import ExecutionKey
+from valohai_airflow.runtime.parameters import NodeParameterError, resolve_parameters
+from valohai_airflow.runtime.workdir import valohai_environment
+from valohai_airflow.spec.commands import build_script, join_command
 
 
 def _cell(text: object) -> str:
@@ -36,3 +54,173 @@ def pipeline_doc_md(project: ProjectPlan, pipeline: PipelinePlan) -> str:
             targets = ", ".join(f"{n}.parameter.{p}" for n, p in pp.targets)
             lines.append(f"| {_cell(pp.name)} | `{_cell(pp.default)}` | {_cell(targets)} |")
     return "\n".join(lines) + "\n"
+
+
+# --- a node task's doc_md --------------------------------------------------------------------------
+
+
+def _fence(text: str) -> str:
+    """A fenced code block that no backtick run inside `text` can close."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}\n{text}\n{fence}"
+
+
+def param_defaults(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The run conf a trigger with every default gives: the DAG Params that have a value."""
+    return {key: param.value for key, param in params.items() if getattr(param, "has_value", True)}
+
+
+def _edge_text(edge: EdgePlan) -> str:
+    return f"{edge.source_node}.{edge.source_kind.value}.{edge.source_key}"
+
+
+def _doc_command(
+    pipeline: PipelinePlan, node: NodePlan, conf: Mapping[str, Any]
+) -> tuple[dict[str, Any] | None, str, str | None]:
+    """(parameter values, the script, a note) as the node would run with `conf`: the runtime's own
+    parameter resolution and the spec's command building; a parameter an edge fills shows as
+    `<source>`, because its value exists only at run time."""
+    step = node.step
+    assert step is not None
+    from_edges = {
+        e.target_key: f"<{_edge_text(e)}>"
+        for e in pipeline.edges_into(node.name)
+        if e.target_kind is EdgeKind.PARAMETER
+    }
+    relaxed = step.model_copy(
+        update={
+            "parameters": tuple(
+                p.model_copy(update={"optional": True}) if p.name in from_edges else p
+                for p in step.parameters
+            )
+        }
+    )
+    try:
+        values = resolve_parameters(pipeline, replace(node, step=relaxed), conf)
+    except NodeParameterError as error:
+        script = join_command([line.strip() for line in _listify(step.command)])
+        return (
+            None,
+            script,
+            f"The command as written: with the trigger form's defaults it cannot run ({error}).",
+        )
+    for name, placeholder in from_edges.items():
+        parameter = step.parameter(name)
+        if parameter is not None and parameter.type != "flag":
+            values[name] = placeholder
+    return values, build_script(step, values), None
+
+
+def _listify(command: str | Sequence[str]) -> list[str]:
+    return [command] if isinstance(command, str) else list(command)
+
+
+def _environment_names(pipeline: PipelinePlan, node: NodePlan) -> list[str]:
+    """Names only: a value may be a secret."""
+    assert node.step is not None
+    names = {v.name for v in node.step.environment_variables}
+    names |= {
+        e.target_key for e in pipeline.edges_into(node.name) if e.target_kind is EdgeKind.ENVIRONMENT_VARIABLE
+    }
+    names |= set(
+        valohai_environment(
+            ExecutionKey("dag", "run", node.task_id),
+            project_id="project",
+            pipeline_id="run",
+            pipeline_node_id=node.name,
+        )
+    )
+    return sorted(names)
+
+
+def node_doc_md(pipeline: PipelinePlan, node: NodePlan, conf: Mapping[str, Any]) -> str:
+    """A node task's doc_md: step, image, the exact command with `conf` (the DAG's defaults), its
+    parameters and inputs with where their values come from, and the names of its environment."""
+    if node.step is None:
+        return _deployment_doc_md(pipeline, node)
+    step = node.step
+    values, script, note = _doc_command(pipeline, node, conf)
+    *interpreter, body = script_command(script)
+    from_edges = values is not None and any(
+        e.target_kind is EdgeKind.PARAMETER for e in pipeline.edges_into(node.name)
+    )
+    kind = f"{node.kind.value} node"
+    lines = [
+        f"# {_cell(node.name)}",
+        "",
+        f"Valohai {kind} of pipeline `{_cell(pipeline.name)}`: step `{_cell(step.name)}` in image "
+        f"`{_cell(step.image)}`, on error `{node.on_error}`.",
+        "",
+        f"The command, with the trigger form's default values, run as `{shlex.join(interpreter)} <script>` "
+        f"in `{CONTAINER_ROOT}/repository`"
+        + (" (a `<node.kind.key>` value is filled by that edge at run time)" if from_edges else "")
+        + ":",
+        "",
+        _fence(body),
+    ]
+    if note:
+        lines += ["", note]
+    edges = pipeline.edges_into(node.name)
+    targets = {(n, p): pp.name for pp in pipeline.parameters for n, p in pp.targets}
+    if step.parameters:
+        lines += ["", "| parameter | type | value | from |", "| --- | --- | --- | --- |"]
+        for parameter in step.parameters:
+            edge = next(
+                (e for e in edges if e.target_kind is EdgeKind.PARAMETER and e.target_key == parameter.name),
+                None,
+            )
+            if edge is not None:
+                source = f"edge `{_cell(_edge_text(edge))}`"
+            elif (node.name, parameter.name) in targets:
+                source = f"pipeline parameter `{_cell(targets[node.name, parameter.name])}`"
+            else:
+                source = f"trigger form `{_cell(node_parameter_key(node.name, parameter.name))}`"
+            value = values.get(parameter.name) if values is not None else parameter.default
+            shown = "at run time" if edge is not None else f"`{_cell(json.dumps(value, default=str))}`"
+            lines.append(f"| {_cell(parameter.name)} | {parameter.type} | {shown} | {source} |")
+    if step.inputs:
+        lines += ["", "| input | default URLs | edges |", "| --- | --- | --- |"]
+        for input_ in step.inputs:
+            urls = conf.get(node_input_key(node.name, input_.name), list(input_.default))
+            urls = [urls] if isinstance(urls, str) else list(urls or [])
+            into = [
+                f"`{_cell(_edge_text(e))}`"
+                for e in edges
+                if e.target_kind is EdgeKind.INPUT and e.target_key == input_.name
+            ]
+            merge = f" ({node.edge_merge_mode})" if into and urls else ""
+            lines.append(
+                f"| {_cell(input_.name)}{' (optional)' if input_.optional else ''} "
+                f"| {', '.join(f'`{_cell(u)}`' for u in urls)} | {', '.join(into)}{merge} |"
+            )
+    names = _environment_names(pipeline, node)
+    lines += ["", "Environment variables (names only): " + ", ".join(f"`{_cell(n)}`" for n in names) + "."]
+    return "\n".join(lines) + "\n"
+
+
+def _deployment_doc_md(pipeline: PipelinePlan, node: NodePlan) -> str:
+    files = [
+        f"`{_cell(_edge_text(e))}` → `{_cell(e.target_key)}`"
+        for e in pipeline.edges_into(node.name)
+        if e.target_kind is EdgeKind.FILE
+    ]
+    lines = [
+        f"# {_cell(node.name)}",
+        "",
+        f"Valohai deployment node of pipeline `{_cell(pipeline.name)}`: publishes a new version of "
+        f"deployment `{_cell(node.deployment or '')}` to the store; it runs no container.",
+        "",
+        "Endpoints: " + (", ".join(f"`{_cell(e)}`" for e in node.endpoints) or "none") + ".",
+    ]
+    if files:
+        lines += ["", "Files: " + "; ".join(files) + "."]
+    return "\n".join(lines) + "\n"
+
+
+def document(task: BaseOperator | MappedOperator, doc_md: str) -> None:
+    """Set a task's doc_md after it was made (a mapped task keeps it in its partial kwargs)."""
+    if isinstance(task, MappedOperator):
+        task.partial_kwargs["doc_md"] = doc_md
+    else:
+        task.doc_md = doc_md

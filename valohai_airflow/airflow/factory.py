@@ -8,7 +8,7 @@ from airflow.sdk import DAG, BaseOperator
 
 from valohai_airflow.airflow.control import apply_control
 from valohai_airflow.airflow.deployment import ValohaiDeploymentOperator
-from valohai_airflow.airflow.docs import pipeline_doc_md
+from valohai_airflow.airflow.docs import document, node_doc_md, param_defaults, pipeline_doc_md
 from valohai_airflow.airflow.operators import FailWithMessageOperator, ValohaiExecutionOperator
 from valohai_airflow.airflow.params import pipeline_params
 from valohai_airflow.airflow.schedules import START_DATE, dag_arguments, retry_arguments, schedule_problem
@@ -54,6 +54,8 @@ def build_dag(project: ProjectPlan, pipeline: PipelinePlan, *, docker_url: str |
         tasks = {
             node.name: _node_task(project, pipeline, node, dag_id, docker_url) for node in pipeline.nodes
         }
+        for node in pipeline.nodes:
+            document(tasks[node.name], node_doc_md(pipeline, node, param_defaults(params)))
         for edge in pipeline.edges:
             upstream, downstream = tasks[edge.source_node], tasks[edge.target_node]
             if upstream not in downstream.upstream_list:

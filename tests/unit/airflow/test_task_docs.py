@@ -1,0 +1,214 @@
+"""Each node task's doc_md: step, image, the exact command with the trigger form's defaults (built by
+the spec's command building and the runtime's parameter resolution), where every parameter and input
+gets its value, and the names (never the values) of the container's environment variables."""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from pathlib import Path
+
+from tests.conftest import REPO_ROOT
+from valohai_airflow.airflow.factory import build_dag, build_dags
+from valohai_airflow.plan.project import compile_project
+from valohai_airflow.spec.diagnostics import ValohaiSpecError
+
+SECRET = "hunter2-do-not-show"
+
+YAML = textwrap.dedent(
+    f"""
+    - step:
+        name: prep
+        image: busybox:1.36
+        command:
+          - "#!/bin/bash -eu"
+          - echo "`date`" {{parameter:rows}}
+          - echo ```done```
+        parameters:
+          - name: rows
+            type: integer
+            default: 10
+            pass-as: -n {{v}}
+        environment-variables:
+          - name: API_TOKEN
+            default: {SECRET}
+          - name: REGION
+    - step:
+        name: train
+        image: python:3.11-slim
+        command: python train.py {{parameters}}
+        parameters:
+          - name: epochs
+            type: integer
+            default: 3
+          - name: rows
+            type: integer
+          - name: label
+            type: string
+            default: it's "quoted"
+          - name: fast
+            type: flag
+        inputs:
+          - name: data
+            default: [data/a.csv, s3://bucket/b.csv]
+          - name: extra
+            optional: true
+        environment-variables:
+          - name: SEED
+            default: "1"
+    - step:
+        name: needs
+        image: busybox:1.36
+        command: echo {{parameters}}
+        parameters:
+          - name: must
+            type: integer
+    - endpoint:
+        name: predict
+        image: python:3.11
+        server-command: python serve.py
+        files:
+          - name: model
+            path: model.pkl
+    - pipeline:
+        name: docs
+        parameters:
+          - name: epochs
+            targets: [train.parameter.epochs]
+            default: 5
+        nodes:
+          - name: prep
+            type: execution
+            step: prep
+          - name: train
+            type: execution
+            step: train
+            edge-merge-mode: append
+            override:
+              image: python:3.12-slim
+          - name: needs
+            type: execution
+            step: needs
+          - name: ship
+            type: deployment
+            deployment: prod
+            endpoints: [predict]
+        edges:
+          - [prep.output.*.csv, train.input.data]
+          - [prep.parameter.rows, train.parameter.rows]
+          - [prep.environment-variable.REGION, train.environment-variable.REGION]
+          - [train.output.model.pkl, ship.file.predict.model]
+    """
+)
+
+
+def _docs(tmp_path: Path) -> dict[str, str]:
+    (tmp_path / "valohai.yaml").write_text(YAML)
+    plan = compile_project(tmp_path / "valohai.yaml", project_name="shop")
+    (pipeline,) = plan.pipelines
+    dag = build_dag(plan, pipeline)
+    return {task.task_id: str(task.doc_md) for task in dag.tasks}
+
+
+def _code_block(doc: str) -> str:
+    match = re.search(r"^(`{3,})\n(.*?)\n\1$", doc, re.MULTILINE | re.DOTALL)
+    assert match, doc
+    return match.group(2)
+
+
+def _rows(doc: str, header: str) -> list[list[str]]:
+    lines = doc.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"| {header} |"))
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in re.split(r"(?<!\\)\|", line)[1:-1]])
+    return rows
+
+
+def test_task_doc_shows_step_image_and_the_command_with_the_forms_defaults(tmp_path: Path) -> None:
+    doc = _docs(tmp_path)["train"]
+    assert doc.startswith("# train\n")
+    assert "step `train` in image `python:3.12-slim`" in doc  # the override's image, as it runs
+    assert "run as `/bin/sh -c <script>` in `/valohai/repository`" in doc
+    # the pipeline parameter's default 5 wins over the step's 3; the edge-filled rows is a placeholder;
+    # quoting is valohai-yaml's; the unset flag is left out, as Valohai's clients do
+    assert _code_block(doc) == (
+        "python train.py --epochs=5 '--rows=<prep.parameter.rows>' '--label=it'\"'\"'s \"quoted\"'"
+    )
+    assert _rows(doc, "parameter") == [
+        ["epochs", "integer", "`5`", "pipeline parameter `epochs`"],
+        ["rows", "integer", "at run time", "edge `prep.parameter.rows`"],
+        ["label", "string", '`"it\'s \\"quoted\\""`', "trigger form `train.parameter.label`"],
+        ["fast", "flag", "`false`", "trigger form `train.parameter.fast`"],
+    ]
+    assert _rows(doc, "input") == [
+        ["data", "`data/a.csv`, `s3://bucket/b.csv`", "`prep.output.*.csv` (append)"],
+        ["extra (optional)", "", ""],
+    ]
+    names = re.search(r"Environment variables \(names only\): (.*)\.$", doc, re.MULTILINE)
+    assert names, doc
+    listed = names.group(1).replace("`", "").split(", ")
+    assert {"SEED", "REGION", "VH_OUTPUTS_DIR", "VH_EXECUTION_ID", "VH_JOB_ID"} <= set(listed)
+    assert '"1"' not in doc.split("Environment variables", 1)[1]
+
+
+def test_task_doc_never_shows_environment_values(tmp_path: Path) -> None:
+    docs = _docs(tmp_path)
+    assert "`API_TOKEN`" in docs["prep"] and "`REGION`" in docs["prep"]
+    assert all(SECRET not in doc for doc in docs.values())
+
+
+def test_shebang_and_backticks_keep_the_script_intact(tmp_path: Path) -> None:
+    doc = _docs(tmp_path)["prep"]
+    assert "run as `/bin/bash -eu -c <script>`" in doc  # the #! line picks the interpreter
+    assert "\n````\n" in doc  # a fence longer than the ``` inside the script
+    assert _code_block(doc) == 'echo "`date`" -n 10\necho ```done```'
+
+
+def test_a_required_parameter_without_default_shows_the_command_as_written(tmp_path: Path) -> None:
+    doc = _docs(tmp_path)["needs"]
+    assert _code_block(doc) == "echo {parameters}"
+    assert "parameter 'must' is required but has no value" in doc
+    assert _rows(doc, "parameter") == [["must", "integer", "`null`", "trigger form `needs.parameter.must`"]]
+
+
+def test_deployment_task_doc_names_deployment_endpoints_and_files(tmp_path: Path) -> None:
+    doc = _docs(tmp_path)["ship"]
+    assert doc.startswith("# ship\n")
+    assert "deployment `prod`" in doc and "runs no container" in doc
+    assert "Endpoints: `predict`." in doc
+    assert "`train.output.model.pkl` → `predict.model`" in doc
+
+
+def test_example_train_fast_doc_matches_what_its_log_prints() -> None:
+    """The command of the doc is the command the run's log shows with the defaults (README example)."""
+    plan = compile_project(REPO_ROOT / "dags" / "example" / "valohai.yaml", project_name="example")
+    (pipeline,) = plan.pipelines
+    dag = build_dag(plan, pipeline)
+    doc = str(dag.get_task("train-fast").doc_md)
+    assert _code_block(doc) == (
+        "python train.py --learning_rate=1.0 --epochs=50 '--features=<preprocess.metadata.features>'"
+    )
+    assert _rows(doc, "input") == [["dataset", "", "`preprocess.output.train.npz`"]]
+
+
+def test_every_corpus_node_task_has_a_doc_with_its_command(corpus_dir: Path) -> None:
+    documented = 0
+    for path in sorted(corpus_dir.glob("*.yaml")):
+        try:
+            plan = compile_project(path)
+        except ValohaiSpecError:
+            continue
+        dags = {dag.dag_display_name: dag for dag in build_dags(plan).values()}
+        for pipeline in plan.pipelines:
+            for node in pipeline.nodes:
+                doc = str(dags[pipeline.name].get_task(node.task_id).doc_md)
+                assert doc.startswith(f"# {node.name.replace('|', chr(92) + '|')}\n"), (path.name, node.name)
+                if node.step is None:
+                    assert "runs no container" in doc
+                else:
+                    _code_block(doc)
+                documented += 1
+    assert documented == 97
