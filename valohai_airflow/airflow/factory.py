@@ -24,7 +24,12 @@ def _node_task(
     """Execution nodes, and task nodes as one execution with the node's values until fan-out lands."""
     if node.kind is NodeKind.DEPLOYMENT:
         return ValohaiDeploymentOperator(
-            project_name=project.name, pipeline=pipeline, node=node, docker_url=docker_url
+            project_name=project.name,
+            pipeline=pipeline,
+            node=node,
+            docker_url=docker_url,
+            project_root=project.root,
+            serving=project.settings.deployment(node.deployment or ""),
         )
     return ValohaiExecutionOperator(
         project_name=project.name,

@@ -3,7 +3,9 @@
 Errors: a trigger or a `pipelines:` entry naming a pipeline valohai.yaml lacks; a trigger parameter
 that is not a Param of the pipeline's DAG (or that an edge or a pipeline parameter fills, so the
 trigger's value would never be used); a value its parameter refuses; enabled triggers of one pipeline
-in different time zones (one DAG has one timetable, and Airflow's multi-cron timetable has one zone).
+in different time zones (one DAG has one timetable, and Airflow's multi-cron timetable has one zone);
+a `deployments:` entry naming a deployment no deployment node publishes, a `publish` endpoint that
+deployment does not have, and one host port published twice.
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ def check_settings(
                 trigger.location,
                 did_you_mean(trigger.pipeline, names),
             )
+    plans = tuple(plans)
+    if plans:  # without plans (valohai.yaml did not compile) the deployment names are unknown
+        _check_deployments(settings, plans, diagnostics)
     for plan in plans:
         triggers = [t for t in settings.triggers if t.pipeline == plan.name]
         _check_timezones(plan.name, [t for t in triggers if t.enabled], diagnostics)
@@ -46,6 +51,42 @@ def check_settings(
         for trigger in triggers:
             _check_parameters(trigger, plan, knobs, diagnostics)
     return diagnostics
+
+
+def _check_deployments(
+    settings: ProjectSettings, plans: tuple[PipelinePlan, ...], diagnostics: Diagnostics
+) -> None:
+    endpoints: dict[str, set[str]] = {}  # deployment name → the endpoints its nodes publish
+    for plan in plans:
+        for node in plan.nodes:
+            if node.kind is NodeKind.DEPLOYMENT and node.deployment is not None:
+                endpoints.setdefault(node.deployment, set()).update(node.endpoints)
+    names = sorted(endpoints)
+    ports: dict[int, str] = {}
+    for name, deployment in settings.deployments.items():
+        label = f"deployment settings {name!r}"
+        if name not in endpoints:
+            diagnostics.error(
+                f"{label}: no deployment node of valohai.yaml publishes a deployment {name!r}",
+                deployment.location,
+                did_you_mean(name, names),
+            )
+            continue
+        for endpoint, port in deployment.publish.items():
+            if endpoint not in endpoints[name]:
+                diagnostics.error(
+                    f"{label}: publish names endpoint {endpoint!r}, which deployment {name!r} does not have",
+                    deployment.location,
+                    did_you_mean(endpoint, sorted(endpoints[name])),
+                )
+            elif port in ports:
+                diagnostics.error(
+                    f"{label}: host port {port} of endpoint {endpoint!r} is already published for {ports[port]}; "
+                    "give each endpoint its own port",
+                    deployment.location,
+                )
+            else:
+                ports[port] = f"endpoint {endpoint!r} of deployment {name!r}"
 
 
 def _check_timezones(pipeline: str, triggers: list[Trigger], diagnostics: Diagnostics) -> None:

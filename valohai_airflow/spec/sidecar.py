@@ -1,7 +1,8 @@
 """The optional `valohai-airflow.yaml` beside valohai.yaml: the Airflow settings Valohai's schema has no room for.
 
 Per-pipeline DAG settings, schedules that replace Valohai's (UI-configured) triggers, what
-`on-error: retry` means and how long an approval waits. Read with the same located YAML loader as
+`on-error: retry` means, how long an approval waits and whether a deployment node also serves its
+endpoints in a local container. Read with the same located YAML loader as
 valohai.yaml, so every problem is a Diagnostic with file:line:column. Checks that need valohai.yaml
 (a trigger naming an unknown pipeline or parameter) happen in the plan layer.
 """
@@ -165,6 +166,35 @@ class ApprovalSettings(SpecModel):
     timeout_seconds: Annotated[Number, Field(gt=0)] = 86400
 
 
+def _check_health_path(value: str) -> str:
+    if not value.startswith("/") or any(c.isspace() for c in value):
+        raise spec_error(
+            "health_path",
+            "{value!r} is not a URL path; write one that starts with '/' and has no spaces, like '/healthz'",
+            {"value": value},
+        )
+    return value
+
+
+HealthPath = Annotated[
+    Str, AfterValidator(_check_health_path), Field(json_schema_extra={"pattern": r"^/\S*$"})
+]
+HostPort = Annotated[int, Field(strict=True, ge=1, le=65535)]
+
+
+class DeploymentSettings(SpecModel):
+    """What a deployment node does besides publishing its bundle: with `serve`, it starts (or replaces)
+    one local container per endpoint and waits until Docker's health check reports it healthy."""
+
+    kind: ClassVar[str] = "deployment settings"
+
+    serve: Bool = False
+    health_path: HealthPath = "/"
+    health_timeout_seconds: Annotated[Number, Field(gt=0)] = 60
+    health_interval_seconds: Annotated[Number, Field(ge=1)] = 2
+    publish: dict[str, HostPort] = Field(default_factory=dict)  # endpoint → host port on 127.0.0.1
+
+
 class ProjectSettings(SpecModel):
     """The whole sidecar; defaults everywhere, so a project without one gets `ProjectSettings()`."""
 
@@ -175,11 +205,16 @@ class ProjectSettings(SpecModel):
     triggers: tuple[Trigger, ...] = ()
     on_error_retry: OnErrorRetry = Field(default_factory=OnErrorRetry)
     approval: ApprovalSettings = Field(default_factory=ApprovalSettings)
+    deployments: dict[str, DeploymentSettings] = Field(default_factory=dict)
     source: str | None = Field(default=None, exclude=True)
 
     def pipeline(self, name: str) -> PipelineSettings:
         """The settings of one pipeline (defaults when the sidecar does not name it)."""
         return self.pipelines.get(name) or PipelineSettings()
+
+    def deployment(self, name: str) -> DeploymentSettings:
+        """The settings of one deployment, by its name in valohai.yaml (defaults: publish only)."""
+        return self.deployments.get(name) or DeploymentSettings()
 
     def triggers_for(self, pipeline: str) -> tuple[Trigger, ...]:
         """The enabled triggers of one pipeline, in file order."""
@@ -268,8 +303,10 @@ def _describe(data: YamlMap, loc: tuple[Any, ...]) -> tuple[tuple[Any, ...], str
             parent_key = path[-1] if path else None
             path.append(part)
             current = current[part]
-            if parent_key == "pipelines":
+            if parent_key == "pipelines" and len(path) == 2:
                 label = f"pipeline settings {part!r}"
+            elif parent_key == "deployments" and len(path) == 2:
+                label = f"deployment settings {part!r}"
             elif len(path) == 1 and part in ("on_error_retry", "approval"):
                 label = str(part)
         elif isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current):
@@ -300,10 +337,11 @@ def _error_text(error: Any, field_name: str | None) -> str:
         "tuple_type": f"{subject} must be a list, got {value!r}",
         "greater_than_equal": f"{subject} must be at least {ctx.get('ge')}, got {value!r}",
         "greater_than": f"{subject} must be more than {ctx.get('gt')}, got {value!r}",
+        "less_than_equal": f"{subject} must be at most {ctx.get('le')}, got {value!r}",
         "date_type": f"{subject} must be a date like 2026-01-05, got {value!r}",
         "date_from_datetime_parsing": f"{subject} must be a date like 2026-01-05, got {value!r}",
     }
-    if kind in ("cron", "timezone"):
+    if kind in ("cron", "timezone", "health_path"):
         return f"{subject}: {error['msg']}"
     return texts.get(kind, f"{subject} {error['msg']}")
 
@@ -318,13 +356,13 @@ def sidecar_json_schema() -> dict[str, Any]:
     schema["title"] = SIDECAR_NAME
     schema["description"] = (
         "Airflow settings of a valohai-airflow project, beside valohai.yaml: per-pipeline DAG settings, "
-        "scheduled triggers, on-error retry and approval settings."
+        "scheduled triggers, on-error retry and approval settings, local serving of deployments."
     )
     return schema
 
 
 _NUMBER = [{"type": "number"}, {"type": "integer"}]
-_BOUNDS = {"ge": "minimum", "gt": "exclusiveMinimum"}
+_BOUNDS = {"ge": "minimum", "gt": "exclusiveMinimum", "le": "maximum"}
 
 
 def _clean_schema(node: Any) -> Any:

@@ -163,3 +163,53 @@ def test_errors_of_both_files_are_reported_together(tmp_path: Path) -> None:
 def test_broken_valohai_yaml_and_broken_sidecar_yaml(tmp_path: Path) -> None:
     errors = compile_errors(project(tmp_path, "triggers: [\n", "- step: [\n"))
     assert [e.split(":")[0] for e in errors] == ["valohai.yaml", "valohai-airflow.yaml"]
+
+
+DEPLOYING = (
+    VALOHAI
+    + """\
+- endpoint:
+    name: predict
+    image: python:3.11
+    wsgi: app:application
+- endpoint:
+    name: batch
+    image: python:3.11
+    server-command: python3 serve.py
+- pipeline:
+    name: ship
+    nodes:
+      - {name: a, type: execution, step: train}
+      - {name: deploy, type: deployment, deployment: digits, endpoints: [predict, batch]}
+    edges: []
+"""
+)
+
+
+def test_deployment_settings_land_on_the_plan(tmp_path: Path) -> None:
+    sidecar = "deployments:\n  digits: {serve: true, publish: {predict: 18000}}\n"
+    plan = compile_project(project(tmp_path, sidecar, DEPLOYING))
+    assert plan.settings.deployment("digits").serve
+    assert plan.settings.deployment("digits").publish == {"predict": 18000}
+
+
+def test_deployment_settings_name_known_deployments_endpoints_and_distinct_ports(tmp_path: Path) -> None:
+    sidecar = (
+        "deployments:\n"
+        "  digit: {serve: true}\n"
+        "  digits:\n"
+        "    serve: true\n"
+        "    publish: {predikt: 18000, predict: 18001, batch: 18001}\n"
+    )
+    assert compile_errors(project(tmp_path, sidecar, DEPLOYING)) == [
+        "valohai-airflow.yaml:2: deployment settings 'digit': no deployment node of valohai.yaml publishes "
+        "a deployment 'digit'",
+        "valohai-airflow.yaml:4: deployment settings 'digits': publish names endpoint 'predikt', which "
+        "deployment 'digits' does not have",
+        "valohai-airflow.yaml:4: deployment settings 'digits': host port 18001 of endpoint 'batch' is already "
+        "published for endpoint 'predict' of deployment 'digits'; give each endpoint its own port",
+    ]
+    with pytest.raises(ValohaiSpecError) as info:
+        compile_project(tmp_path / "valohai.yaml")
+    hints = [d.hint for d in info.value.diagnostics]
+    assert hints[:2] == ['did you mean "digits"?', 'did you mean "predict"?']

@@ -48,6 +48,13 @@ on_error_retry:
   backoff: fixed
 approval:
   timeout_seconds: 600
+deployments:
+  digits:
+    serve: true
+    health_path: /healthz
+    health_timeout_seconds: 30
+    health_interval_seconds: 1
+    publish: {predict: 18000}
 """
 
 
@@ -77,6 +84,9 @@ def test_full_file_parses_into_typed_settings() -> None:
     assert settings.triggers_for("three-trainings") == (weekly,)  # the disabled one is left out
     assert (settings.on_error_retry.retries, settings.on_error_retry.backoff) == (5, "fixed")
     assert settings.approval.timeout_seconds == 600
+    digits = settings.deployment("digits")
+    assert digits.serve and digits.health_path == "/healthz" and digits.health_timeout_seconds == 30
+    assert (digits.health_interval_seconds, digits.publish) == (1, {"predict": 18000})
 
 
 def test_defaults_without_a_file_or_with_an_empty_one() -> None:
@@ -85,6 +95,13 @@ def test_defaults_without_a_file_or_with_an_empty_one() -> None:
     assert (default.on_error_retry.retries, default.on_error_retry.delay_seconds) == (3, 60)
     assert default.on_error_retry.backoff == "exponential"
     assert default.approval.timeout_seconds == 86400
+    unnamed = default.deployment("anything")
+    assert not unnamed.serve and unnamed.publish == {}  # a deployment node only publishes by default
+    assert (unnamed.health_path, unnamed.health_timeout_seconds, unnamed.health_interval_seconds) == (
+        "/",
+        60,
+        2,
+    )
     for text in ("", "   \n", "# only a comment\n"):
         result = parse_sidecar_text(text, "s.yaml")
         assert result.settings is not None and result.settings.triggers == ()
@@ -106,7 +123,7 @@ def test_unknown_keys_have_lines_and_did_you_mean() -> None:
         "valohai-airflow.yaml:3:5: error: pipeline settings: unknown key 'retris' (did you mean 'retries'?) "
         "(valid keys: tags, retries, retry_delay_seconds, max_active_runs, max_active_tasks, description)",
         "valohai-airflow.yaml:4:1: error: valohai-airflow.yaml: unknown key 'trigers' (did you mean 'triggers'?) "
-        "(valid keys: pipelines, triggers, on_error_retry, approval)",
+        "(valid keys: pipelines, triggers, on_error_retry, approval, deployments)",
         "valohai-airflow.yaml:6:3: error: on_error_retry: unknown key 'delay' "
         "(valid keys: retries, delay_seconds, backoff, max_delay_seconds)",
     ]
@@ -169,7 +186,7 @@ def test_type_and_range_errors_name_the_trigger_or_pipeline() -> None:
 def test_not_a_mapping_and_not_yaml() -> None:
     assert errors("- a\n- b\n") == [
         "valohai-airflow.yaml:1:1: error: the top level of valohai-airflow.yaml must be a mapping with keys "
-        "pipelines, triggers, on_error_retry, approval"
+        "pipelines, triggers, on_error_retry, approval, deployments"
     ]
     (error,) = errors("triggers: [\n")
     assert error.startswith("valohai-airflow.yaml:2:1: error: not valid YAML")
@@ -213,9 +230,37 @@ def test_schema_accepts_the_full_example_and_refuses_what_the_models_refuse() ->
         {"on_error_retry": {"backoff": "linear"}},
         {"pipelines": {"p": {"max_active_runs": 0}}},
         {"approval": {"timeout_seconds": 0}},
+        {"deployments": {"d": {"serv": True}}},
+        {"deployments": {"d": {"publish": {"e": 70000}}}},
+        {"deployments": {"d": {"health_path": "healthz"}}},
+        {"deployments": {"d": {"health_timeout_seconds": 0}}},
     ):
         assert list(validator.iter_errors(bad)), bad
     assert "location" not in json.dumps(schema) and "source" not in schema["properties"]
+
+
+def test_deployment_settings_errors_have_lines_and_did_you_mean() -> None:
+    text = (
+        "deployments:\n"
+        "  digits:\n"
+        "    serv: true\n"
+        "    health_path: healthz\n"
+        "    health_timeout_seconds: 0\n"
+        "    publish: {predict: 70000, other: '8000'}\n"
+        "  other: {serve: yes please}\n"
+    )
+    assert errors(text) == [
+        "valohai-airflow.yaml:3:5: error: deployment settings: unknown key 'serv' (did you mean 'serve'?) "
+        "(valid keys: serve, health_path, health_timeout_seconds, health_interval_seconds, publish)",
+        "valohai-airflow.yaml:4:18: error: deployment settings 'digits': 'health_path': 'healthz' is not a URL "
+        "path; write one that starts with '/' and has no spaces, like '/healthz'",
+        "valohai-airflow.yaml:5:29: error: deployment settings 'digits': 'health_timeout_seconds' must be more "
+        "than 0, got 0",
+        "valohai-airflow.yaml:6:24: error: deployment settings 'digits': 'predict' must be at most 65535, got 70000",
+        "valohai-airflow.yaml:6:38: error: deployment settings 'digits': 'other' must be an integer, got '8000'",
+        "valohai-airflow.yaml:7:18: error: deployment settings 'other': 'serve' must be true or false, "
+        "got 'yes please'",
+    ]
 
 
 def test_example_project_sidecar_is_valid() -> None:
