@@ -24,6 +24,7 @@ from docker.errors import APIError
 from docker.types import Mount
 
 from valohai_airflow.airflow import control
+from valohai_airflow.airflow.links import NODE_LINKS
 from valohai_airflow.airflow.settings import valohai_settings
 from valohai_airflow.plan.model import EdgeKind, NodePlan, PipelinePlan
 from valohai_airflow.runtime.execution import ExecutionRequest, PreparedExecution, finish, prepare
@@ -42,6 +43,7 @@ class ValohaiExecutionOperator(DockerOperator):
     template_fields: Sequence[str] = ()
     template_ext: Sequence[str] = ()
     ui_color = "#7bdcb5"
+    operator_extra_links = NODE_LINKS
 
     def __init__(
         self,

@@ -1,0 +1,24 @@
+"""The provider's Airflow plugin: the pages of valohai_airflow.airflow.web on the API server.
+
+Registered through the `airflow.plugins` entry point (Airflow 3.3 reads a provider's `plugins` only
+with `[core] lazy_discover_providers = False`, and the two would register it twice). Workers load
+plugins too, so the FastAPI app is imported only when the API server asks for `fastapi_apps`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.plugins_manager import AirflowPlugin
+
+from valohai_airflow.airflow.links import URL_PREFIX
+
+
+class ValohaiPlugin(AirflowPlugin):
+    name = "valohai"
+
+    @property  # lazy: the app pulls in the API server's modules
+    def fastapi_apps(self) -> list[dict[str, Any]]:  # type: ignore[override]
+        from valohai_airflow.airflow.web import app
+
+        return [{"app": app, "url_prefix": URL_PREFIX, "name": "Valohai node outputs and metadata"}]

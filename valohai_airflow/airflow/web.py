@@ -1,0 +1,365 @@
+"""The provider's pages on the Airflow API server (mounted at /valohai by the plugin): one node try's
+output files (size, sha256, each downloadable) and metadata (last values and the series), read from
+the configured artefact store, local or S3.
+
+Same-origin with the Airflow UI, so its extra links render and the UI's login reaches them: every
+route asks Airflow's own core-API dependencies for a user (the `_token` cookie the UI sets, or a
+bearer token) with read access to the DAG's XComs. Paths come from the node's manifest (its XCom) or,
+for a try without one (it failed), from the try's own store prefix; nothing may leave the store.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import mimetypes
+import shutil
+import tempfile
+import urllib.parse
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
+from airflow.api_fastapi.common.db.common import SessionDep
+from airflow.api_fastapi.core_api.security import requires_access_dag
+from fastapi import Depends, FastAPI, HTTPException, Response, status
+from fastapi.responses import FileResponse, HTMLResponse
+from starlette.background import BackgroundTask
+
+from valohai_airflow.airflow.links import URL_PREFIX, node_page_path, ui_path
+from valohai_airflow.airflow.settings import valohai_settings
+from valohai_airflow.runtime.ids import ExecutionKey
+from valohai_airflow.runtime.manifest import Manifest, ManifestFile, load_manifest
+from valohai_airflow.runtime.metadata import TIME_KEY
+from valohai_airflow.store import ArtifactStore, LocalStore, ObjectNotFoundError, StoreError, open_store
+from valohai_airflow.store.base import join_key
+
+MAX_SERIES_ROWS = 500
+#: Pages show user content on Airflow's origin: no scripts, no sniffing; files are sandboxed too
+#: (an output .html opened here must not act as the logged-in user).
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+FILE_HEADERS = {**PAGE_HEADERS, "Content-Security-Policy": "default-src 'none'; sandbox"}
+NODE = "/nodes/{dag_id}/{run_id}/{task_id}/{map_index}/{try_number}"
+_readable = [Depends(requires_access_dag(method="GET", access_entity=DagAccessEntity.XCOM))]
+
+app = FastAPI(
+    title="valohai-airflow",
+    description="Outputs and metadata of Valohai pipeline nodes, from the artefact store.",
+    docs_url=None,
+    redoc_url=None,
+    openapi_url=None,
+)
+
+
+class _Try:
+    """One try of one node: its manifest when the XCom belongs to it, and the store."""
+
+    def __init__(
+        self, session: Any, dag_id: str, run_id: str, task_id: str, map_index: int, try_number: int
+    ) -> None:
+        settings = valohai_settings()
+        self.key = ExecutionKey(dag_id, run_id, task_id, map_index, try_number)
+        self.s3_options = settings.s3_options
+        try:
+            self.store: ArtifactStore = open_store(settings.store_url, **settings.s3_options)
+        except StoreError as error:
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"artefact store: {error}") from error
+        self.manifest = self._manifest(session)
+
+    def _manifest(self, session: Any) -> Manifest | None:
+        from airflow.models.xcom import XComModel
+
+        query = XComModel.get_many(
+            run_id=self.key.run_id,
+            key="return_value",
+            task_ids=self.key.node,
+            dag_ids=self.key.dag_id,
+            map_indexes=self.key.map_index,
+            limit=1,
+        )
+        row = session.scalars(query).first()
+        value = row.value if row is not None else None
+        if isinstance(value, str | bytes):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                return None
+        if not isinstance(value, dict) or "execution_id" not in value:
+            return None
+        try:
+            manifest = Manifest.model_validate(value)
+        except ValueError:
+            return None
+        if manifest.execution_id != self.key.execution_id and not manifest.reused_from:
+            return None  # the XCom of another try: this one left only its store prefix
+        try:
+            return load_manifest(manifest, self.store, **self.s3_options)
+        except StoreError as error:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"the node's file list: {error}") from error
+
+    @property
+    def outputs_prefix(self) -> str:
+        if self.manifest and self.manifest.outputs_prefix_uri:
+            key = self.store.key_for_uri(self.manifest.outputs_prefix_uri)
+            if key is not None:
+                return key
+        return join_key(self.key.prefix, "outputs")
+
+    def outputs(self) -> list[ManifestFile]:
+        if self.manifest is not None:
+            return list(self.manifest.outputs)
+        prefix = join_key(self.key.prefix, "outputs")
+        try:
+            listed = self.store.list_prefix(prefix)
+        except StoreError:
+            return []
+        return [ManifestFile(path=o.key[len(prefix) + 1 :], uri=o.uri, size=o.size) for o in listed]
+
+    def metadata_key(self) -> str | None:
+        uri = self.manifest.metadata_uri if self.manifest else None
+        if uri:
+            return self.store.key_for_uri(uri)
+        key = join_key(self.key.prefix, "metadata.jsonl")
+        return key if self.store.exists(key) else None
+
+    def series(self) -> list[dict[str, Any]]:
+        key = self.metadata_key()
+        if key is None:
+            return []
+        try:
+            text = self.store.read_bytes(key).decode("utf-8", "replace")
+        except StoreError:
+            return []
+        points = []
+        for line in text.splitlines():
+            try:
+                point = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(point, dict):
+                points.append(point)
+        return points
+
+    def last_values(self, series: list[dict[str, Any]]) -> dict[str, Any]:
+        if self.manifest is not None:
+            return dict(self.manifest.metadata)
+        last: dict[str, Any] = {}
+        for point in series:
+            last.update({k: v for k, v in point.items() if k != TIME_KEY})
+        return last
+
+
+def _clean_path(path: str) -> str:
+    """An output path as the manifest writes it; anything that could leave the store is refused."""
+    parts = path.split("/")
+    if not path or path.startswith("/") or "\\" in path or "\x00" in path or ".." in parts:
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST,
+            f"refused output path {path!r}: paths are relative to the node's outputs and may not "
+            "contain '..', a leading '/' or backslashes",
+        )
+    return "/".join(p for p in parts if p not in ("", "."))
+
+
+def _size(size: int | None) -> str:
+    if size is None:
+        return ""
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{size} B"
+
+
+def _value(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, default=str)
+
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 1.5rem 2rem; color: #1a202c; }
+h1 { font-size: 1.4rem; } h2 { font-size: 1.1rem; margin-top: 2rem; }
+table { border-collapse: collapse; margin-top: .5rem; }
+th, td { border: 1px solid #cbd5e0; padding: .3rem .6rem; text-align: left; vertical-align: top; }
+th { background: #edf2f7; } td.num { text-align: right; white-space: nowrap; }
+code, td.hash { font-family: ui-monospace, monospace; font-size: .85rem; }
+.note { color: #4a5568; }
+"""
+
+
+def _page(t: _Try) -> str:
+    e = html.escape
+    key = t.key
+    base = ui_path(node_page_path(key.dag_id, key.run_id, key.node, key.map_index, key.try_number))
+    task_page = ui_path(
+        f"/dags/{urllib.parse.quote(key.dag_id, safe='')}/runs/{urllib.parse.quote(key.run_id, safe='')}"
+        f"/tasks/{urllib.parse.quote(key.node, safe='')}"
+        + (f"/mapped/{key.map_index}" if key.map_index >= 0 else "")
+    )
+    m = t.manifest
+    title = m.node if m else key.node
+    parts = [
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{e(title)} · outputs</title>",
+        f"<style>{_STYLE}</style></head><body>",
+        f"<h1>{e(title)}: outputs and metadata</h1>",
+        f"<p>DAG <code>{e(key.dag_id)}</code>, run <code>{e(key.run_id)}</code>, task <code>{e(key.node)}</code>"
+        + (f", map index {key.map_index}" if key.map_index >= 0 else "")
+        + f", try {key.try_number}. <a href='{e(task_page)}'>Back to the task in Airflow</a></p>",
+    ]
+    if m:
+        parts.append(
+            f"<p>Step <code>{e(m.step)}</code>, image <code>{e(m.image)}</code>, status "
+            f"<b>{e(str(m.status))}</b>, exit code {e(str(m.exit_code))}.</p>"
+        )
+        if m.reused_from:
+            source = m.reused_from
+            run_page = ui_path(
+                f"/dags/{urllib.parse.quote(source.get('dag_id', ''), safe='')}"
+                f"/runs/{urllib.parse.quote(source.get('run_id', ''), safe='')}"
+            )
+            parts.append(
+                f"<p>Reused: these are the results of run <a href='{e(run_page)}'>"
+                f"{e(source.get('run_id', ''))}</a> (reuse-executions); the files stay where that run stored them.</p>"
+            )
+    else:
+        parts.append(
+            "<p class='note'>No manifest for this try (it failed, was stopped or has not finished): "
+            "the files below are what its store prefix holds.</p>"
+        )
+    outputs = t.outputs()
+    parts.append(f"<h2 id='outputs'>Outputs ({len(outputs)})</h2>")
+    if outputs:
+        parts.append("<table><tr><th>file</th><th>size</th><th>sha256</th></tr>")
+        for f in outputs:
+            href = f"{base}/outputs/{urllib.parse.quote(f.path)}"
+            parts.append(
+                f"<tr><td><a href='{e(href)}' download>{e(f.path)}</a></td>"
+                f"<td class='num' title='{f.size if f.size is not None else ''} bytes'>{e(_size(f.size))}</td>"
+                f"<td class='hash'>{e(f.sha256 or '')}</td></tr>"
+            )
+        parts.append("</table>")
+    else:
+        parts.append("<p class='note'>The node wrote no files to /valohai/outputs.</p>")
+    if m and m.skipped_outputs:
+        parts.append(
+            "<p class='note'>Skipped (symlinks out of the outputs dir): "
+            + ", ".join(f"<code>{e(p)}</code>" for p in m.skipped_outputs)
+            + "</p>"
+        )
+    series = t.series()
+    last = t.last_values(series)
+    parts.append("<h2 id='metadata'>Metadata</h2>")
+    if last:
+        parts.append("<table><tr><th>key</th><th>last value</th></tr>")
+        parts += [f"<tr><td>{e(k)}</td><td><code>{e(_value(v))}</code></td></tr>" for k, v in last.items()]
+        parts.append("</table>")
+    else:
+        parts.append("<p class='note'>The node printed no metadata (JSON objects on stdout).</p>")
+    if series:
+        columns: list[str] = []
+        for point in series:
+            columns += [k for k in point if k != TIME_KEY and k not in columns]
+        shown = series[:MAX_SERIES_ROWS]
+        parts.append(
+            f"<h2 id='series'>Series ({len(series)} points)</h2>"
+            f"<p><a href='{e(base)}/metadata.jsonl'>metadata.jsonl</a>"
+            + (f" (the first {len(shown)} are shown)" if len(shown) < len(series) else "")
+            + (" · the node printed more points than were kept" if m and m.metadata_truncated else "")
+            + "</p><table><tr><th>#</th><th>time</th>"
+            + "".join(f"<th>{e(c)}</th>" for c in columns)
+            + "</tr>"
+        )
+        for number, point in enumerate(shown, 1):
+            cells = "".join(f"<td>{e(_value(point[c])) if c in point else ''}</td>" for c in columns)
+            parts.append(
+                f"<tr><td class='num'>{number}</td><td>{e(str(point.get(TIME_KEY, '')))}</td>{cells}</tr>"
+            )
+        parts.append("</table>")
+    parts.append("</body></html>")
+    return "".join(parts)
+
+
+@app.get(NODE, response_class=HTMLResponse, dependencies=_readable)
+def node_page(
+    dag_id: str, run_id: str, task_id: str, map_index: int, try_number: int, session: SessionDep
+) -> HTMLResponse:
+    t = _Try(session, dag_id, run_id, task_id, map_index, try_number)
+    if t.manifest is None and not t.outputs() and t.metadata_key() is None:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            f"nothing stored for try {try_number} of {task_id} in run {run_id} of {dag_id} "
+            f"(looked for its XCom manifest and under {t.store.uri(t.key.prefix)})",
+        )
+    return HTMLResponse(_page(t), headers=PAGE_HEADERS)
+
+
+@app.get(NODE + "/metadata.jsonl", dependencies=_readable)
+def metadata_file(
+    dag_id: str, run_id: str, task_id: str, map_index: int, try_number: int, session: SessionDep
+) -> Response:
+    t = _Try(session, dag_id, run_id, task_id, map_index, try_number)
+    key = t.metadata_key()
+    if key is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no metadata.jsonl stored for try {try_number}")
+    return _serve(t.store, key, "text/plain; charset=utf-8", attachment=False)
+
+
+@app.get(NODE + "/outputs/{path:path}", dependencies=_readable)
+def output_file(
+    dag_id: str, run_id: str, task_id: str, map_index: int, try_number: int, path: str, session: SessionDep
+) -> Response:
+    path = _clean_path(path)
+    t = _Try(session, dag_id, run_id, task_id, map_index, try_number)
+    if t.manifest is not None:
+        entry = next((f for f in t.manifest.outputs if f.path == path), None)
+        key = t.store.key_for_uri(entry.uri) if entry and entry.uri else None
+        if key is None:
+            raise HTTPException(
+                status.HTTP_404_NOT_FOUND, f"{path!r} is not an output of {task_id} in the store"
+            )
+    else:
+        key = join_key(t.key.prefix, "outputs", path)
+    return _serve(t.store, key, mimetypes.guess_type(path)[0] or "application/octet-stream", attachment=True)
+
+
+def _serve(store: ArtifactStore, key: str, media_type: str, *, attachment: bool) -> Response:
+    """A stored object as a file response: straight from disk for the local store (never through a
+    symlink out of it), through a temporary copy for S3."""
+    name = PurePosixPath(key).name
+    disposition = "attachment" if attachment else "inline"
+    if isinstance(store, LocalStore):
+        root = store.root.resolve()
+        local = (store.root / key).resolve()
+        if not local.is_relative_to(root) or not local.is_file():
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"not in the artefact store: {key}")
+        return FileResponse(
+            local,
+            media_type=media_type,
+            filename=name,
+            content_disposition_type=disposition,
+            headers=FILE_HEADERS,
+        )
+    folder = Path(tempfile.mkdtemp(prefix="valohai-airflow-download-"))
+    try:
+        copy = store.get_file(key, folder / "object")
+    except ObjectNotFoundError as error:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from error
+    except StoreError as error:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise HTTPException(status.HTTP_502_BAD_GATEWAY, str(error)) from error
+    return FileResponse(
+        copy,
+        media_type=media_type,
+        filename=name,
+        content_disposition_type=disposition,
+        headers=FILE_HEADERS,
+        background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True),
+    )
+
+
+__all__ = ["URL_PREFIX", "app"]
