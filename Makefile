@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: venv docker images browser demo test lint typecheck unit integration e2e bench lock clean
+.PHONY: venv docker images browser compose demo test lint typecheck unit integration e2e bench lock clean
 
 venv:
 	@./scripts/venv.sh
@@ -17,6 +17,9 @@ images: venv docker
 browser:
 	@./scripts/browser.sh
 
+compose:
+	@./scripts/compose.sh
+
 demo: images
 	@$(PY) scripts/demo.py
 
@@ -27,7 +30,7 @@ lint: venv
 typecheck: venv
 	$(VENV)/bin/mypy
 
-unit: venv
+unit: venv compose
 	$(VENV)/bin/pytest -q -p no:cacheprovider tests/unit
 
 integration: images
@@ -36,7 +39,7 @@ integration: images
 e2e: images browser
 	$(VENV)/bin/pytest -q -p no:cacheprovider tests/e2e
 
-test: lint typecheck images browser
+test: lint typecheck images browser compose
 	$(VENV)/bin/pytest -q -p no:cacheprovider tests
 
 bench: images
