@@ -243,6 +243,13 @@ COMMAND_YAML = f"""\
     files:
       - {{name: model, path: static/model.bin}}
 - endpoint:
+    name: plain
+    image: {BUSYBOX}
+    port: 8125
+    server-command: httpd -f -p 8125 -h /valohai/repository
+    files:
+      - {{name: model, path: static/model.bin}}
+- endpoint:
     name: broken
     image: {PYTHON}
     port: 8124
@@ -251,19 +258,18 @@ COMMAND_YAML = f"""\
     name: p
     nodes:
       - {{name: train, type: execution, step: train}}
-      - {{name: deploy, type: deployment, deployment: static, endpoints: [files]}}
+      - {{name: deploy, type: deployment, deployment: static, endpoints: [files, plain]}}
       - {{name: deploy-broken, type: deployment, deployment: static-broken, endpoints: [broken], on-error: stop-next}}
     edges:
       - [train.output.model.bin, deploy.file.files.model]
+      - [train.output.model.bin, deploy.file.plain.model]
 """
 
 
-def test_a_server_command_endpoint_is_served_and_one_that_exits_fails_at_once(
+def test_server_command_endpoints_are_served_and_one_that_exits_fails_at_once(
     dags_folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sidecar = (
-        "deployments:\n  static: {serve: true}\n  static-broken: {serve: true, health_timeout_seconds: 120}\n"
-    )
+    sidecar = "deployments:\n  static: {serve: true, health_path: /static/model.bin}\n  static-broken: {serve: true, health_timeout_seconds: 120}\n"
     dag = load_dag(
         dags_folder,
         "srv-cmd",
@@ -274,8 +280,19 @@ def test_a_server_command_endpoint_is_served_and_one_that_exits_fails_at_once(
     outcome = run(dag, monkeypatch)
     seconds = time.monotonic() - started
     assert outcome.states == {"train": "success", "deploy": "success", "deploy-broken": "failed"}
-    (served,) = serving_containers("srv-cmd")
+    served, plain = sorted(serving_containers("srv-cmd"), key=lambda c: c["endpoint"])
     assert (served["endpoint"], served["health"], served["network"]) == ("files", "healthy", "none")
+    # an image without python3: busybox's httpd, health-checked with its wget (which wants a 2xx/3xx,
+    # hence the health_path of a file both servers have)
+    assert (plain["endpoint"], plain["health"], plain["network"]) == ("plain", "healthy", "none")
+    fetched = subprocess.run(
+        ["docker", "exec", plain["id"], "wget", "-q", "-O", "-", "http://127.0.0.1:8125/static/model.bin"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert fetched.stdout == "weights-from-train"
     assert ask(served["id"], 8123, "/static/model.bin") == "weights-from-train"
     assert ask(served["id"], 8123, "/static/index.txt") == "from the repo"  # the repository, read-only
     logs = subprocess.run(["docker", "logs", served["id"]], capture_output=True, text=True, check=True).stdout
@@ -290,3 +307,37 @@ def test_a_server_command_endpoint_is_served_and_one_that_exits_fails_at_once(
     assert "its server exited with code 3 before it became healthy" in message, message
     assert "cannot start" in message and "nothing else was serving it" in message, message
     assert seconds < 120  # an exited server fails at once, not after the health timeout
+
+
+PUBLISH_YAML = f"""\
+- endpoint:
+    name: web
+    image: {PYTHON}
+    server-command: python3 -m http.server 8000
+- pipeline:
+    name: p
+    nodes:
+      - {{name: deploy, type: deployment, deployment: pub, endpoints: [web]}}
+    edges: []
+"""
+
+
+def test_publish_needs_a_bridge_network_which_this_engine_lacks(
+    dags_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    networks = subprocess.run(
+        ["docker", "network", "ls", "--format", "{{.Name}}"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    if "bridge" in networks:
+        pytest.skip("this engine has a bridge network: publishing would work here")
+    sidecar = "deployments:\n  pub: {serve: true, publish: {web: 18000}}\n"
+    dag = load_dag(dags_folder, "srv-pub", PUBLISH_YAML, {"valohai-airflow.yaml": sidecar})
+    outcome = run(dag, monkeypatch)
+    assert outcome.states == {"deploy": "failed"}
+    (message,) = outcome.errors["deploy"]
+    assert "endpoint 'web' of deployment 'pub'" in message and "127.0.0.1:18000" in message, message
+    assert "`publish` needs an engine with a bridge network" in message, message
+    assert serving_containers("srv-pub") == []
+    assert not (SERVING_DIR / "srv-pub" / "pub").exists() or not any(
+        (SERVING_DIR / "srv-pub" / "pub").iterdir()
+    )

@@ -25,7 +25,7 @@ from typing import Any
 import docker
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException
-from docker.errors import DockerException, ImageNotFound
+from docker.errors import DockerException, ImageNotFound, NotFound
 from docker.types import Mount
 
 from valohai_airflow.airflow.operators import LABEL
@@ -171,9 +171,17 @@ class ValohaiDeploymentOperator(BaseOperator):
                 ignore_errors=True,
             )
             raise self._error(error) from error
-        client = self._client()
         wanted = deployment_labels(LABEL, self.project_name, str(deployment["id"]))
-        previous = client.containers(all=True, filters={"label": label_filters(wanted)})
+        try:
+            client = self._client()
+            previous = client.containers(all=True, filters={"label": label_filters(wanted)})
+        except DockerException as error:
+            for server in servers:
+                remove_directory(server.directory)
+            raise AirflowException(
+                f"node {self.node.name!r}: deployment {deployment['name']!r} version {deployment['version_id']} "
+                f"was published but cannot be served: the Docker engine did not answer ({error})"
+            ) from error
         started: dict[str, EndpointServer] = {}
         try:
             for server in servers:
@@ -254,6 +262,8 @@ class ValohaiDeploymentOperator(BaseOperator):
             raise AirflowException(
                 f"node {self.node.name!r}: {server.describe()}: the container did not start: {error}"
             ) from error
+        if server.publish is not None:
+            self._check_published(client, container_id, server)
         self.log.info(
             "Started %s as container %s (%s), waiting up to %g s until it is healthy on its 127.0.0.1:%s",
             server.describe(),
@@ -263,6 +273,20 @@ class ValohaiDeploymentOperator(BaseOperator):
             server.port,
         )
         return container_id
+
+    def _check_published(self, client: docker.APIClient, container_id: str, server: EndpointServer) -> None:
+        """An engine without a bridge network (`dockerd --bridge=none`) starts the container with
+        loopback only and binds nothing, silently: say so instead of pretending the port is there."""
+        ports = client.inspect_container(container_id)["NetworkSettings"].get("Ports") or {}
+        if ports.get(f"{server.port}/tcp"):
+            return
+        self._remove(client, container_id, "its port could not be published")
+        raise AirflowException(
+            f"node {self.node.name!r}: {server.describe()}: `publish` asked for 127.0.0.1:{server.publish}, "
+            "but the Docker engine bound no port: `publish` needs an engine with a bridge network, and this "
+            "one has none (dockerd --bridge=none?). Remove `publish` from valohai-airflow.yaml (the endpoint "
+            "is still reachable inside its container on 127.0.0.1) or use an engine with a network"
+        )
 
     def _ensure_image(self, client: docker.APIClient, server: EndpointServer) -> None:
         try:
@@ -285,7 +309,13 @@ class ValohaiDeploymentOperator(BaseOperator):
         deadline = time.monotonic() + server.health_timeout_seconds
         state: dict[str, Any] = {}
         while True:
-            state = client.inspect_container(container_id)["State"]
+            try:
+                state = client.inspect_container(container_id)["State"]
+            except NotFound as error:
+                raise AirflowException(
+                    f"node {self.node.name!r}: {server.describe()}: container {server.name} was removed by "
+                    "someone else while it was starting"
+                ) from error
             health = (state.get("Health") or {}).get("Status")
             if health == "healthy":
                 self.log.info("%s is healthy: %s", server.describe(), health_output(state))

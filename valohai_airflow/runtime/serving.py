@@ -90,17 +90,18 @@ print(f"GET {url}: HTTP {status}")
 sys.exit(0 if status < 500 else 1)
 """
 
-# /bin/sh -c PROBE_SCRIPT probe <port> <path>
+# /bin/sh -c PROBE_SCRIPT probe <port> <path>; Docker kills a probe that outlives the probe timeout
+# (no `wget -T`: Debian's static busybox crashes on it)
 PROBE_SCRIPT = f"""\
 port="$1"; path="$2"
 if command -v python3 >/dev/null 2>&1; then
   exec python3 -c '{_PROBE_PY}' "$port" "$path"
 fi
 if command -v wget >/dev/null 2>&1; then
-  if wget -q -O /dev/null -T {PROBE_TIMEOUT_SECONDS - 1} "http://127.0.0.1:$port$path"; then
+  if answer=$(wget -q -O /dev/null "http://127.0.0.1:$port$path" 2>&1); then
     echo "GET http://127.0.0.1:$port$path: answered"; exit 0
   fi
-  echo "GET http://127.0.0.1:$port$path: no good answer (wget failed)"; exit 1
+  echo "GET http://127.0.0.1:$port$path: ${{answer:-wget failed}}"; exit 1
 fi
 echo "cannot probe 127.0.0.1:$port: the image has neither python3 nor wget"; exit 1
 """
