@@ -10,93 +10,18 @@ Every wait is bounded: a watchdog fails the DAG run in the DB if a test would ot
 
 from __future__ import annotations
 
-import json
 import textwrap
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.integration.conftest import BUSYBOX, add_project, dag_bag
+from tests.integration.pipelines import WATCHDOG_SECONDS, Outcome, run_pipeline, step
 
 pytestmark = pytest.mark.usefixtures("airflow_db", "docker_engine")
 
 PREFIX = "ctl"
-WATCHDOG_SECONDS = 180
-
-
-@dataclass
-class Outcome:
-    run: Any
-    seconds: float
-
-    @property
-    def state(self) -> str:
-        return str(self.run.state)
-
-    @property
-    def states(self) -> dict[str, str]:
-        return {ti.task_id: str(ti.state) for ti in self.run.get_task_instances()}
-
-    def ti(self, task_id: str) -> Any:
-        return next(t for t in self.run.get_task_instances() if t.task_id == task_id)
-
-    def xcom(self, task_id: str, key: str = "return_value") -> Any:
-        return self.ti(task_id).xcom_pull(task_ids=task_id, key=key)
-
-
-def _fail_run_after(seconds: float, dag_id: str, done: threading.Event) -> None:
-    """Bounded wait: mark the run failed in the DB so `dag.test()`'s loop ends."""
-    from airflow.models.dagrun import DagRun
-    from airflow.utils.session import create_session
-    from airflow.utils.state import DagRunState
-
-    if done.wait(seconds):
-        return
-    with create_session() as session:
-        for run in session.query(DagRun).filter(DagRun.dag_id == dag_id, DagRun.state == DagRunState.RUNNING):
-            run.state = DagRunState.FAILED
-
-
-def run_pipeline(
-    dags_folder: Path,
-    name: str,
-    valohai_yaml: str,
-    *,
-    sidecar: str | None = None,
-    conf: dict[str, Any] | None = None,
-    helper: Callable[[str], None] | None = None,
-) -> Outcome:
-    files = {"valohai-airflow.yaml": textwrap.dedent(sidecar)} if sidecar else None
-    add_project(dags_folder, name, textwrap.dedent(valohai_yaml), files)
-    bag = dag_bag(dags_folder)
-    assert bag.import_errors == {}
-    (dag,) = (d for dag_id, d in bag.dags.items() if dag_id.startswith(f"{name}__"))
-    done = threading.Event()
-    threads = [
-        threading.Thread(target=_fail_run_after, args=(WATCHDOG_SECONDS, dag.dag_id, done), daemon=True)
-    ]
-    if helper:
-        threads.append(threading.Thread(target=helper, args=(dag.dag_id,), daemon=True))
-    for thread in threads:
-        thread.start()
-    started = time.monotonic()
-    try:
-        run = dag.test(run_conf=conf)
-    finally:
-        done.set()
-    return Outcome(run, time.monotonic() - started)
-
-
-def step(name: str, command: str, parameters: str = "") -> str:
-    text = f"- step:\n    name: {name}\n    image: {BUSYBOX}\n    command: {json.dumps(command)}\n"
-    return text + (
-        textwrap.indent(textwrap.dedent(parameters).strip("\n"), "    ") + "\n" if parameters else ""
-    )
 
 
 INPUTS = """

@@ -21,6 +21,7 @@ from valohai_yaml.pipelines.conversion import PipelineConverter
 
 from tests.integration.conftest import add_project, dag_bag
 from valohai_airflow.airflow.control import APPROVAL_SUFFIX
+from valohai_airflow.airflow.variants import VARIANTS_SUFFIX
 from valohai_airflow.plan.naming import dag_id_for
 from valohai_airflow.plan.project import compile_project
 from valohai_airflow.spec.diagnostics import ValohaiSpecError
@@ -68,20 +69,25 @@ def _reference(text: str) -> dict[str, dict[str, Any]] | None:
     return converted
 
 
+def _ours(task_id: str) -> bool:
+    """Extra tasks of ours: `require-approval` gates, and a task node's variants task."""
+    return task_id.endswith((APPROVAL_SUFFIX, VARIANTS_SUFFIX))
+
+
 def _node_tasks(dag: Any) -> list[Any]:
-    """The tasks that are pipeline nodes: `require-approval` gates are extra tasks of ours."""
-    return [task for task in dag.tasks if not task.task_id.endswith(APPROVAL_SUFFIX)]
+    """The tasks that are pipeline nodes."""
+    return [task for task in dag.tasks if not _ours(task.task_id)]
 
 
 def _dependencies(dag: Any) -> set[tuple[str, str]]:
-    """Node → node dependencies, looking through approval gates (upstream → gate → node)."""
+    """Node → node dependencies, looking through approval gates (upstream → gate → node) and
+    variants tasks (upstream → variants → task node)."""
 
     def downstream_nodes(task: Any) -> list[Any]:
         found = []
         for task_id in task.downstream_task_ids:
             downstream = dag.get_task(task_id)
-            is_gate = task_id.endswith(APPROVAL_SUFFIX)
-            found += downstream_nodes(downstream) if is_gate else [downstream]
+            found += downstream_nodes(downstream) if _ours(task_id) else [downstream]
         return found
 
     return {

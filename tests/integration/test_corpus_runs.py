@@ -38,7 +38,13 @@ def _states(run) -> dict[str, str]:  # type: ignore[no-untyped-def]
 
 
 def _manifests(run) -> dict[str, dict]:  # type: ignore[no-untyped-def, type-arg]
-    return {ti.task_id: ti.xcom_pull(task_ids=ti.task_id) for ti in run.get_task_instances()}
+    """By task id; a task node's executions as `<task id>[<map index>]`."""
+    return {
+        ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]": ti.xcom_pull(
+            task_ids=ti.task_id, map_indexes=ti.map_index
+        )
+        for ti in run.get_task_instances()
+    }
 
 
 def test_valohai_utils_test1_pipeline(dags_folder: Path, corpus_dir: Path) -> None:
@@ -49,7 +55,8 @@ def test_valohai_utils_test1_pipeline(dags_folder: Path, corpus_dir: Path) -> No
     manifests = _manifests(run)
     extraction = manifests["batch_feature_extraction_1"]
     assert sorted(f["path"] for f in extraction["outputs"]) == ["aaa.md5", "bbb.sha256"]
-    train = manifests["train_model_1"]
+    assert manifests["train_model_1__variants"] == [{}]  # a task node with no blueprint: one execution
+    train = manifests["train_model_1[0]"]
     # `output.a*` selects aaa.md5 only, into both inputs
     assert [f["path"] for f in train["inputs"]["aaa"]] == ["aaa.md5"]
     assert [f["path"] for f in train["inputs"]["bbb"]] == ["aaa.md5"]
@@ -100,7 +107,7 @@ def test_the_same_pipeline_through_the_s3_store(
     add_project(dags_folder, "test1", corpus_dir / TEST1)
     run = dag_bag(dags_folder).dags["test1__mypipeline"].test()
     assert set(_states(run).values()) == {"success"}
-    train = _manifests(run)["train_model_1"]
+    train = _manifests(run)["train_model_1[0]"]
     (model,) = train["outputs"]
     assert model["uri"].startswith(f"{s3_store}/")
     client = boto3.client(

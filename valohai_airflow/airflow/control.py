@@ -33,6 +33,7 @@ from valohai_airflow.plan.control import Decision
 from valohai_airflow.plan.model import NodePlan, PipelinePlan
 from valohai_airflow.plan.params import node_parameter_key
 
+TaskRef = str | tuple[str, int]
 CONTROL_XCOM_KEY = "valohai_control"
 APPROVAL_SUFFIX = "__approval"
 SUCCESS_STATES = ("success",)
@@ -68,22 +69,57 @@ def apply_control(
         gate >> task
 
 
-def others(task: BaseOperator) -> list[str]:
-    """Every other task of the DAG: what stop-pipeline skips (Airflow leaves running and finished ones)."""
+def others(task: BaseOperator, context: Any) -> list[TaskRef]:
+    """Every other task of the run: what stop-pipeline skips (Airflow leaves running and finished
+    ones). A task node's executions count one by one, its siblings of this one included."""
     dag = task.get_dag()
     assert dag is not None
-    return [t for t in dag.task_ids if t != task.task_id]
+    return _instances(context, [t for t in dag.task_ids if t != task.task_id], own=task)
 
 
-def parallel(task: BaseOperator) -> list[str]:
-    """Tasks neither upstream nor downstream of `task`: what a stop-all failure skips. Its own
+def parallel(task: BaseOperator, context: Any, node: NodePlan) -> list[TaskRef]:
+    """Tasks neither upstream nor downstream of `task`: what a stop-all failure skips (with the
+    siblings of a task node's execution when its on-error or on-child-error stops them). Its own
     dependents are left to become upstream_failed, so the run fails."""
     related = {t.task_id for t in task.get_flat_relatives(upstream=True)}
     related |= {t.task_id for t in task.get_flat_relatives(upstream=False)}
-    return [t for t in others(task) if t not in related]
+    dag = task.get_dag()
+    assert dag is not None
+    ids = [t for t in dag.task_ids if t != task.task_id and t not in related]
+    return _instances(context, ids, own=task if plan_control.stops_siblings(node) else None)
 
 
-def skip_now(task_ids: Iterable[str]) -> None:
+def _instances(context: Any, task_ids: list[str], own: BaseOperator | None) -> list[TaskRef]:
+    """What a skip request names: a plain task id means map index -1 (a task, or a task node not
+    expanded yet); an expanded task node's executions are named by (task id, map index). `own`:
+    also the siblings of the calling execution."""
+    ti = context["ti"]
+    wanted = [*task_ids, own.task_id] if own is not None and ti.map_index >= 0 else task_ids
+    refs: list[TaskRef] = list(task_ids)
+    for task_id, by_index in run_states(ti, wanted).items():
+        refs += [
+            (task_id, i) for i in sorted(by_index) if i >= 0 and (task_id, i) != (ti.task_id, ti.map_index)
+        ]
+    return refs
+
+
+def run_states(ti: Any, task_ids: list[str]) -> dict[str, dict[int, str | None]]:
+    """Airflow's states of these tasks in this run, by map index (-1: a task, or a task node not
+    expanded yet; the execution API names expanded ones `<task id>_<map index>`)."""
+    if not task_ids:
+        return {}
+    states = ti.get_task_states(dag_id=ti.dag_id, task_ids=task_ids, run_ids=[ti.run_id]).get(ti.run_id, {})
+    found: dict[str, dict[int, str | None]] = {}
+    for key, state in states.items():
+        task_id, _, index = key.rpartition("_")
+        if key in task_ids:
+            found.setdefault(key, {})[-1] = state
+        elif task_id in task_ids and index.isdigit():
+            found.setdefault(task_id, {})[int(index)] = state
+    return found
+
+
+def skip_now(tasks: Iterable[TaskRef]) -> None:
     """Skip tasks of this run while the calling task goes on to its own end state (fail or skip).
 
     The same execution-API request `SkipMixin.skip` makes, sent directly because `skip` ends the
@@ -92,9 +128,9 @@ def skip_now(task_ids: Iterable[str]) -> None:
     from airflow.sdk.execution_time.comms import SkipDownstreamTasks
     from airflow.sdk.execution_time.task_runner import SUPERVISOR_COMMS
 
-    ids = list(task_ids)
-    if ids:
-        SUPERVISOR_COMMS.send(SkipDownstreamTasks(tasks=ids))
+    refs = list(tasks)
+    if refs:
+        SUPERVISOR_COMMS.send(SkipDownstreamTasks(tasks=refs))
 
 
 def _record(task: BaseOperator, context: Any, decision: Decision, outcome: str) -> None:
@@ -111,11 +147,14 @@ def check_upstreams(task: BaseOperator, context: Any, pipeline: PipelinePlan, no
     blocking = sorted(set(task.upstream_task_ids) - tolerated)
     if not blocking:
         return
-    ti = context["ti"]
-    states = ti.get_task_states(dag_id=ti.dag_id, task_ids=blocking, run_ids=[ti.run_id]).get(ti.run_id, {})
-    failed = [t for t in blocking if states.get(t) not in SUCCESS_STATES]
-    if failed:
-        described = ", ".join(f"{t!r} ({states.get(t) or 'not run'})" for t in failed)
+    states = run_states(context["ti"], blocking)
+    unfinished = {
+        t: next((s for s in states.get(t, {}).values() if s not in SUCCESS_STATES), None)
+        for t in blocking
+        if not states.get(t) or any(s not in SUCCESS_STATES for s in states[t].values())
+    }
+    if unfinished:
+        described = ", ".join(f"{t!r} ({state or 'not run'})" for t, state in unfinished.items())
         raise AirflowFailException(
             f"node {node.name!r} did not start: upstream {described} did not succeed and is not "
             "`on-error: continue`, so this node is blocked"
@@ -133,10 +172,10 @@ def before_start(task: BaseOperator, context: Any, node: NodePlan, parameters: M
         return
     if stop.then == plan_control.STOP_PIPELINE:
         _record(task, context, stop, "the pipeline stops here without error; the node does not run")
-        skip_now(others(task))
+        skip_now(others(task, context))
         raise AirflowSkipException(stop.reason)
     _record(task, context, stop, "the pipeline fails; the node does not run")
-    skip_now(parallel(task))
+    skip_now(parallel(task, context, node))
     raise AirflowFailException(stop.reason)
 
 
@@ -154,9 +193,9 @@ def after_success(task: BaseOperator, context: Any, node: NodePlan, manifest: Ma
     if stop.then == plan_control.STOP_PIPELINE:
         _record(task, context, stop, "the pipeline stops here without error; the rest is skipped")
         context["ti"].xcom_push(key="return_value", value=dict(manifest))
-        raise DownstreamTasksSkipped(tasks=others(task))  # type: ignore[no-untyped-call]
+        raise DownstreamTasksSkipped(tasks=others(task, context))  # type: ignore[no-untyped-call]
     _record(task, context, stop, "the pipeline fails; the node's result is not passed on")
-    skip_now(parallel(task))
+    skip_now(parallel(task, context, node))
     raise AirflowFailException(stop.reason)
 
 
@@ -177,12 +216,12 @@ def after_failure(
     stop = plan_control.first(decisions, plan_control.STOP_PIPELINE, plan_control.ERROR_PIPELINE)
     if stop is not None and stop.then == plan_control.STOP_PIPELINE:
         _record(task, context, stop, "the pipeline stops here without error; the rest is skipped")
-        skip_now(others(task))
+        skip_now(others(task, context))
         raise AirflowSkipException(f"{stop.reason}. The node failed: {message}")
     if stop is not None or plan_control.stops_everything(node):
         reason = stop.reason if stop else f"node {node.name!r} failed (on-error: {node.on_error})"
         task.log.error("%s: stopping the tasks of other branches that have not started", reason)
-        skip_now(parallel(task))
+        skip_now(parallel(task, context, node))
 
 
 class ApprovalGate(ApprovalOperator):
@@ -224,7 +263,7 @@ class ApprovalGate(ApprovalOperator):
         decision = Decision(plan_control.STOP_PIPELINE, f"node {self.node.name!r}: rejected by {who}")
         _record(self, context, decision, "the pipeline stops here without error; the rest is skipped")
         context["ti"].xcom_push(key="return_value", value=dict(result))
-        raise DownstreamTasksSkipped(tasks=others(self))  # type: ignore[no-untyped-call]
+        raise DownstreamTasksSkipped(tasks=others(self, context))  # type: ignore[no-untyped-call]
 
 
 def _form_parameters(node: NodePlan, params: Mapping[str, Any]) -> dict[str, Any]:

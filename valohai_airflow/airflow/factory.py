@@ -1,8 +1,10 @@
-"""Plan → Airflow: one DAG per pipeline, one task per node, one dependency per edge."""
+"""Plan → Airflow: one DAG per pipeline, one task per node (a task node: its variants task and its
+mapped executions), one dependency per edge."""
 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import DAG, BaseOperator
 
@@ -12,18 +14,23 @@ from valohai_airflow.airflow.docs import document, node_doc_md, param_defaults, 
 from valohai_airflow.airflow.operators import FailWithMessageOperator, ValohaiExecutionOperator
 from valohai_airflow.airflow.params import pipeline_params
 from valohai_airflow.airflow.schedules import START_DATE, dag_arguments, retry_arguments, schedule_problem
+from valohai_airflow.airflow.variants import MAP_INDEX_TEMPLATE, ValohaiVariantsOperator
 from valohai_airflow.plan.model import NodeKind, NodePlan, PipelinePlan, ProjectPlan
 from valohai_airflow.plan.naming import dag_id_for
+
+if TYPE_CHECKING:
+    from airflow.sdk.types import Operator
 
 __all__ = ["START_DATE", "build_dag", "build_dags"]
 
 
-def _node_task(
+def _node_tasks(
     project: ProjectPlan, pipeline: PipelinePlan, node: NodePlan, dag_id: str, docker_url: str | None
-) -> BaseOperator:
-    """Execution nodes, and task nodes as one execution with the node's values until fan-out lands."""
+) -> tuple[BaseOperator, Operator]:
+    """(the task that starts the node, the task whose XCom downstream nodes read): the same one,
+    except for a task node: its `__variants` task, then its mapped executions."""
     if node.kind is NodeKind.DEPLOYMENT:
-        return ValohaiDeploymentOperator(
+        deployment = ValohaiDeploymentOperator(
             project_name=project.name,
             pipeline=pipeline,
             node=node,
@@ -31,15 +38,29 @@ def _node_task(
             project_root=project.root,
             serving=project.settings.deployment(node.deployment or ""),
         )
-    return ValohaiExecutionOperator(
-        project_name=project.name,
-        project_root=project.root,
-        pipeline=pipeline,
-        node=node,
-        dag_key=dag_id,
-        docker_url=docker_url,
+        return deployment, deployment
+    arguments: dict[str, Any] = {
+        "project_name": project.name,
+        "project_root": project.root,
+        "pipeline": pipeline,
+        "node": node,
+        "dag_key": dag_id,
+        "docker_url": docker_url,
         **retry_arguments(project.settings, node),
-    )
+    }
+    if node.kind is not NodeKind.TASK:
+        task = ValohaiExecutionOperator(**arguments)
+        return task, task
+    variants = ValohaiVariantsOperator(pipeline=pipeline, node=node)
+    if node.blueprint and node.blueprint.maximum_queued_executions:
+        arguments["max_active_tis_per_dagrun"] = node.blueprint.maximum_queued_executions
+    executions = ValohaiExecutionOperator.partial(
+        task_id=node.task_id,
+        task_display_name=node.name,
+        map_index_template=MAP_INDEX_TEMPLATE,
+        **arguments,
+    ).expand(variant=variants.output)
+    return variants, executions
 
 
 def build_dag(project: ProjectPlan, pipeline: PipelinePlan, *, docker_url: str | None = None) -> DAG:
@@ -56,16 +77,16 @@ def build_dag(project: ProjectPlan, pipeline: PipelinePlan, *, docker_url: str |
         doc_md=pipeline_doc_md(project, pipeline),
         **{**arguments, **dag_arguments(project, pipeline)},
     ) as dag:
-        tasks = {
-            node.name: _node_task(project, pipeline, node, dag_id, docker_url) for node in pipeline.nodes
-        }
+        entries: dict[str, BaseOperator] = {}
+        results: dict[str, Operator] = {}
         for node in pipeline.nodes:
-            document(tasks[node.name], node_doc_md(pipeline, node, param_defaults(params)))
+            entries[node.name], results[node.name] = _node_tasks(project, pipeline, node, dag_id, docker_url)
+            document(results[node.name], node_doc_md(pipeline, node, param_defaults(params)))
         for edge in pipeline.edges:
-            upstream, downstream = tasks[edge.source_node], tasks[edge.target_node]
+            upstream, downstream = results[edge.source_node], entries[edge.target_node]
             if upstream not in downstream.upstream_list:
                 upstream >> downstream
-        apply_control(dag, pipeline, tasks, timedelta(seconds=project.settings.approval.timeout_seconds))
+        apply_control(dag, pipeline, entries, timedelta(seconds=project.settings.approval.timeout_seconds))
     return dag
 
 

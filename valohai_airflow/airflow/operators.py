@@ -11,7 +11,7 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from valohai_airflow.airflow import control
 from valohai_airflow.airflow.links import NODE_LINKS
 from valohai_airflow.airflow.settings import valohai_settings
 from valohai_airflow.plan.model import EdgeKind, NodePlan, PipelinePlan
+from valohai_airflow.plan.variants import label as variant_label
 from valohai_airflow.runtime.execution import ExecutionRequest, PreparedExecution, finish, prepare
 from valohai_airflow.runtime.ids import ExecutionKey
 from valohai_airflow.runtime.inputs import DownloadCache
@@ -54,6 +55,7 @@ class ValohaiExecutionOperator(DockerOperator):
         node: NodePlan,
         dag_key: str,
         docker_url: str | None = None,
+        variant: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         assert node.step is not None, "execution nodes always have a step"
@@ -67,9 +69,9 @@ class ValohaiExecutionOperator(DockerOperator):
             kwargs.setdefault("mem_limit", f"{int(memory_mb)}m")
         if cpus is not None:
             kwargs.setdefault("cpus", float(cpus))
+        kwargs.setdefault("task_id", node.task_id)  # a mapped task's partial() already names it
+        kwargs.setdefault("task_display_name", node.name)
         super().__init__(
-            task_id=node.task_id,
-            task_display_name=node.name,
             image=step.image,
             command=None,
             docker_url=docker_url,
@@ -88,15 +90,12 @@ class ValohaiExecutionOperator(DockerOperator):
         self.node = node
         self.no_output_timeout = step.no_output_timeout_seconds
         self.memory_mb = memory_mb
+        self.variant = dict(variant or {})
 
-    def _upstream_values(self, context: Any) -> dict[str, Any]:
-        ti = context["ti"]
-        sources = {
-            e.source_node
-            for e in self.pipeline.edges_into(self.node.name)
-            if e.source_kind is not EdgeKind.DEPENDENCY and e.target_kind is not EdgeKind.DEPENDENCY
-        }
-        return {name: ti.xcom_pull(task_ids=self.pipeline.node(name).task_id) for name in sorted(sources)}
+    @property
+    def variant_label(self) -> str:
+        """A task node's execution as the UI names it (`map_index_template`): its varied values."""
+        return variant_label(self.variant)
 
     def _request(self, context: Any) -> ExecutionRequest:
         settings = valohai_settings()
@@ -109,7 +108,8 @@ class ValohaiExecutionOperator(DockerOperator):
             pipeline=self.pipeline,
             node=self.node,
             conf=dict(context["params"]),
-            upstream=self._upstream_values(context),
+            upstream=upstream_values(context, self.pipeline, self.node),
+            variant=self.variant,
             store=open_store(settings.store_url, **settings.s3_options),
             work_base=settings.work_dir,
             cache=DownloadCache(settings.input_cache_dir),
@@ -280,6 +280,18 @@ class ValohaiExecutionOperator(DockerOperator):
             self.cli.remove_container(container_id, force=True)
         except APIError as error:
             self.log.info("Container %s already gone: %s", container_id[:12], error)
+
+
+def upstream_values(context: Any, pipeline: PipelinePlan, node: NodePlan) -> dict[str, Any]:
+    """The XCom values of this run's upstream nodes whose edges carry something (a task node's:
+    the list of its executions' manifests)."""
+    ti = context["ti"]
+    sources = {
+        e.source_node
+        for e in pipeline.edges_into(node.name)
+        if e.source_kind is not EdgeKind.DEPENDENCY and e.target_kind is not EdgeKind.DEPENDENCY
+    }
+    return {name: ti.xcom_pull(task_ids=pipeline.node(name).task_id) for name in sorted(sources)}
 
 
 def _resource_value(value: Any) -> float | None:

@@ -8,6 +8,7 @@ from airflow.sdk import Param
 
 from valohai_airflow.plan.model import EdgeKind, NodeKind, PipelinePlan
 from valohai_airflow.plan.params import node_input_key, node_parameter_key
+from valohai_airflow.plan.variants import varied_parameters
 from valohai_airflow.runtime.reuse import CONF_KEY as REUSE_KEY
 from valohai_airflow.spec.parameter import Parameter
 
@@ -74,8 +75,9 @@ def _target_parameter(pipeline: PipelinePlan, targets: tuple[tuple[str, str], ..
 def pipeline_params(pipeline: PipelinePlan) -> dict[str, Param]:
     """Pipeline parameters first (ungrouped), then each node's own parameters and input URLs by node.
 
-    A node parameter that a pipeline parameter or an edge fills is not offered separately: the
-    pipeline parameter (or the upstream node) decides its value, as on Valohai.
+    A node parameter that a pipeline parameter, an edge or a task blueprint fills is not offered
+    separately: the pipeline parameter (the upstream node, the blueprint) decides its value, as on
+    Valohai.
     """
     params: dict[str, Param] = {}
     targeted = {target for pp in pipeline.parameters for target in pp.targets}
@@ -91,11 +93,11 @@ def pipeline_params(pipeline: PipelinePlan) -> dict[str, Param]:
     for node in pipeline.nodes:
         if node.kind is NodeKind.DEPLOYMENT or node.step is None:
             continue
-        edge_filled = {
+        decided = {
             e.target_key for e in pipeline.edges_into(node.name) if e.target_kind is EdgeKind.PARAMETER
-        }
+        } | varied_parameters(node.blueprint)
         for parameter in node.step.parameters:
-            if (node.name, parameter.name) in targeted or parameter.name in edge_filled:
+            if (node.name, parameter.name) in targeted or parameter.name in decided:
                 continue
             params[node_parameter_key(node.name, parameter.name)] = parameter_param(
                 parameter, parameter.default, section=node.name

@@ -44,6 +44,7 @@ from valohai_airflow.plan.model import (
 )
 from valohai_airflow.plan.naming import task_id_for
 from valohai_airflow.plan.overrides import effective_step
+from valohai_airflow.plan.variants import VariantError, expand_blueprint
 from valohai_airflow.spec.config import Config
 from valohai_airflow.spec.diagnostics import Diagnostics, Location
 from valohai_airflow.spec.parameter import Parameter, ParameterValueError, coerce_parameter_value
@@ -58,6 +59,7 @@ from valohai_airflow.spec.pipeline import (
     TaskNode,
 )
 from valohai_airflow.spec.step import Step
+from valohai_airflow.spec.task import Task
 
 # valohai-yaml node_action.py; `require-approval` is documented by Valohai and implemented by us.
 KNOWN_WHENS = ("node-starting", "node-complete", "node-error")
@@ -170,7 +172,7 @@ class _PipelineCompiler:
                 location=node.location,
             )
         kind = NodeKind.TASK if isinstance(node, TaskNode) else NodeKind.EXECUTION
-        blueprint = node.task if isinstance(node, TaskNode) else None
+        blueprint = self.config.tasks.get(node.task) if isinstance(node, TaskNode) and node.task else None
         base = self._step_of(node)
         step = None
         if base is not None:
@@ -181,7 +183,7 @@ class _PipelineCompiler:
                 lambda message, at: self.error(f'node "{node.name}" override: {message}', at),
             )
             if isinstance(node, TaskNode) and blueprint is not None:
-                self._check_blueprint_parameters(node, blueprint, step)
+                self._check_blueprint(node, blueprint, step)
         if node.commit:
             self.warning(
                 f'node "{node.name}": `commit: {node.commit}` is ignored; valohai-airflow runs the step '
@@ -194,10 +196,10 @@ class _PipelineCompiler:
             task_id=task_id_for(node.name),
             kind=kind,
             step=step,
-            on_error=node.on_error,
+            on_error=_on_error(node, blueprint),
             edge_merge_mode=node.edge_merge_mode,
             actions=self._compile_actions(node, step),
-            task_blueprint=blueprint,
+            blueprint=blueprint,
             location=node.location,
         )
 
@@ -254,20 +256,49 @@ class _PipelineCompiler:
                 override.location,
             )
 
-    def _check_blueprint_parameters(self, node: TaskNode, blueprint: str, step: Step) -> None:
-        """A blueprint varies parameters by name; a name the step lacks would be silently ignored."""
-        task = self.config.tasks[blueprint]
+    def _check_blueprint(self, node: TaskNode, task: Task, step: Step) -> None:
+        """A blueprint varies parameters by name (a name the step lacks would be silently ignored),
+        gives between 1 and MAX_VARIANTS executions, and every value it gives fits its parameter."""
         known = [p.name for p in step.parameters]
         named = [(p.name, p.location) for p in task.parameters]
         named += [(name, task.location) for parameter_set in task.parameter_sets for name in parameter_set]
+        unknown = False
         for name, location in named:
             if name not in known:
+                unknown = True
                 self.error(
-                    f'node "{node.name}": task blueprint "{blueprint}" sets parameter "{name}", '
+                    f'node "{node.name}": task blueprint "{task.name}" sets parameter "{name}", '
                     f'which step "{step.name}" does not have',
                     location,
                     did_you_mean(name, known),
                 )
+        if task.parameter_sets and task.type != "manual_search":
+            self.warning(
+                f'node "{node.name}": task blueprint "{task.name}" is {task.type}, so its parameter-sets '
+                "are not used (they are for manual_search)",
+                task.location,
+            )
+        try:
+            variants = expand_blueprint(task, seed=0)
+        except VariantError as exc:
+            self.error(f'node "{node.name}": {exc}', exc.location)
+            return
+        if unknown:
+            return
+        locations = {p.name: p.location for p in task.parameters}
+        for name in dict.fromkeys(n for variant in variants for n in variant):
+            target = step.parameter(name)
+            assert target is not None
+            for value in (variant[name] for variant in variants if name in variant):
+                try:
+                    coerce_parameter_value(target, value)
+                except ParameterValueError as exc:
+                    self.error(
+                        f'node "{node.name}": task blueprint "{task.name}" gives parameter "{name}" the value '
+                        f"{value!r}: {'; '.join(exc.problems)}",
+                        locations.get(name, task.location),
+                    )
+                    break
 
     def _check_endpoints(self, node: DeploymentNode) -> None:
         for endpoint in node.endpoints:
@@ -620,6 +651,20 @@ class _PipelineCompiler:
                 f"the edges form a cycle: {' → '.join(cycle)}", closing.location, "a pipeline must be acyclic"
             )
         return names
+
+
+_ON_CHILD_ERROR = {
+    "continue-and-complete": "continue",
+    "continue-and-error": "stop-next",
+    "stop-all-and-error": "stop-all",
+}
+
+
+def _on_error(node: ExecutionNode | TaskNode, blueprint: Task | None) -> str:
+    """The node's own `on-error` when written; else its blueprint's `on-child-error` read as one."""
+    if "on_error" in node.model_fields_set or blueprint is None or blueprint.on_child_error is None:
+        return node.on_error
+    return _ON_CHILD_ERROR[blueprint.on_child_error]
 
 
 def _socket_text(socket: Socket) -> str:

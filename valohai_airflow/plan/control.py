@@ -59,6 +59,15 @@ def stops_everything(node: NodePlan) -> bool:
     return node.on_error in (STOP_ALL, RETRY)
 
 
+def stops_siblings(node: NodePlan) -> bool:
+    """A failed execution of a task node skips its siblings that have not started: stop-all (or
+    retry, once its retries run out), unless the blueprint's `on-child-error` lets them go on."""
+    on_child_error = node.blueprint.on_child_error if node.blueprint else None
+    if on_child_error is not None:
+        return on_child_error == "stop-all-and-error"
+    return stops_everything(node)
+
+
 def carries_data(pipeline: PipelinePlan, source: str, target: str) -> bool:
     """Whether an edge from `source` into `target` brings anything (not only ordering)."""
     return any(

@@ -14,6 +14,7 @@ from valohai_airflow.spec.diagnostics import Diagnostic, Location
 from valohai_airflow.spec.endpoint import Endpoint
 from valohai_airflow.spec.sidecar import ProjectSettings
 from valohai_airflow.spec.step import Step
+from valohai_airflow.spec.task import Task
 
 
 class EdgeKind(enum.StrEnum):
@@ -66,12 +67,16 @@ class NodePlan:
     on_error: str = "stop-all"
     edge_merge_mode: str = "replace"
     actions: tuple[ActionPlan, ...] = ()
-    task_blueprint: str | None = None  # task nodes: the top-level task this node uses
+    blueprint: Task | None = None  # task nodes: the top-level task whose variants the node runs
     deployment: str | None = None  # deployment nodes
     endpoints: tuple[str, ...] = ()
     endpoint_specs: tuple[Endpoint, ...] = ()  # deployment nodes: the definitions of `endpoints`
     aliases: tuple[str, ...] = ()
     location: Location = field(default_factory=lambda: Location(""))
+
+    def __str__(self) -> str:
+        """Short, because Airflow's serializer stores str() of a mapped task's plan arguments."""
+        return f"node {self.name!r}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +96,9 @@ class PipelinePlan:
     parameters: tuple[PipelineParameterPlan, ...] = ()
     reuse_executions: bool = False
     location: Location = field(default_factory=lambda: Location(""))
+
+    def __str__(self) -> str:
+        return f"pipeline {self.name!r}"
 
     def node(self, name: str) -> NodePlan:
         for node in self.nodes:

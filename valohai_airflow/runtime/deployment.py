@@ -23,16 +23,16 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from valohai_airflow.plan.model import EdgeKind, EdgePlan, NodePlan, PipelinePlan
-from valohai_airflow.runtime.globs import compile_glob
+from valohai_airflow.runtime.edges import selected_files
 from valohai_airflow.runtime.ids import ExecutionKey, safe_segment
-from valohai_airflow.runtime.manifest import Manifest, ManifestFile, load_manifest
+from valohai_airflow.runtime.manifest import Manifest, ManifestFile, load_upstream
 from valohai_airflow.spec.diagnostics import ValohaiAirflowError
 from valohai_airflow.spec.endpoint import Endpoint
 from valohai_airflow.store import open_store
@@ -96,7 +96,7 @@ def _endpoint_file_path(endpoint: Endpoint, name: str) -> str:
 
 
 def endpoint_files(
-    pipeline: PipelinePlan, node: NodePlan, upstream: Mapping[str, Manifest]
+    pipeline: PipelinePlan, node: NodePlan, upstream: Mapping[str, Sequence[Manifest]]
 ) -> list[EndpointFileSource]:
     """One upstream file per endpoint file, in the node's endpoint order; every endpoint file needs
     exactly one (zero or several matches are errors, since an endpoint loads one file per name)."""
@@ -116,19 +116,13 @@ def endpoint_files(
                     f"node {node.name!r}: endpoint {endpoint_name!r} needs its file {spec.name!r}, but no edge "
                     f"brings it; add e.g. `[train.output.<file>, {node.name}.file.{endpoint_name}.{spec.name}]`"
                 )
-            manifest = upstream.get(edge.source_node)
-            if manifest is None:
+            manifests = upstream.get(edge.source_node)
+            if not manifests:
                 raise DeploymentError(
                     f"{_describe(edge)}: no manifest from {edge.source_node!r} in this run "
                     "(did the upstream task run and succeed? clear it to run it again)"
                 )
-            glob = compile_glob(edge.source_key)
-            if edge.source_kind is EdgeKind.OUTPUT:
-                matches = [f for f in manifest.outputs if glob.matches(f.path)]
-            else:
-                matches = [
-                    f for n, files in sorted(manifest.inputs.items()) if glob.matches(n) for f in files
-                ]
+            matches = [f for manifest in manifests for f in selected_files(edge, manifest)]
             if len(matches) != 1:
                 listed = ", ".join(f.path for f in matches[:10]) or "none"
                 raise DeploymentError(
@@ -181,11 +175,7 @@ def publish(request: DeploymentRequest) -> dict[str, Any]:
         raise DeploymentError(f"node {node.name!r} names no deployment")
     started = datetime.now(UTC)
     now = request.now or started
-    upstream = {
-        name: load_manifest(value, request.store, **request.s3_options)
-        for name, value in request.upstream.items()
-        if value is not None
-    }
+    upstream = load_upstream(request.upstream, request.store, **request.s3_options)
     sources = endpoint_files(request.pipeline, node, upstream)
     version = version_id(request.key, now)
     prefix = bundle_prefix(node.deployment, version)

@@ -26,7 +26,7 @@ from valohai_airflow.runtime.config_files import (
 from valohai_airflow.runtime.edges import EdgeFile, edge_for_parameter, resolve_edges
 from valohai_airflow.runtime.ids import ExecutionKey
 from valohai_airflow.runtime.inputs import DownloadCache, InputError, InputSource, materialise_input
-from valohai_airflow.runtime.manifest import Manifest, ManifestFile, load_manifest, output_entries, to_xcom
+from valohai_airflow.runtime.manifest import Manifest, ManifestFile, load_upstream, output_entries, to_xcom
 from valohai_airflow.runtime.metadata import MetadataCollector
 from valohai_airflow.runtime.outputs import collect_outputs, upload_outputs
 from valohai_airflow.runtime.parameters import NodeParameterError, resolve_parameters
@@ -55,6 +55,7 @@ class ExecutionRequest:
     work_base: Path
     cache: DownloadCache
     s3_options: Mapping[str, Any] = field(default_factory=dict)
+    variant: Mapping[str, Any] = field(default_factory=dict)  # a task node's execution: its values
 
 
 @dataclass
@@ -170,13 +171,10 @@ def prepare(request: ExecutionRequest) -> PreparedExecution:
     step = node.step
     if step is None:
         raise ExecutionError(f"node {node.name!r} has no step to run")
-    upstream: dict[str, Manifest] = {}
-    for name, value in request.upstream.items():
-        if value is not None:
-            upstream[name] = load_manifest(value, request.store, **request.s3_options)
+    upstream = load_upstream(request.upstream, request.store, **request.s3_options)
     edges = resolve_edges(pipeline, node, upstream)
     try:
-        parameters = resolve_parameters(pipeline, node, request.conf, edges.parameters)
+        parameters = resolve_parameters(pipeline, node, request.conf, {**edges.parameters, **request.variant})
     except NodeParameterError as error:
         culprit = next(
             (edge_for_parameter(pipeline, node, p) for p in edges.parameters if p in str(error)), None
@@ -249,6 +247,8 @@ def finish(
     manifest = Manifest(
         execution_id=request.key.execution_id,
         node=request.node.name,
+        map_index=request.key.map_index,
+        variant=dict(request.variant),
         step=step.name,
         image=step.image,
         command=[prepared.script],

@@ -42,6 +42,8 @@ class Manifest(BaseModel):
     schema_version: int = SCHEMA_VERSION
     execution_id: str
     node: str
+    map_index: int = -1  # a task node's execution: its Airflow map index
+    variant: dict[str, Any] = Field(default_factory=dict)  # ... and the parameter values it was given
     step: str
     image: str
     command: list[str] = Field(default_factory=list)
@@ -140,3 +142,17 @@ def load_manifest(
             f"{manifest.files_uri} lists {len(outputs)} outputs, the manifest says {manifest.output_count}"
         )
     return manifest.model_copy(update={"inputs": inputs, "outputs": outputs, "files_uri": None})
+
+
+def load_upstream(
+    values: Mapping[str, Any], store: ArtifactStore | None = None, **opts: Any
+) -> dict[str, list[Manifest]]:
+    """Upstream XCom values by node → their manifests. A task node's value is the list of its
+    executions' manifests (Airflow gives a lone one unwrapped); a node that gave nothing is left out."""
+    found: dict[str, list[Manifest]] = {}
+    for name, value in values.items():
+        items = value if isinstance(value, list | tuple) else [value]
+        manifests = [load_manifest(item, store, **opts) for item in items if item is not None]
+        if manifests:
+            found[name] = sorted(manifests, key=lambda m: m.map_index)
+    return found

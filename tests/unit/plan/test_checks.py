@@ -490,7 +490,9 @@ def test_task_nodes() -> None:
         """
     )
     (p,) = compile_text(text).pipelines
-    assert [(n.kind, n.task_blueprint, n.step.name if n.step else None) for n in p.nodes] == [
+    assert [
+        (n.kind, n.blueprint.name if n.blueprint else None, n.step.name if n.step else None) for n in p.nodes
+    ] == [
         (NodeKind.TASK, None, "train"),
         (NodeKind.TASK, "sweep", "train"),
     ]

@@ -144,7 +144,7 @@ def test_deployment_edges_give_id_and_version_to_parameters(tmp_path: Path) -> N
     store = LocalStore(tmp_path / "store")
     plan = pipeline()
     result = publish(request(store, plan, {"train": train_manifest(store, {"model.pb": b"w"})}))
-    values = resolve_edges(plan, plan.node("check"), {"deploy": load_manifest(result)})
+    values = resolve_edges(plan, plan.node("check"), {"deploy": [load_manifest(result)]})
     assert values.parameters == {
         "version": result["deployment"]["version_id"],
         "deployment": result["deployment"]["id"],
