@@ -187,7 +187,9 @@ class ValohaiDeploymentOperator(BaseOperator):
             for server in servers:
                 started[self._start(client, server)] = server
             for container_id, server in started.items():
-                self._wait_healthy(client, container_id, server, bool(previous))
+                self._wait_healthy(
+                    client, container_id, server, any(c.get("State") == "running" for c in previous)
+                )
         except BaseException:
             for container_id in started:
                 self._remove(client, container_id, "the new version did not become healthy")
