@@ -263,3 +263,32 @@ def test_every_corpus_pipeline_triggers_with_its_defaults(corpus_dir: Path) -> N
                     required += 1
             checked += 1
     assert checked == 33 and required > 0
+
+
+def test_parameters_a_task_blueprint_varies_are_not_offered() -> None:
+    """The blueprint decides them (a required `id` without default would otherwise block every
+    trigger); the node's other parameters stay in its section."""
+    (pipeline,) = compile_text(
+        """
+        - step:
+            name: s
+            image: busybox
+            command: echo {parameters}
+            parameters:
+              - {name: id, type: integer}
+              - {name: scale, type: integer, default: 2}
+        - task:
+            name: sweep
+            step: s
+            parameters:
+              - {name: id, style: multiple, rules: {items: [1, 2]}}
+        - pipeline:
+            name: p
+            nodes:
+              - {name: n, type: task, task: sweep}
+            edges: []
+        """
+    ).pipelines
+    params = pipeline_params(pipeline)
+    assert list(params) == ["n.parameter.scale"]
+    assert ParamsDict(params).validate() == {"n.parameter.scale": 2}
