@@ -13,8 +13,9 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.definitions.mappedoperator import MappedOperator
 
-from valohai_airflow.plan.model import EdgeKind, EdgePlan, NodePlan, PipelinePlan, ProjectPlan
+from valohai_airflow.plan.model import EdgeKind, EdgePlan, NodeKind, NodePlan, PipelinePlan, ProjectPlan
 from valohai_airflow.plan.params import node_input_key, node_parameter_key
+from valohai_airflow.plan.variants import expand_blueprint, label, varied_parameters
 from valohai_airflow.runtime.config_files import CONTAINER_ROOT
 from valohai_airflow.runtime.execution import script_command
 from valohai_airflow.runtime.ids import ExecutionKey
@@ -76,7 +77,7 @@ def _edge_text(edge: EdgePlan) -> str:
 
 
 def _doc_command(
-    pipeline: PipelinePlan, node: NodePlan, conf: Mapping[str, Any]
+    pipeline: PipelinePlan, node: NodePlan, conf: Mapping[str, Any], variant: Mapping[str, Any]
 ) -> tuple[dict[str, Any] | None, str, str | None]:
     """(parameter values, the script, a note) as the node would run with `conf`: the runtime's own
     parameter resolution and the spec's command building; a parameter an edge fills shows as
@@ -97,7 +98,7 @@ def _doc_command(
         }
     )
     try:
-        values = resolve_parameters(pipeline, replace(node, step=relaxed), conf)
+        values = resolve_parameters(pipeline, replace(node, step=relaxed), conf, variant)
     except NodeParameterError as error:
         script = join_command([line.strip() for line in _listify(step.command)])
         return (
@@ -140,7 +141,8 @@ def node_doc_md(pipeline: PipelinePlan, node: NodePlan, conf: Mapping[str, Any])
     if node.step is None:
         return _deployment_doc_md(pipeline, node)
     step = node.step
-    values, script, note = _doc_command(pipeline, node, conf)
+    variants = expand_blueprint(node.blueprint, seed=0) if node.blueprint else [{}]
+    values, script, note = _doc_command(pipeline, node, conf, variants[0])
     *interpreter, body = script_command(script)
     from_edges = values is not None and any(
         e.target_kind is EdgeKind.PARAMETER for e in pipeline.edges_into(node.name)
@@ -152,6 +154,10 @@ def node_doc_md(pipeline: PipelinePlan, node: NodePlan, conf: Mapping[str, Any])
         f"Valohai {kind} of pipeline `{_cell(pipeline.name)}`: step `{_cell(step.name)}` in image "
         f"`{_cell(step.image)}`, on error `{node.on_error}`.",
         "",
+    ]
+    if node.kind is NodeKind.TASK:
+        lines += [_task_text(node, variants), ""]
+    lines += [
         f"The command, with the trigger form's default values, run as `{shlex.join(interpreter)} <script>` "
         f"in `{CONTAINER_ROOT}/repository`"
         + (" (a `<node.kind.key>` value is filled by that edge at run time)" if from_edges else "")
@@ -163,6 +169,7 @@ def node_doc_md(pipeline: PipelinePlan, node: NodePlan, conf: Mapping[str, Any])
         lines += ["", note]
     edges = pipeline.edges_into(node.name)
     targets = {(n, p): pp.name for pp in pipeline.parameters for n, p in pp.targets}
+    varied = dict.fromkeys(varied_parameters(node.blueprint), node.blueprint.name if node.blueprint else "")
     if step.parameters:
         lines += ["", "| parameter | type | value | from |", "| --- | --- | --- | --- |"]
         for parameter in step.parameters:
@@ -172,6 +179,8 @@ def node_doc_md(pipeline: PipelinePlan, node: NodePlan, conf: Mapping[str, Any])
             )
             if edge is not None:
                 source = f"edge `{_cell(_edge_text(edge))}`"
+            elif parameter.name in varied:
+                source = f"task blueprint `{_cell(varied[parameter.name])}`"
             elif (node.name, parameter.name) in targets:
                 source = f"pipeline parameter `{_cell(targets[node.name, parameter.name])}`"
             else:
@@ -197,6 +206,21 @@ def node_doc_md(pipeline: PipelinePlan, node: NodePlan, conf: Mapping[str, Any])
     names = _environment_names(pipeline, node)
     lines += ["", "Environment variables (names only): " + ", ".join(f"`{_cell(n)}`" for n in names) + "."]
     return "\n".join(lines) + "\n"
+
+
+def _task_text(node: NodePlan, variants: Sequence[Mapping[str, Any]]) -> str:
+    """How many executions a task node runs and which one the command below shows."""
+    blueprint = node.blueprint
+    source = (
+        f"{len(variants)} execution(s) from task blueprint `{_cell(blueprint.name)}` ({blueprint.type})"
+        if blueprint
+        else "one execution"
+    )
+    return (
+        f"A task node: {source}, times each list a pipeline parameter or an edge brings into one of its "
+        "parameters; each execution is a mapped task instance named by its values. Shown below: the first"
+        + (f", `{_cell(label(variants[0]))}`." if variants[0] else ".")
+    )
 
 
 def _deployment_doc_md(pipeline: PipelinePlan, node: NodePlan) -> str:

@@ -212,3 +212,41 @@ def test_every_corpus_node_task_has_a_doc_with_its_command(corpus_dir: Path) -> 
                     _code_block(doc)
                 documented += 1
     assert documented == 97
+
+
+def test_task_node_doc_counts_its_executions_and_shows_the_first(tmp_path: Path) -> None:
+    (tmp_path / "valohai.yaml").write_text(
+        textwrap.dedent(
+            """\
+            - step:
+                name: train
+                image: busybox
+                command: train {parameters}
+                parameters:
+                  - {name: epochs, type: integer}
+                  - {name: lr, type: float, default: 0.5}
+            - task:
+                name: sweep
+                step: train
+                parameters:
+                  - {name: epochs, style: multiple, rules: {items: [30, 40, 50]}}
+            - pipeline:
+                name: p
+                nodes:
+                  - {name: t, type: task, task: sweep}
+                edges: []
+            """
+        )
+    )
+    plan = compile_project(tmp_path / "valohai.yaml", project_name="sweeps")
+    (pipeline,) = plan.pipelines
+    dag = build_dag(plan, pipeline)
+    doc = str(dag.get_task("t").doc_md)
+    assert "A task node: 3 execution(s) from task blueprint `sweep` (grid_search)" in doc
+    assert "Shown below: the first, `epochs=30`." in doc
+    assert _code_block(doc) == "train --epochs=30 --lr=0.5"
+    assert _rows(doc, "parameter") == [
+        ["epochs", "integer", "`30`", "task blueprint `sweep`"],
+        ["lr", "float", "`0.5`", "trigger form `t.parameter.lr`"],
+    ]
+    assert dag.get_task("t__variants").task_display_name == "variants of t"
