@@ -3,7 +3,8 @@
 Groups (`--only`, comma-separated; default all): loader (DAG file parse time), node (per-node
 overhead against a bare DockerOperator), staging (outputs and inputs through the local store
 against `cp -r`), s3 (S3Store against a plain boto3 transfer loop on a local SeaweedFS), glob
-(one output edge over a 100,000-file manifest).
+(one output edge over a 100,000-file manifest), fanout (a task node's mapped executions through
+dag.test() against DockerOperator.partial().expand()).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from benchmarks.common import HEADER, Row, quiet
 
-GROUPS = ("loader", "node", "staging", "s3", "glob")
+GROUPS = ("loader", "node", "staging", "s3", "glob", "fanout")
 
 
 def _groups(text: str) -> list[str]:
@@ -75,6 +76,10 @@ def main() -> None:
                 from benchmarks import glob_resolution
 
                 rows += glob_resolution.measure(workdir, max(args.repeat, 7))
+            elif group == "fanout":
+                from benchmarks import fan_out
+
+                rows += fan_out.measure(workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print(HEADER)
