@@ -1,19 +1,23 @@
 """The web UI in a real headless Chromium (Debian's chromium + chromium-driver, driven by selenium)
 against the running Airflow of tests/e2e/conftest.py: log in with the generated admin password,
 find the pipeline in the DAG list, see its graph with the node names of valohai.yaml, fill the
-trigger form (parameters grouped by node, typed, with defaults and bounds), trigger from it, and
-read the finished node's log. Screenshots go to the artefacts directory the session prints.
+trigger form (parameters grouped by node, typed, with defaults and bounds), trigger from it, read
+the finished node's log, follow its Outputs link to the provider's page of its files and metadata,
+and read a task's docs. Screenshots go to the artefacts directory the session prints.
 
 The UI is a React app: every step waits for what it needs (WebDriverWait), nothing sleeps.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 
@@ -194,7 +198,7 @@ def test_trigger_form_groups_typed_parameters_by_node_and_runs(
 
 def _finished_node_log_and_links(page: Page, server: AirflowServer, run_id: str) -> None:
     """The finished node's page: its log shows the command the form's value produced; its extra
-    links (when the operator declares some) lead to the node's outputs."""
+    links (Details tab) lead to the node's outputs and metadata."""
     page.open(f"/dags/{EXAMPLE_DAG}/runs/{urllib.parse.quote(run_id, safe='')}/tasks/train-fast")
     page.wait_for_text("Success")
     page.wait_for_text("Running node train-fast: python train.py --learning_rate=1.0 --epochs=9 --features=2")
@@ -206,9 +210,7 @@ def _finished_node_log_and_links(page: Page, server: AirflowServer, run_id: str)
 
     answer = server.get(f"/dags/{EXAMPLE_DAG}/dagRuns/{run_id}/taskInstances/train-fast/links")
     links: dict[str, str] = {name: url for name, url in answer["extra_links"].items() if url}
-    if not links:
-        print("the operator declares no extra links yet: nothing to look at on the task page")
-        return
+    assert {"Outputs", "Metadata (metadata.jsonl)"} <= set(links), links
     # Airflow 3.3's UI drops a link unless it is same-origin or http(s)/mailto (file:// and s3:// vanish)
     hidden = {
         name: url
@@ -217,12 +219,53 @@ def _finished_node_log_and_links(page: Page, server: AirflowServer, run_id: str)
     }
     if hidden:
         print(f"extra links the Airflow UI does not render (not http(s) or same-origin): {hidden}")
+    # the task instance's Details tab shows them ("Extra Links")
+    page.open(f"/dags/{EXAMPLE_DAG}/runs/{urllib.parse.quote(run_id, safe='')}/tasks/train-fast/details")
+    page.wait_for_text("Extra Links")
     for name, url in links.items():
         if name in hidden:
             continue
         anchor = page.find(By.XPATH, f"//a[normalize-space()={_xpath_literal(name)}]")
         assert anchor.get_attribute("href") == urllib.parse.urljoin(server.base_url, url)
     page.screenshot("07-task-links")
+    _node_outputs_page(page, server, run_id)
+
+
+def test_task_docs_show_the_nodes_command(page: Page) -> None:
+    """The task's Documentation: step, image and the command the defaults give (edge values as placeholders)."""
+    page.open(f"/dags/{EXAMPLE_DAG}/tasks/train-fast")
+    page.click(By.CSS_SELECTOR, "[data-testid=markdown-button]")
+    docs = page.wait_for_text("python train.py --learning_rate=1.0 --epochs=50", By.XPATH, DIALOG)
+    assert "--features=<preprocess.metadata.features>" in docs.text, docs.text
+    assert "valohai-airflow/python:3.11" in docs.text and "VH_OUTPUTS_DIR" in docs.text
+    page.screenshot("07-task-docs")
+
+
+def _node_outputs_page(page: Page, server: AirflowServer, run_id: str) -> None:
+    """The Outputs link opens the provider's page (same tab, the UI's login cookie): every output file
+    with size and sha256, downloadable, and the metadata's last values and series."""
+    page.click(By.XPATH, "//a[normalize-space()='Outputs']")
+    page.wait.until(lambda driver: "/valohai/nodes/" in driver.current_url, "the node's outputs page")
+    body = page.wait_for_text("train-fast: outputs and metadata").text
+    manifest = server.xcom(EXAMPLE_DAG, run_id, "train-fast")
+    assert manifest["outputs"], manifest
+    for output in manifest["outputs"]:
+        assert output["path"] in body and output["sha256"] in body, body
+    for key, value in manifest["metadata"].items():
+        assert key in body and (value if isinstance(value, str) else json.dumps(value)) in body, (key, body)
+    assert "Series (" in body and "metadata.jsonl" in body
+    page.screenshot("07-node-outputs")
+    # a file downloads with the browser's own session cookie, byte for byte what the store holds
+    model = manifest["outputs"][0]
+    href = page.find(By.XPATH, f"//a[normalize-space()={_xpath_literal(model['path'])}]").get_attribute(
+        "href"
+    )
+    cookie = page.driver.get_cookie("_token")
+    assert cookie is not None, "the UI's login left no _token cookie"
+    download = httpx.get(str(href), cookies={"_token": cookie["value"]}, timeout=60)
+    assert download.status_code == 200, download.text
+    assert hashlib.sha256(download.content).hexdigest() == model["sha256"]
+    assert httpx.get(str(href), timeout=60).status_code == 401  # not without the login
 
 
 def _xpath_literal(text: str) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import tempfile
 import textwrap
 import urllib.parse
 from collections.abc import Iterator
@@ -171,3 +172,41 @@ def test_the_plugin_is_found_through_its_entry_point() -> None:
     from valohai_airflow.airflow.web import app
 
     assert ours["app"] is app
+
+
+def test_pages_read_the_s3_store(
+    dags_folder: Path, client: Any, token: str, s3_endpoint: Any, s3_bucket: str, monkeypatch: Any
+) -> None:
+    """The same pages with the store on a real S3 server (SeaweedFS): files stream through a
+    temporary copy that is gone after the response."""
+    url = f"s3://{s3_bucket}/runs"
+    for key, value in {
+        "AIRFLOW__VALOHAI__STORE_URL": url,
+        "AIRFLOW__VALOHAI__S3_ENDPOINT_URL": s3_endpoint.endpoint_url,
+        "AWS_ACCESS_KEY_ID": s3_endpoint.access_key,
+        "AWS_SECRET_ACCESS_KEY": s3_endpoint.secret_key,
+        "AWS_DEFAULT_REGION": s3_endpoint.region,
+    }.items():
+        monkeypatch.setenv(key, value)
+    add_project(dags_folder, "webs3", textwrap.dedent(YAML))
+    run_id, xcoms = _run(dag_bag(dags_folder).dags["webs3__pages"])
+    manifest = xcoms["return_value"]
+    assert manifest["outputs"] and all(f["uri"].startswith(f"{url}/") for f in manifest["outputs"])
+    page = f"/valohai/nodes/webs3__pages/{_quote(run_id)}/make/-1/1"
+    assert client.get(page).status_code == 401
+    client.cookies.set("_token", token)
+    try:
+        text = client.get(page).text
+        assert all(f["sha256"] in text for f in manifest["outputs"])
+        temp = Path(tempfile.gettempdir())
+        before = set(temp.glob("valohai-airflow-download-*"))
+        download = client.get(f"{page}/outputs/{urllib.parse.quote('a <x>.txt')}")
+        assert download.status_code == 200 and download.content == b"hello <b>store</b>"
+        (entry,) = [f for f in manifest["outputs"] if f["path"] == "a <x>.txt"]
+        assert hashlib.sha256(download.content).hexdigest() == entry["sha256"]
+        series = client.get(page + "/metadata.jsonl")
+        assert [json.loads(line)["step"] for line in series.text.splitlines()] == [1, 2]
+        assert set(temp.glob("valohai-airflow-download-*")) == before  # no copies left behind
+        assert client.get(f"{page}/outputs/..%2Fmetadata.jsonl").status_code == 400
+    finally:
+        client.cookies.clear()

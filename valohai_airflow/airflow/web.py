@@ -265,7 +265,7 @@ def _page(t: _Try) -> str:
             columns += [k for k in point if k != TIME_KEY and k not in columns]
         shown = series[:MAX_SERIES_ROWS]
         parts.append(
-            f"<h2 id='series'>Series ({len(series)} points)</h2>"
+            f"<h2 id='series'>Series ({len(series)} point{'' if len(series) == 1 else 's'})</h2>"
             f"<p><a href='{e(base)}/metadata.jsonl'>metadata.jsonl</a>"
             + (f" (the first {len(shown)} are shown)" if len(shown) < len(series) else "")
             + (" · the node printed more points than were kept" if m and m.metadata_truncated else "")
