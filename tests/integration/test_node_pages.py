@@ -210,3 +210,41 @@ def test_pages_read_the_s3_store(
         assert client.get(f"{page}/outputs/..%2Fmetadata.jsonl").status_code == 400
     finally:
         client.cookies.clear()
+
+
+FAILING_YAML = f"""\
+- step:
+    name: make
+    image: {BUSYBOX}
+    command:
+      - printf partial > /valohai/outputs/partial.txt
+      - "echo '{{\\"loss\\": 9}}'"
+      - exit 3
+- pipeline:
+    name: broken
+    nodes:
+      - {{name: make, type: execution, step: make}}
+    edges: []
+"""
+
+
+def test_a_failed_try_shows_what_it_left_in_the_store(dags_folder: Path, client: Any, token: str) -> None:
+    """No manifest XCom (the task failed), yet its outputs and metadata were stored under the try's
+    prefix: the Outputs link still leads to them."""
+    add_project(dags_folder, "webfail", textwrap.dedent(FAILING_YAML))
+    run = dag_bag(dags_folder).dags["webfail__broken"].test()
+    (ti,) = run.get_task_instances()
+    assert ti.state == "failed"
+    assert ti.xcom_pull(task_ids="make") is None
+    page = f"/valohai/nodes/webfail__broken/{_quote(run.run_id)}/make/-1/1"
+    assert ti.xcom_pull(task_ids="make", key="_link_ValohaiOutputsLink") == page
+    client.cookies.set("_token", token)
+    try:
+        answer = client.get(page)
+        assert answer.status_code == 200, answer.text
+        assert "No manifest for this try" in answer.text and "partial.txt" in answer.text
+        assert "<tr><td>loss</td><td><code>9</code></td></tr>" in answer.text
+        assert client.get(f"{page}/outputs/partial.txt").content == b"partial"
+        assert client.get(f"{page}/outputs/..%2F..%2F1%2Fmetadata.jsonl").status_code == 400
+    finally:
+        client.cookies.clear()

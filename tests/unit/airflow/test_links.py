@@ -1,0 +1,28 @@
+"""Extra-link URLs stay same-origin and follow `[api] base_url`'s path (Airflow served below /airflow)."""
+
+from __future__ import annotations
+
+import pytest
+
+from valohai_airflow.airflow.links import node_page_path, ui_path
+
+
+def test_node_page_path_quotes_every_segment() -> None:
+    path = node_page_path("p__x", "manual__2026-12-01T10:00:00+00:00", "train/a", 3, 2)
+    assert path == "/valohai/nodes/p__x/manual__2026-12-01T10%3A00%3A00%2B00%3A00/train%2Fa/3/2"
+
+
+@pytest.mark.parametrize(
+    ("base_url", "expected"),
+    [
+        ("", "/valohai/x"),
+        ("http://127.0.0.1:8080", "/valohai/x"),
+        ("https://example.org/", "/valohai/x"),
+        ("https://example.org/airflow/", "/airflow/valohai/x"),
+    ],
+)
+def test_ui_path_follows_the_base_urls_path(
+    monkeypatch: pytest.MonkeyPatch, base_url: str, expected: str
+) -> None:
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", base_url)
+    assert ui_path("/valohai/x") == expected
