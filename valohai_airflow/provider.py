@@ -39,6 +39,11 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["valohai_airflow.airflow.operators"],
             }
         ],
+        "extra-links": [
+            "valohai_airflow.airflow.links.ValohaiOutputsLink",
+            "valohai_airflow.airflow.links.ValohaiMetadataLink",
+            "valohai_airflow.airflow.links.ValohaiReusedFromLink",
+        ],
         "config": {
             "valohai": {
                 "description": "Settings of the valohai-airflow provider.",

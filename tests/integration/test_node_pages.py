@@ -248,3 +248,24 @@ def test_a_failed_try_shows_what_it_left_in_the_store(dags_folder: Path, client:
         assert client.get(f"{page}/outputs/..%2F..%2F1%2Fmetadata.jsonl").status_code == 400
     finally:
         client.cookies.clear()
+
+
+def test_airflow_cli_lists_the_links_and_the_plugin() -> None:
+    """As a user's Airflow sees the installed package: the provider's extra links and the plugin's app."""
+    from tests.integration.test_provider import _airflow
+
+    links, plugins = _airflow(
+        (("providers", "links", "--output", "json"), {}), (("plugins", "--output", "json"), {})
+    )
+    assert links.returncode == 0, links.stderr
+    listed = {entry["extra_link_class_name"] for entry in json.loads(links.stdout)}
+    assert {
+        "valohai_airflow.airflow.links.ValohaiOutputsLink",
+        "valohai_airflow.airflow.links.ValohaiMetadataLink",
+        "valohai_airflow.airflow.links.ValohaiReusedFromLink",
+    } <= listed
+    assert plugins.returncode == 0, plugins.stderr
+    (ours,) = [p for p in json.loads(plugins.stdout) if p["name"] == "valohai"]
+    assert [(a["url_prefix"], a["name"]) for a in ours["fastapi_apps"]] == [
+        ("/valohai", "Valohai node outputs and metadata")
+    ]
