@@ -13,6 +13,7 @@ from pathlib import Path
 from valohai_airflow.plan.discovery import VALOHAI_YAML, valohai_yamls
 from valohai_airflow.plan.model import PipelinePlan, ProjectPlan
 from valohai_airflow.plan.project import compile_project
+from valohai_airflow.plan.variants import variant_count
 from valohai_airflow.spec.diagnostics import Diagnostic, Location, Severity, ValohaiSpecError
 
 
@@ -94,6 +95,8 @@ def render_graph(pipeline: PipelinePlan, output: str) -> str:
     for node in pipeline.nodes:
         step = node.step
         where = f"step {step.name} in {step.image}" if step else f"deployment {node.deployment}"
+        if node.blueprint:
+            where += f", {variant_count(node.blueprint)} execution(s) from task blueprint {node.blueprint.name}"
         lines.append(f"  {node.name} [{node.kind.value}] {where}")
         for edge in pipeline.edges_into(node.name):
             lines.append(

@@ -43,3 +43,27 @@ def test_three_trainings_pipeline(dags_folder: Path) -> None:
     assert len(best["inputs"]["predictions"]) == 3  # three output globs into one input
     assert [f["path"] for f in best["outputs"]] == ["best-model.npz"]
     assert 0.5 < best["metadata"]["best_accuracy"] <= 1.0
+
+
+def test_learning_rate_sweep_pipeline(dags_folder: Path) -> None:
+    """The example's task node: one training per learning rate of its blueprint, all compared."""
+    shutil.copytree(REPO_ROOT / "dags" / "example", dags_folder / "example")
+    dag = dag_bag(dags_folder).dags["example__learning-rate-sweep"]
+    run = dag.test()
+    tis = run.get_task_instances()
+    assert {str(ti.state) for ti in tis} == {"success"}, [(ti.task_id, ti.map_index, ti.state) for ti in tis]
+    trainings = sorted((ti for ti in tis if ti.task_id == "train"), key=lambda ti: ti.map_index)
+    assert [ti.rendered_map_index for ti in trainings] == [
+        "learning_rate=0.01",
+        "learning_rate=0.1",
+        "learning_rate=1.0",
+    ]
+    compare = next(ti for ti in tis if ti.task_id == "compare").xcom_pull(task_ids="compare")
+    assert [f["path"] for f in compare["inputs"]["models"]] == [
+        "model-lr0.01.npz",
+        "model-lr0.1.npz",
+        "model-lr1.0.npz",
+    ]
+    assert compare["metadata"]["best_model"] in {f["path"] for f in compare["inputs"]["models"]}
+    assert 0.5 < compare["metadata"]["best_accuracy"] <= 1.0
+    assert [f["path"] for f in compare["outputs"]] == ["best-model.npz"]

@@ -221,3 +221,13 @@ def test_json_stays_json_when_airflow_logs(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {str(tmp_path / "one" / "valohai.yaml"): []}
+
+
+def test_graph_counts_a_task_nodes_executions(capsys: pytest.CaptureFixture[str]) -> None:
+    example = REPO_ROOT / "dags" / "example" / "valohai.yaml"
+    code, out, _ = run(capsys, "graph", str(example), "--pipeline", "learning-rate-sweep")
+    assert code == 0
+    assert (
+        "  train [task] step train in valohai-airflow/python:3.11, 3 execution(s) from task blueprint "
+        "learning-rates\n"
+    ) in out

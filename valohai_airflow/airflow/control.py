@@ -148,11 +148,11 @@ def check_upstreams(task: BaseOperator, context: Any, pipeline: PipelinePlan, no
     if not blocking:
         return
     states = run_states(context["ti"], blocking)
-    unfinished = {
-        t: next((s for s in states.get(t, {}).values() if s not in SUCCESS_STATES), None)
-        for t in blocking
-        if not states.get(t) or any(s not in SUCCESS_STATES for s in states[t].values())
-    }
+    unfinished: dict[str, str | None] = {}
+    for task_id in blocking:  # a task node blocks unless every execution succeeded
+        bad = [s for s in states.get(task_id, {-1: None}).values() if s not in SUCCESS_STATES]
+        if bad:
+            unfinished[task_id] = bad[0]
     if unfinished:
         described = ", ".join(f"{t!r} ({state or 'not run'})" for t, state in unfinished.items())
         raise AirflowFailException(
@@ -222,6 +222,9 @@ def after_failure(
         reason = stop.reason if stop else f"node {node.name!r} failed (on-error: {node.on_error})"
         task.log.error("%s: stopping the tasks of other branches that have not started", reason)
         skip_now(parallel(task, context, node))
+    elif plan_control.stops_siblings(node):  # on-child-error: stop-all-and-error beside another on-error
+        task.log.error("node %r: stopping its executions that have not started (on-child-error)", node.name)
+        skip_now(_instances(context, [], own=task))
 
 
 class ApprovalGate(ApprovalOperator):

@@ -96,10 +96,10 @@ def _count(parameter: VariantParameter) -> int:
     return int(count)
 
 
-def _shape(value: float, integerify: bool | None) -> float | int:
-    if integerify:
-        return round(value)
-    return round(value, 12) if not value.is_integer() else (int(value) if abs(value) < 2**53 else value)
+def _shape(value: float, whole: bool | None) -> float | int:
+    """A whole number when asked (`integerify`, or a linear range of whole numbers), else a float
+    without the noise of repeated float steps (0.30000000000000004)."""
+    return round(value) if whole else round(value, 12)
 
 
 def _values(parameter: VariantParameter, rng: random.Random) -> list[Any]:
@@ -110,7 +110,8 @@ def _values(parameter: VariantParameter, rng: random.Random) -> list[Any]:
         return list(rules.items or ())
     if parameter.style == "linear":
         start, _, step = _need(parameter, "start", "end", "step")
-        return [_shape(start + i * step, rules.integerify) for i in range(count)]
+        whole = rules.integerify or all(isinstance(v, int) for v in (rules.start, rules.step))
+        return [_shape(start + i * step, whole) for i in range(count)]
     if parameter.style == "logspace":
         start, end = _need(parameter, "start", "end")
         base = float(rules.base if rules.base is not None else 10)
