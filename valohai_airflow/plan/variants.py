@@ -147,9 +147,13 @@ def variant_count(task: Task) -> int:
 
 def check_blueprint(task: Task) -> int:
     """Compile-time check: the count, or VariantError when it is none or above MAX_VARIANTS."""
+    if not task.parameters and not task.parameter_sets and task.type != "distributed":
+        raise VariantError(
+            f'task "{task.name}" varies no parameter, so it has no variants: give it `parameters` '
+            "(or `parameter-sets` for manual_search)",
+            task.location,
+        )
     count = variant_count(task)
-    if count == 0:
-        raise VariantError(f'task "{task.name}" gives no executions (no parameters to vary)', task.location)
     if count > MAX_VARIANTS:
         raise VariantError(
             f'task "{task.name}" would run {count:,} executions; a task node runs at most {MAX_VARIANTS:,} '

@@ -162,6 +162,12 @@ def test_rules_that_give_no_values_name_the_parameter_and_its_line(rule: str, ex
     assert error.location.line == 13  # the variant parameter's own line
 
 
+def test_a_blueprint_that_varies_nothing_is_a_compile_error() -> None:
+    (error,) = plan_errors(blueprint("parameters: []"))
+    assert 'task "sweep" varies no parameter, so it has no variants' in error.message
+    assert error.location.line == 10
+
+
 def test_a_value_the_parameter_refuses_is_a_compile_error() -> None:
     (error,) = plan_errors(
         blueprint("parameters:\n  - {name: epochs, style: multiple, rules: {items: [1, 2.5, many]}}")
