@@ -82,9 +82,9 @@ def main() -> None:
                 rows += fan_out.measure(workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    print(HEADER)
-    for row in rows:
-        print(row.markdown())
+        print(HEADER)  # also what was measured before a group failed
+        for row in rows:
+            print(row.markdown())
 
 
 if __name__ == "__main__":

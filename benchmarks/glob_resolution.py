@@ -71,13 +71,13 @@ def measure(workdir: Path, repeat: int) -> list[Row]:
         pipeline = compile_project(project / "valohai.yaml").pipelines[0]
         node = pipeline.node("down")
         expected = fnmatch.filter(paths, fn_pattern)
-        got = resolve_edges(pipeline, node, {"up": manifest}).inputs.get("data", [])
+        got = resolve_edges(pipeline, node, {"up": [manifest]}).inputs.get("data", [])
         assert len(got) == len(expected), (label, len(got), len(expected))
         assert compile_glob(pattern).filter(paths) == expected
 
         base, ours = alternate(
             lambda: fnmatch.filter(paths, fn_pattern),  # noqa: B023  # run before the loop moves on
-            lambda: resolve_edges(pipeline, node, {"up": manifest}),  # noqa: B023
+            lambda: resolve_edges(pipeline, node, {"up": [manifest]}),  # noqa: B023
             repeat,
         )
         _, bare = alternate(

@@ -142,10 +142,10 @@ def resolve_edges(
             names = taken.setdefault(edge.target_key, set())
             count = 0
             for manifest in manifests:
-                files = selected_files(edge, manifest)
+                files, source_name = selected_files(edge, manifest), _source(manifest)
                 count += len(files)
                 for file in files:
-                    _add_file(values, names, edge.target_key, file, edge, _source(manifest))
+                    _add_file(values, names, edge.target_key, file, edge, source_name)
             values.log.append(f"{_describe(edge)}: {count} file(s)")
             continue
         found = [_value(edge, manifest) for manifest in manifests]
