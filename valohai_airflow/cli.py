@@ -96,7 +96,9 @@ def render_graph(pipeline: PipelinePlan, output: str) -> str:
         step = node.step
         where = f"step {step.name} in {step.image}" if step else f"deployment {node.deployment}"
         if node.blueprint:
-            where += f", {variant_count(node.blueprint)} execution(s) from task blueprint {node.blueprint.name}"
+            where += (
+                f", {variant_count(node.blueprint)} execution(s) from task blueprint {node.blueprint.name}"
+            )
         lines.append(f"  {node.name} [{node.kind.value}] {where}")
         for edge in pipeline.edges_into(node.name):
             lines.append(
