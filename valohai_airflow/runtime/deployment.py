@@ -21,7 +21,6 @@ The node's XCom is a manifest whose `deployment` holds `id` (the deployment's st
 
 from __future__ import annotations
 
-import hashlib
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from valohai_airflow.plan.model import EdgeKind, EdgePlan, NodePlan, PipelinePla
 from valohai_airflow.runtime.edges import selected_files
 from valohai_airflow.runtime.ids import ExecutionKey, safe_segment
 from valohai_airflow.runtime.manifest import Manifest, ManifestFile, load_upstream
+from valohai_airflow.runtime.outputs import sha256_file
 from valohai_airflow.spec.diagnostics import ValohaiAirflowError
 from valohai_airflow.spec.endpoint import Endpoint
 from valohai_airflow.store import open_store
@@ -146,14 +146,6 @@ def endpoint_files(
     return found
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1024 * 1024), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _fetch(uri: str, store: ArtifactStore, dest: Path, s3_options: Mapping[str, Any]) -> Path:
     key = store.key_for_uri(uri)
     if key is not None:
@@ -185,7 +177,7 @@ def publish(request: DeploymentRequest) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="valohai-deploy-") as tmp:
         for index, source in enumerate(sources):
             local = _fetch(source.file.uri or "", request.store, Path(tmp) / str(index), request.s3_options)
-            sha256 = _sha256(local)
+            sha256 = sha256_file(local)
             if source.file.sha256 and source.file.sha256 != sha256:
                 raise DeploymentError(
                     f"{source.edge}: {source.file.uri} changed since {source.source_node} stored it "

@@ -28,7 +28,6 @@ failed deployment reports.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import shutil
 from collections.abc import Mapping
@@ -41,6 +40,7 @@ from valohai_airflow.runtime.config_files import CONTAINER_ROOT
 from valohai_airflow.runtime.deployment import bundle_prefix
 from valohai_airflow.runtime.execution import script_command
 from valohai_airflow.runtime.ids import safe_segment
+from valohai_airflow.runtime.outputs import sha256_file
 from valohai_airflow.runtime.workdir import DEFAULT_IGNORE
 from valohai_airflow.spec.diagnostics import ValohaiAirflowError
 from valohai_airflow.spec.endpoint import Endpoint
@@ -260,14 +260,6 @@ def remove_directory(path: Path) -> None:
             break
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1024 * 1024), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _inside(root: Path, relative: str) -> Path:
     """`root/relative` for an endpoint file, refusing a path through a symlink of the repository copy
     (writing through it would land outside the version's tree)."""
@@ -314,7 +306,7 @@ def materialise_endpoint(
         local = repository / normalize_key(str(entry["path"]))
         if not local.is_file():
             raise ServingError(f"endpoint {endpoint!r}: file {entry['path']!r} is missing from the bundle")
-        if entry.get("sha256") and _sha256(local) != entry["sha256"]:
+        if entry.get("sha256") and sha256_file(local) != entry["sha256"]:
             raise ServingError(
                 f"endpoint {endpoint!r}: file {entry['path']!r} in the store differs from bundle.json "
                 "(its sha256 changed after publishing)"

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import re
 import textwrap
 from pathlib import Path
 
+from tests.support.markdown import table_rows
 from valohai_airflow.airflow.factory import build_dag, build_dags
 from valohai_airflow.plan.project import compile_project
 from valohai_airflow.spec.diagnostics import ValohaiSpecError
@@ -59,18 +59,6 @@ YAML = textwrap.dedent(
 )
 
 
-def _rows(doc: str, header: str) -> list[list[str]]:
-    """The cells of the markdown table whose header row starts with `header`."""
-    lines = doc.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith(f"| {header} |"))
-    rows = []
-    for line in lines[start + 2 :]:
-        if not line.startswith("|"):
-            break
-        rows.append([cell.strip() for cell in re.split(r"(?<!\\)\|", line)[1:-1]])
-    return rows
-
-
 def test_doc_md_shows_nodes_edges_parameters_and_source(tmp_path: Path) -> None:
     (tmp_path / "valohai.yaml").write_text(YAML)
     plan = compile_project(tmp_path / "valohai.yaml", project_name="shop")
@@ -78,16 +66,16 @@ def test_doc_md_shows_nodes_edges_parameters_and_source(tmp_path: Path) -> None:
     doc = build_dag(plan, pipeline).doc_md
     assert doc.startswith("# Train \\| deploy\n")
     assert f"Valohai pipeline from `{tmp_path / 'valohai.yaml'}` (project `shop`)." in doc
-    assert _rows(doc, "node") == [
+    assert table_rows(doc, "node") == [
         ["prep", "execution", "prepare data", "busybox:1.36"],
         ["train", "execution", "train", "python:3.12-slim"],  # the override's image, as it runs
         ["ship", "deployment", "prod", ""],
     ]
-    assert _rows(doc, "edge from") == [
+    assert table_rows(doc, "edge from") == [
         ["`prep.output.*.csv`", "`train.input.data`"],
         ["`train.output.model.pkl`", "`ship.file.predict.model`"],
     ]
-    assert _rows(doc, "pipeline parameter") == [["epochs", "`5`", "train.parameter.epochs"]]
+    assert table_rows(doc, "pipeline parameter") == [["epochs", "`5`", "train.parameter.epochs"]]
 
 
 def test_every_corpus_dag_documents_every_node_and_edge(corpus_dir: Path) -> None:
@@ -101,11 +89,11 @@ def test_every_corpus_dag_documents_every_node_and_edge(corpus_dir: Path) -> Non
         for pipeline in plan.pipelines:
             doc = dags[pipeline.name].doc_md
             assert f"`{path.resolve()}`" in doc
-            nodes = _rows(doc, "node")
+            nodes = table_rows(doc, "node")
             assert [row[0] for row in nodes] == [n.name.replace("|", "\\|") for n in pipeline.nodes]
             for row, node in zip(nodes, pipeline.nodes, strict=True):
                 if node.step is not None:
                     assert row[2:] == [node.step.name, node.step.image], (path.name, row)
-            assert len(_rows(doc, "edge from")) == len(pipeline.edges)
+            assert len(table_rows(doc, "edge from")) == len(pipeline.edges)
             documented += 1
     assert documented == 33

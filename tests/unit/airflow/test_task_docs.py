@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 from tests.conftest import REPO_ROOT
+from tests.support.markdown import table_rows
 from valohai_airflow.airflow.factory import build_dag, build_dags
 from valohai_airflow.plan.project import compile_project
 from valohai_airflow.spec.diagnostics import ValohaiSpecError
@@ -116,17 +117,6 @@ def _code_block(doc: str) -> str:
     return match.group(2)
 
 
-def _rows(doc: str, header: str) -> list[list[str]]:
-    lines = doc.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith(f"| {header} |"))
-    rows = []
-    for line in lines[start + 2 :]:
-        if not line.startswith("|"):
-            break
-        rows.append([cell.strip() for cell in re.split(r"(?<!\\)\|", line)[1:-1]])
-    return rows
-
-
 def test_task_doc_shows_step_image_and_the_command_with_the_forms_defaults(tmp_path: Path) -> None:
     doc = _docs(tmp_path)["train"]
     assert doc.startswith("# train\n")
@@ -137,13 +127,13 @@ def test_task_doc_shows_step_image_and_the_command_with_the_forms_defaults(tmp_p
     assert _code_block(doc) == (
         "python train.py --epochs=5 '--rows=<prep.parameter.rows>' '--label=it'\"'\"'s \"quoted\"'"
     )
-    assert _rows(doc, "parameter") == [
+    assert table_rows(doc, "parameter") == [
         ["epochs", "integer", "`5`", "pipeline parameter `epochs`"],
         ["rows", "integer", "at run time", "edge `prep.parameter.rows`"],
         ["label", "string", '`"it\'s \\"quoted\\""`', "trigger form `train.parameter.label`"],
         ["fast", "flag", "`false`", "trigger form `train.parameter.fast`"],
     ]
-    assert _rows(doc, "input") == [
+    assert table_rows(doc, "input") == [
         ["data", "`data/a.csv`, `s3://bucket/b.csv`", "`prep.output.*.csv` (append)"],
         ["extra (optional)", "", ""],
     ]
@@ -171,7 +161,9 @@ def test_a_required_parameter_without_default_shows_the_command_as_written(tmp_p
     doc = _docs(tmp_path)["needs"]
     assert _code_block(doc) == "echo {parameters}"
     assert "parameter 'must' is required but has no value" in doc
-    assert _rows(doc, "parameter") == [["must", "integer", "`null`", "trigger form `needs.parameter.must`"]]
+    assert table_rows(doc, "parameter") == [
+        ["must", "integer", "`null`", "trigger form `needs.parameter.must`"]
+    ]
 
 
 def test_deployment_task_doc_names_deployment_endpoints_and_files(tmp_path: Path) -> None:
@@ -190,7 +182,7 @@ def test_example_train_fast_doc_matches_what_its_log_prints() -> None:
     assert _code_block(doc) == (
         "python train.py --learning_rate=1.0 --epochs=50 '--features=<preprocess.metadata.features>'"
     )
-    assert _rows(doc, "input") == [["dataset", "", "`preprocess.output.train.npz`"]]
+    assert table_rows(doc, "input") == [["dataset", "", "`preprocess.output.train.npz`"]]
 
 
 def test_every_corpus_node_task_has_a_doc_with_its_command(corpus_dir: Path) -> None:
@@ -244,7 +236,7 @@ def test_task_node_doc_counts_its_executions_and_shows_the_first(tmp_path: Path)
     assert "A task node: 3 execution(s) from task blueprint `sweep` (grid_search)" in doc
     assert "Shown below: the first, `epochs=30`." in doc
     assert _code_block(doc) == "train --epochs=30 --lr=0.5"
-    assert _rows(doc, "parameter") == [
+    assert table_rows(doc, "parameter") == [
         ["epochs", "integer", "`30`", "task blueprint `sweep`"],
         ["lr", "float", "`0.5`", "trigger form `t.parameter.lr`"],
     ]
