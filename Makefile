@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: venv docker images browser compose demo test lint typecheck unit integration e2e bench lock clean
+.PHONY: venv docker images browser compose demo ui test lint typecheck unit integration e2e bench lock clean
 
 venv:
 	@./scripts/venv.sh
@@ -22,6 +22,9 @@ compose:
 
 demo: images
 	@$(PY) scripts/demo.py
+
+ui: images
+	@./scripts/ui.sh
 
 lint: venv
 	$(VENV)/bin/ruff check .
