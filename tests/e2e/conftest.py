@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -190,6 +191,19 @@ class AirflowServer:
     def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
         tis = self.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", limit=1000)["task_instances"]
         return {ti["task_id"]: ti["state"] for ti in tis}
+
+    def failures(self, dag_id: str, run_id: str, lines: int = 25) -> str:
+        """The last log lines of every failed task instance of a run (for assertion messages)."""
+        run = urllib.parse.quote(run_id, safe="")
+        tis = self.get(f"/dags/{dag_id}/dagRuns/{run}/taskInstances", limit=1000)["task_instances"]
+        found = []
+        for ti in (t for t in tis if t["state"] == "failed"):
+            where = f"/dags/{dag_id}/dagRuns/{run}/taskInstances/{ti['task_id']}/logs/{ti['try_number']}"
+            response = self.api("GET", where, params={"map_index": ti["map_index"], "full_content": True})
+            text = response.text if response.status_code == 200 else f"(log: HTTP {response.status_code})"
+            tail = "\n".join(text.splitlines()[-lines:])
+            found.append(f"--- {ti['task_id']} [{ti['map_index']}] ---\n{tail}")
+        return "\n".join(found) or "no failed task instance"
 
     def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
         entry = self.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}")

@@ -50,9 +50,11 @@ DIALOG = "//*[@role='dialog' and contains(@class, 'dialog__content')]"  # not th
 
 
 def _example_nodes() -> list[str]:
-    """Node names of the example pipeline, as written in its valohai.yaml."""
+    """Node names of the example's three-trainings pipeline, as written in its valohai.yaml."""
     config = yaml.safe_load((REPO_ROOT / "dags" / "example" / "valohai.yaml").read_text())
-    (pipeline,) = [item["pipeline"] for item in config if "pipeline" in item]
+    (pipeline,) = [
+        i["pipeline"] for i in config if "pipeline" in i and i["pipeline"]["name"] == "three-trainings"
+    ]
     return [node["name"] for node in pipeline["nodes"]]
 
 
@@ -295,3 +297,19 @@ def test_broken_valohai_yaml_shows_its_error_in_the_ui(page: Page, airflow_serve
     docs = page.wait_for_text('step "pick-bets" does not exist', By.XPATH, DIALOG)
     assert f"{project / 'valohai.yaml'}:{node_line}:" in docs.text, docs.text  # where the node starts
     page.screenshot("09-error-dag-docs")
+
+
+def test_a_task_nodes_executions_are_listed_by_their_values(
+    page: Page, airflow_server: AirflowServer
+) -> None:
+    """The example's learning-rate sweep: the task node's mapped executions, named by the learning
+    rate each one trained with (`map_index_template`), on the task's Task Instances page."""
+    dag_id = "example__learning-rate-sweep"
+    airflow_server.wait_for_dag(dag_id)
+    run_id = airflow_server.trigger(dag_id, {})
+    run = airflow_server.wait_for_run(dag_id, run_id)
+    assert run["state"] == "success", airflow_server.failures(dag_id, run_id)
+    page.open(f"/dags/{dag_id}/runs/{urllib.parse.quote(run_id, safe='')}/tasks/train/mapped")
+    for label in ("learning_rate=0.01", "learning_rate=0.1", "learning_rate=1.0"):
+        page.wait_for_text(label)
+    page.screenshot("10-mapped-executions")

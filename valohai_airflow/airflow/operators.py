@@ -117,10 +117,9 @@ class ValohaiExecutionOperator(DockerOperator):
         )
 
     def _remove_leftovers(self, key: ExecutionKey) -> None:
-        """A killed earlier try may have left its container: a retry starts clean."""
-        filters = {
-            "label": [f"{LABEL}.dag={key.dag_id}", f"{LABEL}.run={key.run_id}", f"{LABEL}.node={key.node}"]
-        }
+        """A killed earlier try of this execution may have left its container: a retry starts clean.
+        Only this execution's (the map index too): a task node's siblings run at the same time."""
+        filters = {"label": [f"{name}={value}" for name, value in _execution_labels(key).items()]}
         for container in self.cli.containers(all=True, filters=filters):
             self.log.warning("Removing container %s left by an earlier try", container["Id"][:12])
             self.cli.remove_container(container["Id"], force=True)
@@ -132,7 +131,7 @@ class ValohaiExecutionOperator(DockerOperator):
         self.mounts = [
             Mount(target, source, type="bind", read_only=ro) for source, target, ro in prepared.mounts()
         ]
-        self.labels = {**self._node_labels, f"{LABEL}.run": key.run_id, f"{LABEL}.try": str(key.try_number)}
+        self.labels = {**self._node_labels, **_execution_labels(key), f"{LABEL}.try": str(key.try_number)}
         self.container_name = f"vh-{key.execution_id}-{uuid.uuid4().hex[:6]}"
 
     def execute(self, context: Any) -> dict[str, Any]:  # type: ignore[override]  # a manifest, not log lines
@@ -292,6 +291,16 @@ def upstream_values(context: Any, pipeline: PipelinePlan, node: NodePlan) -> dic
         if e.source_kind is not EdgeKind.DEPENDENCY and e.target_kind is not EdgeKind.DEPENDENCY
     }
     return {name: ti.xcom_pull(task_ids=pipeline.node(name).task_id) for name in sorted(sources)}
+
+
+def _execution_labels(key: ExecutionKey) -> dict[str, str]:
+    """The container labels that name one execution of a node in a run, whatever its try."""
+    return {
+        f"{LABEL}.dag": key.dag_id,
+        f"{LABEL}.run": key.run_id,
+        f"{LABEL}.node": key.node,
+        f"{LABEL}.map_index": str(key.map_index),
+    }
 
 
 def _resource_value(value: Any) -> float | None:
