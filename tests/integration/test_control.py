@@ -264,21 +264,25 @@ def answer(option: str, deadline: float = 90) -> Callable[[str], None]:
         from airflow.configuration import conf
         from fastapi.testclient import TestClient
 
-        conf.set("core", "simple_auth_manager_all_admins", "True")
-        client = TestClient(create_app(apps="core"))
-        stop = time.monotonic() + deadline
-        while time.monotonic() < stop:
-            listed = client.get(f"/api/v2/dags/{dag_id}/dagRuns/~/hitlDetails")
-            details = listed.json().get("hitl_details", []) if listed.status_code == 200 else []
-            if details:
-                ti = details[0]["task_instance"]
-                response = client.patch(
-                    f"/api/v2/dags/{dag_id}/dagRuns/{ti['dag_run_id']}/taskInstances/{ti['task_id']}/-1/hitlDetails",
-                    json={"chosen_options": [option], "params_input": {}},
-                )
-                assert response.status_code == 200, response.text
-                return
-            time.sleep(0.5)
+        before = conf.get("core", "simple_auth_manager_all_admins", fallback="False")
+        conf.set("core", "simple_auth_manager_all_admins", "True")  # for this client only: put back below
+        try:
+            client = TestClient(create_app(apps="core"))
+            stop = time.monotonic() + deadline
+            while time.monotonic() < stop:
+                listed = client.get(f"/api/v2/dags/{dag_id}/dagRuns/~/hitlDetails")
+                details = listed.json().get("hitl_details", []) if listed.status_code == 200 else []
+                if details:
+                    ti = details[0]["task_instance"]
+                    response = client.patch(
+                        f"/api/v2/dags/{dag_id}/dagRuns/{ti['dag_run_id']}/taskInstances/{ti['task_id']}/-1/hitlDetails",
+                        json={"chosen_options": [option], "params_input": {}},
+                    )
+                    assert response.status_code == 200, response.text
+                    return
+                time.sleep(0.5)
+        finally:
+            conf.set("core", "simple_auth_manager_all_admins", before)
 
     return respond
 

@@ -46,10 +46,13 @@ YAML = f"""\
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[Any]:
-    """Airflow's API server app, with every plugin it finds, in process."""
+    """Airflow's API server app, with every plugin it finds, in process; logins required (another
+    test module may have run an all-admins app in this process)."""
     from airflow.api_fastapi.app import create_app
+    from airflow.configuration import conf
     from fastapi.testclient import TestClient
 
+    conf.set("core", "simple_auth_manager_all_admins", "False")
     with TestClient(create_app(), base_url="http://127.0.0.1") as test_client:
         yield test_client
 
