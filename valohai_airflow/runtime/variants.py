@@ -51,8 +51,6 @@ def node_variants(
     node: NodePlan,
     conf: Mapping[str, Any],
     edge_parameters: Mapping[str, Any],
-    *,
-    seed: int | None = None,
 ) -> list[Variant]:
     """The parameter values that make each execution of `node` differ, one dict per execution.
 
@@ -60,7 +58,7 @@ def node_variants(
     """
     if node.kind is not NodeKind.TASK or node.step is None:
         return [{}]
-    variants: list[Variant] = expand_blueprint(node.blueprint, seed) if node.blueprint else [{}]
+    variants: list[Variant] = expand_blueprint(node.blueprint) if node.blueprint else [{}]
     for parameter, source, value in _spread_values(pipeline, node, conf, edge_parameters):
         if isinstance(value, dict):
             raise VariantsError(
