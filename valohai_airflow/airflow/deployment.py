@@ -28,9 +28,9 @@ from airflow.sdk.exceptions import AirflowException
 from docker.errors import DockerException, ImageNotFound, NotFound
 from docker.types import Mount
 
-from valohai_airflow.airflow.operators import LABEL
+from valohai_airflow.airflow.operators import LABEL, upstream_values
 from valohai_airflow.airflow.settings import valohai_settings
-from valohai_airflow.plan.model import EdgeKind, NodePlan, PipelinePlan
+from valohai_airflow.plan.model import NodePlan, PipelinePlan
 from valohai_airflow.runtime.deployment import DeploymentRequest, publish
 from valohai_airflow.runtime.ids import ExecutionKey
 from valohai_airflow.runtime.serving import (
@@ -100,19 +100,12 @@ class ValohaiDeploymentOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         settings = valohai_settings()
         ti = context["ti"]
-        sources = sorted(
-            {
-                e.source_node
-                for e in self.pipeline.edges_into(self.node.name)
-                if e.target_kind is EdgeKind.FILE
-            }
-        )
         request = DeploymentRequest(
             key=ExecutionKey(self.dag_id, ti.run_id, self.node.task_id, ti.map_index, ti.try_number),
             project_name=self.project_name,
             pipeline=self.pipeline,
             node=self.node,
-            upstream={name: ti.xcom_pull(task_ids=self.pipeline.node(name).task_id) for name in sources},
+            upstream=upstream_values(context, self.pipeline, self.node),
             store=open_store(settings.store_url, **settings.s3_options),
             image_ids=self._image_ids(),
             s3_options=settings.s3_options,
