@@ -10,10 +10,9 @@ from airflow.sdk import Param
 from airflow.sdk.definitions.param import ParamsDict
 from airflow.sdk.exceptions import ParamValidationError
 
+from tests.support.corpus import compiled_corpus
 from tests.unit.plan.support import compile_text
 from valohai_airflow.airflow.params import pipeline_params
-from valohai_airflow.plan.project import compile_project
-from valohai_airflow.spec.diagnostics import ValohaiSpecError
 
 YAML = """
 - step:
@@ -249,11 +248,7 @@ def test_every_corpus_pipeline_triggers_with_its_defaults(corpus_dir: Path) -> N
     """What Airflow does on every trigger: deep-merge the (empty) conf into the Params and validate.
     Only parameters without any default (which Valohai also asks for) may be missing."""
     checked = required = 0
-    for path in sorted(corpus_dir.glob("*.yaml")):
-        try:
-            plan = compile_project(path)
-        except ValohaiSpecError:
-            continue
+    for _, plan in compiled_corpus(corpus_dir):
         for pipeline in plan.pipelines:
             params = pipeline_params(pipeline)
             for param in params.values():

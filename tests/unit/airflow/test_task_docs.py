@@ -9,10 +9,10 @@ import textwrap
 from pathlib import Path
 
 from tests.conftest import REPO_ROOT
+from tests.support.corpus import compiled_corpus
 from tests.support.markdown import table_rows
 from valohai_airflow.airflow.factory import build_dag, build_dags
 from valohai_airflow.plan.project import compile_project
-from valohai_airflow.spec.diagnostics import ValohaiSpecError
 
 SECRET = "hunter2-do-not-show"
 
@@ -187,11 +187,7 @@ def test_example_train_fast_doc_matches_what_its_log_prints() -> None:
 
 def test_every_corpus_node_task_has_a_doc_with_its_command(corpus_dir: Path) -> None:
     documented = 0
-    for path in sorted(corpus_dir.glob("*.yaml")):
-        try:
-            plan = compile_project(path)
-        except ValohaiSpecError:
-            continue
+    for path, plan in compiled_corpus(corpus_dir):
         dags = {dag.dag_display_name: dag for dag in build_dags(plan).values()}
         for pipeline in plan.pipelines:
             for node in pipeline.nodes:
