@@ -3,6 +3,7 @@ the graph) and each node task's doc_md (step, image, the exact command, where va
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import shlex
@@ -124,15 +125,14 @@ def _environment_names(pipeline: PipelinePlan, node: NodePlan) -> list[str]:
     names |= {
         e.target_key for e in pipeline.edges_into(node.name) if e.target_kind is EdgeKind.ENVIRONMENT_VARIABLE
     }
-    names |= set(
-        valohai_environment(
-            ExecutionKey("dag", "run", node.task_id),
-            project_id="project",
-            pipeline_id="run",
-            pipeline_node_id=node.name,
-        )
-    )
-    return sorted(names)
+    return sorted(names | _system_names())
+
+
+@functools.cache
+def _system_names() -> frozenset[str]:
+    """The `VH_*` names every node gets (the same for all: only their values differ)."""
+    key = ExecutionKey("dag", "run", "node")
+    return frozenset(valohai_environment(key, project_id="p", pipeline_id="r", pipeline_node_id="n"))
 
 
 def node_doc_md(pipeline: PipelinePlan, node: NodePlan, conf: Mapping[str, Any]) -> str:
