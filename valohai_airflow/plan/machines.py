@@ -27,9 +27,9 @@ def machine_for(step: Step, settings: ProjectSettings) -> MachinePlan:
     environment = step.environment
     mapping = settings.environments.get(environment) if environment else None
     env = mapping or EnvironmentSettings()
-    label = f"environment {environment!r} in {SIDECAR_NAME}"
-    cpus, cpus_from = (float(env.cpus), label) if env.cpus is not None else (None, "")
-    memory, memory_from = (env.memory, label) if env.memory is not None else (None, "")
+    label = f"of environment {environment!r} in {SIDECAR_NAME}"
+    cpus, cpus_from = (float(env.cpus), f"`cpus` {label}") if env.cpus is not None else (None, "")
+    memory, memory_from = (env.memory, f"`memory` {label}") if env.memory is not None else (None, "")
     resources = step.resources
     if resources is not None:
         step_cpus = _limit(resources.cpu)

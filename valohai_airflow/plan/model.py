@@ -70,7 +70,7 @@ class MachinePlan:
     memory: int | None = None  # bytes
     shm_size: int | None = None  # bytes
     gpus: int | str | None = None  # a count, or "all"
-    cpus_from: str = ""  # where the limit comes from, for messages: "`resources.cpu` of step 'x'"
+    cpus_from: str = ""  # where the limit is set, for messages: "`resources.cpu` of step 'x'"
     memory_from: str = ""
 
     @property

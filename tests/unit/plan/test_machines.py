@@ -94,7 +94,7 @@ def test_a_mapped_step_environment_gives_queue_pool_and_resources(tmp_path: Path
     assert (machine.queue, machine.pool, machine.pool_slots) == ("gpu", "gpu-machines", 2)
     assert (machine.cpus, machine.memory, machine.shm_size, machine.gpus) == (4.0, 16 * GiB, 2 * GiB, 1)
     assert machine.operator_arguments == {"queue": "gpu", "pool": "gpu-machines", "pool_slots": 2}
-    assert "valohai-airflow.yaml" in machine.memory_from
+    assert machine.memory_from == "`memory` of environment 'aws-eu-west-1-p3-2xlarge' in valohai-airflow.yaml"
 
 
 def test_a_task_node_gets_its_steps_machine(tmp_path: Path) -> None:
