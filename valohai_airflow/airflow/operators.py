@@ -171,6 +171,7 @@ class ValohaiExecutionOperator(DockerOperator):
             failure = error
         except APIError as error:
             self._raise_if_image_missing(error)
+            self._raise_if_no_gpus(error)
             raise
         finally:
             if watchdog:
@@ -272,6 +273,21 @@ class ValohaiExecutionOperator(DockerOperator):
             f"pulled ({error.explanation or error}). Build or load it on the worker (`docker pull` / "
             f"`docker load`), or fix `image:` of step {self.node.step.name!r} in valohai.yaml; "
             "the container was not started"
+        ) from error
+
+    def _raise_if_no_gpus(self, error: APIError) -> None:
+        """An engine without the NVIDIA runtime refuses to start a container with a GPU request."""
+        machine = self.node.machine
+        text = str(error.explanation or error)
+        if machine.gpus is None or "device driver" not in text:
+            return
+        serving = f" that serves queue {machine.queue!r}" if machine.queue else ""
+        raise AirflowException(
+            f"node {self.node.name!r}: environment {machine.environment!r} asks for "
+            f"{'all GPUs' if machine.gpus == 'all' else f'{machine.gpus} GPU(s)'} (`gpus` in valohai-airflow.yaml), "
+            f"but the Docker engine of this worker cannot give them ({text}). Run it on a worker with GPUs and "
+            f"the NVIDIA Container Toolkit{serving}, or drop `gpus`; "
+            "the container did not start"
         ) from error
 
     def on_kill(self) -> None:
