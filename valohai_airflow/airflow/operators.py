@@ -37,6 +37,7 @@ from valohai_airflow.store import open_store
 
 LABEL = "valohai-airflow"
 TAIL_LINES = 20
+MIB = 1024**2
 
 
 class ValohaiExecutionOperator(DockerOperator):
@@ -322,9 +323,6 @@ def _execution_labels(key: ExecutionKey) -> dict[str, str]:
         f"{LABEL}.node": key.node,
         f"{LABEL}.map_index": str(key.map_index),
     }
-
-
-MIB = 1024**2
 
 
 def container_limits(machine: MachinePlan) -> dict[str, Any]:
