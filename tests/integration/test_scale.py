@@ -148,3 +148,16 @@ def test_run_time_params_on_a_large_pipeline(dags_folder: Path) -> None:
     assert parameters("second") == {"epochs": 7, "label": "from-conf"}  # the edge, the pipeline parameter
     assert [parameters("sweep", i)["epochs"] for i in range(3)] == [4, 5, 6]  # the variants read the conf
     assert parameters("last") == {"size-3": 3}
+
+
+def test_a_pipeline_of_20000_nodes_is_an_error_dag_and_hides_no_other_project(dags_folder: Path) -> None:
+    from tests.conftest import REPO_ROOT
+
+    add_project(dags_folder, "huge", synthetic_yaml(20_000, 80_000))
+    add_project(dags_folder, "example", REPO_ROOT / "dags" / "example" / "valohai.yaml")
+    bag = dag_bag(dags_folder)
+    assert bag.import_errors == {}
+    assert {"example__three-trainings", "example__learning-rate-sweep"} <= set(bag.dags)
+    error = bag.dags["valohai_error__huge"]
+    assert "huge/valohai.yaml:" in error.description and "has 20,000 nodes" in error.description
+    assert not any(dag_id.startswith("huge__") for dag_id in bag.dags)
