@@ -93,16 +93,14 @@ def _doc_command(
         for e in pipeline.edges_into(node.name)
         if e.target_kind is EdgeKind.PARAMETER
     }
-    relaxed = step.model_copy(
-        update={
-            "parameters": tuple(
-                p.model_copy(update={"optional": True}) if p.name in from_edges else p
-                for p in step.parameters
-            )
-        }
-    )
+    relaxed = node
+    if from_edges:
+        parameters = tuple(
+            p.model_copy(update={"optional": True}) if p.name in from_edges else p for p in step.parameters
+        )
+        relaxed = replace(node, step=step.model_copy(update={"parameters": parameters}))
     try:
-        values = resolve_parameters(pipeline, replace(node, step=relaxed), conf, variant)
+        values = resolve_parameters(pipeline, relaxed, conf, variant)
     except NodeParameterError as error:
         script = join_command([line.strip() for line in _listify(step.command)])
         return (
