@@ -9,11 +9,14 @@ import re
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.definitions.mappedoperator import MappedOperator
 
+from valohai_airflow import __version__
+from valohai_airflow.plan import pickle_cache
 from valohai_airflow.plan.model import EdgeKind, EdgePlan, NodeKind, NodePlan, PipelinePlan, ProjectPlan
 from valohai_airflow.plan.params import node_input_key, node_parameter_key
 from valohai_airflow.plan.variants import expand_blueprint, label, varied_parameters
@@ -308,6 +311,30 @@ def machine_text(node: NodePlan) -> str:
         limits.append(f"{count} (an NVIDIA device request; the worker needs the NVIDIA Container Toolkit)")
     shown = "; ".join(_cell(limit) for limit in limits) if limits else "none (the host's CPUs and memory)"
     return f"{where} Container limits: {shown}."
+
+
+# Bump when what the docs say changes, so docs rendered by an older version are not read back.
+DOCS_FORMAT = 1
+
+
+def pipeline_docs(
+    project: ProjectPlan, pipeline: PipelinePlan, conf: Mapping[str, Any], cache_dir: Path | None = None
+) -> tuple[str, dict[str, str]]:
+    """(the pipeline's doc_md, each node's by name). Rendering them is a sixth of building a large
+    DAG, and they follow from the plan alone: a parse with the plan from the on-disk cache reads
+    them from beside it."""
+    key = (str(DOCS_FORMAT), __version__, project.source, project.content_hash, project.name, pipeline.name)
+    path = pickle_cache.cache_path(cache_dir, "docs", *key) if cache_dir is not None else None
+    cached = pickle_cache.load(path) if path is not None else None
+    if isinstance(cached, tuple):
+        return cached
+    docs = (
+        pipeline_doc_md(project, pipeline),
+        {n.name: node_doc_md(pipeline, n, conf) for n in pipeline.nodes},
+    )
+    if path is not None:
+        pickle_cache.store(path, docs)
+    return docs
 
 
 def document(task: BaseOperator | MappedOperator, doc_md: str) -> None:

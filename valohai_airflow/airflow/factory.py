@@ -4,6 +4,7 @@ mapped executions), one dependency per edge."""
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import DAG, BaseOperator
@@ -11,7 +12,7 @@ from airflow.sdk.definitions.param import ParamsDict
 
 from valohai_airflow.airflow.control import apply_control
 from valohai_airflow.airflow.deployment import ValohaiDeploymentOperator
-from valohai_airflow.airflow.docs import document, node_doc_md, param_defaults, pipeline_doc_md
+from valohai_airflow.airflow.docs import document, param_defaults, pipeline_docs
 from valohai_airflow.airflow.operators import FailWithMessageOperator, ValohaiExecutionOperator
 from valohai_airflow.airflow.params import pipeline_params
 from valohai_airflow.airflow.schedules import START_DATE, dag_arguments, retry_arguments, schedule_problem
@@ -66,25 +67,32 @@ def _node_tasks(
     return variants, executions
 
 
-def build_dag(project: ProjectPlan, pipeline: PipelinePlan, *, docker_url: str | None = None) -> DAG:
+def build_dag(
+    project: ProjectPlan,
+    pipeline: PipelinePlan,
+    *,
+    docker_url: str | None = None,
+    cache_dir: Path | None = None,
+) -> DAG:
+    """`cache_dir`: where the task docs of this plan are kept between parses (the plan cache's)."""
     dag_id = dag_id_for(project.name, pipeline.name)
     params = pipeline_params(pipeline)
     problem = schedule_problem(pipeline, project.settings, params)
     if problem:
         return _unschedulable_dag(dag_id, pipeline, problem)
+    dag_doc, node_docs = pipeline_docs(project, pipeline, param_defaults(params), cache_dir)
     arguments = {"description": f"Valohai pipeline {pipeline.name!r} of {project.name}"}
     with DAG(
         dag_id=dag_id,
         dag_display_name=pipeline.name,
-        doc_md=pipeline_doc_md(project, pipeline),
+        doc_md=dag_doc,
         **{**arguments, **dag_arguments(project, pipeline)},
     ) as dag:
         entries: dict[str, BaseOperator] = {}
         results: dict[str, Operator] = {}
-        defaults = param_defaults(params)
         for node in pipeline.nodes:  # topological order: a node's upstreams exist before it
             entries[node.name], results[node.name] = _node_tasks(project, pipeline, node, dag_id, docker_url)
-            document(results[node.name], node_doc_md(pipeline, node, defaults))
+            document(results[node.name], node_docs[node.name])
             # Wired as each node is added, one call per node: Airflow hashes the DAG (all its task ids)
             # once per task it is given, so a smaller DAG and fewer calls keep that term small.
             upstreams = [results[name] for name in upstream_nodes(pipeline, node)]
@@ -115,7 +123,8 @@ def _unschedulable_dag(dag_id: str, pipeline: PipelinePlan, problem: str) -> DAG
     return dag
 
 
-def build_dags(project: ProjectPlan, *, docker_url: str | None = None) -> dict[str, DAG]:
-    return {
-        dag.dag_id: dag for dag in (build_dag(project, p, docker_url=docker_url) for p in project.pipelines)
-    }
+def build_dags(
+    project: ProjectPlan, *, docker_url: str | None = None, cache_dir: Path | None = None
+) -> dict[str, DAG]:
+    dags = (build_dag(project, p, docker_url=docker_url, cache_dir=cache_dir) for p in project.pipelines)
+    return {dag.dag_id: dag for dag in dags}

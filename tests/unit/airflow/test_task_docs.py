@@ -237,3 +237,35 @@ def test_task_node_doc_counts_its_executions_and_shows_the_first(tmp_path: Path)
         ["lr", "float", "`0.5`", "trigger form `t.parameter.lr`"],
     ]
     assert dag.get_task("t__variants").task_display_name == "variants of t"
+
+
+def test_docs_rendered_once_per_plan_are_read_back_from_the_cache_dir(tmp_path: Path) -> None:
+    """A DAG processor parses in a fresh process each time: with the plan from the disk cache, the
+    task docs come from beside it; an unreadable cache file only costs rendering them again."""
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "valohai.yaml").write_text(YAML)
+    cache = tmp_path / "cache"
+    plan = compile_project(project / "valohai.yaml")
+    fresh = {dag_id: dag for dag_id, dag in build_dags(plan).items()}
+    first = build_dags(plan, cache_dir=cache)
+    (written,) = cache.glob("docs-*.pickle")
+    for dag_id, dag in first.items():
+        assert dag.doc_md == fresh[dag_id].doc_md
+        assert {t.task_id: t.doc_md for t in dag.tasks} == {t.task_id: t.doc_md for t in fresh[dag_id].tasks}
+
+    from valohai_airflow.plan import pickle_cache
+
+    dag_doc, node_docs = pickle_cache.load(written)  # type: ignore[misc]
+    pickle_cache.store(written, ("from the cache", dict.fromkeys(node_docs, "node from the cache")))
+    (dag,) = build_dags(plan, cache_dir=cache).values()
+    assert dag.doc_md == "from the cache" and {t.doc_md for t in dag.tasks} == {"node from the cache"}
+
+    written.write_bytes(b"not a pickle")
+    (dag,) = build_dags(plan, cache_dir=cache).values()
+    assert dag.doc_md == dag_doc and dag.doc_md != "from the cache"
+
+    (project / "valohai.yaml").write_text(YAML.replace("busybox:1.36", "busybox:1.37"))
+    edited = compile_project(project / "valohai.yaml")
+    (dag,) = build_dags(edited, cache_dir=cache).values()
+    assert "busybox:1.37" in dag.doc_md and len(list(cache.glob("docs-*.pickle"))) == 2
