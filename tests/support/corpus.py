@@ -1,8 +1,8 @@
-"""The corpus files that compile, as the Airflow-side tests walk them."""
+"""The files that compile, as the Airflow-side corpus tests walk them."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from valohai_airflow.plan.model import ProjectPlan
@@ -10,9 +10,9 @@ from valohai_airflow.plan.project import compile_project
 from valohai_airflow.spec.diagnostics import ValohaiSpecError
 
 
-def compiled_corpus(corpus_dir: Path) -> Iterator[tuple[Path, ProjectPlan]]:
-    """(file, plan) for every corpus file that compiles, in name order; the others are skipped."""
-    for path in sorted(corpus_dir.glob("*.yaml")):
+def compiled(paths: Iterable[Path]) -> Iterator[tuple[Path, ProjectPlan]]:
+    """(file, plan) for every file that compiles, in the order given; the others are left out."""
+    for path in paths:
         try:
             yield path, compile_project(path)
         except ValohaiSpecError:

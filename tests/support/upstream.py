@@ -115,9 +115,13 @@ def ensure() -> Path:
         work = Path(scratch)
         given = os.environ.get("VALOHAI_YAML_SDIST")
         sdist = Path(given) if given else _download(version, expected, work)
+        if not sdist.is_file():
+            raise UpstreamUnavailable(f"VALOHAI_YAML_SDIST={given}: no such file")
         actual = _sha256(sdist)
         if actual != expected:
-            raise UpstreamUnavailable(f"{sdist}: sha256 {actual}, expected {expected} (valohai-yaml {version})")
+            raise UpstreamUnavailable(
+                f"{sdist}: sha256 {actual}, expected {expected} (valohai-yaml {version})"
+            )
         unpacked = work / "unpacked"
         with tarfile.open(sdist) as archive:
             archive.extractall(unpacked, filter="data")
