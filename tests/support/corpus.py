@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+import pytest
+
+from tests.support import cases
 from valohai_airflow.plan.model import ProjectPlan
 from valohai_airflow.plan.project import compile_project
 from valohai_airflow.spec.diagnostics import ValohaiSpecError
@@ -17,3 +20,23 @@ def compiled(paths: Iterable[Path]) -> Iterator[tuple[Path, ProjectPlan]]:
             yield path, compile_project(path)
         except ValohaiSpecError:
             continue
+
+
+# The two groups the Airflow-side corpus tests walk: what every clone has (the shape fixtures and
+# valohai-yaml's sdist files), and the optional corpus (one skip, with its reason, when absent).
+FIXTURES = "fixtures"
+GROUPS = [
+    pytest.param(FIXTURES, id="shapes+valohai-yaml"),
+    pytest.param(
+        cases.CORPUS,
+        id="corpus",
+        marks=() if cases.HAVE_CORPUS else pytest.mark.skip(reason=cases.CORPUS_SKIP),
+    ),
+]
+
+
+def group_paths(files: cases.Files, group: str) -> list[Path]:
+    """Every file of the group, in name order within each source."""
+    if group == FIXTURES:
+        return [files.path(c) for c in cases.shapes() + cases.upstream()]
+    return [files.path(c) for c in cases.corpus()]
