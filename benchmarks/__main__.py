@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -58,6 +59,8 @@ def main() -> None:
             if group == "loader":
                 from benchmarks import loader_parse
 
+                if note := loader_parse.corpus_note():
+                    print(note, file=sys.stderr)
                 with quiet(workdir / "loader.log"):  # the loader logs every corpus warning
                     rows += loader_parse.measure(workdir, args.repeat)
             elif group == "node":
