@@ -159,13 +159,11 @@ def corpus(names: Iterable[str] | None = None) -> list[Case]:
     return [Case(CORPUS, n) for n in (corpus_files() if names is None else names)]
 
 
-def params(
-    cases: Iterable[Case], *, corpus_expected: bool = True, marks: dict[str, Any] | None = None
-) -> list[Any]:
+def params(cases: Iterable[Case], *, marks: dict[str, Any] | None = None) -> list[Any]:
     """pytest parameters with readable ids; without the corpus, one skipped `corpus` parameter stands
     for all of its cases (with `CORPUS_SKIP` as the reason), so a run says what it left out."""
     out = [pytest.param(c, id=c.id, marks=(marks or {}).get(c.id, ())) for c in cases]
-    if corpus_expected and not HAVE_CORPUS:
+    if not HAVE_CORPUS:
         out.append(pytest.param(Case(CORPUS, "-"), id="corpus", marks=pytest.mark.skip(reason=CORPUS_SKIP)))
     return out
 
