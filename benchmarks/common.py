@@ -13,10 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-# The optional corpus of real valohai.yaml files (beside this checkout, or $VALOHAI_CORPUS); without it
-# the loader group parses the repository's own shape fixtures instead.
 CORPUS_DIR = Path(os.environ.get("VALOHAI_CORPUS", REPO_ROOT.parent / "shared" / "corpus"))
-SHAPES_DIR = REPO_ROOT / "tests" / "fixtures" / "shapes"
 
 
 HEADER = (
@@ -78,13 +75,12 @@ def alternate(
 
 
 @functools.cache
-def corpus_files_that_compile(folder: Path = CORPUS_DIR) -> list[Path]:
-    """The files of `folder` that compile (none when the folder is not there)."""
+def corpus_files_that_compile() -> list[Path]:
     from valohai_airflow.plan.project import compile_project
     from valohai_airflow.spec.diagnostics import ValohaiSpecError
 
     good = []
-    for path in sorted(folder.glob("*.yaml")):
+    for path in sorted(CORPUS_DIR.glob("*.yaml")):
         try:
             compile_project(path)
         except ValohaiSpecError:

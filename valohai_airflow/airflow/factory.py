@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import DAG, BaseOperator
+from airflow.sdk.definitions.param import ParamsDict
 
 from valohai_airflow.airflow.control import apply_control
 from valohai_airflow.airflow.deployment import ValohaiDeploymentOperator
@@ -15,6 +16,7 @@ from valohai_airflow.airflow.operators import FailWithMessageOperator, ValohaiEx
 from valohai_airflow.airflow.params import pipeline_params
 from valohai_airflow.airflow.schedules import START_DATE, dag_arguments, retry_arguments, schedule_problem
 from valohai_airflow.airflow.variants import MAP_INDEX_TEMPLATE, ValohaiVariantsOperator
+from valohai_airflow.plan.control import upstream_nodes
 from valohai_airflow.plan.model import NodeKind, NodePlan, PipelinePlan, ProjectPlan
 from valohai_airflow.plan.naming import dag_id_for
 
@@ -47,6 +49,7 @@ def _node_tasks(
         "dag_key": dag_id,
         "docker_url": docker_url,
         **retry_arguments(project.settings, node),
+        **node.machine.operator_arguments,  # queue, pool, pool_slots of the node's environment
     }
     if node.kind is not NodeKind.TASK:
         task = ValohaiExecutionOperator(**arguments)
@@ -73,20 +76,25 @@ def build_dag(project: ProjectPlan, pipeline: PipelinePlan, *, docker_url: str |
     with DAG(
         dag_id=dag_id,
         dag_display_name=pipeline.name,
-        params=params,
         doc_md=pipeline_doc_md(project, pipeline),
         **{**arguments, **dag_arguments(project, pipeline)},
     ) as dag:
         entries: dict[str, BaseOperator] = {}
         results: dict[str, Operator] = {}
-        for node in pipeline.nodes:
+        defaults = param_defaults(params)
+        for node in pipeline.nodes:  # topological order: a node's upstreams exist before it
             entries[node.name], results[node.name] = _node_tasks(project, pipeline, node, dag_id, docker_url)
-            document(results[node.name], node_doc_md(pipeline, node, param_defaults(params)))
-        for edge in pipeline.edges:
-            upstream, downstream = results[edge.source_node], entries[edge.target_node]
-            if upstream not in downstream.upstream_list:
-                upstream >> downstream
+            document(results[node.name], node_doc_md(pipeline, node, defaults))
+            # Wired as each node is added, one call per node: Airflow hashes the DAG (all its task ids)
+            # once per task it is given, so a smaller DAG and fewer calls keep that term small.
+            upstreams = [results[name] for name in upstream_nodes(pipeline, node)]
+            if upstreams:
+                entries[node.name].set_upstream(upstreams)
         apply_control(dag, pipeline, entries, timedelta(seconds=project.settings.approval.timeout_seconds))
+    # Set after the tasks exist: every operator constructed under a DAG deep-copies the DAG's whole
+    # ParamsDict into its own, which costs nodes × params. Tasks read them at run time from the DAG
+    # (process_params merges dag.params, then the task's own), the trigger form and run-conf checks too.
+    dag.params = ParamsDict(params)
     return dag
 
 

@@ -8,7 +8,8 @@ pipeline parameter targets and action conditions naming parameters or inputs the
 types that are unknown or do not pair (edges.py); two edges or two pipeline parameters into one
 parameter; cycles (named "a → b → a"); pipeline parameter defaults their targets refuse.
 Warnings: plural socket types (read as singular), `commit:` (the dags-folder copy is used), targetless
-pipeline parameters, unknown action when/then, unreadable conditions, undeclared environment variables.
+pipeline parameters, unknown action when/then, unreadable conditions, undeclared environment variables,
+an `environment` valohai-airflow.yaml does not map (machines.py).
 
 Node overrides are merged into each node's effective step (overrides.py).
 """
@@ -32,6 +33,7 @@ from valohai_airflow.plan.edges import (
 )
 from valohai_airflow.plan.graph import find_cycles, topological_order
 from valohai_airflow.plan.hints import did_you_mean, quoted
+from valohai_airflow.plan.machines import resolve_machines
 from valohai_airflow.plan.model import (
     ActionPlan,
     EdgeKind,
@@ -58,12 +60,18 @@ from valohai_airflow.spec.pipeline import (
     Socket,
     TaskNode,
 )
+from valohai_airflow.spec.sidecar import ProjectSettings
 from valohai_airflow.spec.step import Step
 from valohai_airflow.spec.task import Task
 
 # valohai-yaml node_action.py; `require-approval` is documented by Valohai and implemented by us.
 KNOWN_WHENS = ("node-starting", "node-complete", "node-error")
 KNOWN_THENS = ("noop", "stop-pipeline", "error-pipeline", "require-approval")
+
+# Nodes of one pipeline (one DAG). A 5,000-node pipeline builds in a few seconds on 2 cores; Airflow's
+# own dependency wiring grows with tasks × edges, so far larger ones would approach the DAG processor's
+# import timeout and hide every project's DAGs (they all load through one file).
+MAX_PIPELINE_NODES = 5000
 
 _SPELLED = {
     EdgeKind.OUTPUT: "an output",
@@ -77,11 +85,21 @@ _SPELLED = {
 }
 
 
-def compile_config(config: Config, *, project_name: str, root: str, content_hash: str) -> ProjectPlan:
-    """Check and resolve every pipeline; raise ValohaiSpecError with ALL errors, keep the warnings."""
+def compile_config(
+    config: Config,
+    *,
+    project_name: str,
+    root: str,
+    content_hash: str,
+    settings: ProjectSettings | None = None,
+) -> ProjectPlan:
+    """Check and resolve every pipeline; raise ValohaiSpecError with ALL errors, keep the warnings.
+
+    `settings` (valohai-airflow.yaml) maps the nodes' environments to their machines (machines.py)."""
     diagnostics = Diagnostics()
-    pipelines = tuple(
-        _PipelineCompiler(config, pipeline, diagnostics).compile() for pipeline in config.pipelines.values()
+    compiled = [_PipelineCompiler(config, p, diagnostics).compile() for p in config.pipelines.values()]
+    pipelines = resolve_machines(
+        [p for p in compiled if p is not None], settings or ProjectSettings(), diagnostics
     )
     diagnostics.raise_if_errors()
     return ProjectPlan(
@@ -120,7 +138,16 @@ class _PipelineCompiler:
 
     # -- the pipeline ----------------------------------------------------------------------------
 
-    def compile(self) -> PipelinePlan:
+    def compile(self) -> PipelinePlan | None:
+        if len(self.pipeline.nodes) > MAX_PIPELINE_NODES:
+            self.error(
+                f"has {len(self.pipeline.nodes):,} nodes; one pipeline becomes one Airflow DAG, and "
+                f"valohai-airflow builds at most {MAX_PIPELINE_NODES:,} nodes per pipeline so that the "
+                "DAG processor parses the dags folder within its timeout",
+                self.pipeline.location,
+                "split it into several pipelines, or use a task node to run one step many times",
+            )
+            return None
         self._check_task_ids()
         node_plans = {node.name: self._compile_node(node) for node in self.pipeline.nodes}
         edges = tuple(e for e in (self._compile_edge(edge) for edge in self.pipeline.edges) if e is not None)

@@ -55,6 +55,32 @@ class ActionPlan:
 
 
 @dataclass(frozen=True, slots=True)
+class MachinePlan:
+    """Where a node's containers run and what they may use: its effective Valohai `environment`
+    (the step's, or the node override's) mapped by `environments:` of valohai-airflow.yaml, with the
+    step's own `resources` (cpu, memory) winning over the environment's limits. None everywhere means
+    Airflow's default (the default queue and pool, one slot) and no container limit."""
+
+    environment: str | None = None  # the Valohai machine type slug, as written
+    mapped: bool = False  # valohai-airflow.yaml maps `environment`
+    queue: str | None = None
+    pool: str | None = None
+    pool_slots: int | None = None
+    cpus: float | None = None  # a hard CPU quota (fractions allowed)
+    memory: int | None = None  # bytes
+    shm_size: int | None = None  # bytes
+    gpus: int | str | None = None  # a count, or "all"
+    cpus_from: str = ""  # where the limit is set, for messages: "`resources.cpu` of step 'x'"
+    memory_from: str = ""
+
+    @property
+    def operator_arguments(self) -> dict[str, Any]:
+        """The Airflow task arguments it sets (queue, pool, pool_slots); unset ones keep Airflow's defaults."""
+        arguments = {"queue": self.queue, "pool": self.pool, "pool_slots": self.pool_slots}
+        return {k: v for k, v in arguments.items() if v is not None}
+
+
+@dataclass(frozen=True, slots=True)
 class NodePlan:
     """One pipeline node. `step` is the node's effective step: overrides already merged into it
     (image, command, parameters, inputs, environment variables), so command building and the
@@ -73,6 +99,7 @@ class NodePlan:
     endpoint_specs: tuple[Endpoint, ...] = ()  # deployment nodes: the definitions of `endpoints`
     aliases: tuple[str, ...] = ()
     location: Location = field(default_factory=lambda: Location(""))
+    machine: MachinePlan = field(default_factory=MachinePlan)  # execution and task nodes
 
     def __str__(self) -> str:
         """Short, because Airflow's serializer stores str() of a mapped task's plan arguments."""
@@ -96,18 +123,31 @@ class PipelinePlan:
     parameters: tuple[PipelineParameterPlan, ...] = ()
     reuse_executions: bool = False
     location: Location = field(default_factory=lambda: Location(""))
+    # Indexes over `nodes` and `edges`, so that per-node lookups keep building a DAG linear in
+    # nodes + edges (a scan per node is nodes × edges: minutes at a few thousand nodes).
+    _positions: dict[str, int] = field(init=False, repr=False, compare=False)
+    _edges_into: dict[str, tuple[EdgePlan, ...]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        into: dict[str, list[EdgePlan]] = {}
+        for edge in self.edges:
+            into.setdefault(edge.target_node, []).append(edge)
+        object.__setattr__(self, "_positions", {node.name: i for i, node in enumerate(self.nodes)})
+        object.__setattr__(self, "_edges_into", {name: tuple(edges) for name, edges in into.items()})
 
     def __str__(self) -> str:
         return f"pipeline {self.name!r}"
 
     def node(self, name: str) -> NodePlan:
-        for node in self.nodes:
-            if node.name == name:
-                return node
-        raise KeyError(name)
+        return self.nodes[self._positions[name]]
+
+    def position(self, name: str) -> int:
+        """The node's place in `nodes` (topological order)."""
+        return self._positions[name]
 
     def edges_into(self, node_name: str) -> tuple[EdgePlan, ...]:
-        return tuple(e for e in self.edges if e.target_node == node_name)
+        """The edges whose target is this node, in file order."""
+        return self._edges_into.get(node_name, ())
 
 
 @dataclass(frozen=True, slots=True)
