@@ -223,11 +223,13 @@ class AirflowServer:
 
         wait_for("every run to finish", idle, timeout, self)
 
-    def containers_of_our_runs(self) -> list[str]:
+    def containers_of_our_runs(self, docker_host: str | None = None) -> list[str]:
+        """The containers of every run we know of, on the default engine or on `docker_host`."""
         ids: list[str] = []
+        engine = ["-H", docker_host] if docker_host else []
         for run_id in self.run_ids:
             listed = subprocess.run(
-                ["docker", "ps", "-aq", "--filter", f"label={LABEL}.run={run_id}"],
+                ["docker", *engine, "ps", "-aq", "--filter", f"label={LABEL}.run={run_id}"],
                 capture_output=True,
                 text=True,
                 check=False,
