@@ -231,3 +231,24 @@ def test_graph_counts_a_task_nodes_executions(capsys: pytest.CaptureFixture[str]
         "  train [task] step train in valohai-airflow/python:3.11, 3 execution(s) from task blueprint "
         "learning-rates\n"
     ) in out
+
+
+def test_lint_warns_about_an_environment_the_sidecar_does_not_map(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    (tmp_path / "valohai.yaml").write_text(
+        GOOD.replace("command: echo hi", "command: echo hi\n    environment: aws-eu-west-1-p3-2xlarg")
+    )
+    (tmp_path / "valohai-airflow.yaml").write_text(
+        "environments:\n  aws-eu-west-1-p3-2xlarge: {queue: gpu}\n"
+    )
+    path = tmp_path / "valohai.yaml"
+    code, out, _ = run(capsys, "lint", str(path))
+    assert code == 0
+    assert out.splitlines() == [
+        f"{path}:6:18: warning: environment 'aws-eu-west-1-p3-2xlarg' has no mapping in `environments:` of "
+        'valohai-airflow.yaml, so nodes "a-b", "a_b" of pipeline "p" run on Airflow\'s default queue, with no '
+        'pool, CPU, memory or GPU settings from it (did you mean "aws-eu-west-1-p3-2xlarge"?)',
+        f"{path}: 0 error(s), 1 warning(s)",
+    ]
+    assert run(capsys, "lint", "--strict", str(path))[0] == 1

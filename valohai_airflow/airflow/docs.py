@@ -23,6 +23,9 @@ from valohai_airflow.runtime.parameters import NodeParameterError, resolve_param
 from valohai_airflow.runtime.workdir import valohai_environment
 from valohai_airflow.spec.commands import build_script, join_command
 
+GIB = 1024**3
+MIB = 1024**2
+
 
 def _cell(text: object) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
@@ -155,6 +158,7 @@ def node_doc_md(pipeline: PipelinePlan, node: NodePlan, conf: Mapping[str, Any])
         f"`{_cell(step.image)}`, on error `{node.on_error}`.",
         "",
     ]
+    lines += [machine_text(node), ""]
     if node.kind is NodeKind.TASK:
         lines += [_task_text(node, variants), ""]
     lines += [
@@ -239,7 +243,73 @@ def _deployment_doc_md(pipeline: PipelinePlan, node: NodePlan) -> str:
     ]
     if files:
         lines += ["", "Files: " + "; ".join(files) + "."]
+    lines += [
+        "",
+        f"Runs on Airflow's default queue `{_cell(default_queue())}`: valohai.yaml gives a deployment no "
+        "`environment`, so `environments:` of valohai-airflow.yaml does not apply, and the containers that "
+        "serve its endpoints (`serve: true`) start on the worker that runs this task, without CPU, memory "
+        "or GPU limits.",
+    ]
     return "\n".join(lines) + "\n"
+
+
+def default_queue() -> str:
+    """Airflow's `[operators] default_queue`: where a task without its own queue goes."""
+    from airflow.configuration import conf
+
+    return str(conf.get("operators", "default_queue", fallback="default"))
+
+
+def _size(size: int) -> str:
+    if size % GIB == 0:
+        return f"{size // GIB} GiB"
+    if size >= MIB:
+        return f"{size / MIB:g} MiB"
+    return f"{size} bytes"
+
+
+def machine_text(node: NodePlan) -> str:
+    """Where the node's task waits (queue, pool) and what its container may use, from its environment."""
+    machine = node.machine
+    default = default_queue()
+    environment = f"`{_cell(machine.environment)}`" if machine.environment else ""
+    if machine.environment is None:
+        where = f"Runs on Airflow's default queue `{_cell(default)}`: its step names no `environment`."
+    elif not machine.mapped:
+        where = (
+            f"Environment {environment} has no mapping in `environments:` of valohai-airflow.yaml (a warning "
+            f"when the DAG is built), so it runs on Airflow's default queue `{_cell(default)}`."
+        )
+    else:
+        queue = _cell(machine.queue or default)
+        where = (
+            f"Environment {environment} (`environments:` of valohai-airflow.yaml): the task waits in queue "
+            f"`{queue}` until a worker that serves it takes it (`airflow celery worker --queues {queue}`; "
+            "a LocalExecutor runs every queue)"
+        )
+        if machine.pool is not None:
+            slots = machine.pool_slots or 1
+            where += (
+                f" and for {slots} free slot{'s' if slots != 1 else ''} of pool `{_cell(machine.pool)}` "
+                f"(create it first: `airflow pools set {_cell(machine.pool)} <slots> <description>`)"
+            )
+        elif machine.pool_slots is not None:
+            where += f", taking {machine.pool_slots} slots of Airflow's `default_pool`"
+        where += "."
+    limits = []
+    if machine.cpus is not None:
+        limits.append(f"{machine.cpus:g} CPUs ({machine.cpus_from})")
+    if machine.memory is not None:
+        limits.append(f"{_size(machine.memory)} memory ({machine.memory_from})")
+    if machine.shm_size is not None:
+        limits.append(f"{_size(machine.shm_size)} `/dev/shm`")
+    if machine.gpus is not None:
+        count = (
+            "all GPUs" if machine.gpus == "all" else f"{machine.gpus} GPU{'s' if machine.gpus != 1 else ''}"
+        )
+        limits.append(f"{count} (an NVIDIA device request; the worker needs the NVIDIA Container Toolkit)")
+    shown = "; ".join(_cell(limit) for limit in limits) if limits else "none (the host's CPUs and memory)"
+    return f"{where} Container limits: {shown}."
 
 
 def document(task: BaseOperator | MappedOperator, doc_md: str) -> None:

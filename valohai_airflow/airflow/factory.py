@@ -47,6 +47,7 @@ def _node_tasks(
         "dag_key": dag_id,
         "docker_url": docker_url,
         **retry_arguments(project.settings, node),
+        **node.machine.operator_arguments,  # queue, pool, pool_slots of the node's environment
     }
     if node.kind is not NodeKind.TASK:
         task = ValohaiExecutionOperator(**arguments)

@@ -14,20 +14,21 @@ import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from airflow.providers.docker.exceptions import DockerContainerFailedException
 from airflow.providers.docker.operators.docker import DockerOperator
 from airflow.sdk import BaseOperator
 from airflow.sdk.api.client import get_hostname
 from airflow.sdk.exceptions import AirflowException, AirflowTaskTimeout
+from docker import APIClient
 from docker.errors import APIError
-from docker.types import Mount
+from docker.types import DeviceRequest, Mount
 
 from valohai_airflow.airflow import control
 from valohai_airflow.airflow.links import NODE_LINKS
 from valohai_airflow.airflow.settings import valohai_settings
-from valohai_airflow.plan.model import EdgeKind, NodePlan, PipelinePlan
+from valohai_airflow.plan.model import EdgeKind, MachinePlan, NodePlan, PipelinePlan
 from valohai_airflow.plan.variants import label as variant_label
 from valohai_airflow.runtime.execution import ExecutionRequest, PreparedExecution, finish, prepare
 from valohai_airflow.runtime.ids import ExecutionKey
@@ -38,6 +39,7 @@ from valohai_airflow.store import open_store
 LABEL = "valohai-airflow"
 WORKER_LABEL = f"{LABEL}.worker"  # the Airflow hostname of the worker whose task started the container
 TAIL_LINES = 20
+MIB = 1024**2
 
 
 class ValohaiExecutionOperator(DockerOperator):
@@ -64,13 +66,7 @@ class ValohaiExecutionOperator(DockerOperator):
         step = node.step
         if step.time_limit_seconds and "execution_timeout" not in kwargs:
             kwargs["execution_timeout"] = timedelta(seconds=step.time_limit_seconds)
-        resources = step.resources
-        memory_mb = _resource_value(resources.memory) if resources else None
-        cpus = _resource_value(resources.cpu) if resources else None
-        if memory_mb is not None:
-            kwargs.setdefault("mem_limit", f"{int(memory_mb)}m")
-        if cpus is not None:
-            kwargs.setdefault("cpus", float(cpus))
+        kwargs.update(container_limits(node.machine))
         kwargs.setdefault("task_id", node.task_id)  # a mapped task's partial() already names it
         kwargs.setdefault("task_display_name", node.name)
         super().__init__(
@@ -91,8 +87,15 @@ class ValohaiExecutionOperator(DockerOperator):
         self.pipeline = pipeline
         self.node = node
         self.no_output_timeout = step.no_output_timeout_seconds
-        self.memory_mb = memory_mb
         self.variant = dict(variant or {})
+
+    @property
+    def cli(self) -> APIClient:
+        """The hook's Docker client; with a CPU quota, one that adds it to the container's host config."""
+        client = self.hook.api_client
+        if self.node.machine.cpus is None:
+            return client
+        return cast(APIClient, _HostConfigClient(client, nano_cpus=round(self.node.machine.cpus * 1e9)))
 
     @property
     def variant_label(self) -> str:
@@ -176,6 +179,7 @@ class ValohaiExecutionOperator(DockerOperator):
             failure = error
         except APIError as error:
             self._raise_if_image_missing(error)
+            self._raise_if_no_gpus(error)
             raise
         finally:
             if watchdog:
@@ -233,14 +237,17 @@ class ValohaiExecutionOperator(DockerOperator):
                 "make it log progress or raise `no-output-timeout` in valohai.yaml"
             )
         if oom_killed:
-            memory = (
-                f"its limit of {self.memory_mb:g} MB from `resources.memory`"
-                if self.memory_mb is not None
-                else "the memory of the host (no `resources.memory` limit is set)"
-            )
+            machine = self.node.machine
+            if machine.memory is not None:
+                memory = f"its limit of {machine.memory / MIB:g} MB ({machine.memory_from}); raise that limit"
+            else:
+                memory = (
+                    "the memory of the host (no limit is set: neither `resources.memory` of the step nor "
+                    "`memory` of its environment in valohai-airflow.yaml); give it a bigger machine"
+                )
             return (
-                f"was killed for running out of memory (exit code {exit_code}): it needed more than {memory}; "
-                "raise `resources.memory` in valohai.yaml or make the step use less"
+                f"was killed for running out of memory (exit code {exit_code}): it needed more than {memory} "
+                "or make the step use less"
             )
         return f"exited with code {exit_code}"
 
@@ -274,6 +281,21 @@ class ValohaiExecutionOperator(DockerOperator):
             f"pulled ({error.explanation or error}). Build or load it on the worker (`docker pull` / "
             f"`docker load`), or fix `image:` of step {self.node.step.name!r} in valohai.yaml; "
             "the container was not started"
+        ) from error
+
+    def _raise_if_no_gpus(self, error: APIError) -> None:
+        """An engine without the NVIDIA runtime refuses to start a container with a GPU request."""
+        machine = self.node.machine
+        text = str(error.explanation or error)
+        if machine.gpus is None or "device driver" not in text:
+            return
+        serving = f" that serves queue {machine.queue!r}" if machine.queue else ""
+        raise AirflowException(
+            f"node {self.node.name!r}: environment {machine.environment!r} asks for "
+            f"{'all GPUs' if machine.gpus == 'all' else f'{machine.gpus} GPU(s)'} (`gpus` in valohai-airflow.yaml), "
+            f"but the Docker engine of this worker cannot give them ({text}). Run it on a worker with GPUs and "
+            f"the NVIDIA Container Toolkit{serving}, or drop `gpus`; "
+            "the container did not start"
         ) from error
 
     def on_kill(self) -> None:
@@ -315,12 +337,35 @@ def _execution_labels(key: ExecutionKey) -> dict[str, str]:
     }
 
 
-def _resource_value(value: Any) -> float | None:
-    """`resources.cpu` / `resources.memory`: the max when given (a hard limit), else the min."""
-    if value is None:
-        return None
-    chosen = value.max if value.max is not None else value.min
-    return float(chosen) if chosen is not None else None
+def container_limits(machine: MachinePlan) -> dict[str, Any]:
+    """DockerOperator's arguments for a node's container limits. Its `cpus` is only a relative weight
+    (cpu_shares); the hard quota is added to the host config by `_HostConfigClient`."""
+    limits: dict[str, Any] = {}
+    if machine.cpus is not None:
+        limits["cpus"] = machine.cpus
+    if machine.memory is not None:
+        limits["mem_limit"] = machine.memory
+    if machine.shm_size is not None:
+        limits["shm_size"] = machine.shm_size
+    if machine.gpus is not None:
+        count = -1 if machine.gpus == "all" else int(machine.gpus)
+        limits["device_requests"] = [DeviceRequest(driver="nvidia", count=count, capabilities=[["gpu"]])]
+    return limits
+
+
+class _HostConfigClient:
+    """The hook's APIClient with host-config settings DockerOperator has no argument for (NanoCpus, the
+    hard CPU quota `docker run --cpus` sets) added to every `create_host_config`; all else is the client's."""
+
+    def __init__(self, client: APIClient, **extra: Any) -> None:
+        self._client = client
+        self._extra = extra
+
+    def create_host_config(self, *args: Any, **kwargs: Any) -> Any:
+        return self._client.create_host_config(*args, **{**kwargs, **self._extra})
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
 
 
 def _exit_code(error: DockerContainerFailedException) -> int | None:

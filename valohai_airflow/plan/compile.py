@@ -8,7 +8,8 @@ pipeline parameter targets and action conditions naming parameters or inputs the
 types that are unknown or do not pair (edges.py); two edges or two pipeline parameters into one
 parameter; cycles (named "a → b → a"); pipeline parameter defaults their targets refuse.
 Warnings: plural socket types (read as singular), `commit:` (the dags-folder copy is used), targetless
-pipeline parameters, unknown action when/then, unreadable conditions, undeclared environment variables.
+pipeline parameters, unknown action when/then, unreadable conditions, undeclared environment variables,
+an `environment` valohai-airflow.yaml does not map (machines.py).
 
 Node overrides are merged into each node's effective step (overrides.py).
 """
@@ -32,6 +33,7 @@ from valohai_airflow.plan.edges import (
 )
 from valohai_airflow.plan.graph import find_cycles, topological_order
 from valohai_airflow.plan.hints import did_you_mean, quoted
+from valohai_airflow.plan.machines import resolve_machines
 from valohai_airflow.plan.model import (
     ActionPlan,
     EdgeKind,
@@ -58,6 +60,7 @@ from valohai_airflow.spec.pipeline import (
     Socket,
     TaskNode,
 )
+from valohai_airflow.spec.sidecar import ProjectSettings
 from valohai_airflow.spec.step import Step
 from valohai_airflow.spec.task import Task
 
@@ -77,12 +80,22 @@ _SPELLED = {
 }
 
 
-def compile_config(config: Config, *, project_name: str, root: str, content_hash: str) -> ProjectPlan:
-    """Check and resolve every pipeline; raise ValohaiSpecError with ALL errors, keep the warnings."""
+def compile_config(
+    config: Config,
+    *,
+    project_name: str,
+    root: str,
+    content_hash: str,
+    settings: ProjectSettings | None = None,
+) -> ProjectPlan:
+    """Check and resolve every pipeline; raise ValohaiSpecError with ALL errors, keep the warnings.
+
+    `settings` (valohai-airflow.yaml) maps the nodes' environments to their machines (machines.py)."""
     diagnostics = Diagnostics()
     pipelines = tuple(
         _PipelineCompiler(config, pipeline, diagnostics).compile() for pipeline in config.pipelines.values()
     )
+    pipelines = resolve_machines(pipelines, settings or ProjectSettings(), diagnostics)
     diagnostics.raise_if_errors()
     return ProjectPlan(
         name=project_name,

@@ -55,6 +55,32 @@ class ActionPlan:
 
 
 @dataclass(frozen=True, slots=True)
+class MachinePlan:
+    """Where a node's containers run and what they may use: its effective Valohai `environment`
+    (the step's, or the node override's) mapped by `environments:` of valohai-airflow.yaml, with the
+    step's own `resources` (cpu, memory) winning over the environment's limits. None everywhere means
+    Airflow's default (the default queue and pool, one slot) and no container limit."""
+
+    environment: str | None = None  # the Valohai machine type slug, as written
+    mapped: bool = False  # valohai-airflow.yaml maps `environment`
+    queue: str | None = None
+    pool: str | None = None
+    pool_slots: int | None = None
+    cpus: float | None = None  # a hard CPU quota (fractions allowed)
+    memory: int | None = None  # bytes
+    shm_size: int | None = None  # bytes
+    gpus: int | str | None = None  # a count, or "all"
+    cpus_from: str = ""  # where the limit is set, for messages: "`resources.cpu` of step 'x'"
+    memory_from: str = ""
+
+    @property
+    def operator_arguments(self) -> dict[str, Any]:
+        """The Airflow task arguments it sets (queue, pool, pool_slots); unset ones keep Airflow's defaults."""
+        arguments = {"queue": self.queue, "pool": self.pool, "pool_slots": self.pool_slots}
+        return {k: v for k, v in arguments.items() if v is not None}
+
+
+@dataclass(frozen=True, slots=True)
 class NodePlan:
     """One pipeline node. `step` is the node's effective step: overrides already merged into it
     (image, command, parameters, inputs, environment variables), so command building and the
@@ -73,6 +99,7 @@ class NodePlan:
     endpoint_specs: tuple[Endpoint, ...] = ()  # deployment nodes: the definitions of `endpoints`
     aliases: tuple[str, ...] = ()
     location: Location = field(default_factory=lambda: Location(""))
+    machine: MachinePlan = field(default_factory=MachinePlan)  # execution and task nodes
 
     def __str__(self) -> str:
         """Short, because Airflow's serializer stores str() of a mapped task's plan arguments."""

@@ -59,6 +59,7 @@ def effective_step(step: Step, override: Override | None, complain: Complaint) -
         update["mounts"] = override.mounts
     if override.environment:
         update["environment"] = override.environment
+        update["environment_location"] = override.environment_location
     if override.runtime_config_preset:
         update["runtime_config_preset"] = override.runtime_config_preset
     if override.autorestart is not None:

@@ -28,7 +28,9 @@ from valohai_airflow.spec.sidecar import SIDECAR_NAME, ProjectSettings, parse_si
 __all__ = ["clear_cache", "compile_project", "dag_id_for", "task_id_for"]
 
 # Bump when the plan model or the compiler's output changes, so old pickles are not read back.
-PLAN_FORMAT = 4  # 3: ProjectSettings.deployments; 4: NodePlan.blueprint (task nodes fan out)
+PLAN_FORMAT = (
+    5  # 3: ProjectSettings.deployments; 4: NodePlan.blueprint (task nodes fan out); 5: NodePlan.machine
+)
 
 # path → (content hash, project name, plan). One entry per file, so edits replace rather than pile up.
 # A broken file is re-read every parse loop as well: its errors are cached like a plan.
@@ -106,7 +108,11 @@ def _compile(data: bytes, sidecar: bytes | None, path: Path, name: str, content_
     plan: ProjectPlan | None = None
     try:
         plan = compile_config(
-            result.config, project_name=name, root=str(path.parent), content_hash=content_hash
+            result.config,
+            project_name=name,
+            root=str(path.parent),
+            content_hash=content_hash,
+            settings=settings,
         )
     except ValohaiSpecError as exc:
         errors.extend(exc.diagnostics)

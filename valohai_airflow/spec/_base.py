@@ -113,6 +113,8 @@ class SpecModel(BaseModel):
     yaml_excluded: ClassVar[frozenset[str]] = frozenset()
     unknown_key_severity: ClassVar[Severity] = Severity.ERROR
     unknown_key_hint: ClassVar[str | None] = None
+    # YAML key → the field that receives the Location of its value (for checks made later, in plan)
+    value_locations: ClassVar[dict[str, str]] = {}
 
     @classmethod
     def yaml_keys(cls) -> tuple[str, ...]:
@@ -122,7 +124,7 @@ class SpecModel(BaseModel):
             if name == "location":
                 continue
             key = info.alias or name
-            if key not in cls.yaml_excluded:
+            if key not in cls.yaml_excluded and name not in cls.value_locations.values():
                 keys.append(key)
         return tuple(keys)
 
@@ -159,6 +161,9 @@ class SpecModel(BaseModel):
                 )
             )
         out["location"] = data.location
+        for key, target in cls.value_locations.items():
+            if key in out:
+                out[target] = data.value_locations.get(key, data.location)
         return out
 
 

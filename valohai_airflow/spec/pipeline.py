@@ -138,6 +138,7 @@ class Override(SpecModel):
     kind: ClassVar[str] = "override"
     unknown_key_severity: ClassVar[Severity] = Severity.WARNING
     unknown_key_hint: ClassVar[str | None] = "should it be nested under `parameters` or `inputs`?"
+    value_locations: ClassVar[dict[str, str]] = {"environment": "environment_location"}
 
     image: Str | None = None
     command: StrOrStrList | None = None
@@ -146,6 +147,7 @@ class Override(SpecModel):
     environment_variables: tuple[EnvironmentVariable, ...] = Field(default=(), alias="environment-variables")
     mounts: tuple[Mount, ...] = ()
     environment: Str | None = None
+    environment_location: Location | None = Field(default=None, exclude=True, repr=False)
     runtime_config_preset: Str | None = Field(default=None, alias="runtime-config-preset")
     autorestart: Bool | None = None
 

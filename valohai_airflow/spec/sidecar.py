@@ -1,8 +1,9 @@
 """The optional `valohai-airflow.yaml` beside valohai.yaml: the Airflow settings Valohai's schema has no room for.
 
 Per-pipeline DAG settings, schedules that replace Valohai's (UI-configured) triggers, what
-`on-error: retry` means, how long an approval waits and whether a deployment node also serves its
-endpoints in a local container. Read with the same located YAML loader as
+`on-error: retry` means, how long an approval waits, whether a deployment node also serves its
+endpoints in a local container, and what a Valohai `environment` (machine type) means here: an
+Airflow queue and pool and the container's CPU, memory, /dev/shm and GPU limits. Read with the same located YAML loader as
 valohai.yaml, so every problem is a Diagnostic with file:line:column. Checks that need valohai.yaml
 (a trigger naming an unknown pipeline or parameter) happen in the plan layer.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import zoneinfo
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -19,7 +21,7 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
 from croniter import CroniterBadCronError, croniter
-from pydantic import AfterValidator, Field, ValidationError
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, WithJsonSchema
 
 from valohai_airflow.spec._base import (
     Bool,
@@ -195,6 +197,86 @@ class DeploymentSettings(SpecModel):
     publish: dict[str, HostPort] = Field(default_factory=dict)  # endpoint → host port on 127.0.0.1
 
 
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:([kmg])b?|b)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+MIN_MEMORY_BYTES = (
+    6 * 1024**2
+)  # Docker refuses a smaller memory limit ("Minimum memory limit allowed is 6MB")
+
+
+def parse_size(value: Any) -> int:
+    """A Docker size (`16g`, `512m`, `2048k`, `100b`, or a number of bytes) as bytes; like Docker's, the
+    units are powers of 1024."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise spec_error(
+            "size", "must be a size like '16g' or '512m', or bytes, got {value!r}", {"value": to_plain(value)}
+        )
+    if isinstance(value, str):
+        match = _SIZE_RE.match(value)
+        if not match:
+            raise spec_error(
+                "size",
+                "{value!r} is not a size; write a number with b, k, m or g (powers of 1024), like '16g' or '512m'",
+                {"value": value},
+            )
+        size = int(float(match.group(1)) * _SIZE_UNITS[(match.group(2) or "").lower()])
+    else:
+        size = int(value)
+    if size < 1:
+        raise spec_error("size", "must be at least 1 byte, got {value!r}", {"value": value})
+    return size
+
+
+def _memory(value: Any) -> int:
+    size = parse_size(value)
+    if size < MIN_MEMORY_BYTES:
+        raise spec_error(
+            "size", "{value!r} is below Docker's smallest memory limit, 6m", {"value": to_plain(value)}
+        )
+    return size
+
+
+def _gpus(value: Any) -> int | str:
+    if value == "all" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+        return value  # type: ignore[no-any-return]
+    raise spec_error(
+        "gpus",
+        "must be a whole number of GPUs (at least 1) or 'all', got {value!r}",
+        {"value": to_plain(value)},
+    )
+
+
+_SIZE_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "integer", "minimum": 1, "description": "bytes"},
+        {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*([kKmMgG][bB]?|[bB])?\s*$"},
+    ]
+}
+Size = Annotated[int, BeforeValidator(parse_size), WithJsonSchema(_SIZE_SCHEMA)]
+MemorySize = Annotated[int, BeforeValidator(_memory), WithJsonSchema(_SIZE_SCHEMA)]
+Gpus = Annotated[
+    int | Literal["all"],
+    BeforeValidator(_gpus),
+    WithJsonSchema({"anyOf": [{"type": "integer", "minimum": 1}, {"const": "all"}]}),
+]
+Name = Annotated[str, Field(strict=True, pattern=r"^\S+$")]
+
+
+class EnvironmentSettings(SpecModel):
+    """What a Valohai `environment` (a machine type slug) means here: where its nodes run (an Airflow
+    queue a worker serves, an Airflow pool) and the limits of their containers."""
+
+    kind: ClassVar[str] = "environment settings"
+
+    queue: Name | None = None  # None: Airflow's [operators] default_queue
+    pool: Name | None = None  # None: Airflow's default_pool
+    pool_slots: PositiveInt | None = None
+    cpus: Annotated[Number, Field(gt=0)] | None = None
+    memory: MemorySize | None = None  # bytes
+    shm_size: Size | None = None  # bytes
+    gpus: Gpus | None = None
+
+
 class ProjectSettings(SpecModel):
     """The whole sidecar; defaults everywhere, so a project without one gets `ProjectSettings()`."""
 
@@ -206,6 +288,7 @@ class ProjectSettings(SpecModel):
     on_error_retry: OnErrorRetry = Field(default_factory=OnErrorRetry)
     approval: ApprovalSettings = Field(default_factory=ApprovalSettings)
     deployments: dict[str, DeploymentSettings] = Field(default_factory=dict)
+    environments: dict[str, EnvironmentSettings] = Field(default_factory=dict)
     source: str | None = Field(default=None, exclude=True)
 
     def pipeline(self, name: str) -> PipelineSettings:
@@ -307,6 +390,8 @@ def _describe(data: YamlMap, loc: tuple[Any, ...]) -> tuple[tuple[Any, ...], str
                 label = f"pipeline settings {part!r}"
             elif parent_key == "deployments" and len(path) == 2:
                 label = f"deployment settings {part!r}"
+            elif parent_key == "environments" and len(path) == 2:
+                label = f"environment settings {part!r}"
             elif len(path) == 1 and part in ("on_error_retry", "approval"):
                 label = str(part)
         elif isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current):
@@ -340,8 +425,9 @@ def _error_text(error: Any, field_name: str | None) -> str:
         "less_than_equal": f"{subject} must be at most {ctx.get('le')}, got {value!r}",
         "date_type": f"{subject} must be a date like 2026-01-05, got {value!r}",
         "date_from_datetime_parsing": f"{subject} must be a date like 2026-01-05, got {value!r}",
+        "string_pattern_mismatch": f"{subject} must be a name without spaces, got {value!r}",
     }
-    if kind in ("cron", "timezone", "health_path"):
+    if kind in ("cron", "timezone", "health_path", "size", "gpus"):
         return f"{subject}: {error['msg']}"
     return texts.get(kind, f"{subject} {error['msg']}")
 
@@ -356,7 +442,8 @@ def sidecar_json_schema() -> dict[str, Any]:
     schema["title"] = SIDECAR_NAME
     schema["description"] = (
         "Airflow settings of a valohai-airflow project, beside valohai.yaml: per-pipeline DAG settings, "
-        "scheduled triggers, on-error retry and approval settings, local serving of deployments."
+        "scheduled triggers, on-error retry and approval settings, local serving of deployments, and the Airflow "
+        "queue, pool and container resources of each Valohai environment (machine type)."
     )
     return schema
 

@@ -18,6 +18,7 @@ from valohai_airflow.spec._base import (
     spec_error,
     to_plain,
 )
+from valohai_airflow.spec.diagnostics import Location
 from valohai_airflow.spec.input import Input
 from valohai_airflow.spec.parameter import Parameter
 
@@ -167,6 +168,7 @@ class Step(SpecModel):
     """One ``- step:`` item."""
 
     kind: ClassVar[str] = "step"
+    value_locations: ClassVar[dict[str, str]] = {"environment": "environment_location"}
 
     name: Str
     image: Str
@@ -175,6 +177,7 @@ class Step(SpecModel):
     inputs: tuple[Input, ...] = ()
     outputs: tuple[Output, ...] = ()
     environment: Str | None = None
+    environment_location: Location | None = Field(default=None, exclude=True, repr=False)
     environment_variables: tuple[EnvironmentVariable, ...] = Field(default=(), alias="environment-variables")
     environment_variable_groups: StrList = Field(default=(), alias="environment-variable-groups")
     mounts: tuple[Mount, ...] = ()
