@@ -338,7 +338,27 @@ class Cluster:
     postgres: Postgres
     redis: Redis
     workers: dict[str, Worker] = field(default_factory=dict)
+    engines: dict[str, Engine] = field(default_factory=dict)
     s3: Any = None
+
+    def listening(self) -> set[tuple[str, int]]:
+        """Every TCP address the Airflow components, Postgres, Redis, SeaweedFS and the engines
+        (and their children) listen on."""
+        services = [self.postgres.process, self.redis.process, getattr(self.s3, "process", None)]
+        services += [engine.process for engine in self.engines.values()]
+        addresses = self.server.listening()
+        for process in (p for p in services if p is not None):
+            for member in [
+                psutil.Process(process.pid),
+                *psutil.Process(process.pid).children(recursive=True),
+            ]:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    addresses |= {
+                        (c.laddr.ip, c.laddr.port)
+                        for c in member.net_connections(kind="tcp")
+                        if c.status == psutil.CONN_LISTEN
+                    }
+        return addresses
 
     def worker_by_hostname(self, hostname: str) -> Worker:
         return next(w for w in self.workers.values() if w.hostname == hostname)

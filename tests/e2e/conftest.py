@@ -56,6 +56,18 @@ COMPONENTS = {
 T = TypeVar("T")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """test_celery.py starts an Airflow of its own (tests/e2e/cluster.py): run it before the
+    modules that share `airflow_server`, which stays up until the package's last test, so the two
+    Airflow set-ups never run side by side on the machine's cores."""
+    e2e = [i for i, item in enumerate(items) if Path(item.path).parent == Path(__file__).parent]
+    if not e2e or e2e != list(range(e2e[0], e2e[-1] + 1)):
+        return
+    block = items[e2e[0] : e2e[-1] + 1]
+    block.sort(key=lambda item: Path(item.path).name != "test_celery.py")  # stable: the rest keep their order
+    items[e2e[0] : e2e[-1] + 1] = block
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))

@@ -57,23 +57,11 @@ BUSYBOX_IMAGE = "valohai-airflow/busybox:1"
 QUEUES = {"a": ("default", "machine-a"), "b": ("default", "machine-b")}
 # the example's steps, each on one machine: every edge of both pipelines goes from one worker to the other
 STEP_MACHINE = {"preprocess": "a", "train": "b", "evaluate": "a", "pick-best": "b", "compare": "a"}
-ENVIRONMENTS = {"e2e-machine-a": "machine-a", "e2e-machine-b": "machine-b"}
 CENTRAL = {
     "api-server": ["api-server"],
     "scheduler": ["scheduler", "--skip-serve-logs"],
     "dag-processor": ["dag-processor"],
 }
-# Routing until the sidecar's `environments:` lands: Airflow's cluster policy, from the step's environment
-POLICY = """\
-ROUTES = %r
-
-
-def task_policy(task):
-    node = getattr(task, "node", None) or getattr(task, "partial_kwargs", {}).get("node")
-    environment = getattr(getattr(node, "step", None), "environment", None)
-    if environment in ROUTES:
-        task.queue = ROUTES[environment]
-"""
 IDENTITY = """\
 import os
 
@@ -81,7 +69,13 @@ import os
 def hostname():
     return os.environ["VH_E2E_HOSTNAME"]
 """
+# the sidecar's environments: a step's Valohai `environment` (its machine type) → an Airflow queue
 SIDECAR = """\
+environments:
+  e2e-machine-a:
+    queue: machine-a
+  e2e-machine-b:
+    queue: machine-b
 pipelines:
 %(pipelines)s
 """
@@ -148,7 +142,7 @@ def cluster(artefacts_dir: Path) -> Iterator[Cluster]:
     shutil.copy(REPO_ROOT / "dags" / "valohai_dags.py", home / "dags" / "valohai_dags.py")
     server = AirflowServer(home=home, port=free_port(), logs=logs)
     cluster = Cluster(root=root, server=server, postgres=Postgres(root), redis=Redis(root))
-    engines = {name: Engine(root, name) for name in QUEUES}
+    engines = cluster.engines = {name: Engine(root, name) for name in QUEUES}
     seaweed = SeaweedServer()
     group = 0
     try:
@@ -167,10 +161,9 @@ def cluster(artefacts_dir: Path) -> Iterator[Cluster]:
             f"celery cluster: postgres, redis, seaweedfs, 2 engines after {time.monotonic() - started:.0f} s"
         )
 
-        policy = root / "python"
-        policy.mkdir()
-        (policy / "airflow_local_settings.py").write_text(POLICY % ENVIRONMENTS)
-        (policy / "vh_e2e_identity.py").write_text(IDENTITY)
+        identity = root / "python"  # two "machines" on one host need hostnames of their own
+        identity.mkdir()
+        (identity / "vh_e2e_identity.py").write_text(IDENTITY)
         shared = {
             "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
             "AIRFLOW__CORE__DAGS_FOLDER": str(server.dags_folder),
@@ -182,7 +175,7 @@ def cluster(artefacts_dir: Path) -> Iterator[Cluster]:
             "AWS_ACCESS_KEY_ID": endpoint.access_key,
             "AWS_SECRET_ACCESS_KEY": endpoint.secret_key,
             "AWS_DEFAULT_REGION": endpoint.region,
-            "PYTHONPATH": str(policy),
+            "PYTHONPATH": str(identity),
             "AIRFLOW__API__WORKERS": "1",
             **secrets_env(),
         }
@@ -251,11 +244,17 @@ def cluster(artefacts_dir: Path) -> Iterator[Cluster]:
         for name, engine in engines.items():
             if engine.process is not None and engine.process.poll() is None:
                 left[name] = server.containers_of_our_runs(engine.url)
-        for engine in engines.values():
-            engine.stop()
-        cluster.redis.stop()
-        cluster.postgres.stop()
-        seaweed.stop()
+        stops: dict[str, float] = {}
+        for name, stop in [
+            *((f"engine-{n}", e.stop) for n, e in engines.items()),
+            ("redis", cluster.redis.stop),
+            ("postgres", cluster.postgres.stop),
+            ("seaweedfs", seaweed.stop),
+        ]:
+            began = time.monotonic()
+            stop()
+            stops[name] = round(time.monotonic() - began, 1)
+        SUMMARY["stop_seconds"] = stops
         (logs / "summary.json").write_text(json.dumps(SUMMARY, indent=2))
         print(f"celery summary: {json.dumps(SUMMARY)}")
         shutil.rmtree(root, ignore_errors=True)
@@ -363,7 +362,7 @@ def test_example_pipelines_spread_over_two_workers(cluster: Cluster) -> None:
                 _check_in_s3(cluster, files)
     for worker in cluster.workers.values():
         assert not worker.engine.containers(LABEL), worker.engine.containers(LABEL)
-    assert {host for host, _ in server.listening()} == {"127.0.0.1"}, server.listening()
+    assert {host for host, _ in cluster.listening()} == {"127.0.0.1"}, cluster.listening()
 
 
 def _faults_project(cluster: Cluster, name: str, sleep: int, retry_delay: int) -> str:
