@@ -84,7 +84,9 @@ FAULTS = """\
     name: produce
     image: valohai-airflow/busybox:1
     environment: e2e-machine-a
-    command: echo survives > /valohai/outputs/data.txt
+    command:
+      - sleep %(produce)s
+      - echo survives > /valohai/outputs/data.txt
 - step:
     name: slow
     image: valohai-airflow/busybox:1
@@ -182,8 +184,9 @@ def cluster(artefacts_dir: Path) -> Iterator[Cluster]:
         central = {
             **_environment(home, server.port),
             **shared,
-            # a task whose worker died is failed (and retried) after 20 s without its heartbeat
-            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20",
+            # a task whose worker died is failed (and retried) after 30 s without its heartbeat
+            # (tasks heartbeat every 5 s; 300 s by default)
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
             "AIRFLOW__CORE__PARALLELISM": "8",
         }
@@ -365,10 +368,10 @@ def test_example_pipelines_spread_over_two_workers(cluster: Cluster) -> None:
     assert {host for host, _ in cluster.listening()} == {"127.0.0.1"}, cluster.listening()
 
 
-def _faults_project(cluster: Cluster, name: str, sleep: int, retry_delay: int) -> str:
+def _faults_project(cluster: Cluster, name: str, *, produce: int, sleep: int, retry_delay: int) -> str:
     project = cluster.server.dags_folder / name
     project.mkdir()
-    (project / "valohai.yaml").write_text(FAULTS % {"sleep": sleep})
+    (project / "valohai.yaml").write_text(FAULTS % {"produce": produce, "sleep": sleep})
     (project / "valohai-airflow.yaml").write_text(
         SIDECAR % {"pipelines": f"  survive:\n    retries: 1\n    retry_delay_seconds: {retry_delay}"}
     )
@@ -379,7 +382,7 @@ def _faults_project(cluster: Cluster, name: str, sleep: int, retry_delay: int) -
 
 def test_worker_killed_mid_node_retried_on_the_other(cluster: Cluster) -> None:
     server = cluster.server
-    dag_id = _faults_project(cluster, "faults", sleep=12, retry_delay=2)
+    dag_id = _faults_project(cluster, "faults", produce=0, sleep=12, retry_delay=2)
     started = time.monotonic()
     run_id = server.trigger(dag_id, {})
     first = cluster.wait_for_ti(
@@ -439,7 +442,7 @@ def test_redis_restarted_mid_run(cluster: Cluster) -> None:
     # A task the scheduler hands to Celery while the broker is away fails at once (the
     # CeleryExecutor's "Error sending Celery task"): that costs it one try. A retry delay longer than
     # the broker's restart lets the retry find Redis back; tasks already running are not affected.
-    dag_id = _faults_project(cluster, "broker", sleep=4, retry_delay=20)
+    dag_id = _faults_project(cluster, "broker", produce=8, sleep=4, retry_delay=20)
     started = time.monotonic()
     run_id = server.trigger(dag_id, {})
     cluster.wait_for_ti(dag_id, run_id, "produce", lambda ti: ti["state"] == "running", "running")
