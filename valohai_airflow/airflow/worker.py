@@ -21,6 +21,7 @@ from typing import Any
 
 import docker
 from celery.signals import worker_init
+from docker.errors import DockerException
 
 from valohai_airflow.airflow.operators import WORKER_LABEL, worker_hostname
 from valohai_airflow.airflow.settings import valohai_settings
@@ -56,7 +57,11 @@ def remove_leftover_containers(*, docker_url: str | None = None, hostname: str |
 
 
 def _on_worker_init(**_: Any) -> None:
-    removed = remove_leftover_containers()
+    try:
+        removed = remove_leftover_containers()
+    except (DockerException, OSError) as error:  # the worker still starts; its tasks will say more
+        log.warning("valohai-airflow: leftover node containers not checked, no Docker engine: %s", error)
+        return
     log.info("valohai-airflow: %d leftover node container(s) removed at worker start", len(removed))
 
 
