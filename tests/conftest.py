@@ -1,4 +1,4 @@
-"""Shared fixtures: where the corpus of real valohai.yaml files lives."""
+"""Shared fixtures: the valohai.yaml files the corpus tests read (tests/support/cases.py), real S3."""
 
 from __future__ import annotations
 
@@ -10,15 +10,23 @@ from pathlib import Path
 import pytest
 
 from tests.support import seaweed
+from tests.support.cases import CORPUS_DIR, CORPUS_SKIP, HAVE_CORPUS, Files
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-CORPUS_DIR = Path(os.environ.get("VALOHAI_CORPUS", REPO_ROOT.parent / "shared" / "corpus"))
+
+
+@pytest.fixture(scope="session")
+def files() -> Files:
+    """Paths of shape fixtures, valohai-yaml's example files (fetched once, on first need) and the
+    optional corpus."""
+    return Files()
 
 
 @pytest.fixture(scope="session")
 def corpus_dir() -> Path:
-    if not CORPUS_DIR.is_dir():
-        pytest.fail(f"corpus not found at {CORPUS_DIR}; set VALOHAI_CORPUS")
+    """The optional corpus of real valohai.yaml files; a test that needs all of it is skipped without it."""
+    if not HAVE_CORPUS:
+        pytest.skip(CORPUS_SKIP)
     return CORPUS_DIR
 
 

@@ -5,13 +5,15 @@ the store on disk.
 The dags folder starts with only the loader file (tests/e2e/conftest.py). The example project is
 copied in while Airflow runs, its pipeline triggered with a run conf and waited for; a broken
 valohai.yaml becomes an error DAG naming file and line while the example stays; edits to a
-valohai.yaml reach the DAG on the DAG processor's next re-parse.
+valohai.yaml reach the DAG on the DAG processor's next re-parse; a 1,000-node pipeline reaches the
+API with its whole trigger form.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+import shutil
 import time
 from datetime import datetime
 from pathlib import Path
@@ -20,6 +22,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import PARSE_TIMEOUT, AirflowServer, ExampleRun, wait_for
+from tests.support.synthetic import synthetic_yaml
 
 pytestmark = pytest.mark.integration
 
@@ -165,3 +168,35 @@ def test_edits_reach_the_dag_on_the_next_parse(airflow_server: AirflowServer, ex
     params = server.get("/dags/edited__greet/details")["params"]
     assert params["shout.parameter.greeting"]["value"] == "HEY", params
     assert "say.parameter.greeting" not in params
+
+
+def test_a_1000_node_pipeline_reaches_the_api_with_its_whole_trigger_form(
+    airflow_server: AirflowServer, example_project: Path
+) -> None:
+    """The DAG processor parses and serializes a 1,000-node pipeline; the API server's DAG details
+    (what the trigger form is drawn from) hold every Param, and a trigger with a wrong value for a
+    deep node's parameter is refused before a run exists."""
+    server = airflow_server
+    project = server.dags_folder / "big"
+    project.mkdir()
+    (project / "valohai.yaml").write_text(synthetic_yaml(1000, 4000))
+    try:
+        started = time.monotonic()
+        server.wait_for_dag("big__synthetic")
+        print(f"1,000-node pipeline listed by the API {time.monotonic() - started:.0f} s after the copy")
+        params = server.get("/dags/big__synthetic/details")["params"]
+        assert len(params) == 2000, len(params)  # one parameter and one input per node
+        param = params["n777.parameter.size-7"]
+        assert param["value"] == 7 and param["schema"]["type"] == "integer", param
+        assert param["schema"]["section"] == "n777" and param["schema"]["minimum"] == 0, param
+        assert len(server.get("/dags/big__synthetic/tasks")["tasks"]) == 1000
+        response = server.api(
+            "POST",
+            "/dags/big__synthetic/dagRuns",
+            json={"logical_date": None, "conf": {"n999.parameter.size-9": "many"}},
+        )
+        assert response.status_code == 400, response.text
+        assert "n999.parameter.size-9" in response.text, response.text
+        assert not server.get("/dags/big__synthetic/dagRuns")["dag_runs"]
+    finally:
+        shutil.rmtree(project)

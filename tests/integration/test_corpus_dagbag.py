@@ -1,4 +1,7 @@
-"""The whole corpus in one real dags folder, parsed by Airflow's own DagBag through the loader file.
+"""A whole group of files in one real dags folder, parsed by Airflow's own DagBag through the loader file.
+
+Two groups (tests/support/corpus.py): the shape fixtures with valohai-yaml's sdist files, which every
+clone has, and the optional corpus.
 
 Every file that compiles must give one DAG per pipeline whose tasks and dependencies are exactly the
 nodes and edges that valohai-yaml's own `PipelineConverter` reads from the same text; every file that
@@ -20,6 +23,8 @@ from airflow.serialization.serialized_objects import DagSerialization
 from valohai_yaml.pipelines.conversion import PipelineConverter
 
 from tests.integration.conftest import add_project, dag_bag
+from tests.support import cases, corpus
+from tests.support.cases import Files
 from valohai_airflow.airflow.control import APPROVAL_SUFFIX
 from valohai_airflow.airflow.variants import VARIANTS_SUFFIX
 from valohai_airflow.plan.naming import dag_id_for
@@ -29,27 +34,36 @@ from valohai_airflow.spec.diagnostics import ValohaiSpecError
 pytestmark = pytest.mark.integration
 
 
-def _project_name(corpus_file: Path) -> str:
+def _project_name(label: str) -> str:
     """A folder name that is already a valid Airflow id, so the expected dag ids can be written out."""
-    return re.sub(r"[^A-Za-z0-9_-]", "_", corpus_file.name.removesuffix(".yaml"))
+    return re.sub(r"[^A-Za-z0-9_-]", "_", label.removesuffix(".yaml").replace("/", "__"))
+
+
+def _projects(files: Files, group: str) -> dict[str, Path]:
+    """Project name → file; a fixture's name says where it is from (`shapes__…`, `valohai-yaml__…`)."""
+    if group == corpus.FIXTURES:
+        chosen = [(f"{c.source}__{c.name}", c) for c in cases.shapes() + cases.upstream()]
+    else:
+        chosen = [(c.name, c) for c in cases.corpus()]
+    return {_project_name(label): files.path(case) for label, case in chosen}
 
 
 @dataclass
 class Corpus:
-    good: dict[str, Path] = field(default_factory=dict)  # project name → corpus file
+    good: dict[str, Path] = field(default_factory=dict)  # project name → file
     bad: dict[str, Path] = field(default_factory=dict)
 
 
-def _split(corpus_dir: Path) -> Corpus:
-    corpus = Corpus()
-    for path in sorted(corpus_dir.glob("*.yaml")):
+def _split(projects: dict[str, Path]) -> Corpus:
+    split = Corpus()
+    for name, path in projects.items():
         try:
             compile_project(path)
         except ValohaiSpecError:
-            corpus.bad[_project_name(path)] = path
+            split.bad[name] = path
         else:
-            corpus.good[_project_name(path)] = path
-    return corpus
+            split.good[name] = path
+    return split
 
 
 def _reference(text: str) -> dict[str, dict[str, Any]] | None:
@@ -97,10 +111,12 @@ def _dependencies(dag: Any) -> set[tuple[str, str]]:
     }
 
 
-def test_every_corpus_file_in_one_dagbag(dags_folder: Path, corpus_dir: Path) -> None:
-    corpus = _split(corpus_dir)
-    assert len(corpus.good) + len(corpus.bad) == len(list(corpus_dir.glob("*.yaml")))
-    for name, path in {**corpus.good, **corpus.bad}.items():
+@pytest.mark.parametrize("group", corpus.GROUPS)
+def test_every_corpus_file_in_one_dagbag(dags_folder: Path, files: Files, group: str) -> None:
+    projects = _projects(files, group)
+    split = _split(projects)
+    assert len(split.good) + len(split.bad) == len(projects)
+    for name, path in {**split.good, **split.bad}.items():
         add_project(dags_folder, name, path)
 
     started = time.perf_counter()
@@ -114,12 +130,12 @@ def test_every_corpus_file_in_one_dagbag(dags_folder: Path, corpus_dir: Path) ->
     for dag in bag.dags.values():
         (project,) = set(dag.tags) - {"valohai", "valohai-error"}
         by_project[project].append(dag)
-    with_pipelines = {name for name, path in corpus.good.items() if compile_project(path).pipelines}
-    assert set(by_project) == with_pipelines | set(corpus.bad)  # a file of steps only gives no DAG
+    with_pipelines = {name for name, path in split.good.items() if compile_project(path).pipelines}
+    assert set(by_project) == with_pipelines | set(split.bad)  # a file of steps only gives no DAG
 
     pipelines = compared = 0
     skipped: list[str] = []
-    for name, path in corpus.good.items():
+    for name, path in split.good.items():
         plan = compile_project(path)
         dags = {dag.dag_display_name: dag for dag in by_project.get(name, [])}
         assert len(dags) == len(by_project.get(name, [])), name
@@ -141,7 +157,7 @@ def test_every_corpus_file_in_one_dagbag(dags_folder: Path, corpus_dir: Path) ->
             expected = {(edge["source_node"], edge["target_node"]) for edge in converted["edges"]}
             assert _dependencies(dag) == expected, where
 
-    for name in corpus.bad:
+    for name in split.bad:
         dags = by_project[name]
         assert [dag.dag_id for dag in dags] == [f"valohai_error__{name}"], name
         assert re.search(rf"(^|/){re.escape(name)}/valohai\.yaml:\d+:\d+: error: ", dags[0].description), (
@@ -150,10 +166,10 @@ def test_every_corpus_file_in_one_dagbag(dags_folder: Path, corpus_dir: Path) ->
         )
 
     print(
-        f"\ncorpus: {len(corpus.good) + len(corpus.bad)} files, {len(corpus.good)} compile, "
-        f"{len(with_pipelines)} of them with pipelines, {len(corpus.bad)} error DAGs; {pipelines} pipelines → {pipelines} DAGs, {compared} compared "
+        f"\n{group}: {len(split.good) + len(split.bad)} files, {len(split.good)} compile, "
+        f"{len(with_pipelines)} of them with pipelines, {len(split.bad)} error DAGs; {pipelines} pipelines → {pipelines} DAGs, {compared} compared "
         f"with PipelineConverter, {len(skipped)} skipped ({'; '.join(skipped)}); "
         f"{len(bag.dags)} DAGs in the bag, parsed in {parse_seconds:.1f} s"
     )
-    assert len(bag.dags) == pipelines + len(corpus.bad)
+    assert len(bag.dags) == pipelines + len(split.bad)
     assert compared > 0 and compared + len(skipped) == pipelines

@@ -1,19 +1,42 @@
-"""The corpus files that compile, as the Airflow-side tests walk them."""
+"""The files that compile, as the Airflow-side corpus tests walk them."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+import pytest
+
+from tests.support import cases
 from valohai_airflow.plan.model import ProjectPlan
 from valohai_airflow.plan.project import compile_project
 from valohai_airflow.spec.diagnostics import ValohaiSpecError
 
 
-def compiled_corpus(corpus_dir: Path) -> Iterator[tuple[Path, ProjectPlan]]:
-    """(file, plan) for every corpus file that compiles, in name order; the others are skipped."""
-    for path in sorted(corpus_dir.glob("*.yaml")):
+def compiled(paths: Iterable[Path]) -> Iterator[tuple[Path, ProjectPlan]]:
+    """(file, plan) for every file that compiles, in the order given; the others are left out."""
+    for path in paths:
         try:
             yield path, compile_project(path)
         except ValohaiSpecError:
             continue
+
+
+# The two groups the Airflow-side corpus tests walk: what every clone has (the shape fixtures and
+# valohai-yaml's sdist files), and the optional corpus (one skip, with its reason, when absent).
+FIXTURES = "fixtures"
+GROUPS = [
+    pytest.param(FIXTURES, id="shapes+valohai-yaml"),
+    pytest.param(
+        cases.CORPUS,
+        id="corpus",
+        marks=() if cases.HAVE_CORPUS else pytest.mark.skip(reason=cases.CORPUS_SKIP),
+    ),
+]
+
+
+def group_paths(files: cases.Files, group: str) -> list[Path]:
+    """Every file of the group, in name order within each source."""
+    if group == FIXTURES:
+        return [files.path(c) for c in cases.shapes() + cases.upstream()]
+    return [files.path(c) for c in cases.corpus()]

@@ -12,11 +12,13 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO_ROOT
+from tests.support import cases
+from tests.support.cases import Case, FanOut, Files
 from valohai_airflow.cli import main
 
-TENSORFLOW = "valohai__tensorflow-example__valohai.yaml"
-TARGETLESS = "valohai__valohai-yaml__tests__warning_examples__targetless-pipeline-params.yaml"
-BROKEN = "valohai__valohai-yaml__examples__pipeline-example.yaml"  # edges into parameters the step lacks
+TARGETLESS = Case(cases.UPSTREAM, "tests/warning_examples/targetless-pipeline-params.yaml")
+BROKEN = Case(cases.UPSTREAM, "examples/pipeline-example.yaml")  # edges into parameters the step lacks
+FAN_OUT = cases.fan_out_params()
 
 GOOD = textwrap.dedent(
     """
@@ -47,14 +49,18 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def test_lint_a_good_file(capsys: pytest.CaptureFixture[str], corpus_dir: Path) -> None:
-    code, out, _ = run(capsys, "lint", str(corpus_dir / TENSORFLOW))
+@pytest.mark.parametrize(("case", "names"), FAN_OUT)
+def test_lint_a_good_file(
+    capsys: pytest.CaptureFixture[str], files: Files, case: Case, names: FanOut
+) -> None:
+    path = files.path(case)
+    code, out, _ = run(capsys, "lint", str(path))
     assert code == 0
-    assert out.splitlines()[-1] == f"{corpus_dir / TENSORFLOW}: 0 error(s), 2 warning(s)"
+    assert out.splitlines()[-1] == f"{path}: 0 error(s), 2 warning(s)"
 
 
-def test_lint_a_file_with_errors(capsys: pytest.CaptureFixture[str], corpus_dir: Path) -> None:
-    path = corpus_dir / BROKEN
+def test_lint_a_file_with_errors(capsys: pytest.CaptureFixture[str], files: Files) -> None:
+    path = files.path(BROKEN)
     code, out, _ = run(capsys, "lint", str(path))
     assert code == 1
     *findings, summary = out.splitlines()
@@ -68,16 +74,17 @@ def test_lint_a_file_with_errors(capsys: pytest.CaptureFixture[str], corpus_dir:
     assert summary == f"{path}: 7 error(s), 0 warning(s)"
 
 
-def test_strict_makes_warnings_fail(capsys: pytest.CaptureFixture[str], corpus_dir: Path) -> None:
-    path = str(corpus_dir / TARGETLESS)
+def test_strict_makes_warnings_fail(capsys: pytest.CaptureFixture[str], files: Files) -> None:
+    path = str(files.path(TARGETLESS))
     code, out, _ = run(capsys, "lint", path)
     assert code == 0
     assert re.match(rf"{re.escape(path)}:14:9: warning: .*parameter \"id\": no targets", out)
     assert run(capsys, "lint", "--strict", path)[0] == 1
 
 
-def test_json_output(capsys: pytest.CaptureFixture[str], corpus_dir: Path) -> None:
-    good, broken = str(corpus_dir / TENSORFLOW), str(corpus_dir / BROKEN)
+@pytest.mark.parametrize(("case", "names"), FAN_OUT)
+def test_json_output(capsys: pytest.CaptureFixture[str], files: Files, case: Case, names: FanOut) -> None:
+    good, broken = str(files.path(case)), str(files.path(BROKEN))
     code, out, _ = run(capsys, "lint", "--format", "json", good, broken)
     assert code == 1
     report = json.loads(out)
@@ -125,31 +132,58 @@ def test_missing_paths(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> No
     assert code == 1 and "no valohai.yaml found" in err
 
 
-def test_graph_text(capsys: pytest.CaptureFixture[str], corpus_dir: Path) -> None:
-    code, out, _ = run(capsys, "graph", str(corpus_dir / TENSORFLOW), "--pipeline", "training-pipeline")
-    assert code == 0
-    assert out.splitlines() == [
+GRAPH_TEXT = {
+    "fan-out-fan-in.yaml": [
+        "pipeline linear",
+        "  tokenise [execution] step tokenise-corpus in python:3.11",
+        "  fit [execution] step fit-classifier in python:3.11-slim",
+        "    <- tokenise.output.tokens.parquet into input.tokens",
+        "  score [execution] step score-classifier in python:3.11-slim",
+        "    <- fit.output.classifier* into input.classifier",
+    ],
+    "valohai__tensorflow-example__valohai.yaml": [
         "pipeline training-pipeline",
         "  preprocess [execution] step preprocess-dataset in python:3.9",
         "  train [execution] step train-model in tensorflow/tensorflow:2.6.0",
         "    <- preprocess.output.preprocessed_mnist.npz into input.dataset",
         "  evaluate [execution] step batch-inference in tensorflow/tensorflow:2.6.0",
         "    <- train.output.model* into input.model",
-    ]
+    ],
+}
 
-
-def test_graph_mermaid(capsys: pytest.CaptureFixture[str], corpus_dir: Path) -> None:
-    args = ("graph", str(corpus_dir / TENSORFLOW), "--pipeline", "training-pipeline", "--format", "mermaid")
-    code, out, _ = run(capsys, *args)
-    assert code == 0
-    assert out.splitlines() == [
+GRAPH_MERMAID = {
+    "fan-out-fan-in.yaml": [
+        "flowchart LR",
+        '    n0["tokenise"]',
+        '    n1["fit"]',
+        '    n2["score"]',
+        '    n0 -->|"output.tokens.parquet → input.tokens"| n1',
+        '    n1 -->|"output.classifier* → input.classifier"| n2',
+    ],
+    "valohai__tensorflow-example__valohai.yaml": [
         "flowchart LR",
         '    n0["preprocess"]',
         '    n1["train"]',
         '    n2["evaluate"]',
         '    n0 -->|"output.preprocessed_mnist.npz → input.dataset"| n1',
         '    n1 -->|"output.model* → input.model"| n2',
-    ]
+    ],
+}
+
+
+@pytest.mark.parametrize(("case", "names"), FAN_OUT)
+def test_graph_text(capsys: pytest.CaptureFixture[str], files: Files, case: Case, names: FanOut) -> None:
+    code, out, _ = run(capsys, "graph", str(files.path(case)), "--pipeline", names.linear)
+    assert code == 0
+    assert out.splitlines() == GRAPH_TEXT[case.name]
+
+
+@pytest.mark.parametrize(("case", "names"), FAN_OUT)
+def test_graph_mermaid(capsys: pytest.CaptureFixture[str], files: Files, case: Case, names: FanOut) -> None:
+    args = ("graph", str(files.path(case)), "--pipeline", names.linear, "--format", "mermaid")
+    code, out, _ = run(capsys, *args)
+    assert code == 0
+    assert out.splitlines() == GRAPH_MERMAID[case.name]
 
 
 def test_mermaid_keeps_similar_names_apart(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -165,34 +199,37 @@ def test_mermaid_keeps_similar_names_apart(capsys: pytest.CaptureFixture[str], t
     ]
 
 
-def test_every_pipeline_without_pipeline_option(capsys: pytest.CaptureFixture[str], corpus_dir: Path) -> None:
-    code, out, _ = run(capsys, "graph", str(corpus_dir / TENSORFLOW))
+def _pipelines(names: FanOut) -> list[str]:
+    return [names.linear, names.three, names.deploy, names.broken, names.dynamic]
+
+
+@pytest.mark.parametrize(("case", "names"), FAN_OUT)
+def test_every_pipeline_without_pipeline_option(
+    capsys: pytest.CaptureFixture[str], files: Files, case: Case, names: FanOut
+) -> None:
+    code, out, _ = run(capsys, "graph", str(files.path(case)))
     assert code == 0
     assert [line for line in out.splitlines() if line.startswith("pipeline ")] == [
-        "pipeline training-pipeline",
-        "pipeline three-trainings-pipeline",
-        "pipeline three-trainings-pipeline-w-deployment",
-        "pipeline three-trainings-pipeline-w-deployment-broken",
-        "pipeline three-trainings-pipeline-dynamic",
+        f"pipeline {name}" for name in _pipelines(names)
     ]
-    assert "  deploy [deployment] deployment " in out
+    assert f"  {names.deployment} [deployment] deployment " in out
 
 
-def test_unknown_pipeline(capsys: pytest.CaptureFixture[str], corpus_dir: Path) -> None:
-    path = corpus_dir / TENSORFLOW
+@pytest.mark.parametrize(("case", "names"), FAN_OUT)
+def test_unknown_pipeline(
+    capsys: pytest.CaptureFixture[str], files: Files, case: Case, names: FanOut
+) -> None:
+    path = files.path(case)
     code, out, err = run(capsys, "graph", str(path), "--pipeline", "nope")
     assert (code, out) == (1, "")
-    assert err.strip() == (
-        f"{path}: no pipeline 'nope' (pipelines: training-pipeline, three-trainings-pipeline, "
-        "three-trainings-pipeline-w-deployment, three-trainings-pipeline-w-deployment-broken, "
-        "three-trainings-pipeline-dynamic)"
-    )
+    assert err.strip() == f"{path}: no pipeline 'nope' (pipelines: {', '.join(_pipelines(names))})"
 
 
-def test_graph_of_a_broken_file(capsys: pytest.CaptureFixture[str], corpus_dir: Path) -> None:
-    code, out, err = run(capsys, "graph", str(corpus_dir / BROKEN))
+def test_graph_of_a_broken_file(capsys: pytest.CaptureFixture[str], files: Files) -> None:
+    path = files.path(BROKEN)
+    code, out, err = run(capsys, "graph", str(path))
     assert (code, out) == (1, "")
-    assert f"{corpus_dir / BROKEN}:43:10: error: " in err
+    assert f"{path}:43:10: error: " in err
 
 
 def test_the_console_script() -> None:

@@ -3,16 +3,20 @@ the graph) and each node task's doc_md (step, image, the exact command, where va
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.definitions.mappedoperator import MappedOperator
 
+from valohai_airflow import __version__
+from valohai_airflow.plan import pickle_cache
 from valohai_airflow.plan.model import EdgeKind, EdgePlan, NodeKind, NodePlan, PipelinePlan, ProjectPlan
 from valohai_airflow.plan.params import node_input_key, node_parameter_key
 from valohai_airflow.plan.variants import expand_blueprint, label, varied_parameters
@@ -92,16 +96,14 @@ def _doc_command(
         for e in pipeline.edges_into(node.name)
         if e.target_kind is EdgeKind.PARAMETER
     }
-    relaxed = step.model_copy(
-        update={
-            "parameters": tuple(
-                p.model_copy(update={"optional": True}) if p.name in from_edges else p
-                for p in step.parameters
-            )
-        }
-    )
+    relaxed = node
+    if from_edges:
+        parameters = tuple(
+            p.model_copy(update={"optional": True}) if p.name in from_edges else p for p in step.parameters
+        )
+        relaxed = replace(node, step=step.model_copy(update={"parameters": parameters}))
     try:
-        values = resolve_parameters(pipeline, replace(node, step=relaxed), conf, variant)
+        values = resolve_parameters(pipeline, relaxed, conf, variant)
     except NodeParameterError as error:
         script = join_command([line.strip() for line in _listify(step.command)])
         return (
@@ -127,15 +129,14 @@ def _environment_names(pipeline: PipelinePlan, node: NodePlan) -> list[str]:
     names |= {
         e.target_key for e in pipeline.edges_into(node.name) if e.target_kind is EdgeKind.ENVIRONMENT_VARIABLE
     }
-    names |= set(
-        valohai_environment(
-            ExecutionKey("dag", "run", node.task_id),
-            project_id="project",
-            pipeline_id="run",
-            pipeline_node_id=node.name,
-        )
-    )
-    return sorted(names)
+    return sorted(names | _system_names())
+
+
+@functools.cache
+def _system_names() -> frozenset[str]:
+    """The `VH_*` names every node gets (the same for all: only their values differ)."""
+    key = ExecutionKey("dag", "run", "node")
+    return frozenset(valohai_environment(key, project_id="p", pipeline_id="r", pipeline_node_id="n"))
 
 
 def node_doc_md(pipeline: PipelinePlan, node: NodePlan, conf: Mapping[str, Any]) -> str:
@@ -310,6 +311,30 @@ def machine_text(node: NodePlan) -> str:
         limits.append(f"{count} (an NVIDIA device request; the worker needs the NVIDIA Container Toolkit)")
     shown = "; ".join(_cell(limit) for limit in limits) if limits else "none (the host's CPUs and memory)"
     return f"{where} Container limits: {shown}."
+
+
+# Bump when what the docs say changes, so docs rendered by an older version are not read back.
+DOCS_FORMAT = 1
+
+
+def pipeline_docs(
+    project: ProjectPlan, pipeline: PipelinePlan, conf: Mapping[str, Any], cache_dir: Path | None = None
+) -> tuple[str, dict[str, str]]:
+    """(the pipeline's doc_md, each node's by name). Rendering them is a sixth of building a large
+    DAG, and they follow from the plan alone: a parse with the plan from the on-disk cache reads
+    them from beside it."""
+    key = (str(DOCS_FORMAT), __version__, project.source, project.content_hash, project.name, pipeline.name)
+    path = pickle_cache.cache_path(cache_dir, "docs", *key) if cache_dir is not None else None
+    cached = pickle_cache.load(path) if path is not None else None
+    if isinstance(cached, tuple):
+        return cached
+    docs = (
+        pipeline_doc_md(project, pipeline),
+        {n.name: node_doc_md(pipeline, n, conf) for n in pipeline.nodes},
+    )
+    if path is not None:
+        pickle_cache.store(path, docs)
+    return docs
 
 
 def document(task: BaseOperator | MappedOperator, doc_md: str) -> None:

@@ -4,17 +4,20 @@ mapped executions), one dependency per edge."""
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import DAG, BaseOperator
+from airflow.sdk.definitions.param import ParamsDict
 
 from valohai_airflow.airflow.control import apply_control
 from valohai_airflow.airflow.deployment import ValohaiDeploymentOperator
-from valohai_airflow.airflow.docs import document, node_doc_md, param_defaults, pipeline_doc_md
+from valohai_airflow.airflow.docs import document, param_defaults, pipeline_docs
 from valohai_airflow.airflow.operators import FailWithMessageOperator, ValohaiExecutionOperator
 from valohai_airflow.airflow.params import pipeline_params
 from valohai_airflow.airflow.schedules import START_DATE, dag_arguments, retry_arguments, schedule_problem
 from valohai_airflow.airflow.variants import MAP_INDEX_TEMPLATE, ValohaiVariantsOperator
+from valohai_airflow.plan.control import upstream_nodes
 from valohai_airflow.plan.model import NodeKind, NodePlan, PipelinePlan, ProjectPlan
 from valohai_airflow.plan.naming import dag_id_for
 
@@ -64,30 +67,42 @@ def _node_tasks(
     return variants, executions
 
 
-def build_dag(project: ProjectPlan, pipeline: PipelinePlan, *, docker_url: str | None = None) -> DAG:
+def build_dag(
+    project: ProjectPlan,
+    pipeline: PipelinePlan,
+    *,
+    docker_url: str | None = None,
+    cache_dir: Path | None = None,
+) -> DAG:
+    """`cache_dir`: where the task docs of this plan are kept between parses (the plan cache's)."""
     dag_id = dag_id_for(project.name, pipeline.name)
     params = pipeline_params(pipeline)
     problem = schedule_problem(pipeline, project.settings, params)
     if problem:
         return _unschedulable_dag(dag_id, pipeline, problem)
+    dag_doc, node_docs = pipeline_docs(project, pipeline, param_defaults(params), cache_dir)
     arguments = {"description": f"Valohai pipeline {pipeline.name!r} of {project.name}"}
     with DAG(
         dag_id=dag_id,
         dag_display_name=pipeline.name,
-        params=params,
-        doc_md=pipeline_doc_md(project, pipeline),
+        doc_md=dag_doc,
         **{**arguments, **dag_arguments(project, pipeline)},
     ) as dag:
         entries: dict[str, BaseOperator] = {}
         results: dict[str, Operator] = {}
-        for node in pipeline.nodes:
+        for node in pipeline.nodes:  # topological order: a node's upstreams exist before it
             entries[node.name], results[node.name] = _node_tasks(project, pipeline, node, dag_id, docker_url)
-            document(results[node.name], node_doc_md(pipeline, node, param_defaults(params)))
-        for edge in pipeline.edges:
-            upstream, downstream = results[edge.source_node], entries[edge.target_node]
-            if upstream not in downstream.upstream_list:
-                upstream >> downstream
+            document(results[node.name], node_docs[node.name])
+            # Wired as each node is added, one call per node: Airflow hashes the DAG (all its task ids)
+            # once per task it is given, so a smaller DAG and fewer calls keep that term small.
+            upstreams = [results[name] for name in upstream_nodes(pipeline, node)]
+            if upstreams:
+                entries[node.name].set_upstream(upstreams)
         apply_control(dag, pipeline, entries, timedelta(seconds=project.settings.approval.timeout_seconds))
+    # Set after the tasks exist: every operator constructed under a DAG deep-copies the DAG's whole
+    # ParamsDict into its own, which costs nodes × params. Tasks read them at run time from the DAG
+    # (process_params merges dag.params, then the task's own), the trigger form and run-conf checks too.
+    dag.params = ParamsDict(params)
     return dag
 
 
@@ -108,7 +123,8 @@ def _unschedulable_dag(dag_id: str, pipeline: PipelinePlan, problem: str) -> DAG
     return dag
 
 
-def build_dags(project: ProjectPlan, *, docker_url: str | None = None) -> dict[str, DAG]:
-    return {
-        dag.dag_id: dag for dag in (build_dag(project, p, docker_url=docker_url) for p in project.pipelines)
-    }
+def build_dags(
+    project: ProjectPlan, *, docker_url: str | None = None, cache_dir: Path | None = None
+) -> dict[str, DAG]:
+    dags = (build_dag(project, p, docker_url=docker_url, cache_dir=cache_dir) for p in project.pipelines)
+    return {dag.dag_id: dag for dag in dags}

@@ -76,7 +76,7 @@ def load_dags(dags_folder: str | os.PathLike[str] | None = None) -> dict[str, DA
                     f"{valohai_yaml}: dag id(s) {', '.join(taken)} are already used by another project; "
                     "rename the folder or the pipeline"
                 )
-            dags.update(build_dags(plan, docker_url=settings.docker_url))
+            dags.update(build_dags(plan, docker_url=settings.docker_url, cache_dir=settings.plan_cache_dir))
         except Exception as error:
             if settings.strict_loading:
                 raise

@@ -68,6 +68,11 @@ from valohai_airflow.spec.task import Task
 KNOWN_WHENS = ("node-starting", "node-complete", "node-error")
 KNOWN_THENS = ("noop", "stop-pipeline", "error-pipeline", "require-approval")
 
+# Nodes of one pipeline (one DAG). A 5,000-node pipeline builds in a few seconds on 2 cores; Airflow's
+# own dependency wiring grows with tasks × edges, so far larger ones would approach the DAG processor's
+# import timeout and hide every project's DAGs (they all load through one file).
+MAX_PIPELINE_NODES = 5000
+
 _SPELLED = {
     EdgeKind.OUTPUT: "an output",
     EdgeKind.INPUT: "an input",
@@ -92,10 +97,10 @@ def compile_config(
 
     `settings` (valohai-airflow.yaml) maps the nodes' environments to their machines (machines.py)."""
     diagnostics = Diagnostics()
-    pipelines = tuple(
-        _PipelineCompiler(config, pipeline, diagnostics).compile() for pipeline in config.pipelines.values()
+    compiled = [_PipelineCompiler(config, p, diagnostics).compile() for p in config.pipelines.values()]
+    pipelines = resolve_machines(
+        [p for p in compiled if p is not None], settings or ProjectSettings(), diagnostics
     )
-    pipelines = resolve_machines(pipelines, settings or ProjectSettings(), diagnostics)
     diagnostics.raise_if_errors()
     return ProjectPlan(
         name=project_name,
@@ -133,7 +138,16 @@ class _PipelineCompiler:
 
     # -- the pipeline ----------------------------------------------------------------------------
 
-    def compile(self) -> PipelinePlan:
+    def compile(self) -> PipelinePlan | None:
+        if len(self.pipeline.nodes) > MAX_PIPELINE_NODES:
+            self.error(
+                f"has {len(self.pipeline.nodes):,} nodes; one pipeline becomes one Airflow DAG, and "
+                f"valohai-airflow builds at most {MAX_PIPELINE_NODES:,} nodes per pipeline so that the "
+                "DAG processor parses the dags folder within its timeout",
+                self.pipeline.location,
+                "split it into several pipelines, or use a task node to run one step many times",
+            )
+            return None
         self._check_task_ids()
         node_plans = {node.name: self._compile_node(node) for node in self.pipeline.nodes}
         edges = tuple(e for e in (self._compile_edge(edge) for edge in self.pipeline.edges) if e is not None)

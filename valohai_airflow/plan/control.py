@@ -41,7 +41,7 @@ class Decision:
 def upstream_nodes(pipeline: PipelinePlan, node: NodePlan) -> tuple[str, ...]:
     """The nodes this node waits for (any edge, dependency edges included), in pipeline order."""
     sources = {e.source_node for e in pipeline.edges_into(node.name)}
-    return tuple(n.name for n in pipeline.nodes if n.name in sources)
+    return tuple(sorted(sources, key=pipeline.position))
 
 
 def continue_upstreams(pipeline: PipelinePlan, node: NodePlan) -> tuple[str, ...]:

@@ -60,13 +60,18 @@ def resolve_machines(
     valohai.yaml that names an environment valohai-airflow.yaml does not map."""
     unmapped: dict[tuple[str, Location], dict[str, list[str]]] = {}  # → pipeline → node names
     resolved = []
+    machines: dict[int, MachinePlan] = {}
     for pipeline in pipelines:
         nodes = []
         for node in pipeline.nodes:
             if node.kind is NodeKind.DEPLOYMENT or node.step is None:
                 nodes.append(node)
                 continue
-            machine = machine_for(node.step, settings)
+            # nodes share their step's object unless overridden: one MachinePlan per step, shared
+            # in the plan and its pickle
+            machine = machines.get(id(node.step)) or machines.setdefault(
+                id(node.step), machine_for(node.step, settings)
+            )
             if machine.environment is not None and not machine.mapped:
                 where = node.step.environment_location or node.location
                 users = unmapped.setdefault((machine.environment, where), {})

@@ -123,18 +123,31 @@ class PipelinePlan:
     parameters: tuple[PipelineParameterPlan, ...] = ()
     reuse_executions: bool = False
     location: Location = field(default_factory=lambda: Location(""))
+    # Indexes over `nodes` and `edges`, so that per-node lookups keep building a DAG linear in
+    # nodes + edges (a scan per node is nodes × edges: minutes at a few thousand nodes).
+    _positions: dict[str, int] = field(init=False, repr=False, compare=False)
+    _edges_into: dict[str, tuple[EdgePlan, ...]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        into: dict[str, list[EdgePlan]] = {}
+        for edge in self.edges:
+            into.setdefault(edge.target_node, []).append(edge)
+        object.__setattr__(self, "_positions", {node.name: i for i, node in enumerate(self.nodes)})
+        object.__setattr__(self, "_edges_into", {name: tuple(edges) for name, edges in into.items()})
 
     def __str__(self) -> str:
         return f"pipeline {self.name!r}"
 
     def node(self, name: str) -> NodePlan:
-        for node in self.nodes:
-            if node.name == name:
-                return node
-        raise KeyError(name)
+        return self.nodes[self._positions[name]]
+
+    def position(self, name: str) -> int:
+        """The node's place in `nodes` (topological order)."""
+        return self._positions[name]
 
     def edges_into(self, node_name: str) -> tuple[EdgePlan, ...]:
-        return tuple(e for e in self.edges if e.target_node == node_name)
+        """The edges whose target is this node, in file order."""
+        return self._edges_into.get(node_name, ())
 
 
 @dataclass(frozen=True, slots=True)

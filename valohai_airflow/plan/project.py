@@ -2,7 +2,8 @@
 
 Airflow re-parses the dags folder every few seconds; a valohai.yaml that did not change must not be
 parsed and compiled again. Plans are cached in-process by (path, sha256 of the bytes) and, when a
-cache directory is given, as pickles named by that hash so a fresh parser process skips the work too.
+cache directory is given, as pickles named by that hash (pickle_cache.py) so a fresh parser process
+skips the work too.
 The optional sidecar `valohai-airflow.yaml` beside it is part of the project: its bytes are part of the
 hash, its settings land on `ProjectPlan.settings`, and its errors are reported with valohai.yaml's.
 """
@@ -12,11 +13,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-import pickle
-import tempfile
 import threading
 from pathlib import Path
 
+from valohai_airflow.plan import pickle_cache
 from valohai_airflow.plan.compile import compile_config
 from valohai_airflow.plan.model import ProjectPlan
 from valohai_airflow.plan.naming import dag_id_for, task_id_for
@@ -29,7 +29,7 @@ __all__ = ["clear_cache", "compile_project", "dag_id_for", "task_id_for"]
 
 # Bump when the plan model or the compiler's output changes, so old pickles are not read back.
 PLAN_FORMAT = (
-    5  # 3: ProjectSettings.deployments; 4: NodePlan.blueprint (task nodes fan out); 5: NodePlan.machine
+    6  # 3: ProjectSettings.deployments; 4: NodePlan.blueprint; 5: NodePlan.machine; 6: PipelinePlan indexes
 )
 
 # path → (content hash, project name, plan). One entry per file, so edits replace rather than pile up.
@@ -137,34 +137,13 @@ def _no_config(path: Path) -> Diagnostic:
     return Diagnostic(Severity.ERROR, "nothing could be read from this file", Location(str(path)))
 
 
-def _pickle_path(cache_dir: str | os.PathLike[str], key: tuple[str, str, str]) -> Path:
-    digest = hashlib.sha256("\0".join((str(PLAN_FORMAT), *key)).encode("utf-8")).hexdigest()
-    return Path(cache_dir) / f"plan-{digest}.pickle"
-
-
 def _load_pickle(cache_dir: str | os.PathLike[str], key: tuple[str, str, str]) -> ProjectPlan | None:
     """A plan this code wrote earlier for exactly this file content; None if absent or unreadable."""
-    try:
-        with _pickle_path(cache_dir, key).open("rb") as handle:
-            plan = pickle.load(handle)  # our own cache dir, written by _store_pickle
-    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError):
-        return None
+    plan = pickle_cache.load(pickle_cache.cache_path(cache_dir, "plan", str(PLAN_FORMAT), *key))
     if not isinstance(plan, ProjectPlan) or plan.content_hash != key[1]:
         return None
     return plan
 
 
 def _store_pickle(cache_dir: str | os.PathLike[str], key: tuple[str, str, str], plan: ProjectPlan) -> None:
-    """Write atomically (temp file + rename) so a concurrent reader never sees half a pickle."""
-    target = _pickle_path(cache_dir, key)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(dir=target.parent, prefix=".plan-", suffix=".tmp")
-    except OSError:
-        return  # the cache is an optimisation; a read-only cache dir must not break parsing
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            pickle.dump(plan, handle, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(temp, target)
-    except (OSError, pickle.PicklingError):
-        Path(temp).unlink(missing_ok=True)
+    pickle_cache.store(pickle_cache.cache_path(cache_dir, "plan", str(PLAN_FORMAT), *key), plan)

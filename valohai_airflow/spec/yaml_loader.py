@@ -9,6 +9,7 @@ are booleans, ``1e-4`` is a string), so the data matches what valohai-yaml sees.
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -196,6 +197,7 @@ class _Builder:
         self.result: Any = None
         self.constructor = SafeConstructor()
         self.resolver = Resolver()
+        self.scalars: dict[tuple[str | None, str, tuple[bool, bool]], Any] = {}
 
     def feed(self, event: yaml.Event) -> None:
         if isinstance(event, yaml.DocumentStartEvent):
@@ -252,6 +254,17 @@ class _Builder:
             self.anchors[anchor] = (value, weight)
 
     def _scalar(self, event: yaml.ScalarEvent) -> Any:
+        """The scalar's value; a repeated one (keys, step names, images) is resolved once, when the
+        value is immutable."""
+        key = (event.tag, event.value, event.implicit)
+        if key in self.scalars:
+            return self.scalars[key]
+        value = self._construct(event)
+        if isinstance(value, _IMMUTABLE_SCALARS):
+            self.scalars[key] = value
+        return value
+
+    def _construct(self, event: yaml.ScalarEvent) -> Any:
         tag = event.tag
         if tag is None or tag == "!":
             tag = self.resolver.resolve(yaml.ScalarNode, event.value, event.implicit)  # type: ignore[no-untyped-call]
@@ -338,6 +351,9 @@ class _Builder:
             mapping[key] = value
             mapping.key_locations[key] = keys[key]
             mapping.value_locations[key] = values[key]
+
+
+_IMMUTABLE_SCALARS = (str, int, float, bytes, type(None), datetime.date)
 
 
 class _MergeKey:

@@ -5,7 +5,10 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-from tests.support.corpus import compiled_corpus
+import pytest
+
+from tests.support import corpus
+from tests.support.cases import Files
 from tests.support.markdown import table_rows
 from valohai_airflow.airflow.factory import build_dag, build_dags
 from valohai_airflow.plan.project import compile_project
@@ -78,9 +81,14 @@ def test_doc_md_shows_nodes_edges_parameters_and_source(tmp_path: Path) -> None:
     assert table_rows(doc, "pipeline parameter") == [["epochs", "`5`", "train.parameter.epochs"]]
 
 
-def test_every_corpus_dag_documents_every_node_and_edge(corpus_dir: Path) -> None:
+# per group: the shape fixtures and valohai-yaml's files; the optional corpus
+DOCUMENTED_DAGS = {corpus.FIXTURES: 29, "corpus": 33}
+
+
+@pytest.mark.parametrize("group", corpus.GROUPS)
+def test_every_corpus_dag_documents_every_node_and_edge(files: Files, group: str) -> None:
     documented = 0
-    for path, plan in compiled_corpus(corpus_dir):
+    for path, plan in corpus.compiled(corpus.group_paths(files, group)):
         dags = {dag.dag_display_name: dag for dag in build_dags(plan).values()}
         for pipeline in plan.pipelines:
             doc = dags[pipeline.name].doc_md
@@ -92,4 +100,4 @@ def test_every_corpus_dag_documents_every_node_and_edge(corpus_dir: Path) -> Non
                     assert row[2:] == [node.step.name, node.step.image], (path.name, row)
             assert len(table_rows(doc, "edge from")) == len(pipeline.edges)
             documented += 1
-    assert documented == 33
+    assert documented == DOCUMENTED_DAGS[group]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,7 +9,8 @@ from airflow.sdk import Param
 from airflow.sdk.definitions.param import ParamsDict
 from airflow.sdk.exceptions import ParamValidationError
 
-from tests.support.corpus import compiled_corpus
+from tests.support import corpus
+from tests.support.cases import Files
 from tests.unit.plan.support import compile_text
 from valohai_airflow.airflow.params import pipeline_params
 
@@ -244,11 +244,16 @@ def test_a_number_default_of_a_string_parameter_is_offered_as_text() -> None:
     assert resolved == {"id": "123", "n.parameter.batch_size": "16", "n.parameter.sizes": ["1", "2.5"]}
 
 
-def test_every_corpus_pipeline_triggers_with_its_defaults(corpus_dir: Path) -> None:
+# per group: the shape fixtures and valohai-yaml's files; the optional corpus
+CHECKED_PIPELINES = {corpus.FIXTURES: 29, "corpus": 33}
+
+
+@pytest.mark.parametrize("group", corpus.GROUPS)
+def test_every_corpus_pipeline_triggers_with_its_defaults(files: Files, group: str) -> None:
     """What Airflow does on every trigger: deep-merge the (empty) conf into the Params and validate.
     Only parameters without any default (which Valohai also asks for) may be missing."""
     checked = required = 0
-    for _, plan in compiled_corpus(corpus_dir):
+    for _, plan in corpus.compiled(corpus.group_paths(files, group)):
         for pipeline in plan.pipelines:
             params = pipeline_params(pipeline)
             for param in params.values():
@@ -257,7 +262,7 @@ def test_every_corpus_pipeline_triggers_with_its_defaults(corpus_dir: Path) -> N
                 else:
                     required += 1
             checked += 1
-    assert checked == 33 and required > 0
+    assert checked == CHECKED_PIPELINES[group] and required > 0
 
 
 def test_parameters_a_task_blueprint_varies_are_not_offered() -> None:

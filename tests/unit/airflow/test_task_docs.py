@@ -8,8 +8,11 @@ import re
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import REPO_ROOT
-from tests.support.corpus import compiled_corpus
+from tests.support import corpus
+from tests.support.cases import Files
 from tests.support.markdown import table_rows
 from valohai_airflow.airflow.factory import build_dag, build_dags
 from valohai_airflow.plan.project import compile_project
@@ -185,9 +188,14 @@ def test_example_train_fast_doc_matches_what_its_log_prints() -> None:
     assert table_rows(doc, "input") == [["dataset", "", "`preprocess.output.train.npz`"]]
 
 
-def test_every_corpus_node_task_has_a_doc_with_its_command(corpus_dir: Path) -> None:
+# per group: the shape fixtures and valohai-yaml's files; the optional corpus
+DOCUMENTED_TASKS = {corpus.FIXTURES: 85, "corpus": 97}
+
+
+@pytest.mark.parametrize("group", corpus.GROUPS)
+def test_every_corpus_node_task_has_a_doc_with_its_command(files: Files, group: str) -> None:
     documented = 0
-    for path, plan in compiled_corpus(corpus_dir):
+    for path, plan in corpus.compiled(corpus.group_paths(files, group)):
         dags = {dag.dag_display_name: dag for dag in build_dags(plan).values()}
         for pipeline in plan.pipelines:
             for node in pipeline.nodes:
@@ -198,7 +206,7 @@ def test_every_corpus_node_task_has_a_doc_with_its_command(corpus_dir: Path) -> 
                 else:
                     _code_block(doc)
                 documented += 1
-    assert documented == 97
+    assert documented == DOCUMENTED_TASKS[group]
 
 
 def test_task_node_doc_counts_its_executions_and_shows_the_first(tmp_path: Path) -> None:
@@ -237,3 +245,35 @@ def test_task_node_doc_counts_its_executions_and_shows_the_first(tmp_path: Path)
         ["lr", "float", "`0.5`", "trigger form `t.parameter.lr`"],
     ]
     assert dag.get_task("t__variants").task_display_name == "variants of t"
+
+
+def test_docs_rendered_once_per_plan_are_read_back_from_the_cache_dir(tmp_path: Path) -> None:
+    """A DAG processor parses in a fresh process each time: with the plan from the disk cache, the
+    task docs come from beside it; an unreadable cache file only costs rendering them again."""
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "valohai.yaml").write_text(YAML)
+    cache = tmp_path / "cache"
+    plan = compile_project(project / "valohai.yaml")
+    fresh = {dag_id: dag for dag_id, dag in build_dags(plan).items()}
+    first = build_dags(plan, cache_dir=cache)
+    (written,) = cache.glob("docs-*.pickle")
+    for dag_id, dag in first.items():
+        assert dag.doc_md == fresh[dag_id].doc_md
+        assert {t.task_id: t.doc_md for t in dag.tasks} == {t.task_id: t.doc_md for t in fresh[dag_id].tasks}
+
+    from valohai_airflow.plan import pickle_cache
+
+    dag_doc, node_docs = pickle_cache.load(written)  # type: ignore[misc]
+    pickle_cache.store(written, ("from the cache", dict.fromkeys(node_docs, "node from the cache")))
+    (dag,) = build_dags(plan, cache_dir=cache).values()
+    assert dag.doc_md == "from the cache" and {t.doc_md for t in dag.tasks} == {"node from the cache"}
+
+    written.write_bytes(b"not a pickle")
+    (dag,) = build_dags(plan, cache_dir=cache).values()
+    assert dag.doc_md == dag_doc and dag.doc_md != "from the cache"
+
+    (project / "valohai.yaml").write_text(YAML.replace("busybox:1.36", "busybox:1.37"))
+    edited = compile_project(project / "valohai.yaml")
+    (dag,) = build_dags(edited, cache_dir=cache).values()
+    assert "busybox:1.37" in dag.doc_md and len(list(cache.glob("docs-*.pickle"))) == 2

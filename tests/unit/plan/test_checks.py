@@ -664,3 +664,27 @@ def test_pipeline_parameter_and_edge_into_one_parameter_warns() -> None:
         f'pipeline "p": parameter "ep" target "b.parameter.epochs": the edge at line '
         f"{line_of(text, 'a.metadata.e')} fills the same parameter and wins at run time"
     )
+
+
+def test_a_pipeline_above_the_node_limit_is_a_located_error_and_the_other_pipelines_are_still_checked() -> (
+    None
+):
+    from tests.support.synthetic import synthetic_yaml
+    from valohai_airflow.plan.compile import MAX_PIPELINE_NODES
+
+    too_big = synthetic_yaml(MAX_PIPELINE_NODES + 1, 10)
+    other = "- pipeline:\n    name: other\n    nodes: []\n    edges: [[a.output.x, b.input.y]]\n"
+    size, *rest = plan_errors(too_big + other)
+    assert size.location.line == too_big.splitlines().index("- pipeline:") + 2, size  # its `name:` line
+    assert f"has {MAX_PIPELINE_NODES + 1:,} nodes" in size.message and "at most 5,000" in size.message
+    assert size.hint and "task node" in size.hint
+    assert rest and all('pipeline "other"' in d.message for d in rest), messages(rest)
+
+
+def test_a_pipeline_at_the_node_limit_compiles() -> None:
+    from tests.support.synthetic import synthetic_yaml
+    from valohai_airflow.plan.compile import MAX_PIPELINE_NODES
+
+    plan = compile_text(synthetic_yaml(MAX_PIPELINE_NODES, 4 * MAX_PIPELINE_NODES))
+    (pipeline,) = plan.pipelines
+    assert len(pipeline.nodes) == MAX_PIPELINE_NODES and len(pipeline.edges) == 4 * MAX_PIPELINE_NODES

@@ -1,5 +1,9 @@
-"""The real valohai.yaml files of the shared corpus: what compiles, what is rejected and why, and that
-every compiled pipeline has the nodes, edges and resolved values valohai-yaml's converter computes."""
+"""valohai.yaml files at the plan layer: what compiles, what is rejected and why, and that every
+compiled pipeline has the nodes, edges and resolved values valohai-yaml's converter computes.
+
+The files: our shape fixtures, valohai-yaml's own examples and error/warning examples (by their path
+in its sdist), and the optional corpus (tests/support/cases.py). A corpus copy of a valohai-yaml file
+is expected to do what the upstream file does; the other corpus files have their own lines below."""
 
 from __future__ import annotations
 
@@ -10,31 +14,26 @@ import pytest
 import valohai_yaml
 from valohai_yaml.pipelines.conversion import PipelineConverter
 
-from tests.conftest import CORPUS_DIR
+from tests.support import cases
+from tests.support.cases import Case, FanOut, Files
 from valohai_airflow.plan.model import NodeKind, ProjectPlan
 from valohai_airflow.plan.project import clear_cache, compile_project
 from valohai_airflow.spec.diagnostics import Diagnostic, Severity, ValohaiSpecError
 
-ALL_FILES = sorted(p.name for p in CORPUS_DIR.glob("*.yaml"))
+UPSTREAM = cases.UPSTREAM
 
-# valohai-yaml's own error fixtures (section E) and the valohai-utils fixture whose pipeline names
-# steps that are not in the file (A31/A32): rejected, by spec or by plan.
-INVALID = {name for name in ALL_FILES if "__tests__error_examples__" in name} | {
+# Rejected, by spec or by plan: valohai-yaml's error examples, and the valohai-utils fixtures of the
+# corpus whose pipeline names steps that are not in the file (INDEX A31/A32).
+INVALID = {n for n in cases.UPSTREAM_FILES if n.startswith("tests/error_examples/")}
+INVALID_CORPUS = {
     "valohai__valohai-utils__tests__test_yaml__test4.expected.valohai.yaml",
     "valohai__valohai-utils__tests__test_yaml__test4.original.valohai.yaml",
 }
 
 # Lint-clean for valohai-yaml, but rejected by our stricter plan checks: (line, message fragment).
 STRICTER = {
-    # INDEX H/A24: a parameter edge from a parameter step "inference" does not have.
-    "valohai__drift-detection-example__valohai.yaml": [
-        (
-            166,
-            'edge source drift-detect.parameter.save_results: step "inference" has no parameter "save_results"',
-        ),
-    ],
     # valohai-yaml's syntax showcase: parameter/metadata edges name parameters no step declares.
-    "valohai__valohai-yaml__examples__pipeline-example.yaml": [
+    "examples/pipeline-example.yaml": [
         (43, 'edge source batch1.parameter.aspect-ratio: step "Batch feature extraction" has no parameter'),
         (
             45,
@@ -45,22 +44,67 @@ STRICTER = {
             'edge target train.parameter.learning_rate: step "Train model" has no parameter "learning_rate"',
         ),
     ],
-    # A step from Valohai's step library ("library:" commit) that is not in this repository.
-    "valohai__valohai-yaml__examples__pipeline-with-different-commit.yaml": [
+    # Steps from Valohai's step library or another commit ("commit:" pins) that are not in this file.
+    "examples/pipeline-with-different-commit.yaml": [
         (4, 'node "preprocess": step "parquetify" does not exist (the node takes it from commit'),
+    ],
+    "examples/pipeline-with-autorestart-override.yaml": [
+        (39, 'node "remote-node": step "remote-train" does not exist (the node takes it from commit'),
+    ],
+    "examples/pipeline-with-param-referring-to-different-commit.yaml": [
+        (5, 'node "node_2": step "some_step" does not exist (the node takes it from commit'),
+    ],
+}
+STRICTER_CORPUS = {
+    # INDEX H/A24: a parameter edge from a parameter step "inference" does not have.
+    "valohai__drift-detection-example__valohai.yaml": [
+        (
+            166,
+            'edge source drift-detect.parameter.save_results: step "inference" has no parameter "save_results"',
+        ),
     ],
 }
 
 # Rejected by the spec layer although valohai-yaml only warns (spec's decision; see its tests).
-SPEC_STRICTER = {"valohai__valohai-yaml__tests__warning_examples__duplicate_step_names.yaml"}
+SPEC_STRICTER = {"tests/warning_examples/duplicate_step_names.yaml"}
 
-# Section-E files whose error is below the plan layer and which spec does not report yet.
-SPEC_GAPS = {
-    "valohai__valohai-yaml__tests__error_examples__step-stop-condition.yaml": "stop-condition expression not checked",
-    "valohai__valohai-yaml__tests__error_examples__task-stop-condition.yaml": "stop-condition expression not checked",
+# Error examples whose error is below the plan layer and which we do not report yet.
+GAPS = {
+    "tests/error_examples/step-stop-condition.yaml": "stop-condition expression not checked",
+    "tests/error_examples/task-stop-condition.yaml": "stop-condition expression not checked",
+    "tests/error_examples/endpoint-shared-volumes-invalid-paths.yaml": "endpoint shared-volumes not checked",
+    "tests/error_examples/endpoint-workspace-volume-invalid-paths.yaml": "endpoint workspace-volume not checked",
+    "tests/error_examples/pipeline-with-null-autorestart-override.yaml": "override `autorestart: null` not rejected",
 }
 
-VALID = [name for name in ALL_FILES if name not in INVALID | set(STRICTER) | SPEC_STRICTER]
+
+def _invalid(case: Case) -> bool:
+    return case.upstream_name in INVALID | SPEC_STRICTER or case.name in INVALID_CORPUS
+
+
+def _stricter(case: Case) -> list[tuple[int, str]] | None:
+    return STRICTER.get(str(case.upstream_name)) or STRICTER_CORPUS.get(case.name)
+
+
+ALL = cases.shapes() + cases.upstream() + cases.corpus()
+VALID = [c for c in ALL if not _invalid(c) and _stricter(c) is None]
+
+# The valid upstream files with pipelines that valohai-yaml's converter takes (checked below).
+UPSTREAM_PIPELINES = [
+    "examples/edge-merge-mode.yaml",
+    "examples/pipeline-deployment-edge-example.yaml",
+    "examples/pipeline-edge-types-example.yaml",
+    "examples/pipeline-execution-retry-example.yaml",
+    "examples/pipeline-with-automatic-deployment-creation.yaml",
+    "examples/pipeline-with-override-example.yaml",
+    "examples/pipeline-with-override-only-preset.yaml",
+    "examples/pipeline-with-parameters-example.yaml",
+    "examples/pipeline-with-runtime-config-preset.yaml",
+    "examples/pipeline-with-task-blueprint-example.yaml",
+    "examples/pipeline-with-tasks-example.yaml",
+    "tests/valid_examples/edge-merge-mode.yaml",
+    "tests/warning_examples/targetless-pipeline-params.yaml",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -68,22 +112,34 @@ def _fresh_cache() -> None:
     clear_cache()
 
 
-def _reject(name: str) -> list[Diagnostic]:
+def _reject(path: Path) -> list[Diagnostic]:
     with pytest.raises(ValohaiSpecError) as caught:
-        compile_project(CORPUS_DIR / name)
+        compile_project(path)
     return caught.value.diagnostics
 
 
-def test_corpus_counts() -> None:
-    """Guards the lists above against a corpus change going unnoticed."""
-    assert len(ALL_FILES) == 87
-    assert len(INVALID) == 20
-    assert len(VALID) == 63
+def _has_pipelines(path: Path) -> bool:
+    return "- pipeline:" in path.read_text()
 
 
-@pytest.mark.parametrize("name", VALID)
-def test_valid_file_compiles(name: str) -> None:
-    plan = compile_project(CORPUS_DIR / name)
+def test_corpus_counts(corpus_dir: Path) -> None:
+    """Guards the corpus lists above against a corpus change going unnoticed."""
+    corpus = cases.corpus()
+    assert len(corpus) == 87
+    assert len([c for c in corpus if _invalid(c)]) == 21  # 18 error examples, test4 ×2, duplicate steps
+    assert len([c for c in VALID if c.source == cases.CORPUS]) == 63
+
+
+def test_upstream_counts() -> None:
+    assert len(INVALID) == 21
+    assert (
+        len([c for c in VALID if c.source == UPSTREAM]) == 68 - 21 - len(STRICTER) - len(SPEC_STRICTER) == 42
+    )
+
+
+@pytest.mark.parametrize("case", cases.params(VALID))
+def test_valid_file_compiles(files: Files, case: Case) -> None:
+    plan = compile_project(files.path(case))
     assert plan.content_hash
     assert all(d.severity is Severity.WARNING for d in plan.diagnostics)
     for pipeline in plan.pipelines:
@@ -93,8 +149,8 @@ def test_valid_file_compiles(name: str) -> None:
             assert (node.step is None) == (node.kind is NodeKind.DEPLOYMENT)
 
 
-def _valohai_pipelines(name: str) -> dict[str, Any]:
-    config = valohai_yaml.parse((CORPUS_DIR / name).read_text())
+def _valohai_pipelines(path: Path) -> dict[str, Any]:
+    config = valohai_yaml.parse(path.read_text())
     converter = PipelineConverter(config=config, commit_identifier="x")
     return {p.name: converter.convert_pipeline(p) for p in config.pipelines.values()}
 
@@ -105,26 +161,45 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _valohai_yaml_converts(name: str) -> bool:
-    """F7 (an unknown override key) is a schema error to valohai-yaml, a warning to us."""
+def _valohai_yaml_converts(path: Path) -> bool:
+    """An unknown override key is a schema error to valohai-yaml, a warning to us."""
     try:
-        _valohai_pipelines(name)
+        _valohai_pipelines(path)
     except valohai_yaml.ValidationErrors:
         return False
     return True
 
 
-PIPELINE_FILES = [
-    n for n in VALID if "- pipeline:" in (CORPUS_DIR / n).read_text() and _valohai_yaml_converts(n)
-]
+PIPELINE_CASES = (
+    cases.shapes()
+    + cases.upstream(UPSTREAM_PIPELINES)
+    + [
+        c
+        for c in VALID
+        if c.source == cases.CORPUS
+        and _has_pipelines(cases.CORPUS_DIR / c.name)
+        and _valohai_yaml_converts(cases.CORPUS_DIR / c.name)
+    ]
+)
 
 
-@pytest.mark.parametrize("name", PIPELINE_FILES)
-def test_pipelines_match_valohai_yaml_converter(name: str) -> None:
+def test_upstream_pipeline_files_are_the_listed_ones(files: Files) -> None:
+    """UPSTREAM_PIPELINES is written out (the list must not depend on the download): check it."""
+    found = [
+        c.name
+        for c in VALID
+        if c.source == UPSTREAM and _has_pipelines(files.path(c)) and _valohai_yaml_converts(files.path(c))
+    ]
+    assert found == UPSTREAM_PIPELINES
+
+
+@pytest.mark.parametrize("case", cases.params(PIPELINE_CASES))
+def test_pipelines_match_valohai_yaml_converter(files: Files, case: Case) -> None:
     """Nodes, edges (node → node), and every node's image, command, parameter values and input
     defaults after overrides, exactly as valohai-yaml's PipelineConverter sends them to Valohai."""
-    plan: ProjectPlan = compile_project(CORPUS_DIR / name)
-    expected = _valohai_pipelines(name)
+    path = files.path(case)
+    plan: ProjectPlan = compile_project(path)
+    expected = _valohai_pipelines(path)
     assert {p.name for p in plan.pipelines} == set(expected)
     for pipeline in plan.pipelines:
         converted = expected[pipeline.name]
@@ -139,6 +214,9 @@ def test_pipelines_match_valohai_yaml_converter(name: str) -> None:
             if node.step is None:
                 continue
             template = node_data["template"]
+            if "commit" in template:  # Valohai reads the step at that commit; we run the dags-folder copy
+                assert node.step.name == template["step"]
+                continue
             assert node.step.image == template["image"]
             assert _plain(node.step.command) == _plain(template["command"]) or (
                 isinstance(template["command"], str) and list(node.step.command) == [template["command"]]
@@ -181,48 +259,95 @@ def _coerced(node: Any, values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-@pytest.mark.parametrize("name", sorted(STRICTER))
-def test_stricter_than_valohai_yaml(name: str) -> None:
-    errors = _reject(name)
+STRICTER_CASES = [c for c in ALL if _stricter(c) is not None]
+
+
+@pytest.mark.parametrize("case", cases.params(STRICTER_CASES))
+def test_stricter_than_valohai_yaml(files: Files, case: Case) -> None:
+    path = files.path(case)
+    errors = _reject(path)
     text = [str(d) for d in errors]
-    for line, fragment in STRICTER[name]:
+    for line, fragment in _stricter(case) or []:
         assert any(d.location.line == line and fragment in d.message for d in errors), (line, fragment, text)
-    assert all(d.location.file.endswith(name) for d in errors)
+    assert all(Path(d.location.file).resolve() == path.resolve() for d in errors)
 
 
-def test_monai_plural_sockets_warn_and_compile() -> None:
+# (file, plural edges, plural pipeline-parameter targets)
+PLURAL = [
+    (Case(cases.SHAPES, "plural-sockets.yaml"), 4, 8),
+    (Case(cases.CORPUS, "valohai__NVIDIA-MONAI-Valohai__valohai.yaml"), 4, 8),
+]
+
+
+@pytest.mark.parametrize(("case", "edges", "targets"), cases.rows(*PLURAL))
+def test_plural_sockets_warn_and_compile(files: Files, case: Case, edges: int, targets: int) -> None:
     """INDEX H1: `preprocess.outputs.*.zip` edges and `train.parameters.x` pipeline parameter targets."""
-    plan = compile_project(CORPUS_DIR / "valohai__NVIDIA-MONAI-Valohai__valohai.yaml")
+    plan = compile_project(files.path(case))
     warnings = [d for d in plan.diagnostics if 'read as "output"' in d.message]
-    assert len(warnings) == 4
+    assert len(warnings) == edges
     assert all(d.location.line > 0 for d in warnings)
-    assert any('"parameters" read as "parameter"' in d.message for d in plan.diagnostics)
+    assert len([d for d in plan.diagnostics if '"parameters" read as "parameter"' in d.message]) == targets
     (pipeline,) = plan.pipelines
     assert {e.source_kind.value for e in pipeline.edges} == {"output"}
     assert all(len(p.targets) == 2 for p in pipeline.parameters)
 
 
-def test_tensorflow_example_compiles_every_pipeline() -> None:
-    plan = compile_project(CORPUS_DIR / "valohai__tensorflow-example__valohai.yaml")
-    names = [p.name for p in plan.pipelines]
-    assert "three-trainings-pipeline-w-deployment-broken" in names  # H17: a bad image is a run-time failure
-    three = next(p for p in plan.pipelines if p.name == "three-trainings-pipeline")
+@pytest.mark.parametrize(("case", "names"), cases.fan_out_params())
+def test_fan_out_fan_in_compiles_every_pipeline(files: Files, case: Case, names: FanOut) -> None:
+    plan = compile_project(files.path(case))
+    pipelines = [p.name for p in plan.pipelines]
+    assert pipelines == [names.linear, names.three, names.deploy, names.broken, names.dynamic]
+    three = next(p for p in plan.pipelines if p.name == names.three)  # H17: a bad image is a run-time failure
     assert three.reuse_executions
-    assert three.nodes[0].name == "preprocess"
-    assert three.nodes[-1].name == "find-best-model"
-    deploy = next(p for p in plan.pipelines if p.name == "three-trainings-pipeline-w-deployment")
-    node = deploy.node("deploy")
+    assert three.nodes[0].name == names.first
+    assert three.nodes[-1].name == names.last
+    assert sum(e.source_kind.value == "input" for e in three.edges) == 3
+    deploy = next(p for p in plan.pipelines if p.name == names.deploy)
+    node = deploy.node(names.deployment)
     assert node.kind is NodeKind.DEPLOYMENT
-    assert node.endpoints == ("predict-digit",)
+    assert node.endpoints == (names.endpoint,)
     assert [a.then for a in node.actions] == [("require-approval",)]
     # require-approval is documented by Valohai and implemented by us: no "not well-known" warning
     assert not any("not well-known" in d.message for d in plan.diagnostics)
+    dynamic = next(p for p in plan.pipelines if p.name == names.dynamic)
+    assert [n.kind for n in dynamic.nodes].count(NodeKind.TASK) == 1
 
 
-def test_override_replaces_image_command_and_items_by_name() -> None:
-    plan = compile_project(
-        CORPUS_DIR / "valohai__valohai-yaml__examples__pipeline-with-override-example.yaml"
-    )
+def test_commit_pins_warn_and_the_dags_folder_step_runs(files: Files) -> None:
+    plan = compile_project(files.path(Case(cases.SHAPES, "commit-pins.yaml")))
+    pins = [d for d in plan.diagnostics if "is ignored; valohai-airflow runs the step" in d.message]
+    assert [(d.location.line, d.severity) for d in pins] == [(20, Severity.WARNING), (21, Severity.WARNING)]
+    (pipeline,) = plan.pipelines
+    assert [(n.name, n.kind, n.step.name if n.step else None) for n in pipeline.nodes] == [
+        ("gather", NodeKind.EXECUTION, "gather"),
+        ("summarise", NodeKind.TASK, "summarise"),
+    ]
+
+
+def test_task_nodes_take_their_executions_from_blueprints(files: Files) -> None:
+    plan = compile_project(files.path(Case(cases.SHAPES, "task-blueprint.yaml")))
+    (pipeline,) = plan.pipelines
+    assert [(n.name, n.kind) for n in pipeline.nodes] == [
+        ("grid", NodeKind.TASK),
+        ("steps", NodeKind.TASK),
+        ("compare", NodeKind.EXECUTION),
+    ]
+    assert not plan.diagnostics
+
+
+def test_deployment_with_two_files_and_parameter_chains(files: Files) -> None:
+    plan = compile_project(files.path(Case(cases.SHAPES, "deployment-files.yaml")))
+    ship = plan.pipelines[0].node("ship")
+    assert ship.kind is NodeKind.DEPLOYMENT and ship.step is None
+    kinds = sorted(e.source_kind.value + "->" + e.target_kind.value for e in plan.pipelines[0].edges)
+    assert kinds.count("parameter->parameter") == 4 and kinds.count("output->file") == 2
+    only = plan.pipelines[1]  # INDEX H16: ordering without data
+    assert {e.source_kind.value for e in only.edges} == {"parameter"}
+    assert [n.name for n in only.nodes] == ["encode", "tune"]
+
+
+def test_override_replaces_image_command_and_items_by_name(files: Files) -> None:
+    plan = compile_project(files.path(Case(UPSTREAM, "examples/pipeline-with-override-example.yaml")))
     pipeline = next(p for p in plan.pipelines if p.name == "My overriden input pipeline")
     merged = pipeline.node("merged").step
     assert merged is not None
@@ -249,11 +374,13 @@ def test_override_replaces_image_command_and_items_by_name() -> None:
     assert overridden.input("training-images").default == ("overridden node image",)  # type: ignore[union-attr]
 
 
-def test_invalid_override_file_names_each_error_with_its_line() -> None:
-    """E7: override of an unknown input and parameter, and a misspelled step, all three reported."""
-    errors = _reject(
-        "valohai__valohai-yaml__tests__error_examples__invalid-pipeline-with-override-example.yaml"
-    )
+def _upstream(files: Files, name: str) -> Path:
+    return files.path(Case(UPSTREAM, name))
+
+
+def test_invalid_override_file_names_each_error_with_its_line(files: Files) -> None:
+    """Override of an unknown input and parameter, and a misspelled step, all three reported."""
+    errors = _reject(_upstream(files, "tests/error_examples/invalid-pipeline-with-override-example.yaml"))
     found = {(d.location.line, d.message, d.hint) for d in errors}
     assert (
         48,
@@ -268,37 +395,46 @@ def test_invalid_override_file_names_each_error_with_its_line() -> None:
     )
 
 
-def test_unknown_task_blueprint_is_rejected() -> None:
-    """E9."""
-    errors = _reject("valohai__valohai-yaml__tests__error_examples__invalid-task-blueprint-reference.yaml")
+def test_unknown_task_blueprint_is_rejected(files: Files) -> None:
+    errors = _reject(_upstream(files, "tests/error_examples/invalid-task-blueprint-reference.yaml"))
     assert any('task blueprint "my-non-existent-task" does not exist' in d.message for d in errors)
     assert all(d.location.line > 0 for d in errors)
 
 
-def test_preset_override_without_environment_is_rejected() -> None:
-    """E11: valohai-yaml lint reports it, parse()+convert do not."""
-    errors = _reject(
-        "valohai__valohai-yaml__tests__error_examples__pipeline-with-preset-override-without-environment.yaml"
-    )
+def test_preset_override_without_environment_is_rejected(files: Files) -> None:
+    """valohai-yaml lint reports it, parse()+convert do not."""
+    path = _upstream(files, "tests/error_examples/pipeline-with-preset-override-without-environment.yaml")
+    errors = _reject(path)
     assert any('missing "environment"' in d.message and d.location.line > 0 for d in errors)
 
 
+INVALID_CASES = [c for c in ALL if _invalid(c)]
+
+
 @pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=SPEC_GAPS[n])) if n in SPEC_GAPS else n
-        for n in sorted(INVALID | SPEC_STRICTER)
-    ],
+    "case",
+    cases.params(
+        INVALID_CASES,
+        marks={
+            c.id: pytest.mark.xfail(strict=True, reason=GAPS[str(c.upstream_name)])
+            for c in INVALID_CASES
+            if c.upstream_name in GAPS
+        },
+    ),
 )
-def test_invalid_file_is_rejected_with_a_line(name: str) -> None:
-    errors = _reject(name)
+def test_invalid_file_is_rejected_with_a_line(files: Files, case: Case) -> None:
+    errors = _reject(files.path(case))
     assert errors
     assert all(d.severity is Severity.ERROR for d in errors)
     assert any(d.location.line > 0 for d in errors), [str(d) for d in errors]
 
 
-def test_dangling_steps_of_valohai_utils_fixture() -> None:
-    errors = _reject("valohai__valohai-utils__tests__test_yaml__test4.original.valohai.yaml")
+def test_dangling_steps_of_valohai_utils_fixture(files: Files) -> None:
+    errors = _reject(
+        files.path(
+            Case(cases.CORPUS, "valohai__valohai-utils__tests__test_yaml__test4.original.valohai.yaml")
+        )
+    )
     assert [d.location.line for d in errors if "does not exist" in d.message] == [51, 54]
 
 

@@ -6,7 +6,6 @@ the complete value set (all defaults including flags, overlaid with the given va
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,24 +14,27 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from valohai_yaml.objs import Step as VyStep
 
-from tests.conftest import CORPUS_DIR
+from tests.support import cases
+from tests.support.cases import Case, Files
 from valohai_airflow.spec import Step, build_command, build_script, parse_file, parse_text
 from valohai_airflow.spec.commands import effective_values, join_command
 
-VALID_WITH_STEPS = sorted(
-    p.name
-    for p in CORPUS_DIR.glob("*.yaml")
-    if "error_examples" not in p.name
-    and "duplicate_step_names" not in p.name
-    and "extra-fields" not in p.name
-)
+# Files whose steps parse here and in valohai-yaml: not the error examples, not duplicate step names
+# (an error here), not the unknown override key (a schema error to valohai-yaml).
+NOT_BOTH = ("error_examples", "duplicate_step_names", "extra-fields")
+WITH_STEPS = [
+    c
+    for c in cases.shapes() + cases.upstream() + cases.corpus()
+    if not any(part in (c.upstream_name or c.name) for part in NOT_BOTH)
+]
 
 
-@pytest.mark.parametrize("name", VALID_WITH_STEPS)
-def test_corpus_commands_match_valohai_yaml(corpus_dir: Path, name: str) -> None:
-    text = (corpus_dir / name).read_text()
-    config = parse_file(corpus_dir / name).raise_if_errors()
-    reference = valohai_yaml.parse(text)
+@pytest.mark.parametrize("case", cases.params(WITH_STEPS))
+def test_corpus_commands_match_valohai_yaml(files: Files, case: Case) -> None:
+    path = files.path(case)
+    config = parse_file(path).raise_if_errors()
+    reference = valohai_yaml.parse(path.read_text())
+    assert config.steps or not reference.steps
     for step_name, step in config.steps.items():
         values = effective_values(step, {})
         assert build_command(step, {}) == reference.steps[step_name].build_command(values), step_name

@@ -1,0 +1,43 @@
+"""Pickles in a cache directory of our own, for what a fresh parser process must not compute again.
+
+A DAG processor parses every file in a new process, so only the disk survives between parses. Files
+are named by a hash of everything their content depends on; writes are atomic (temp file + rename)
+so a concurrent reader never sees half a pickle, and any failure only costs the work again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import tempfile
+from pathlib import Path
+
+
+def cache_path(cache_dir: str | os.PathLike[str], kind: str, *key: str) -> Path:
+    digest = hashlib.sha256("\0".join(key).encode("utf-8")).hexdigest()
+    return Path(cache_dir) / f"{kind}-{digest}.pickle"
+
+
+def load(path: Path) -> object | None:
+    """What `store` wrote at `path`; None if absent or unreadable."""
+    try:
+        with path.open("rb") as handle:
+            value: object = pickle.load(handle)  # our own cache dir, written by store()
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError):
+        return None
+    return value
+
+
+def store(path: Path, value: object) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".tmp")
+    except OSError:
+        return  # a read-only cache dir must not break parsing
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            pickle.dump(value, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(temp, path)
+    except (OSError, pickle.PicklingError):
+        Path(temp).unlink(missing_ok=True)
