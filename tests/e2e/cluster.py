@@ -50,7 +50,11 @@ def _stop_pid(process: subprocess.Popen[bytes] | None, first: signal.Signals, gr
     """`first` to the process (and its group when it leads one), SIGKILL after `grace` seconds."""
     if process is None or process.poll() is not None:
         return
-    leads_group = os.getpgid(process.pid) == process.pid
+    try:
+        leads_group = os.getpgid(process.pid) == process.pid
+    except ProcessLookupError:  # gone since poll()
+        process.wait(timeout=10)
+        return
     for sig, wait in ((first, grace), (signal.SIGKILL, 10.0)):
         with contextlib.suppress(ProcessLookupError):
             if leads_group:

@@ -248,6 +248,7 @@ def cluster(artefacts_dir: Path) -> Iterator[Cluster]:
             if engine.process is not None and engine.process.poll() is None:
                 left[name] = server.containers_of_our_runs(engine.url)
         stops: dict[str, float] = {}
+        failed_stops: dict[str, str] = {}
         for name, stop in [
             *((f"engine-{n}", e.stop) for n, e in engines.items()),
             ("redis", cluster.redis.stop),
@@ -255,13 +256,17 @@ def cluster(artefacts_dir: Path) -> Iterator[Cluster]:
             ("seaweedfs", seaweed.stop),
         ]:
             began = time.monotonic()
-            stop()
+            try:
+                stop()
+            except Exception as error:  # stop the others all the same; fail below
+                failed_stops[name] = repr(error)
             stops[name] = round(time.monotonic() - began, 1)
         SUMMARY["stop_seconds"] = stops
         (logs / "summary.json").write_text(json.dumps(SUMMARY, indent=2))
         print(f"celery summary: {json.dumps(SUMMARY)}")
         shutil.rmtree(root, ignore_errors=True)
         assert not any(left.values()), f"containers left behind on the workers' engines: {left}"
+        assert not failed_stops, f"could not stop: {failed_stops}"
 
 
 def _routed_example(project: Path) -> None:
