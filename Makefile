@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: venv docker images browser compose demo ui test lint typecheck unit integration e2e bench lock clean
+.PHONY: venv docker images browser services compose demo ui test lint typecheck unit integration e2e bench lock clean
 
 venv:
 	@./scripts/venv.sh
@@ -16,6 +16,9 @@ images: venv docker
 
 browser:
 	@./scripts/browser.sh
+
+services:
+	@./scripts/services.sh
 
 compose:
 	@./scripts/compose.sh
@@ -39,10 +42,10 @@ unit: venv compose
 integration: images
 	$(VENV)/bin/pytest -q -p no:cacheprovider tests/integration
 
-e2e: images browser
+e2e: images browser services
 	$(VENV)/bin/pytest -q -p no:cacheprovider tests/e2e
 
-test: lint typecheck images browser compose
+test: lint typecheck images browser services compose
 	$(VENV)/bin/pytest -q -p no:cacheprovider tests
 
 bench: images

@@ -56,6 +56,18 @@ COMPONENTS = {
 T = TypeVar("T")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """test_celery.py starts an Airflow of its own (tests/e2e/cluster.py): run it before the
+    modules that share `airflow_server`, which stays up until the package's last test, so the two
+    Airflow set-ups never run side by side on the machine's cores."""
+    e2e = [i for i, item in enumerate(items) if Path(item.path).parent == Path(__file__).parent]
+    if not e2e or e2e != list(range(e2e[0], e2e[-1] + 1)):
+        return
+    block = items[e2e[0] : e2e[-1] + 1]
+    block.sort(key=lambda item: Path(item.path).name != "test_celery.py")  # stable: the rest keep their order
+    items[e2e[0] : e2e[-1] + 1] = block
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -223,11 +235,13 @@ class AirflowServer:
 
         wait_for("every run to finish", idle, timeout, self)
 
-    def containers_of_our_runs(self) -> list[str]:
+    def containers_of_our_runs(self, docker_host: str | None = None) -> list[str]:
+        """The containers of every run we know of, on the default engine or on `docker_host`."""
         ids: list[str] = []
+        engine = ["-H", docker_host] if docker_host else []
         for run_id in self.run_ids:
             listed = subprocess.run(
-                ["docker", "ps", "-aq", "--filter", f"label={LABEL}.run={run_id}"],
+                ["docker", *engine, "ps", "-aq", "--filter", f"label={LABEL}.run={run_id}"],
                 capture_output=True,
                 text=True,
                 check=False,

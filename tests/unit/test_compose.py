@@ -12,6 +12,7 @@ No registry is reachable where these run, so the stack is never started. Instead
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -651,6 +652,9 @@ def test_compose_config_reads_the_switch_and_secrets_from_the_env_file(tmp_path:
     check_resolved_stack(svcs, "CeleryExecutor")
     worker = environment(svcs["airflow-worker"])
     assert worker["AIRFLOW__VALOHAI__WORK_DIR"] == "/srv/valohai/work"
+    assert json.loads(worker["AIRFLOW__CELERY__EXTRA_CELERY_CONFIG"]) == {
+        "imports": ["valohai_airflow.airflow.worker"]
+    }
     assert worker["AIRFLOW__API_AUTH__JWT_SECRET"] == "jwt-from-env"
     assert ":pg-from-env@postgres/" in worker["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
     assert environment(svcs["postgres"])["POSTGRES_PASSWORD"] == "pg-from-env"

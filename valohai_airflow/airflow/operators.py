@@ -19,6 +19,7 @@ from typing import Any, cast
 from airflow.providers.docker.exceptions import DockerContainerFailedException
 from airflow.providers.docker.operators.docker import DockerOperator
 from airflow.sdk import BaseOperator
+from airflow.sdk.api.client import get_hostname
 from airflow.sdk.exceptions import AirflowException, AirflowTaskTimeout
 from docker import APIClient
 from docker.errors import APIError
@@ -36,6 +37,7 @@ from valohai_airflow.runtime.reuse import ReuseGate
 from valohai_airflow.store import open_store
 
 LABEL = "valohai-airflow"
+WORKER_LABEL = f"{LABEL}.worker"  # the Airflow hostname of the worker whose task started the container
 TAIL_LINES = 20
 MIB = 1024**2
 
@@ -134,7 +136,12 @@ class ValohaiExecutionOperator(DockerOperator):
         self.mounts = [
             Mount(target, source, type="bind", read_only=ro) for source, target, ro in prepared.mounts()
         ]
-        self.labels = {**self._node_labels, **_execution_labels(key), f"{LABEL}.try": str(key.try_number)}
+        self.labels = {
+            **self._node_labels,
+            **_execution_labels(key),
+            f"{LABEL}.try": str(key.try_number),
+            WORKER_LABEL: worker_hostname(),  # the worker's start removes what a killed predecessor left
+        }
         self.container_name = f"vh-{key.execution_id}-{uuid.uuid4().hex[:6]}"
 
     def execute(self, context: Any) -> dict[str, Any]:  # type: ignore[override]  # a manifest, not log lines
@@ -301,6 +308,11 @@ class ValohaiExecutionOperator(DockerOperator):
             self.cli.remove_container(container_id, force=True)
         except APIError as error:
             self.log.info("Container %s already gone: %s", container_id[:12], error)
+
+
+def worker_hostname() -> str:
+    """This worker's Airflow hostname (`[core] hostname_callable`), the one its task instances show."""
+    return str(get_hostname())  # type: ignore[no-untyped-call]
 
 
 def upstream_values(context: Any, pipeline: PipelinePlan, node: NodePlan) -> dict[str, Any]:
