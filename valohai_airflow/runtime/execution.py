@@ -119,7 +119,7 @@ def _edge_source(file: EdgeFile) -> InputSource:
 
 
 def _materialise_inputs(
-    request: ExecutionRequest, workdir: WorkDir, edge_files: Mapping[str, list[EdgeFile]], log: list[str]
+    request: ExecutionRequest, workdir: WorkDir, edge_files: Mapping[str, Sequence[EdgeFile]], log: list[str]
 ) -> dict[str, list[InputFileEntry]]:
     step = request.node.step
     assert step is not None
