@@ -42,7 +42,7 @@ from valohai_airflow.runtime.config_files import InputFileEntry
 from valohai_airflow.runtime.globs import compile_glob, has_wildcards
 from valohai_airflow.spec.diagnostics import ValohaiAirflowError
 from valohai_airflow.store.base import StoreError
-from valohai_airflow.store.files import clone_or_copy, hash_fd, seal_written, sealed_sha256
+from valohai_airflow.store.files import clone_or_copy, copy_hashed, hash_fd, seal_written, sealed_sha256
 from valohai_airflow.store.s3 import S3Store
 
 KeepDirectories = Literal["none", "full", "suffix"]
@@ -105,10 +105,13 @@ def _copy_atomic(src: Path, dest: Path) -> str:
     out, tmp = tempfile.mkstemp(prefix=".vh-tmp-", dir=dest.parent)
     try:
         with open(src, "rb") as fh:
-            sealed = sealed_sha256(fh.fileno())
-            clone_or_copy(fh.fileno(), out)
-            if sealed is None or sealed_sha256(fh.fileno()) != sealed:  # no seal, or changed meanwhile
-                sealed = hash_fd(out)[1]
+            digest = sealed_sha256(fh.fileno())
+            if digest is None:
+                digest = copy_hashed(fh.fileno(), out)[1]
+            else:
+                clone_or_copy(fh.fileno(), out)
+                if sealed_sha256(fh.fileno()) != digest:  # changed while being copied
+                    digest = hash_fd(out)[1]
         os.close(out)
         out = -1
         os.replace(tmp, dest)
@@ -118,7 +121,7 @@ def _copy_atomic(src: Path, dest: Path) -> str:
     finally:
         if out >= 0:
             os.close(out)
-    return sealed
+    return digest
 
 
 class DownloadCache:

@@ -30,7 +30,7 @@ from valohai_airflow.store.base import (
     normalize_key,
     relative_files,
 )
-from valohai_airflow.store.files import clone_or_copy, hash_fd, seal, seal_written
+from valohai_airflow.store.files import copy_hashed, hash_fd, seal, seal_written
 
 _TMP_PREFIX = ".vh-tmp-"
 
@@ -170,8 +170,7 @@ class LocalStore:
                 size, sha256 = hash_fd(fd)  # the object's own bytes: it is this inode
                 seal(fd, sha256, st)  # only if unchanged while hashed, and not racy
             else:
-                clone_or_copy(fd, out)
-                size, sha256 = hash_fd(out)  # the bytes as stored
+                size, sha256 = copy_hashed(fd, out)  # the bytes as stored
                 seal_written(out, sha256)
             os.replace(tmp, dest)
         except BaseException:

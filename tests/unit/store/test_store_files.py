@@ -14,6 +14,7 @@ from valohai_airflow.store.files import (
     RACY_NS,
     SEAL_XATTR,
     clone_or_copy,
+    copy_hashed,
     hash_fd,
     seal,
     seal_written,
@@ -65,6 +66,16 @@ def test_hash_fd_and_clone_or_copy(tmp_path: Path) -> None:
         with open(src, "rb") as s, open(dest, "w+b") as d:
             clone_or_copy(s.fileno(), d.fileno())
             assert hash_fd(d.fileno()) == (size, sha(data))
+        assert dest.read_bytes() == data
+
+
+def test_copy_hashed_hashes_what_it_stored_also_while_copying_a_big_file(tmp_path: Path) -> None:
+    for size in (5, 20 * 1024 * 1024 + 3):  # the second is copied in steps by a helper thread
+        data = os.urandom(size)
+        src = old_file(tmp_path / f"src-{size}", data)
+        dest = tmp_path / f"dest-{size}"
+        with open(src, "rb") as s, open(dest, "w+b") as d:
+            assert copy_hashed(s.fileno(), d.fileno()) == (size, sha(data))
         assert dest.read_bytes() == data
 
 
