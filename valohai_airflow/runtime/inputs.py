@@ -28,7 +28,6 @@ import fcntl
 import hashlib
 import json
 import os
-import shutil
 import tempfile
 import urllib.error
 import urllib.parse
@@ -139,14 +138,15 @@ class DownloadCache:
         self,
         url: str,
         validator: Mapping[str, Any] | None,
-        fill: Callable[[Path], object],
+        fill: Callable[[Path], str | None],
         dest: Path,
         expected_sha256: str | None = None,
     ) -> str:
         """Copy the cached (or freshly fetched) bytes of `url` to `dest`; returns their sha256.
 
         `validator` describes the current remote version; None or empty means "cannot tell",
-        which always re-fetches. `fill(path)` downloads the URL to `path`."""
+        which always re-fetches. `fill(path)` downloads the URL to `path` and returns the sha256
+        of the bytes it wrote when it hashed them on the way (else None: the file is hashed)."""
         entry = self._entry(url)
         blob, meta_path = entry / "blob", entry / "meta.json"
         usable = dict(validator) if validator and any(validator.values()) else None
@@ -180,7 +180,7 @@ class DownloadCache:
         self,
         url: str,
         validator: dict[str, Any] | None,
-        fill: Callable[[Path], object],
+        fill: Callable[[Path], str | None],
         entry: Path,
         expected_sha256: str | None,
     ) -> str:
@@ -189,10 +189,11 @@ class DownloadCache:
         os.close(fd)
         tmp = Path(tmp_name)
         try:
-            fill(tmp)
+            hashed = fill(tmp)
             self.downloads += 1
             with open(tmp, "rb") as fh:
-                size, digest = hash_fd(fh.fileno())
+                size = os.fstat(fh.fileno()).st_size
+                digest = hashed or hash_fd(fh.fileno())[1]
                 if expected_sha256 is not None and digest != expected_sha256:
                     raise InputError(
                         f"checksum mismatch for {url}: expected sha256 {expected_sha256}, got {digest}"
@@ -268,7 +269,7 @@ def _resolve_s3(uri: str, s3_options: Mapping[str, Any]) -> list[_Resolved]:
                 return cache.fetch(
                     f"s3://{bucket}/{obj_key}",
                     head,
-                    lambda tmp: store.get_file(obj_key, tmp),
+                    lambda tmp: store.get_file_hashed(obj_key, tmp, head),
                     dest,
                     expected,
                 )
@@ -311,15 +312,19 @@ def _http_validator(url: str) -> dict[str, Any] | None:
         raise InputError(f"cannot reach {url}: {exc}") from exc
 
 
-def _http_fill(url: str) -> Callable[[Path], None]:
-    def fill(tmp: Path) -> None:
+def _http_fill(url: str) -> Callable[[Path], str]:
+    def fill(tmp: Path) -> str:
+        digest = hashlib.sha256()  # as the bytes arrive, not in a second read
         try:
             with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT) as response, open(tmp, "wb") as fh:
-                shutil.copyfileobj(response, fh, 1024 * 1024)
+                while chunk := response.read(1024 * 1024):
+                    digest.update(chunk)
+                    fh.write(chunk)
         except urllib.error.HTTPError as exc:
             raise InputError(f"downloading {url} failed: HTTP {exc.code} {exc.reason}") from exc
         except (urllib.error.URLError, OSError) as exc:
             raise InputError(f"downloading {url} failed: {exc}") from exc
+        return digest.hexdigest()
 
     return fill
 

@@ -9,13 +9,14 @@ default chain unless given explicitly.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
 import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 import boto3
 from boto3.s3.transfer import S3Transfer, TransferConfig, create_transfer_manager
@@ -59,6 +60,21 @@ class _Listed(BaseSubscriber):
     def on_queued(self, future: Any, **kwargs: Any) -> None:
         future.meta.provide_transfer_size(self.size)
         future.meta.provide_object_etag(self.etag)
+
+
+class _HashingWriter:
+    """A write-only, non-seekable download target that hashes what it writes, in order."""
+
+    def __init__(self, fh: BinaryIO) -> None:
+        self._fh = fh
+        self.digest = hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        return self._fh.write(data)
+
+    def seekable(self) -> bool:
+        return False
 
 
 class S3Store:
@@ -266,6 +282,31 @@ class S3Store:
             Path(tmp).unlink(missing_ok=True)
             raise self._fail(exc, full, "download") from exc
         return dest
+
+    def get_file_hashed(self, key: str, dest: Path, known: dict[str, Any] | None = None) -> str:
+        """`get_file` that returns the sha256 of the bytes it wrote, hashed as they arrive (no second
+        read of the file): a target that cannot seek gets its parts from the transfer manager in
+        order (parts that arrive early wait in memory). `known` is a `head()` of the object, which
+        spares the manager its own HeadObject."""
+        full = self._full(key)
+        dest = Path(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".vh-tmp-", dir=dest.parent)
+        subscribers = [_Listed(int(known["size"]), str(known["etag"]))] if known and known.get("etag") else []
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                target = _HashingWriter(fh)
+                with create_transfer_manager(self.client, self.transfer_config) as manager:
+                    # any object with write() will do; the stubs ask for IO
+                    manager.download(self.bucket, full, target, subscribers=subscribers).result()  # type: ignore[arg-type]
+            os.replace(tmp, dest)
+        except (ClientError, BotoCoreError, OSError) as exc:
+            Path(tmp).unlink(missing_ok=True)
+            raise self._fail(exc, full, "download") from exc
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return target.digest.hexdigest()
 
     def get_tree(self, prefix: str, dest_dir: Path) -> list[Path]:
         """One transfer manager for the whole tree, like put_tree: many small objects download

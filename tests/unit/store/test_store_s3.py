@@ -91,6 +91,26 @@ def test_get_tree_asks_no_head_per_object_and_keeps_bytes(
     ]  # no temp left
 
 
+def test_get_file_hashed_hashes_the_parts_in_order_as_they_arrive(
+    s3_endpoint: S3Endpoint, s3_bucket: str, tmp_path: Path
+) -> None:
+    store = s3_store(
+        s3_endpoint, s3_bucket, multipart_threshold=5 * MiB, multipart_chunksize=5 * MiB, max_concurrency=4
+    )
+    data = os.urandom(17 * MiB + 11)  # four ranged GETs, written in order whatever order they finish in
+    (tmp_path / "big.bin").write_bytes(data)
+    store.put_file(tmp_path / "big.bin", "k/big.bin")
+    calls: list[str] = []
+    store.client.meta.events.register("before-call.s3.*", lambda model, **_: calls.append(model.name))
+    digest = store.get_file_hashed("k/big.bin", tmp_path / "dl/big.bin", store.head("k/big.bin"))
+    assert digest == hashlib.sha256(data).hexdigest()
+    assert (tmp_path / "dl/big.bin").read_bytes() == data
+    assert calls.count("HeadObject") == 1 and calls.count("GetObject") == 4, calls  # the head() we asked for
+    with pytest.raises(ObjectNotFoundError):
+        store.get_file_hashed("k/none.bin", tmp_path / "dl/none.bin")
+    assert sorted(p.name for p in (tmp_path / "dl").iterdir()) == ["big.bin"]
+
+
 def test_get_tree_of_an_object_deleted_after_listing_fails_and_leaves_no_file(
     s3_endpoint: S3Endpoint, s3_bucket: str, tmp_path: Path
 ) -> None:
