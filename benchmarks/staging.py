@@ -1,11 +1,12 @@
 """Staging with the local store against `cp -r` of the same tree.
 
 Two trees: one big file (1 GiB by default) and 10,000 files of 10 KiB (100 directories of 100).
-Upload side, as `finish` does it: `collect_outputs` (walk, sha256 of every file) then
-`upload_outputs` into a `LocalStore` on the same disk (the default: files are hard-linked) and
-into one with `link=False` (what a store on another filesystem costs: every byte copied).
-Input side, as `prepare` does it for an output edge: one `materialise_input` per upstream file
-from the store into `inputs/<name>/` (a copy, then the sha256 check against the manifest).
+Upload side, as `finish` does it: `stage_outputs` (walk, then each file stored and hashed in one
+read) into a `LocalStore` on the same disk (the default: files are hard-linked, then hashed) and
+into one with `link=False` (what a store on another filesystem costs: every byte copied, hashed
+while copying). Input side, as `prepare` does it for an output edge: one `materialise_input` per
+upstream file from the store into `inputs/<name>/` (the objects `stage_outputs` sealed: a kernel
+copy and the seal checked against the manifest's sha256; an unsealed file is hashed while copied).
 Baseline: `cp -r` (a subprocess) of the same directory to the same disk. Rounds alternate;
 what a run wrote is removed untimed after it. Ratios are THROUGHPUT ratios (cp time ÷ our time,
 higher is better). Everything sits in the page cache (23 GiB RAM): this measures CPU and
@@ -55,7 +56,7 @@ def cp_r(src: Path, dest: Path) -> Callable[[], None]:
 
 def _rows(label: str, size: int, rounds: int, work: Path, src: Path, *, copies: bool) -> list[Row]:
     from valohai_airflow.runtime.inputs import DownloadCache, InputSource, materialise_input
-    from valohai_airflow.runtime.outputs import collect_outputs, upload_outputs
+    from valohai_airflow.runtime.outputs import stage_outputs
     from valohai_airflow.store.local import LocalStore
 
     store_root, cp_dest, inputs = work / "store", work / "cp-dest", work / "inputs"
@@ -67,7 +68,7 @@ def _rows(label: str, size: int, rounds: int, work: Path, src: Path, *, copies: 
 
     def upload(link: bool) -> Callable[[], None]:
         def run() -> None:
-            upload_outputs(collect_outputs(src), LocalStore(store_root, link=link), PREFIX)
+            stage_outputs(src, LocalStore(store_root, link=link), PREFIX)
 
         return run
 
@@ -78,7 +79,7 @@ def _rows(label: str, size: int, rounds: int, work: Path, src: Path, *, copies: 
         base, ours = alternate(cp_r(src, cp_dest), upload(link), rounds, reset=reset)
         rows.append(
             Row(
-                f"stage out {label}: collect_outputs + upload_outputs → LocalStore, {variant}",
+                f"stage out {label}: stage_outputs → LocalStore, {variant}",
                 ours,
                 base / ours,
                 f"throughput ratio vs `cp -r`; {mbps / ours:.0f} MiB/s vs {mbps / base:.0f} MiB/s",
@@ -88,8 +89,7 @@ def _rows(label: str, size: int, rounds: int, work: Path, src: Path, *, copies: 
         )
 
     # the input side reads what the upload left in the store
-    collection = collect_outputs(src)
-    uris = upload_outputs(collection, LocalStore(store_root, link=False), PREFIX)
+    collection, uris = stage_outputs(src, LocalStore(store_root, link=False), PREFIX)
     sources = [
         InputSource(uris[f.path], sha256=f.sha256, size=f.size, path_hint=f.path) for f in collection.files
     ]
@@ -106,7 +106,7 @@ def _rows(label: str, size: int, rounds: int, work: Path, src: Path, *, copies: 
     base, ours = alternate(cp_r(stored, cp_dest), materialise, rounds, reset=reset_inputs)
     rows.append(
         Row(
-            f"stage in {label}: materialise_input from LocalStore (copy + sha256 check)",
+            f"stage in {label}: materialise_input from LocalStore (sealed objects: copy + seal check)",
             ours,
             base / ours,
             f"throughput ratio vs `cp -r`; {mbps / ours:.0f} MiB/s vs {mbps / base:.0f} MiB/s",

@@ -23,9 +23,9 @@ there; we keep them all.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 from valohai_airflow.plan.model import EdgeKind, EdgePlan, NodeKind, NodePlan, PipelinePlan
 from valohai_airflow.runtime.globs import compile_glob
@@ -49,9 +49,60 @@ class EdgeFile:
     properties: Mapping[str, Any] = field(default_factory=dict)
 
 
+class EdgeFiles(Sequence[EdgeFile]):
+    """The files the edges bring into one input, in order: a view over the upstream manifests'
+    own records and the name each gets. An `EdgeFile` is made when one is read, so resolving an
+    every-file edge over 100,000 outputs does not leave 100,000 new objects behind (making them,
+    and the garbage collector's passes over them, was most of its time)."""
+
+    __slots__ = ("_files", "_names", "_sources")
+
+    def __init__(self) -> None:
+        self._files: list[ManifestFile] = []
+        self._names: list[str] = []
+        self._sources: list[str] = []  # the upstream node of each file
+
+    def _extend(self, files: Sequence[ManifestFile], names: Sequence[str], source_node: str) -> None:
+        self._files += files
+        self._names += names
+        self._sources += [source_node] * len(files)
+
+    def _make(self, i: int) -> EdgeFile:
+        f = self._files[i]
+        assert f.uri is not None  # resolve_edges refuses files without a stored copy
+        return EdgeFile(self._names[i], f.uri, f.size, f.sha256, self._sources[i], dict(f.properties))
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+    @overload
+    def __getitem__(self, index: int) -> EdgeFile: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[EdgeFile]: ...
+
+    def __getitem__(self, index: int | slice) -> EdgeFile | list[EdgeFile]:
+        if isinstance(index, slice):
+            return [self._make(i) for i in range(*index.indices(len(self)))]
+        return self._make(range(len(self))[index])  # range() gives negative indices and IndexError
+
+    def __iter__(self) -> Iterator[EdgeFile]:
+        return (self._make(i) for i in range(len(self)))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, str):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]  # equal to lists, mutable like them
+
+    def __repr__(self) -> str:
+        return f"EdgeFiles({list(self)!r})"
+
+
 @dataclass
 class EdgeValues:
-    inputs: dict[str, list[EdgeFile]] = field(default_factory=dict)
+    inputs: dict[str, EdgeFiles] = field(default_factory=dict)
     parameters: dict[str, Any] = field(default_factory=dict)
     environment: dict[str, str] = field(default_factory=dict)
     log: list[str] = field(default_factory=list)
@@ -68,7 +119,10 @@ def selected_files(edge: EdgePlan, manifest: Manifest) -> list[ManifestFile]:
     """The files of one upstream manifest that a file edge's glob picks."""
     glob = compile_glob(edge.source_key)
     if edge.source_kind is EdgeKind.OUTPUT:
-        return [f for f in manifest.outputs if glob.matches(f.path)]
+        if glob.matches_everything:
+            return list(manifest.outputs)
+        full = glob.regex.fullmatch  # glob.matches without basename mode, minus a call per file
+        return [f for f in manifest.outputs if full(f.path)]
     return [f for name, files in sorted(manifest.inputs.items()) if glob.matches(name) for f in files]
 
 
@@ -76,21 +130,33 @@ def _source(manifest: Manifest) -> str:
     return manifest.node if manifest.map_index < 0 else f"{manifest.node}-{manifest.map_index}"
 
 
-def _add_file(
-    values: EdgeValues, taken: set[str], input_name: str, file: ManifestFile, edge: EdgePlan, source: str
+def _add_files(
+    values: EdgeValues,
+    taken: set[str],
+    input_name: str,
+    files: list[ManifestFile],
+    edge: EdgePlan,
+    source: str,
 ) -> None:
-    """`taken` holds the names already placed in this input (kept by the caller, so adding n
-    files stays linear instead of rebuilding the set per file)."""
-    if file.uri is None:
-        raise EdgeResolutionError(f"{_describe(edge)}: upstream file {file.path!r} has no stored copy")
-    placed = values.inputs.setdefault(input_name, [])
-    name = file.path.rpartition("/")[2]  # posixpath.basename, without its per-call overhead
-    if name in taken:
-        renamed = f"{source}-{name}"
-        values.log.append(f"input {input_name!r}: {name!r} from {source} arrives as {renamed!r}")
-        name = renamed
-    taken.add(name)
-    placed.append(EdgeFile(name, file.uri, file.size, file.sha256, edge.source_node, dict(file.properties)))
+    """Place `files` under their basenames in `input_name`. `taken` holds the names already placed
+    there (kept by the caller across edges); a name already taken becomes `<source>-<name>`."""
+    if not files:
+        return
+    missing = next((f for f in files if f.uri is None), None)
+    if missing is not None:
+        raise EdgeResolutionError(f"{_describe(edge)}: upstream file {missing.path!r} has no stored copy")
+    names = [f.path.rpartition("/")[2] for f in files]  # posixpath.basename, without its per-call overhead
+    if len(set(names)) == len(names) and taken.isdisjoint(names):
+        taken.update(names)  # no clash: the common case, without a Python-level step per file
+    else:
+        log = values.log.append
+        for i, name in enumerate(names):
+            if name in taken:
+                names[i] = renamed = f"{source}-{name}"
+                log(f"input {input_name!r}: {name!r} from {source} arrives as {renamed!r}")
+                name = renamed
+            taken.add(name)
+    values.inputs.setdefault(input_name, EdgeFiles())._extend(files, names, edge.source_node)
 
 
 def _value(edge: EdgePlan, manifest: Manifest) -> Any:
@@ -142,10 +208,9 @@ def resolve_edges(
             names = taken.setdefault(edge.target_key, set())
             count = 0
             for manifest in manifests:
-                files, source_name = selected_files(edge, manifest), _source(manifest)
+                files = selected_files(edge, manifest)
                 count += len(files)
-                for file in files:
-                    _add_file(values, names, edge.target_key, file, edge, source_name)
+                _add_files(values, names, edge.target_key, files, edge, _source(manifest))
             values.log.append(f"{_describe(edge)}: {count} file(s)")
             continue
         found = [_value(edge, manifest) for manifest in manifests]

@@ -28,7 +28,7 @@ from valohai_airflow.runtime.ids import ExecutionKey
 from valohai_airflow.runtime.inputs import DownloadCache, InputError, InputSource, materialise_input
 from valohai_airflow.runtime.manifest import Manifest, ManifestFile, load_upstream, output_entries, to_xcom
 from valohai_airflow.runtime.metadata import MetadataCollector
-from valohai_airflow.runtime.outputs import collect_outputs, upload_outputs
+from valohai_airflow.runtime.outputs import stage_outputs
 from valohai_airflow.runtime.parameters import NodeParameterError, resolve_parameters
 from valohai_airflow.runtime.workdir import WorkDir, create_workdir, valohai_environment
 from valohai_airflow.spec.commands import build_script
@@ -119,7 +119,7 @@ def _edge_source(file: EdgeFile) -> InputSource:
 
 
 def _materialise_inputs(
-    request: ExecutionRequest, workdir: WorkDir, edge_files: Mapping[str, list[EdgeFile]], log: list[str]
+    request: ExecutionRequest, workdir: WorkDir, edge_files: Mapping[str, Sequence[EdgeFile]], log: list[str]
 ) -> dict[str, list[InputFileEntry]]:
     step = request.node.step
     assert step is not None
@@ -230,13 +230,10 @@ def finish(
     step = request.node.step
     assert step is not None
     prefix = request.key.prefix
-    collection = collect_outputs(prepared.workdir.outputs)
-    prepared.log += [f"output {s.path!r} skipped: {s.reason}" for s in collection.skipped]
-    prepared.log += collection.problems
     metadata = MetadataCollector()
     metadata.feed_all(log_lines)
     try:
-        uris = upload_outputs(collection, request.store, join_key(prefix, "outputs"))
+        collection, uris = stage_outputs(prepared.workdir.outputs, request.store, join_key(prefix, "outputs"))
         metadata_uri = request.store.put_bytes(metadata.to_jsonl(), join_key(prefix, "metadata.jsonl")).uri
     except (StoreError, OSError) as error:  # a full disk, an S3 server gone mid-upload
         raise ExecutionError(
@@ -244,6 +241,8 @@ def finish(
             f"(the step itself {status}): {error}. The files are kept in {prepared.workdir.outputs}; "
             "make room in or repair the store, then clear the task to run it again"
         ) from error
+    prepared.log += [f"output {s.path!r} skipped: {s.reason}" for s in collection.skipped]
+    prepared.log += collection.problems
     manifest = Manifest(
         execution_id=request.key.execution_id,
         node=request.node.name,

@@ -105,8 +105,15 @@ class OutputGlob:
             return self.regex.fullmatch(path.rpartition("/")[2]) is not None
         return False
 
+    @property
+    def matches_everything(self) -> bool:
+        """`**` (and `***`, ...): every path, so a filter needs no match per path."""
+        return self.regex.pattern == ".*"
+
     def filter(self, paths: Iterable[str]) -> list[str]:
         """The matching paths, in the given order."""
+        if self.matches_everything:
+            return list(paths)
         full = self.regex.fullmatch
         if self.match_basename and "/" not in self.pattern:
             return [p for p in paths if full(p) or full(p.rpartition("/")[2])]

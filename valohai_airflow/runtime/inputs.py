@@ -6,6 +6,12 @@ source's validator (ETag / Last-Modified / size) is unchanged and the cached byt
 the recorded sha256; concurrent tasks coordinate with a file lock per URL and atomic renames.
 `datum://` and `dataset://` need the Valohai platform and are refused with a hint.
 
+Integrity: a local file (an upstream output in the local store, a cached download) whose seal
+(`store.files`: the sha256 recorded on the file with the size and mtime it had) is still valid
+is copied by the kernel (a reflink where the filesystem has them) and its sealed sha256 checked
+instead of reading it again; without a valid seal the copy is hashed, and a sha256 other than
+the expected one fails the input, as it always did.
+
 Wildcards use the output-edge glob rules (`runtime.globs`): `*` within one path level, `**`
 across levels. Where files land (`keep-directories`):
 - `none` (default): flat, `inputs/<name>/<basename>`;
@@ -22,7 +28,6 @@ import fcntl
 import hashlib
 import json
 import os
-import shutil
 import tempfile
 import urllib.error
 import urllib.parse
@@ -34,9 +39,9 @@ from typing import Any, Literal
 
 from valohai_airflow.runtime.config_files import InputFileEntry
 from valohai_airflow.runtime.globs import compile_glob, has_wildcards
-from valohai_airflow.runtime.outputs import sha256_file
 from valohai_airflow.spec.diagnostics import ValohaiAirflowError
 from valohai_airflow.store.base import StoreError
+from valohai_airflow.store.files import clone_or_copy, copy_hashed, hash_fd, seal_written, sealed_sha256
 from valohai_airflow.store.s3 import S3Store
 
 KeepDirectories = Literal["none", "full", "suffix"]
@@ -91,16 +96,31 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
-def _copy_atomic(src: Path, dest: Path) -> None:
+def _copy_atomic(src: Path, dest: Path) -> str:
+    """Copy `src` to `dest` (a temp name beside it, then a rename; by the kernel, a reflink where
+    the filesystem has them) and return the sha256 of what `dest` holds: the sealed one when `src`
+    has a valid seal before and after the copy, otherwise the copy's own, hashed."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".vh-tmp-", dir=dest.parent)
-    os.close(fd)
+    out, tmp = tempfile.mkstemp(prefix=".vh-tmp-", dir=dest.parent)
     try:
-        shutil.copyfile(src, tmp)
+        with open(src, "rb") as fh:
+            digest = sealed_sha256(fh.fileno())
+            if digest is None:
+                digest = copy_hashed(fh.fileno(), out)[1]
+            else:
+                clone_or_copy(fh.fileno(), out)
+                if sealed_sha256(fh.fileno()) != digest:  # changed while being copied
+                    digest = hash_fd(out)[1]
+        os.close(out)
+        out = -1
         os.replace(tmp, dest)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    finally:
+        if out >= 0:
+            os.close(out)
+    return digest
 
 
 class DownloadCache:
@@ -118,14 +138,15 @@ class DownloadCache:
         self,
         url: str,
         validator: Mapping[str, Any] | None,
-        fill: Callable[[Path], object],
+        fill: Callable[[Path], str | None],
         dest: Path,
         expected_sha256: str | None = None,
     ) -> str:
         """Copy the cached (or freshly fetched) bytes of `url` to `dest`; returns their sha256.
 
         `validator` describes the current remote version; None or empty means "cannot tell",
-        which always re-fetches. `fill(path)` downloads the URL to `path`."""
+        which always re-fetches. `fill(path)` downloads the URL to `path` and returns the sha256
+        of the bytes it wrote when it hashed them on the way (else None: the file is hashed)."""
         entry = self._entry(url)
         blob, meta_path = entry / "blob", entry / "meta.json"
         usable = dict(validator) if validator and any(validator.values()) else None
@@ -136,13 +157,15 @@ class DownloadCache:
                 and meta.get("url") == url
                 and meta.get("validator") == usable
                 and blob.is_file()
-                and sha256_file(blob) == meta.get("sha256")
                 and (expected_sha256 is None or expected_sha256 == meta.get("sha256"))
             ):
-                digest = str(meta["sha256"])
-            else:
-                digest = self._download(url, usable, fill, entry, expected_sha256)
-            _copy_atomic(blob, dest)
+                if _copy_atomic(blob, dest) == meta.get("sha256"):  # the cached bytes are still those
+                    return str(meta["sha256"])
+                dest.unlink()
+            digest = self._download(url, usable, fill, entry, expected_sha256)
+            if _copy_atomic(blob, dest) != digest:
+                dest.unlink()
+                raise InputError(f"the cached copy of {url} changed while it was being copied; try again")
         return digest
 
     @staticmethod
@@ -157,7 +180,7 @@ class DownloadCache:
         self,
         url: str,
         validator: dict[str, Any] | None,
-        fill: Callable[[Path], object],
+        fill: Callable[[Path], str | None],
         entry: Path,
         expected_sha256: str | None,
     ) -> str:
@@ -166,17 +189,20 @@ class DownloadCache:
         os.close(fd)
         tmp = Path(tmp_name)
         try:
-            fill(tmp)
+            hashed = fill(tmp)
             self.downloads += 1
-            digest = sha256_file(tmp)
-            if expected_sha256 is not None and digest != expected_sha256:
-                raise InputError(
-                    f"checksum mismatch for {url}: expected sha256 {expected_sha256}, got {digest}"
-                )
+            with open(tmp, "rb") as fh:
+                size = os.fstat(fh.fileno()).st_size
+                digest = hashed or hash_fd(fh.fileno())[1]
+                if expected_sha256 is not None and digest != expected_sha256:
+                    raise InputError(
+                        f"checksum mismatch for {url}: expected sha256 {expected_sha256}, got {digest}"
+                    )
+                seal_written(fh.fileno(), digest)  # cache hits copy it without reading it again
             os.replace(tmp, entry / "blob")
         finally:
             tmp.unlink(missing_ok=True)
-        meta = {"url": url, "validator": validator, "sha256": digest, "size": (entry / "blob").stat().st_size}
+        meta = {"url": url, "validator": validator, "sha256": digest, "size": size}
         fd, meta_tmp = tempfile.mkstemp(prefix=".vh-tmp-", dir=entry)
         with os.fdopen(fd, "w") as fh:
             json.dump(meta, fh)
@@ -198,8 +224,7 @@ def _split_wildcard(path: str) -> tuple[str, str | None]:
 
 def _local_fetch(src: Path) -> Callable[[DownloadCache, Path, str | None], str]:
     def fetch(_cache: DownloadCache, dest: Path, expected: str | None) -> str:
-        _copy_atomic(src, dest)
-        digest = sha256_file(dest)
+        digest = _copy_atomic(src, dest)
         if expected is not None and digest != expected:
             dest.unlink()
             raise InputError(f"checksum mismatch for {src}: expected sha256 {expected}, got {digest}")
@@ -244,7 +269,7 @@ def _resolve_s3(uri: str, s3_options: Mapping[str, Any]) -> list[_Resolved]:
                 return cache.fetch(
                     f"s3://{bucket}/{obj_key}",
                     head,
-                    lambda tmp: store.get_file(obj_key, tmp),
+                    lambda tmp: store.get_file_hashed(obj_key, tmp, head),
                     dest,
                     expected,
                 )
@@ -287,15 +312,19 @@ def _http_validator(url: str) -> dict[str, Any] | None:
         raise InputError(f"cannot reach {url}: {exc}") from exc
 
 
-def _http_fill(url: str) -> Callable[[Path], None]:
-    def fill(tmp: Path) -> None:
+def _http_fill(url: str) -> Callable[[Path], str]:
+    def fill(tmp: Path) -> str:
+        digest = hashlib.sha256()  # as the bytes arrive, not in a second read
         try:
             with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT) as response, open(tmp, "wb") as fh:
-                shutil.copyfileobj(response, fh, 1024 * 1024)
+                while chunk := response.read(1024 * 1024):
+                    digest.update(chunk)
+                    fh.write(chunk)
         except urllib.error.HTTPError as exc:
             raise InputError(f"downloading {url} failed: HTTP {exc.code} {exc.reason}") from exc
         except (urllib.error.URLError, OSError) as exc:
             raise InputError(f"downloading {url} failed: {exc}") from exc
+        return digest.hexdigest()
 
     return fill
 

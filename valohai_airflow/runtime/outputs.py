@@ -15,6 +15,9 @@ themselves; a `x.metadata.json` whose `x` does not exist stays an ordinary outpu
 Symlinks: one that resolves to a regular file inside the outputs dir is collected under its own
 name; one that points outside the dir, to a directory, or nowhere is never followed: it is
 skipped and reported in `skipped`.
+
+`stage_outputs` is collect and upload together; into a `LocalStore` it reads each file once (the
+store links or copies it and hashes the bytes it stored in the same pass).
 """
 
 from __future__ import annotations
@@ -23,15 +26,17 @@ import hashlib
 import json
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from valohai_airflow.store.base import ArtifactStore, join_key, normalize_key
+from valohai_airflow.store.files import hash_fd
+from valohai_airflow.store.local import LocalStore
 
 SIDECAR_SUFFIX = ".metadata.json"
 PROPERTIES_JSONL = "valohai.metadata.jsonl"
-_CHUNK = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,26 +67,19 @@ class OutputCollection:
 
 def sha256_file(path: Path) -> str:
     """Streamed, so multi-gigabyte outputs do not land in memory."""
-    digest = hashlib.sha256()
     with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def _hash_nofollow(path: Path) -> tuple[int, str]:
     """Size and sha256 of a regular file, refusing to follow a symlink swapped in meanwhile."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    with os.fdopen(fd, "rb") as fh:
-        st = os.fstat(fh.fileno())
-        if not stat.S_ISREG(st.st_mode):
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise OSError(f"{path} is not a regular file")
-        digest = hashlib.sha256()
-        size = 0
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-    return size, digest.hexdigest()
+        return hash_fd(fd)
+    finally:
+        os.close(fd)
 
 
 def _scan(root: Path, skipped: list[SkippedEntry]) -> dict[str, Path]:
@@ -128,6 +126,31 @@ def _read_json_object(path: Path, problems: list[str], label: str) -> dict[str, 
 
 def collect_outputs(outputs_dir: Path) -> OutputCollection:
     """Every output file with size, sha256 and properties; sorted by path."""
+    return _collect(outputs_dir, lambda _rel, path: _hash_nofollow(path))
+
+
+def stage_outputs(
+    outputs_dir: Path, store: ArtifactStore, prefix: str
+) -> tuple[OutputCollection, dict[str, str]]:
+    """`collect_outputs` then `upload_outputs`: the collection and relative path → URI. Into a
+    LocalStore each file is read once, stored and hashed in the same pass."""
+    if not isinstance(store, LocalStore):
+        collection = collect_outputs(outputs_dir)
+        return collection, upload_outputs(collection, store, prefix)
+    prefix = normalize_key(prefix, allow_empty=True)
+    uris: dict[str, str] = {}
+
+    def put(rel: str, path: Path) -> tuple[int, str]:
+        stored, size, sha256 = store.put_hashed(path, join_key(prefix, rel))
+        uris[rel] = stored.uri
+        return size, sha256
+
+    return _collect(outputs_dir, put), uris
+
+
+def _collect(outputs_dir: Path, digest: Callable[[str, Path], tuple[int, str]]) -> OutputCollection:
+    """The collection, `digest(relative path, file to read)` giving each file's size and sha256
+    (an OSError there skips the file as unreadable)."""
     root = Path(outputs_dir)
     result = OutputCollection(root=root)
     if not root.is_dir():
@@ -148,11 +171,11 @@ def collect_outputs(outputs_dir: Path) -> OutputCollection:
         if rel in property_files:
             continue
         try:
-            size, digest = _hash_nofollow(found[rel])
+            size, sha256 = digest(rel, found[rel])
         except OSError as exc:
             result.skipped.append(SkippedEntry(rel, f"unreadable: {exc}"))
             continue
-        result.files.append(OutputFile(rel, size, digest, properties.get(rel, {})))
+        result.files.append(OutputFile(rel, size, sha256, properties.get(rel, {})))
     return result
 
 

@@ -4,6 +4,8 @@ Writes go to a temp file in the target directory and are renamed into place, so 
 sees half a file. Files are hard-linked when source and store share a filesystem (outputs dirs
 are thrown away after upload, so sharing the inode is safe) and copied otherwise; reads always
 copy unless `link=True` is asked for, because a container may write into its inputs.
+`put_hashed` (what staging outputs uses) also returns the sha256 of what it stored (hashing it
+once, as stored) and seals the object (`store.files`) so that reading it back can skip a re-hash.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import errno
 import json
 import os
 import shutil
+import stat
 import tempfile
 import urllib.parse
 from collections.abc import Sequence
@@ -27,6 +30,7 @@ from valohai_airflow.store.base import (
     normalize_key,
     relative_files,
 )
+from valohai_airflow.store.files import copy_hashed, hash_fd, seal, seal_written
 
 _TMP_PREFIX = ".vh-tmp-"
 
@@ -53,6 +57,22 @@ def _atomic_place(src: Path, dest: Path, *, link: bool) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _link_same_inode(src: Path, tmp: Path, st: os.stat_result) -> bool:
+    """Hard-link `src` (not following a symlink) at the free name `tmp` if it is still the inode
+    `st` describes; False when the filesystem cannot link it here or `src` was swapped."""
+    try:
+        os.link(src, tmp, follow_symlinks=False)
+    except OSError as exc:
+        if exc.errno in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+            return False
+        raise
+    linked = os.lstat(tmp)
+    if (linked.st_dev, linked.st_ino) != (st.st_dev, st.st_ino):
+        tmp.unlink()
+        return False
+    return True
 
 
 def _atomic_write(data: bytes, dest: Path) -> None:
@@ -112,6 +132,54 @@ class LocalStore:
             raise StoreError(f"cannot store {local}: not a regular file")
         _atomic_place(Path(local), dest, link=self.link)
         return self._object(key, dest)
+
+    def put_hashed(self, local: Path, key: str) -> tuple[StoredObject, int, str]:
+        """Store one regular file (a symlink at `local` is refused, never followed) and return it
+        with the size and sha256 of the bytes stored: a hard link is hashed in place, a copy (made
+        by the kernel) as it lies in the store. OSError: `local` cannot be opened; StoreError: it can,
+        but storing it failed."""
+        key = normalize_key(key)
+        dest = self._path(key)
+        fd = os.open(local, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise OSError(f"{local} is not a regular file")
+            try:
+                size, sha256 = self._place_hashed(Path(local), fd, st, dest)
+            except OSError as exc:
+                raise StoreError(f"cannot store {local} as {dest.as_uri()}: {exc}") from exc
+        finally:
+            os.close(fd)
+        return StoredObject(key=key, size=size, uri=dest.as_uri()), size, sha256
+
+    def _place_hashed(self, local: Path, fd: int, st: os.stat_result, dest: Path) -> tuple[int, str]:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        out, tmp_name = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=dest.parent)
+        tmp = Path(tmp_name)
+        try:
+            linked = False
+            if self.link:
+                os.close(out)
+                out = -1
+                tmp.unlink()
+                linked = _link_same_inode(local, tmp, st)
+                if not linked:
+                    out = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            if linked:
+                size, sha256 = hash_fd(fd)  # the object's own bytes: it is this inode
+                seal(fd, sha256, st)  # only if unchanged while hashed, and not racy
+            else:
+                size, sha256 = copy_hashed(fd, out)  # the bytes as stored
+                seal_written(out, sha256)
+            os.replace(tmp, dest)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        finally:
+            if out >= 0:
+                os.close(out)
+        return size, sha256
 
     def put_tree(
         self, local_dir: Path, prefix: str, files: Sequence[str] | None = None

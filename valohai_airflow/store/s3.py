@@ -9,18 +9,20 @@ default chain unless given explicitly.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
 import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 import boto3
 from boto3.s3.transfer import S3Transfer, TransferConfig, create_transfer_manager
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
+from s3transfer.subscribers import BaseSubscriber
 
 from valohai_airflow.store.base import (
     SMALL_OBJECT_LIMIT,
@@ -44,6 +46,35 @@ def parse_s3_url(url: str) -> tuple[str, str]:
     if parsed.scheme != "s3" or not parsed.netloc:
         raise StoreError(f"not an S3 URL: {url!r} (expected s3://bucket/prefix)")
     return parsed.netloc, normalize_key(urllib.parse.unquote(parsed.path).lstrip("/"), allow_empty=True)
+
+
+class _Listed(BaseSubscriber):
+    """Gives the transfer manager an object's size and ETag from the listing, so it makes no
+    HeadObject request of its own before the GETs; the ETag goes into every ranged GET of a
+    multipart download as If-Match, so an object replaced meanwhile fails the download instead
+    of mixing two versions (as after a HeadObject)."""
+
+    def __init__(self, size: int, etag: str) -> None:
+        self.size, self.etag = size, etag
+
+    def on_queued(self, future: Any, **kwargs: Any) -> None:
+        future.meta.provide_transfer_size(self.size)
+        future.meta.provide_object_etag(self.etag)
+
+
+class _HashingWriter:
+    """A write-only, non-seekable download target that hashes what it writes, in order."""
+
+    def __init__(self, fh: BinaryIO) -> None:
+        self._fh = fh
+        self.digest = hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        return self._fh.write(data)
+
+    def seekable(self) -> bool:
+        return False
 
 
 class S3Store:
@@ -188,26 +219,31 @@ class S3Store:
     def put_json(self, obj: Any, key: str) -> StoredObject:
         return self.put_bytes(json.dumps(obj, sort_keys=True).encode(), key)
 
-    def _list_full(self, full_prefix: str) -> list[tuple[str, int]]:
+    def _list_full(self, full_prefix: str) -> list[tuple[str, int, str]]:
+        """(full key, size, ETag) of every object under the prefix."""
         paginator = self.client.get_paginator("list_objects_v2")
-        out: list[tuple[str, int]] = []
+        out: list[tuple[str, int, str]] = []
         search = f"{full_prefix}/" if full_prefix else ""
         try:
             for page in paginator.paginate(Bucket=self.bucket, Prefix=search):
                 for item in page.get("Contents", []):
-                    out.append((item["Key"], int(item.get("Size", 0))))
+                    out.append((item["Key"], int(item.get("Size", 0)), str(item.get("ETag", ""))))
         except (ClientError, BotoCoreError) as exc:
             raise self._fail(exc, search, "listing") from exc
         return out
 
-    def list_prefix(self, prefix: str = "") -> list[StoredObject]:
+    def _listing(self, prefix: str) -> list[tuple[StoredObject, str]]:
+        """The objects under `prefix` with their ETags, sorted by key."""
         full_prefix = self._full(prefix, allow_empty=True)
         objects = [
-            StoredObject(key=self._rel(k), size=size, uri=f"s3://{self.bucket}/{k}")
-            for k, size in self._list_full(full_prefix)
+            (StoredObject(key=self._rel(k), size=size, uri=f"s3://{self.bucket}/{k}"), etag)
+            for k, size, etag in self._list_full(full_prefix)
             if not k.endswith("/")
         ]
-        return sorted(objects, key=lambda o: o.key)
+        return sorted(objects, key=lambda o: o[0].key)
+
+    def list_prefix(self, prefix: str = "") -> list[StoredObject]:
+        return [obj for obj, _etag in self._listing(prefix)]
 
     def exists(self, key: str) -> bool:
         full = self._full(key)
@@ -247,35 +283,59 @@ class S3Store:
             raise self._fail(exc, full, "download") from exc
         return dest
 
+    def get_file_hashed(self, key: str, dest: Path, known: dict[str, Any] | None = None) -> str:
+        """`get_file` that returns the sha256 of the bytes it wrote, hashed as they arrive (no second
+        read of the file): a target that cannot seek gets its parts from the transfer manager in
+        order (parts that arrive early wait in memory). `known` is a `head()` of the object, which
+        spares the manager its own HeadObject."""
+        full = self._full(key)
+        dest = Path(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".vh-tmp-", dir=dest.parent)
+        subscribers = [_Listed(int(known["size"]), str(known["etag"]))] if known and known.get("etag") else []
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                target = _HashingWriter(fh)
+                with create_transfer_manager(self.client, self.transfer_config) as manager:
+                    # any object with write() will do; the stubs ask for IO
+                    manager.download(self.bucket, full, target, subscribers=subscribers).result()  # type: ignore[arg-type]
+            os.replace(tmp, dest)
+        except (ClientError, BotoCoreError, OSError) as exc:
+            Path(tmp).unlink(missing_ok=True)
+            raise self._fail(exc, full, "download") from exc
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return target.digest.hexdigest()
+
     def get_tree(self, prefix: str, dest_dir: Path) -> list[Path]:
+        """One transfer manager for the whole tree, like put_tree: many small objects download
+        concurrently, a big one in parallel ranged GETs. Each object is requested with the size and
+        ETag its listing gave (no HeadObject per object) and lands in the manager's own temp name
+        beside `dest`, renamed into place when complete (a failed one is removed)."""
         prefix = normalize_key(prefix, allow_empty=True)
-        objects = self.list_prefix(prefix)
-        if not objects:
+        listed = self._listing(prefix)
+        if not listed:
             raise ObjectNotFoundError(self.uri(prefix) if prefix else self.url, "empty prefix")
-        # one transfer manager for the whole tree, like put_tree: many small objects download
-        # concurrently instead of one after the other; each lands in a temp name, then is renamed
-        pending: list[tuple[str, Path, Path, Any]] = []
+        pending: list[tuple[str, Path, Any]] = []
         errors: list[StoreError] = []
         with create_transfer_manager(self.client, self.transfer_config) as manager:
-            for obj in objects:
+            for obj, etag in listed:
                 rel = obj.key[len(prefix) + 1 :] if prefix else obj.key
                 dest = Path(dest_dir) / rel
                 dest.parent.mkdir(parents=True, exist_ok=True)
-                fd, tmp_name = tempfile.mkstemp(prefix=".vh-tmp-", dir=dest.parent)
-                os.close(fd)
                 full = self._full(obj.key)
-                future = manager.download(self.bucket, full, tmp_name)
-                pending.append((full, dest, Path(tmp_name), future))
-            for full, dest, tmp, future in pending:
+                subscribers = [_Listed(obj.size, etag)] if etag else []
+                future = manager.download(self.bucket, full, str(dest), subscribers=subscribers)
+                pending.append((full, dest, future))
+            for full, _dest, future in pending:
                 try:
                     future.result()
-                    os.replace(tmp, dest)
                 except (ClientError, BotoCoreError, OSError) as exc:
-                    tmp.unlink(missing_ok=True)
                     errors.append(self._fail(exc, full, "download"))
         if errors:
             raise errors[0]  # as before: the first failure, keeping its type (ObjectNotFoundError)
-        return [dest for _full, dest, _tmp, _future in pending]
+        return [dest for _full, dest, _future in pending]
 
     def read_bytes(self, key: str, max_bytes: int = SMALL_OBJECT_LIMIT) -> bytes:
         full = self._full(key)
@@ -298,7 +358,7 @@ class S3Store:
 
     def delete_prefix(self, prefix: str) -> int:
         full = self._full(prefix)
-        keys = [k for k, _ in self._list_full(full)]
+        keys = [k for k, _size, _etag in self._list_full(full)]
         try:
             self.client.head_object(Bucket=self.bucket, Key=full)
             keys.append(full)

@@ -85,6 +85,14 @@ def test_basename_mode_and_literal_characters() -> None:
     assert "/" not in translate("[a/b]").replace("[^/", "")
 
 
+def test_only_a_pattern_of_stars_matches_everything_and_filters_without_matching() -> None:
+    assert compile_glob("**").matches_everything and compile_glob("***").matches_everything
+    assert not any(compile_glob(p).matches_everything for p in ("*", "**/*", "a/**", "./**/x"))
+    assert (
+        compile_glob("**").filter(iter(PATHS)) == PATHS == [p for p in PATHS if compile_glob("**").matches(p)]
+    )
+
+
 def test_one_edge_over_100k_files_is_fast() -> None:
     paths = [f"shard{i % 100}/part-{i:06d}.{'csv' if i % 3 else 'json'}" for i in range(100_000)]
     started = time.perf_counter()

@@ -161,6 +161,15 @@ def test_s3_inputs_with_wildcards_and_cache(
         "none", [InputSource(f"s3://{s3_bucket}/ds/*.parquet")], inputs, cache, s3_options=opts
     )
     assert empty.files == [] and "matched no files" in empty.warnings[0]
+    # hashed as the parts arrived: a manifest that expects other bytes still fails the input
+    with pytest.raises(InputError, match="checksum mismatch"):
+        materialise_input(
+            "bad",
+            [InputSource(f"s3://{s3_bucket}/ds/b/x.csv", sha256="0" * 64)],
+            inputs,
+            cache,
+            s3_options=opts,
+        )
 
 
 # --- HTTP -----------------------------------------------------------------------------------------
@@ -216,6 +225,8 @@ def test_http_download_cache(http_root: tuple[str, Path], tmp_path: Path) -> Non
     assert _Handler.gets == 3 and tree(inputs, "m4") == {"model.bin": b"new version, different size"}
     with pytest.raises(InputError, match="not found"):
         materialise_input("x", [InputSource(f"{base}/files/missing.bin")], inputs, cache)
+    with pytest.raises(InputError, match="checksum mismatch"):  # hashed as it arrived, still checked
+        materialise_input("y", [InputSource(f"{base}/files/model.bin", sha256="0" * 64)], inputs, cache)
 
 
 def test_http_cache_is_safe_under_concurrent_tasks(http_root: tuple[str, Path], tmp_path: Path) -> None:

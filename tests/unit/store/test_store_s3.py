@@ -66,6 +66,66 @@ def test_multipart_upload_and_download(s3_endpoint: S3Endpoint, s3_bucket: str, 
     assert hashlib.sha256(back.read_bytes()).digest() == hashlib.sha256(big.read_bytes()).digest()
 
 
+def test_get_tree_asks_no_head_per_object_and_keeps_bytes(
+    s3_endpoint: S3Endpoint, s3_bucket: str, tmp_path: Path
+) -> None:
+    store = s3_store(
+        s3_endpoint, s3_bucket, multipart_threshold=5 * MiB, multipart_chunksize=5 * MiB, max_concurrency=4
+    )
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / "big.bin").write_bytes(os.urandom(11 * MiB + 7))  # three ranged GETs
+    (src / "sub/small.txt").write_bytes(b"small")
+    store.put_tree(src, "t")
+    calls: list[str] = []
+    store.client.meta.events.register("before-call.s3.*", lambda model, **_: calls.append(model.name))
+    got = store.get_tree("t", tmp_path / "dl")
+    assert sorted(p.relative_to(tmp_path / "dl").as_posix() for p in got) == ["big.bin", "sub/small.txt"]
+    for rel in ("big.bin", "sub/small.txt"):
+        assert (tmp_path / "dl" / rel).read_bytes() == (src / rel).read_bytes()
+    assert "HeadObject" not in calls and calls.count("GetObject") == 4, calls
+    assert sorted(p.name for p in (tmp_path / "dl").rglob("*")) == [
+        "big.bin",
+        "small.txt",
+        "sub",
+    ]  # no temp left
+
+
+def test_get_file_hashed_hashes_the_parts_in_order_as_they_arrive(
+    s3_endpoint: S3Endpoint, s3_bucket: str, tmp_path: Path
+) -> None:
+    store = s3_store(
+        s3_endpoint, s3_bucket, multipart_threshold=5 * MiB, multipart_chunksize=5 * MiB, max_concurrency=4
+    )
+    data = os.urandom(17 * MiB + 11)  # four ranged GETs, written in order whatever order they finish in
+    (tmp_path / "big.bin").write_bytes(data)
+    store.put_file(tmp_path / "big.bin", "k/big.bin")
+    calls: list[str] = []
+    store.client.meta.events.register("before-call.s3.*", lambda model, **_: calls.append(model.name))
+    digest = store.get_file_hashed("k/big.bin", tmp_path / "dl/big.bin", store.head("k/big.bin"))
+    assert digest == hashlib.sha256(data).hexdigest()
+    assert (tmp_path / "dl/big.bin").read_bytes() == data
+    assert calls.count("HeadObject") == 1 and calls.count("GetObject") == 4, calls  # the head() we asked for
+    with pytest.raises(ObjectNotFoundError):
+        store.get_file_hashed("k/none.bin", tmp_path / "dl/none.bin")
+    assert sorted(p.name for p in (tmp_path / "dl").iterdir()) == ["big.bin"]
+
+
+def test_get_tree_of_an_object_deleted_after_listing_fails_and_leaves_no_file(
+    s3_endpoint: S3Endpoint, s3_bucket: str, tmp_path: Path
+) -> None:
+    store = s3_store(s3_endpoint, s3_bucket)
+    store.put_bytes(b"gone soon", "t/a.txt")
+
+    def delete_first(**_: object) -> None:  # a before-call handler's return value would be the response
+        store.client.delete_object(Bucket=s3_bucket, Key="root/t/a.txt")
+
+    store.client.meta.events.register("before-call.s3.GetObject", delete_first)
+    with pytest.raises(ObjectNotFoundError, match=r"root/t/a\.txt"):
+        store.get_tree("t", tmp_path / "dl")
+    assert list((tmp_path / "dl").iterdir()) == []
+
+
 def test_many_files_listing_and_tree(s3_endpoint: S3Endpoint, s3_bucket: str, tmp_path: Path) -> None:
     store = s3_store(s3_endpoint, s3_bucket, max_concurrency=16)
     src = tmp_path / "many"
