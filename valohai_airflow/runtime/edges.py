@@ -17,8 +17,9 @@ downstream, one execution per upstream execution).
 Several edges into one input add up. Files are placed under their own basename; when two edges
 (or two executions of a task node) bring the same name, the first (in edge, then map-index order)
 keeps it and every later one is renamed to `<source>-<name>`, where the source is the node, or
-`<node>-<map index>` for a task node's execution; the log says so. Valohai picks one at random
-there; we keep them all.
+`<node>-<map index>` for a task node's execution (and, when one source brings that name again,
+`<source>-<stem>-2.<extension>`, `-3`, …); the log says so. Valohai picks one at random there; we
+keep them all.
 """
 
 from __future__ import annotations
@@ -152,11 +153,22 @@ def _add_files(
         log = values.log.append
         for i, name in enumerate(names):
             if name in taken:
-                names[i] = renamed = f"{source}-{name}"
+                names[i] = renamed = _free_name(f"{source}-{name}", taken)
                 log(f"input {input_name!r}: {name!r} from {source} arrives as {renamed!r}")
                 name = renamed
             taken.add(name)
     values.inputs.setdefault(input_name, EdgeFiles())._extend(files, names, edge.source_node)
+
+
+def _free_name(name: str, taken: set[str]) -> str:
+    """`name`, or when that is taken too (a source bringing one basename three times) the first free
+    of `model-2.pkl`, `model-3.pkl`, …: the counter before the extension, so no file overwrites another."""
+    stem, dot, extension = name.partition(".")
+    count = 1
+    while name in taken:
+        count += 1
+        name = f"{stem}-{count}{dot}{extension}"
+    return name
 
 
 def _value(edge: EdgePlan, manifest: Manifest) -> Any:

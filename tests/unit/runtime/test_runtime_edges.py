@@ -75,9 +75,35 @@ def test_same_names_from_two_edges_the_first_keeps_it() -> None:
         ("model.pkl", "file:///s/a/m/model.pkl", "a"),
         ("log.txt", "file:///s/a/log.txt", "a"),
         ("b-model.pkl", "file:///s/b/model.pkl", "b"),
-        ("b-model.pkl", "file:///s/b/n/model.pkl", "b"),  # renamed like its sibling: the rule is per source
+        ("b-model-2.pkl", "file:///s/b/n/model.pkl", "b"),  # b-model.pkl is taken by its sibling
     ]
     assert "input 'x': 'model.pkl' from b arrives as 'b-model.pkl'" in values.log
+    assert "input 'x': 'model.pkl' from b arrives as 'b-model-2.pkl'" in values.log
+
+
+def test_one_source_bringing_a_name_many_times_loses_no_file() -> None:
+    plan = pipeline("a.output.**, use.input.x")
+    paths = [
+        "model.pkl",
+        "1/model.pkl",
+        "2/model.pkl",
+        "3/model.pkl",
+        "x/a-model-2.pkl",
+        "README",
+        "4/README",
+    ]
+    values = resolve_edges(plan, plan.node("use"), {"a": [manifest("a", [out(p) for p in paths])]})
+    names = [f.name for f in values.inputs["x"]]
+    assert names == [
+        "model.pkl",
+        "a-model.pkl",
+        "a-model-2.pkl",
+        "a-model-3.pkl",
+        "a-a-model-2.pkl",
+        "README",
+        "a-README",
+    ]
+    assert len(set(names)) == len(paths)
 
 
 def test_an_input_glob_takes_every_file_of_the_inputs_it_names() -> None:
