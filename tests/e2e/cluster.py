@@ -22,7 +22,6 @@ import secrets
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,7 +30,7 @@ from typing import Any
 
 import psutil
 
-from tests.e2e.conftest import AirflowServer, free_port, wait_for
+from tests.e2e.conftest import AirflowServer, free_port, listening_addresses, start_component, wait_for
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 PG_PASSWORD = "airflow-e2e"  # a throwaway cluster on 127.0.0.1, gone after the test
@@ -291,21 +290,14 @@ class Worker:
         """`airflow celery worker` in a process group of its own, waited for until Celery says
         it is ready (after the worker-start cleanup of valohai_airflow.airflow.worker)."""
         offset = self.log.stat().st_size if self.starts and self.log.exists() else 0
-        airflow = str(Path(sys.executable).parent / "airflow")
-        with self.log.open("ab" if self.starts else "wb") as log:
-            process = subprocess.Popen(
-                [
-                    *(airflow, "celery", "worker", "--queues", ",".join(self.queues), "--concurrency", "2"),
-                    # the log server would listen on every interface; the test reads the log files
-                    *("--celery-hostname", self.hostname, "--skip-serve-logs", "--without-mingle"),
-                ],
-                cwd=self.home,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                process_group=0,
-            )
+        command = [
+            *("celery", "worker", "--queues", ",".join(self.queues), "--concurrency", "2"),
+            # the log server would listen on every interface; the test reads the log files
+            *("--celery-hostname", self.hostname, "--skip-serve-logs", "--without-mingle"),
+        ]
+        process = start_component(
+            command, home=self.home, env=self.env, log_file=self.log, group=0, append=bool(self.starts)
+        )
         server.processes[self.component] = process
         self.starts += 1
 
@@ -350,19 +342,7 @@ class Cluster:
         (and their children) listen on."""
         services = [self.postgres.process, self.redis.process, getattr(self.s3, "process", None)]
         services += [engine.process for engine in self.engines.values()]
-        addresses = self.server.listening()
-        for process in (p for p in services if p is not None):
-            for member in [
-                psutil.Process(process.pid),
-                *psutil.Process(process.pid).children(recursive=True),
-            ]:
-                with contextlib.suppress(psutil.NoSuchProcess):
-                    addresses |= {
-                        (c.laddr.ip, c.laddr.port)
-                        for c in member.net_connections(kind="tcp")
-                        if c.status == psutil.CONN_LISTEN
-                    }
-        return addresses
+        return self.server.listening() | listening_addresses(p for p in services if p is not None)
 
     def worker_by_hostname(self, hostname: str) -> Worker:
         return next(w for w in self.workers.values() if w.hostname == hostname)

@@ -23,7 +23,7 @@ import tempfile
 import time
 import urllib.parse
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -139,19 +139,7 @@ class AirflowServer:
 
     def listening(self) -> set[tuple[str, int]]:
         """Every TCP address the components and their children listen on."""
-        addresses: set[tuple[str, int]] = set()
-        for process in self.processes.values():
-            for member in [
-                psutil.Process(process.pid),
-                *psutil.Process(process.pid).children(recursive=True),
-            ]:
-                with contextlib.suppress(psutil.NoSuchProcess):
-                    addresses |= {
-                        (c.laddr.ip, c.laddr.port)
-                        for c in member.net_connections(kind="tcp")
-                        if c.status == psutil.CONN_LISTEN
-                    }
-        return addresses
+        return listening_addresses(self.processes.values())
 
     def token(self) -> str:
         if self._token is None:
@@ -250,6 +238,40 @@ class AirflowServer:
         return ids
 
 
+def listening_addresses(processes: Iterable[subprocess.Popen[bytes]]) -> set[tuple[str, int]]:
+    """Every TCP address the processes and their children listen on."""
+    addresses: set[tuple[str, int]] = set()
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            parent = psutil.Process(process.pid)
+            for member in [parent, *parent.children(recursive=True)]:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    addresses |= {
+                        (c.laddr.ip, c.laddr.port)
+                        for c in member.net_connections(kind="tcp")
+                        if c.status == psutil.CONN_LISTEN
+                    }
+    return addresses
+
+
+def start_component(
+    command: list[str], *, home: Path, env: dict[str, str], log_file: Path, group: int, append: bool = False
+) -> subprocess.Popen[bytes]:
+    """`airflow <command>` in the background, its output to `log_file` (appended to, for a restart),
+    in process group `group` (0: a new group led by it), so a set of components stops by group."""
+    airflow = str(Path(sys.executable).parent / "airflow")
+    with log_file.open("ab" if append else "wb") as log:
+        return subprocess.Popen(
+            [airflow, *command],
+            cwd=home,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            process_group=group,
+        )
+
+
 def _environment(home: Path, port: int) -> dict[str, str]:
     """The test process carries another AIRFLOW_HOME and unit-test mode; the server gets only its own."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "_AIRFLOW"))}
@@ -342,16 +364,8 @@ def airflow_server(artefacts_dir: Path) -> Iterator[AirflowServer]:
     started = time.monotonic()
     try:
         for name, command in COMPONENTS.items():
-            with (artefacts_dir / f"airflow-{name}.log").open("wb") as log:
-                process = subprocess.Popen(
-                    [airflow, *command],
-                    cwd=home,
-                    env=env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    process_group=group,
-                )
+            log_file = artefacts_dir / f"airflow-{name}.log"
+            process = start_component(command, home=home, env=env, log_file=log_file, group=group)
             server.processes[name] = process
             group = group or process.pid
         print(

@@ -45,6 +45,7 @@ from tests.e2e.conftest import (
     _environment,
     _stop,
     free_port,
+    start_component,
     wait_for,
 )
 from tests.support.seaweed import SeaweedServer, make_bucket
@@ -194,16 +195,8 @@ def cluster(artefacts_dir: Path) -> Iterator[Cluster]:
         migrate = subprocess.run([airflow, "db", "migrate"], env=central, cwd=home, capture_output=True)
         assert migrate.returncode == 0, migrate.stdout.decode(errors="replace")[-3000:]
         for name, command in CENTRAL.items():
-            with (logs / f"airflow-{name}.log").open("wb") as log:
-                process = subprocess.Popen(
-                    [airflow, *command],
-                    cwd=home,
-                    env=central,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    process_group=group,
-                )
+            log_file = logs / f"airflow-{name}.log"
+            process = start_component(command, home=home, env=central, log_file=log_file, group=group)
             server.processes[name] = process
             group = group or process.pid
         for name, engine in engines.items():
