@@ -35,15 +35,18 @@ def docker_engine() -> None:
             pytest.fail(f"image {image} missing: run `make images`")
 
 
+def _empty(folder: Path) -> None:
+    for child in folder.iterdir():
+        shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+
+
 @pytest.fixture
 def dags_folder() -> Iterator[Path]:
     """The configured dags folder, holding the loader file; emptied after each test."""
-    for child in DAGS_FOLDER.iterdir():
-        shutil.rmtree(child) if child.is_dir() else child.unlink()
+    _empty(DAGS_FOLDER)
     shutil.copy(REPO_ROOT / "dags" / "valohai_dags.py", DAGS_FOLDER / "valohai_dags.py")
     yield DAGS_FOLDER
-    for child in DAGS_FOLDER.iterdir():
-        shutil.rmtree(child) if child.is_dir() else child.unlink()
+    _empty(DAGS_FOLDER)
 
 
 def add_project(

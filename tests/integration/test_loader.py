@@ -111,6 +111,56 @@ def test_airflowignore_hides_a_project(dags_folder: Path) -> None:
     assert {d.split("__")[0] for d in bag.dags} == {"greeter"}
 
 
+def test_the_plain_listing_finds_what_airflows_walk_finds(dags_folder: Path, tmp_path: Path) -> None:
+    """Without an ignore file or a symlinked folder the loader lists the tree itself; with either,
+    Airflow's walk decides. Both must name the same valohai.yaml files."""
+    from airflow._shared.module_loading import find_path_from_directory
+
+    from valohai_airflow.airflow.discovery import _plain_listing, find_valohai_yamls
+
+    for name in ("a", "b/c", "b/d/e"):
+        add_project(dags_folder, name, GOOD)
+    (dags_folder / "b" / "notes.txt").write_text("not a project")
+    (dags_folder / "b" / "valohai.yaml.bak").write_text("not a project either")
+    elsewhere = tmp_path / "elsewhere.yaml"
+    elsewhere.write_text(GOOD)
+    (dags_folder / "b" / "d" / "linked").mkdir()
+    (dags_folder / "b" / "d" / "linked" / "valohai.yaml").symlink_to(elsewhere)  # a symlinked file
+
+    def airflows() -> list[Path]:
+        return sorted(
+            Path(p)
+            for p in find_path_from_directory(str(dags_folder), ".airflowignore", "glob")
+            if Path(p).name == "valohai.yaml"
+        )
+
+    assert _plain_listing(dags_folder) is not None
+    assert find_valohai_yamls(dags_folder) == airflows()
+    assert len(airflows()) == 4
+
+    (dags_folder / "b" / "d" / "e" / ".airflowignore").write_text("nothing-matches\n")
+    assert _plain_listing(dags_folder) is None
+    assert find_valohai_yamls(dags_folder) == airflows()
+    (dags_folder / "b" / "d" / "e" / ".airflowignore").unlink()
+
+    outside = tmp_path / "outside-project"
+    add_project(outside.parent, outside.name, GOOD)
+    (dags_folder / "via-link").symlink_to(outside, target_is_directory=True)
+    assert _plain_listing(dags_folder) is None
+    assert find_valohai_yamls(dags_folder) == airflows()
+    assert dags_folder / "via-link" / "valohai.yaml" in find_valohai_yamls(dags_folder)
+
+
+def test_a_symlinked_project_is_named_by_its_link(dags_folder: Path, tmp_path: Path) -> None:
+    """A project folder linked into the dags folder from elsewhere (a checkout beside Airflow's)."""
+    checkout = tmp_path / "checkouts"
+    add_project(checkout, "team-repo", GOOD)
+    (dags_folder / "team").symlink_to(checkout / "team-repo", target_is_directory=True)
+    bag = dag_bag(dags_folder)
+    assert not bag.import_errors
+    assert [d for d in bag.dags if d.startswith("team__")], sorted(bag.dags)
+
+
 def test_a_worker_builds_only_the_dag_it_runs(dags_folder: Path) -> None:
     """On a worker Airflow sets the parsing context: a broken sibling must not even be read."""
     add_project(dags_folder, "greeter", GOOD)

@@ -139,11 +139,19 @@ def _system_names() -> frozenset[str]:
     return frozenset(valohai_environment(key, project_id="p", pipeline_id="r", pipeline_node_id="n"))
 
 
-def node_doc_md(pipeline: PipelinePlan, node: NodePlan, conf: Mapping[str, Any]) -> str:
+def node_doc_md(
+    pipeline: PipelinePlan,
+    node: NodePlan,
+    conf: Mapping[str, Any],
+    default: str,
+    targets: Mapping[tuple[str, str], str],
+) -> str:
     """A node task's doc_md: step, image, the exact command with `conf` (the DAG's defaults), its
-    parameters and inputs with where their values come from, and the names of its environment."""
+    parameters and inputs with where their values come from, and the names of its environment.
+    `default`: Airflow's default queue; `targets`: (node, parameter) → the pipeline parameter
+    feeding it (both the same for every node, so worked out once per pipeline)."""
     if node.step is None:
-        return _deployment_doc_md(pipeline, node)
+        return _deployment_doc_md(pipeline, node, default)
     step = node.step
     variants = expand_blueprint(node.blueprint, seed=0) if node.blueprint else [{}]
     values, script, note = _doc_command(pipeline, node, conf, variants[0])
@@ -159,7 +167,7 @@ def node_doc_md(pipeline: PipelinePlan, node: NodePlan, conf: Mapping[str, Any])
         f"`{_cell(step.image)}`, on error `{node.on_error}`.",
         "",
     ]
-    lines += [machine_text(node), ""]
+    lines += [machine_text(node, default), ""]
     if node.kind is NodeKind.TASK:
         lines += [_task_text(node, variants), ""]
     lines += [
@@ -173,7 +181,6 @@ def node_doc_md(pipeline: PipelinePlan, node: NodePlan, conf: Mapping[str, Any])
     if note:
         lines += ["", note]
     edges = pipeline.edges_into(node.name)
-    targets = {(n, p): pp.name for pp in pipeline.parameters for n, p in pp.targets}
     varied = dict.fromkeys(varied_parameters(node.blueprint), node.blueprint.name if node.blueprint else "")
     if step.parameters:
         lines += ["", "| parameter | type | value | from |", "| --- | --- | --- | --- |"]
@@ -228,7 +235,7 @@ def _task_text(node: NodePlan, variants: Sequence[Mapping[str, Any]]) -> str:
     )
 
 
-def _deployment_doc_md(pipeline: PipelinePlan, node: NodePlan) -> str:
+def _deployment_doc_md(pipeline: PipelinePlan, node: NodePlan, default: str) -> str:
     files = [
         f"`{_cell(_edge_text(e))}` → `{_cell(e.target_key)}`"
         for e in pipeline.edges_into(node.name)
@@ -246,7 +253,7 @@ def _deployment_doc_md(pipeline: PipelinePlan, node: NodePlan) -> str:
         lines += ["", "Files: " + "; ".join(files) + "."]
     lines += [
         "",
-        f"Runs on Airflow's default queue `{_cell(default_queue())}`: valohai.yaml gives a deployment no "
+        f"Runs on Airflow's default queue `{_cell(default)}`: valohai.yaml gives a deployment no "
         "`environment`, so `environments:` of valohai-airflow.yaml does not apply, and the containers that "
         "serve its endpoints (`serve: true`) start on the worker that runs this task, without CPU, memory "
         "or GPU limits.",
@@ -269,10 +276,10 @@ def _size(size: int) -> str:
     return f"{size} bytes"
 
 
-def machine_text(node: NodePlan) -> str:
-    """Where the node's task waits (queue, pool) and what its container may use, from its environment."""
+def machine_text(node: NodePlan, default: str) -> str:
+    """Where the node's task waits (queue, pool) and what its container may use, from its environment;
+    `default`: Airflow's default queue."""
     machine = node.machine
-    default = default_queue()
     environment = f"`{_cell(machine.environment)}`" if machine.environment else ""
     if machine.environment is None:
         where = f"Runs on Airflow's default queue `{_cell(default)}`: its step names no `environment`."
@@ -314,24 +321,37 @@ def machine_text(node: NodePlan) -> str:
 
 
 # Bump when what the docs say changes, so docs rendered by an older version are not read back.
-DOCS_FORMAT = 1
+DOCS_FORMAT = 2  # 2: one file per project
+
+#: (the pipeline's doc_md, each node's doc_md by node name)
+PipelineDocs = tuple[str, dict[str, str]]
 
 
 def pipeline_docs(
-    project: ProjectPlan, pipeline: PipelinePlan, conf: Mapping[str, Any], cache_dir: Path | None = None
-) -> tuple[str, dict[str, str]]:
-    """(the pipeline's doc_md, each node's by name). Rendering them is a sixth of building a large
-    DAG, and they follow from the plan alone: a parse with the plan from the on-disk cache reads
-    them from beside it."""
-    key = (str(DOCS_FORMAT), __version__, project.source, project.content_hash, project.name, pipeline.name)
+    project: ProjectPlan, pipeline: PipelinePlan, conf: Mapping[str, Any], default: str
+) -> PipelineDocs:
+    """The pipeline's docs with `conf` (the DAG's defaults) and Airflow's default queue `default`."""
+    targets = {(n, p): pp.name for pp in pipeline.parameters for n, p in pp.targets}
+    return (
+        pipeline_doc_md(project, pipeline),
+        {n.name: node_doc_md(pipeline, n, conf, default, targets) for n in pipeline.nodes},
+    )
+
+
+def project_docs(
+    project: ProjectPlan, confs: Mapping[str, Mapping[str, Any]], cache_dir: Path | None = None
+) -> dict[str, PipelineDocs]:
+    """Every pipeline's docs by pipeline name (`confs`: each one's DAG defaults). Rendering them is a
+    sixth of building a large DAG, and they follow from the plan alone: a parse with the plan from
+    the on-disk cache reads them from one file beside it, unless Airflow's default queue, which they
+    name, has changed."""
+    default = default_queue()
+    key = (str(DOCS_FORMAT), __version__, project.source, project.content_hash, project.name, default)
     path = pickle_cache.cache_path(cache_dir, "docs", *key) if cache_dir is not None else None
     cached = pickle_cache.load(path) if path is not None else None
-    if isinstance(cached, tuple):
+    if isinstance(cached, dict):
         return cached
-    docs = (
-        pipeline_doc_md(project, pipeline),
-        {n.name: node_doc_md(pipeline, n, conf) for n in pipeline.nodes},
-    )
+    docs = {p.name: pipeline_docs(project, p, confs[p.name], default) for p in project.pipelines}
     if path is not None:
         pickle_cache.store(path, docs)
     return docs

@@ -7,12 +7,19 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import DAG, BaseOperator
+from airflow.sdk import DAG, BaseOperator, Param
 from airflow.sdk.definitions.param import ParamsDict
 
 from valohai_airflow.airflow.control import apply_control
 from valohai_airflow.airflow.deployment import ValohaiDeploymentOperator
-from valohai_airflow.airflow.docs import document, param_defaults, pipeline_docs
+from valohai_airflow.airflow.docs import (
+    PipelineDocs,
+    default_queue,
+    document,
+    param_defaults,
+    pipeline_docs,
+    project_docs,
+)
 from valohai_airflow.airflow.operators import FailWithMessageOperator, ValohaiExecutionOperator
 from valohai_airflow.airflow.params import pipeline_params
 from valohai_airflow.airflow.schedules import START_DATE, dag_arguments, retry_arguments, schedule_problem
@@ -72,15 +79,18 @@ def build_dag(
     pipeline: PipelinePlan,
     *,
     docker_url: str | None = None,
-    cache_dir: Path | None = None,
+    params: dict[str, Param] | None = None,
+    docs: PipelineDocs | None = None,
 ) -> DAG:
-    """`cache_dir`: where the task docs of this plan are kept between parses (the plan cache's)."""
+    """`params` and `docs`: the pipeline's Params and task docs, when the caller has them already."""
     dag_id = dag_id_for(project.name, pipeline.name)
-    params = pipeline_params(pipeline)
+    params = pipeline_params(pipeline) if params is None else params
     problem = schedule_problem(pipeline, project.settings, params)
     if problem:
         return _unschedulable_dag(dag_id, pipeline, problem)
-    dag_doc, node_docs = pipeline_docs(project, pipeline, param_defaults(params), cache_dir)
+    if docs is None:
+        docs = pipeline_docs(project, pipeline, param_defaults(params), default_queue())
+    dag_doc, node_docs = docs
     arguments = {"description": f"Valohai pipeline {pipeline.name!r} of {project.name}"}
     with DAG(
         dag_id=dag_id,
@@ -126,5 +136,13 @@ def _unschedulable_dag(dag_id: str, pipeline: PipelinePlan, problem: str) -> DAG
 def build_dags(
     project: ProjectPlan, *, docker_url: str | None = None, cache_dir: Path | None = None
 ) -> dict[str, DAG]:
-    dags = (build_dag(project, p, docker_url=docker_url, cache_dir=cache_dir) for p in project.pipelines)
+    """`cache_dir`: where the task docs of this plan are kept between parses (the plan cache's)."""
+    if not project.pipelines:  # most valohai.yaml files: steps only
+        return {}
+    params = {p.name: pipeline_params(p) for p in project.pipelines}
+    docs = project_docs(project, {name: param_defaults(ps) for name, ps in params.items()}, cache_dir)
+    dags = (
+        build_dag(project, p, docker_url=docker_url, params=params[p.name], docs=docs[p.name])
+        for p in project.pipelines
+    )
     return {dag.dag_id: dag for dag in dags}

@@ -14,6 +14,10 @@ def valohai_yamls(paths: Iterable[str | Path]) -> list[Path]:
 
 
 def project_name_for(valohai_yaml: Path, dags_folder: Path) -> str:
-    """The folder path relative to the dags folder, `/` → `__` (the dags folder's own name at the top)."""
-    relative = valohai_yaml.parent.resolve().relative_to(dags_folder.resolve())
+    """The folder path relative to the dags folder, `/` → `__` (the dags folder's own name at the top),
+    as the walk of the dags folder names it: a symlinked project is named by its link."""
+    try:
+        relative = valohai_yaml.parent.relative_to(dags_folder)
+    except ValueError:  # not spelled below it (e.g. one path relative, the other absolute)
+        relative = valohai_yaml.parent.resolve().relative_to(dags_folder.resolve())
     return relative.as_posix().replace("/", "__") if relative.parts else dags_folder.resolve().name

@@ -12,6 +12,7 @@ from typing import Any
 
 from valohai_airflow.spec.diagnostics import Diagnostic, Location
 from valohai_airflow.spec.endpoint import Endpoint
+from valohai_airflow.spec.pickling import pickled_by_fields
 from valohai_airflow.spec.sidecar import ProjectSettings
 from valohai_airflow.spec.step import Step
 from valohai_airflow.spec.task import Task
@@ -36,6 +37,7 @@ class NodeKind(enum.StrEnum):
     DEPLOYMENT = "deployment"
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class EdgePlan:
     source_node: str  # node names (not task ids)
@@ -47,6 +49,7 @@ class EdgePlan:
     location: Location
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class ActionPlan:
     when: tuple[str, ...]  # node-starting | node-complete | node-error
@@ -54,6 +57,7 @@ class ActionPlan:
     condition: tuple[str, ...] = ()  # the `if` expressions, all must hold
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class MachinePlan:
     """Where a node's containers run and what they may use: its effective Valohai `environment`
@@ -80,6 +84,7 @@ class MachinePlan:
         return {k: v for k, v in arguments.items() if v is not None}
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class NodePlan:
     """One pipeline node. `step` is the node's effective step: overrides already merged into it
@@ -106,6 +111,7 @@ class NodePlan:
         return f"node {self.name!r}"
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class PipelineParameterPlan:
     name: str
@@ -115,6 +121,7 @@ class PipelineParameterPlan:
     location: Location = field(default_factory=lambda: Location(""))
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class PipelinePlan:
     name: str  # as written (the DAG's display name)
@@ -150,6 +157,7 @@ class PipelinePlan:
         return self._edges_into.get(node_name, ())
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class ProjectPlan:
     """One folder with a valohai.yaml: the unit a team drops into the dags folder."""

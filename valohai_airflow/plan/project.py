@@ -14,6 +14,7 @@ import dataclasses
 import hashlib
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from valohai_airflow.plan import pickle_cache
@@ -28,9 +29,9 @@ from valohai_airflow.spec.sidecar import SIDECAR_NAME, ProjectSettings, parse_si
 __all__ = ["clear_cache", "compile_project", "dag_id_for", "task_id_for"]
 
 # Bump when the plan model or the compiler's output changes, so old pickles are not read back.
-PLAN_FORMAT = (
-    6  # 3: ProjectSettings.deployments; 4: NodePlan.blueprint; 5: NodePlan.machine; 6: PipelinePlan indexes
-)
+# 3: ProjectSettings.deployments; 4: NodePlan.blueprint; 5: NodePlan.machine; 6: PipelinePlan indexes;
+# 7: plan classes pickled by their init fields
+PLAN_FORMAT = 7
 
 # path → (content hash, project name, plan). One entry per file, so edits replace rather than pile up.
 # A broken file is re-read every parse loop as well: its errors are cached like a plan.
@@ -43,11 +44,14 @@ def compile_project(
     *,
     project_name: str | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
+    report: Callable[[Diagnostic], object] | None = None,
 ) -> ProjectPlan:
     """Parse and compile one valohai.yaml; ValohaiSpecError carries every parse error or, when the
     file parses, every plan error.
 
-    `project_name` defaults to the name of the folder holding the file.
+    `project_name` defaults to the name of the folder holding the file. `report` is given each
+    warning when the file is compiled, not when its plan comes from a cache: once per edit, not on
+    every parse (the warnings stay on `ProjectPlan.diagnostics`).
     """
     path = Path(valohai_yaml).resolve()
     data = path.read_bytes()
@@ -71,6 +75,9 @@ def compile_project(
             else:
                 if cache_dir is not None:
                     _store_pickle(cache_dir, key, cached)
+                if report is not None:
+                    for warning in cached.diagnostics:
+                        report(warning)
         with _LOCK:
             _CACHE[key[0]] = (content_hash, name, cached)
     if isinstance(cached, ValohaiSpecError):

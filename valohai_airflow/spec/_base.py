@@ -8,6 +8,7 @@ whole model, so one pass reports every problem with its own file:line:column.
 from __future__ import annotations
 
 import difflib
+import functools
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar
 
@@ -117,8 +118,9 @@ class SpecModel(BaseModel):
     value_locations: ClassVar[dict[str, str]] = {}
 
     @classmethod
+    @functools.cache
     def yaml_keys(cls) -> tuple[str, ...]:
-        """The keys this object accepts in a valohai.yaml file."""
+        """The keys this object accepts in a valohai.yaml file (worked out once per class)."""
         keys = []
         for name, info in cls.model_fields.items():
             if name == "location":

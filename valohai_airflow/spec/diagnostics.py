@@ -5,15 +5,21 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from valohai_airflow.spec.pickling import pickled_by_fields
+
 
 class Severity(enum.StrEnum):
     ERROR = "error"
     WARNING = "warning"
 
 
-@dataclass(frozen=True, slots=True)
+@pickled_by_fields
+@dataclass(slots=True, unsafe_hash=True)
 class Location:
-    """A place in a file; line and column count from 1 like editors do (0 means unknown)."""
+    """A place in a file; line and column count from 1 like editors do (0 means unknown).
+
+    Immutable by convention, not `frozen`: the YAML loader makes one per value it reads, and a
+    frozen dataclass's `__init__` (an `object.__setattr__` per field) took three times as long."""
 
     file: str
     line: int = 0
@@ -25,6 +31,7 @@ class Location:
         return f"{self.file}:{self.line}:{self.column}"
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class Diagnostic:
     severity: Severity

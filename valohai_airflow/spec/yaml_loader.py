@@ -10,7 +10,6 @@ are booleans, ``1e-4`` is a string), so the data matches what valohai-yaml sees.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -141,8 +140,7 @@ def load_yaml(text: str | bytes, filename: str) -> LoadedYaml:
     builder = _Builder(filename)
     loader = _Loader(text)
     try:
-        for event in _events(loader):
-            builder.feed(event)
+        builder.build(loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         location = _location(filename, mark) if mark is not None else Location(filename)
@@ -157,11 +155,6 @@ def load_yaml(text: str | bytes, filename: str) -> LoadedYaml:
     return LoadedYaml(builder.result, filename)
 
 
-def _events(loader: Any) -> Iterator[yaml.Event]:
-    while loader.check_event():
-        yield loader.get_event()
-
-
 def _error(filename: str, message: str, location: Location | None = None) -> ValohaiSpecError:
     return ValohaiSpecError([Diagnostic(Severity.ERROR, message, location or Location(filename))])
 
@@ -171,10 +164,21 @@ def _location(filename: str, mark: Any) -> Location:
 
 
 class _Frame:
-    __slots__ = ("anchor", "container", "key", "key_location", "merges", "weight")
+    __slots__ = (
+        "anchor",
+        "container",
+        "is_list",
+        "item_locations",
+        "key",
+        "key_location",
+        "merges",
+        "weight",
+    )
 
     def __init__(self, container: YamlMap | YamlList, anchor: str | None) -> None:
         self.container = container
+        self.is_list = isinstance(container, YamlList)
+        self.item_locations = container.item_locations if isinstance(container, YamlList) else None
         self.anchor = anchor
         self.key: Any = _NO_KEY
         self.key_location: Location | None = None
@@ -183,6 +187,11 @@ class _Frame:
 
 
 _NO_KEY = object()
+_MISSING = object()
+_SCALAR, _ALIAS = yaml.ScalarEvent, yaml.AliasEvent
+_MAPPING_START, _MAPPING_END = yaml.MappingStartEvent, yaml.MappingEndEvent
+_SEQUENCE_START, _SEQUENCE_END = yaml.SequenceStartEvent, yaml.SequenceEndEvent
+_DOCUMENT_START = yaml.DocumentStartEvent
 
 
 class _Builder:
@@ -199,46 +208,72 @@ class _Builder:
         self.resolver = Resolver()
         self.scalars: dict[tuple[str | None, str, tuple[bool, bool]], Any] = {}
 
-    def feed(self, event: yaml.Event) -> None:
-        if isinstance(event, yaml.DocumentStartEvent):
-            self.documents += 1
-            if self.documents > 1:
-                raise _error(
-                    self.filename,
-                    "file contains more than one YAML document ('---'); a valohai.yaml is a single list",
-                    _location(self.filename, event.start_mark),
+    def build(self, loader: Any) -> None:
+        """Consume the loader's events. The loop a parse spends its time in: a plain scalar (most
+        events) is resolved, counted, located and stored here without a call of ours."""
+        filename, stack, scalars, anchors = self.filename, self.stack, self.scalars, self.anchors
+        get_event = loader.get_event
+        while (event := get_event()) is not None:
+            kind = type(event)
+            if kind is _SCALAR:
+                key = (event.tag, event.value, event.implicit)
+                value = scalars.get(key, _MISSING)
+                if value is _MISSING:
+                    value = self._construct(event)
+                    if isinstance(value, _IMMUTABLE_SCALARS):
+                        scalars[key] = value
+                self._count(1, event)
+                if event.anchor is not None:
+                    anchors[event.anchor] = (value, 1)
+                mark = event.start_mark
+                location = Location(filename, mark.line + 1, mark.column + 1)
+                frame = stack[-1] if stack else None
+                if frame is None or isinstance(value, _MergeKey):
+                    self._add(value, 1, location)
+                elif frame.is_list:
+                    frame.weight += 1
+                    frame.container.append(value)  # type: ignore[union-attr]
+                    frame.item_locations.append(location)  # type: ignore[union-attr]
+                elif frame.key is _NO_KEY:
+                    frame.weight += 1
+                    frame.key = value
+                    frame.key_location = location
+                else:
+                    self._add(value, 1, location)
+            elif kind is _MAPPING_START or kind is _SEQUENCE_START:
+                self._check_collection_tag(event)
+                mark = event.start_mark
+                location = Location(filename, mark.line + 1, mark.column + 1)
+                container: YamlMap | YamlList = (
+                    YamlMap(location) if kind is _MAPPING_START else YamlList(location)
                 )
-        elif isinstance(event, yaml.ScalarEvent):
-            value = self._scalar(event)
-            self._count(1, event)
-            self._remember(event.anchor, value, 1)
-            self._add(value, 1, _location(self.filename, event.start_mark))
-        elif isinstance(event, yaml.AliasEvent):
-            if event.anchor not in self.anchors:
-                raise _error(
-                    self.filename,
-                    f"unknown alias *{event.anchor}",
-                    _location(self.filename, event.start_mark),
-                )
-            value, weight = self.anchors[event.anchor]
-            self._count(weight, event)
-            self._add(value, weight, _location(self.filename, event.start_mark))
-        elif isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
-            self._check_collection_tag(event)
-            location = _location(self.filename, event.start_mark)
-            container: YamlMap | YamlList = (
-                YamlMap(location) if isinstance(event, yaml.MappingStartEvent) else YamlList(location)
-            )
-            if len(self.stack) >= MAX_DEPTH:
-                raise _error(self.filename, f"nesting deeper than {MAX_DEPTH} levels", location)
-            self._count(1, event)
-            self.stack.append(_Frame(container, event.anchor))
-        elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
-            frame = self.stack.pop()
-            if isinstance(frame.container, YamlMap) and frame.merges:
-                self._apply_merges(frame.container, frame.merges)
-            self._remember(frame.anchor, frame.container, frame.weight)
-            self._add(frame.container, frame.weight, frame.container.location)
+                if len(stack) >= MAX_DEPTH:
+                    raise _error(filename, f"nesting deeper than {MAX_DEPTH} levels", location)
+                self._count(1, event)
+                stack.append(_Frame(container, event.anchor))
+            elif kind is _MAPPING_END or kind is _SEQUENCE_END:
+                frame = stack.pop()
+                if frame.merges:
+                    self._apply_merges(frame.container, frame.merges)  # type: ignore[arg-type]
+                if frame.anchor is not None:
+                    anchors[frame.anchor] = (frame.container, frame.weight)
+                self._add(frame.container, frame.weight, frame.container.location)
+            elif kind is _ALIAS:
+                if event.anchor not in anchors:
+                    raise _error(
+                        filename, f"unknown alias *{event.anchor}", _location(filename, event.start_mark)
+                    )
+                value, weight = anchors[event.anchor]
+                self._count(weight, event)
+                self._add(value, weight, _location(filename, event.start_mark))
+            elif kind is _DOCUMENT_START:
+                self.documents += 1
+                if self.documents > 1:
+                    raise _error(
+                        filename,
+                        "file contains more than one YAML document ('---'); a valohai.yaml is a single list",
+                        _location(filename, event.start_mark),
+                    )
 
     def _count(self, weight: int, event: yaml.Event) -> None:
         self.nodes += weight
@@ -249,22 +284,9 @@ class _Builder:
                 _location(self.filename, event.start_mark),
             )
 
-    def _remember(self, anchor: str | None, value: Any, weight: int) -> None:
-        if anchor is not None:
-            self.anchors[anchor] = (value, weight)
-
-    def _scalar(self, event: yaml.ScalarEvent) -> Any:
-        """The scalar's value; a repeated one (keys, step names, images) is resolved once, when the
-        value is immutable."""
-        key = (event.tag, event.value, event.implicit)
-        if key in self.scalars:
-            return self.scalars[key]
-        value = self._construct(event)
-        if isinstance(value, _IMMUTABLE_SCALARS):
-            self.scalars[key] = value
-        return value
-
     def _construct(self, event: yaml.ScalarEvent) -> Any:
+        """The scalar's value (a repeated immutable one, such as keys, step names and images, is
+        resolved once: `build` keeps them by tag, text and style)."""
         tag = event.tag
         if tag is None or tag == "!":
             tag = self.resolver.resolve(yaml.ScalarNode, event.value, event.implicit)  # type: ignore[no-untyped-call]

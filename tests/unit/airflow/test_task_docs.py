@@ -264,10 +264,20 @@ def test_docs_rendered_once_per_plan_are_read_back_from_the_cache_dir(tmp_path: 
 
     from valohai_airflow.plan import pickle_cache
 
-    dag_doc, node_docs = pickle_cache.load(written)  # type: ignore[misc]
-    pickle_cache.store(written, ("from the cache", dict.fromkeys(node_docs, "node from the cache")))
+    ((pipeline_name, (dag_doc, node_docs)),) = pickle_cache.load(written).items()  # type: ignore[union-attr]
+    pickle_cache.store(
+        written, {pipeline_name: ("from the cache", dict.fromkeys(node_docs, "node from the cache"))}
+    )
     (dag,) = build_dags(plan, cache_dir=cache).values()
     assert dag.doc_md == "from the cache" and {t.doc_md for t in dag.tasks} == {"node from the cache"}
+
+    # the docs name Airflow's default queue: another one is other docs
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AIRFLOW__OPERATORS__DEFAULT_QUEUE", "elsewhere")
+        (dag,) = build_dags(plan, cache_dir=cache).values()
+    assert "default queue `elsewhere`" in next(iter(dag.tasks)).doc_md
+    assert len(list(cache.glob("docs-*.pickle"))) == 2
+    next(p for p in cache.glob("docs-*.pickle") if p != written).unlink()
 
     written.write_bytes(b"not a pickle")
     (dag,) = build_dags(plan, cache_dir=cache).values()

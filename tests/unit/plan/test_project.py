@@ -81,7 +81,15 @@ def test_disk_cache_is_read_by_a_fresh_process(project: Path, tmp_path: Path) ->
     cache = tmp_path / "cache"
     plan = compile_project(project, cache_dir=cache)
     (pickled,) = cache.glob("plan-*.pickle")
-    assert pickle.loads(pickled.read_bytes()) == plan
+    loaded = pickle.loads(pickled.read_bytes())
+    assert loaded == plan
+    # plan classes pickle as calls of their class: the derived indexes are built again
+    pipeline = loaded.pipelines[0]
+    assert [pipeline.node(n.name) for n in pipeline.nodes] == list(pipeline.nodes)
+    assert [e for n in pipeline.nodes for e in pipeline.edges_into(n.name)] == sorted(
+        pipeline.edges, key=lambda e: pipeline.position(e.target_node)
+    )
+    assert loaded.pipelines[0].nodes[0].location == plan.pipelines[0].nodes[0].location
     # Prove the next (fresh-process) compile reads the pickle: plant a marker in it.
     marked = type(plan)(**{**{f: getattr(plan, f) for f in plan.__dataclass_fields__}, "root": "/from-cache"})
     pickled.write_bytes(pickle.dumps(marked))
@@ -102,3 +110,23 @@ def test_cache_dir_that_cannot_be_created_does_not_break_compiling(project: Path
     blocker = tmp_path / "file"
     blocker.write_text("")
     assert compile_project(project, cache_dir=blocker / "cache").pipelines
+
+
+def test_warnings_are_reported_when_the_file_is_compiled_not_when_its_plan_is_cached(
+    project: Path, tmp_path: Path
+) -> None:
+    """The loader logs warnings through `report`: once per edit, not on every parse of the folder."""
+    project.write_text(GOOD.replace("default: 5}", "default: five}"))
+    cache = tmp_path / "cache"
+    reported: list[str] = []
+    plan = compile_project(project, cache_dir=cache, report=lambda d: reported.append(str(d)))
+    assert reported and reported == [str(d) for d in plan.diagnostics]
+    assert "five" in reported[0] and f"{project.resolve()}:6:" in reported[0]
+    compile_project(project, cache_dir=cache, report=lambda d: reported.append(str(d)))  # in-process
+    clear_cache()
+    again = compile_project(project, cache_dir=cache, report=lambda d: reported.append(str(d)))  # disk
+    assert len(reported) == len(plan.diagnostics)
+    assert again.diagnostics == plan.diagnostics  # still on the plan, for lint and the docs
+    project.write_text(GOOD.replace("default: 5}", "default: six}"))
+    compile_project(project, cache_dir=cache, report=lambda d: reported.append(str(d)))
+    assert "six" in reported[-1]
