@@ -150,25 +150,48 @@ def _add_files(
     if len(set(names)) == len(names) and taken.isdisjoint(names):
         taken.update(names)  # no clash: the common case, without a Python-level step per file
     else:
-        log = values.log.append
-        for i, name in enumerate(names):
-            if name in taken:
-                names[i] = renamed = _free_name(f"{source}-{name}", taken)
-                log(f"input {input_name!r}: {name!r} from {source} arrives as {renamed!r}")
-                name = renamed
-            taken.add(name)
+        renames = _unclash(names, taken, source)
+        for name, renamed in renames[:LOGGED_RENAMES]:
+            values.log.append(f"input {input_name!r}: {name!r} from {source} arrives as {renamed!r}")
+        if len(renames) > LOGGED_RENAMES:
+            values.log.append(
+                f"input {input_name!r}: {len(renames) - LOGGED_RENAMES:,} more files from {source} renamed "
+                "the same way (every name is in inputs.json)"
+            )
     values.inputs.setdefault(input_name, EdgeFiles())._extend(files, names, edge.source_node)
 
 
-def _free_name(name: str, taken: set[str]) -> str:
-    """`name`, or when that is taken too (a source bringing one basename three times) the first free
-    of `model-2.pkl`, `model-3.pkl`, …: the counter before the extension, so no file overwrites another."""
-    stem, dot, extension = name.partition(".")
-    count = 1
-    while name in taken:
-        count += 1
-        name = f"{stem}-{count}{dot}{extension}"
-    return name
+#: renamed files logged one by one per edge; the rest are counted in one line
+LOGGED_RENAMES = 100
+
+
+def _unclash(names: list[str], taken: set[str], source: str) -> list[tuple[str, str]]:
+    """Rename in place each of `names` already in `taken` (placed earlier, or earlier in `names`):
+    `<source>-<name>`, and when that is taken too (one source bringing a basename several times) the
+    first free of `<source>-<stem>-2.<ext>`, `-3`, …, so no file overwrites another. Adds every name
+    to `taken`; returns the (old, new) pairs. The next counter is kept per name, so a basename that
+    repeats k times costs k steps, not k²/2 (100,000 outputs in 100 folders of the same names)."""
+    add = taken.add
+    counters: dict[str, int] = {}
+    renames: list[tuple[str, str]] = []
+    for i, name in enumerate(names):
+        if name not in taken:
+            add(name)
+            continue
+        renamed = f"{source}-{name}"
+        count = counters.get(name)
+        if count is not None or renamed in taken:
+            stem, dot, extension = renamed.partition(".")
+            count = count or 2
+            renamed = f"{stem}-{count}{dot}{extension}"
+            while renamed in taken:
+                count += 1
+                renamed = f"{stem}-{count}{dot}{extension}"
+        counters[name] = (count or 1) + 1
+        add(renamed)
+        names[i] = renamed
+        renames.append((name, renamed))
+    return renames
 
 
 def _value(edge: EdgePlan, manifest: Manifest) -> Any:

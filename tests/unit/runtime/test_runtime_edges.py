@@ -106,6 +106,24 @@ def test_one_source_bringing_a_name_many_times_loses_no_file() -> None:
     assert len(set(names)) == len(paths)
 
 
+def test_a_basename_in_every_one_of_many_folders_gets_numbered_names_and_a_short_log() -> None:
+    """100 folders of the same 30 names: every file arrives under its own name, the renames are
+    logged one by one up to LOGGED_RENAMES per edge and then counted in one line."""
+    from valohai_airflow.runtime.edges import LOGGED_RENAMES
+
+    plan = pipeline("a.output.**, use.input.x")
+    paths = [f"shard-{s:03d}/part-{p:02d}.csv" for s in range(100) for p in range(30)]
+    values = resolve_edges(plan, plan.node("use"), {"a": [manifest("a", [out(p) for p in paths])]})
+    names = [f.name for f in values.inputs["x"]]
+    assert len(set(names)) == len(paths) == 3000
+    assert names[:30] == [f"part-{p:02d}.csv" for p in range(30)]
+    assert names[30] == "a-part-00.csv" and names[60] == "a-part-00-2.csv" and names[-1] == "a-part-29-99.csv"
+    renames = [line for line in values.log if " arrives as " in line]
+    assert len(renames) == LOGGED_RENAMES
+    summary = f"input 'x': {2970 - LOGGED_RENAMES:,} more files from a renamed the same way"
+    assert [line for line in values.log if line.startswith(summary)]
+
+
 def test_an_input_glob_takes_every_file_of_the_inputs_it_names() -> None:
     plan = pipeline("a.input.model*, use.input.x")
     inputs = {
