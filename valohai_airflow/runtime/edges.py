@@ -150,12 +150,12 @@ def _add_files(
     if len(set(names)) == len(names) and taken.isdisjoint(names):
         taken.update(names)  # no clash: the common case, without a Python-level step per file
     else:
-        renames = _unclash(names, taken, source)
-        for name, renamed in renames[:LOGGED_RENAMES]:
-            values.log.append(f"input {input_name!r}: {name!r} from {source} arrives as {renamed!r}")
-        if len(renames) > LOGGED_RENAMES:
+        logged, renamed = _unclash(names, taken, source)
+        for old, new in logged:
+            values.log.append(f"input {input_name!r}: {old!r} from {source} arrives as {new!r}")
+        if renamed > len(logged):
             values.log.append(
-                f"input {input_name!r}: {len(renames) - LOGGED_RENAMES:,} more files from {source} renamed "
+                f"input {input_name!r}: {renamed - len(logged):,} more files from {source} renamed "
                 "the same way (every name is in inputs.json)"
             )
     values.inputs.setdefault(input_name, EdgeFiles())._extend(files, names, edge.source_node)
@@ -165,33 +165,45 @@ def _add_files(
 LOGGED_RENAMES = 100
 
 
-def _unclash(names: list[str], taken: set[str], source: str) -> list[tuple[str, str]]:
+def _unclash(names: list[str], taken: set[str], source: str) -> tuple[list[tuple[str, str]], int]:
     """Rename in place each of `names` already in `taken` (placed earlier, or earlier in `names`):
     `<source>-<name>`, and when that is taken too (one source bringing a basename several times) the
     first free of `<source>-<stem>-2.<ext>`, `-3`, …, so no file overwrites another. Adds every name
-    to `taken`; returns the (old, new) pairs. The next counter is kept per name, so a basename that
-    repeats k times costs k steps, not k²/2 (100,000 outputs in 100 folders of the same names)."""
+    to `taken`; returns the first LOGGED_RENAMES (old, new) pairs and how many were renamed. The
+    next counter and the split name are kept per name, so a basename that repeats k times costs k
+    steps, not k²/2 (100,000 outputs in 100 folders of the same names)."""
     add = taken.add
-    counters: dict[str, int] = {}
-    renames: list[tuple[str, str]] = []
+    forms: dict[str, list[Any]] = {}  # name → [next counter, "<source>-<stem>", ".<ext>"]
+    logged: list[tuple[str, str]] = []
+    count = 0
     for i, name in enumerate(names):
         if name not in taken:
             add(name)
             continue
-        renamed = f"{source}-{name}"
-        count = counters.get(name)
-        if count is not None or renamed in taken:
+        form = forms.get(name)
+        if form is None:
+            renamed = f"{source}-{name}"
             stem, dot, extension = renamed.partition(".")
-            count = count or 2
-            renamed = f"{stem}-{count}{dot}{extension}"
-            while renamed in taken:
+            form = forms[name] = [2, stem, dot + extension]
+            if renamed not in taken:
+                add(renamed)
+                names[i] = renamed
                 count += 1
-                renamed = f"{stem}-{count}{dot}{extension}"
-        counters[name] = (count or 1) + 1
+                if count <= LOGGED_RENAMES:
+                    logged.append((name, renamed))
+                continue
+        number, stem, suffix = form
+        renamed = f"{stem}-{number}{suffix}"
+        while renamed in taken:
+            number += 1
+            renamed = f"{stem}-{number}{suffix}"
+        form[0] = number + 1
         add(renamed)
         names[i] = renamed
-        renames.append((name, renamed))
-    return renames
+        count += 1
+        if count <= LOGGED_RENAMES:
+            logged.append((name, renamed))
+    return logged, count
 
 
 def _value(edge: EdgePlan, manifest: Manifest) -> Any:
