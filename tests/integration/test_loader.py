@@ -161,6 +161,43 @@ def test_a_symlinked_project_is_named_by_its_link(dags_folder: Path, tmp_path: P
     assert [d for d in bag.dags if d.startswith("team__")], sorted(bag.dags)
 
 
+def test_warnings_are_logged_by_the_parse_that_compiles_and_the_collector_is_paused_meanwhile(
+    dags_folder: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A DAG processor parses the folder every 30 s: a warning is logged once per edit (Airflow's
+    structured logging writes to the process's output). While the DAGs are built Python's cycle
+    collector is off, and it is on again afterwards."""
+    import gc
+
+    from valohai_airflow.airflow import loader
+    from valohai_airflow.plan.project import clear_cache
+
+    add_project(dags_folder, "greeter", GOOD.replace("default: hi", "default: 5", 1))
+    states: list[bool] = []
+    compile_project = loader.compile_project
+
+    def watching(*args: object, **kwargs: object) -> object:
+        states.append(gc.isenabled())
+        return compile_project(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(loader, "compile_project", watching)
+    clear_cache()
+    capfd.readouterr()
+    assert gc.isenabled()
+    loader.load_dags(dags_folder)
+    assert gc.isenabled() and states == [False]
+    first = capfd.readouterr()
+    clear_cache()  # the next parse, in a fresh process: only the on-disk plan cache is left
+    loader.load_dags(dags_folder)
+    again = capfd.readouterr()
+    warning = (
+        "greeter/valohai.yaml:7:9: warning: step 'hello', parameter 'greeting': default 5 is not a string"
+    )
+    assert (first.out + first.err).count(warning) == 1
+    assert warning not in again.out + again.err
+    assert states == [False, False]
+
+
 def test_a_worker_builds_only_the_dag_it_runs(dags_folder: Path) -> None:
     """On a worker Airflow sets the parsing context: a broken sibling must not even be read."""
     add_project(dags_folder, "greeter", GOOD)
