@@ -181,23 +181,17 @@ def _unclash(names: list[str], taken: set[str], source: str) -> tuple[list[tuple
             add(name)
             continue
         form = forms.get(name)
+        renamed = f"{source}-{name}"
         if form is None:
-            renamed = f"{source}-{name}"
             stem, dot, extension = renamed.partition(".")
             form = forms[name] = [2, stem, dot + extension]
-            if renamed not in taken:
-                add(renamed)
-                names[i] = renamed
-                count += 1
-                if count <= LOGGED_RENAMES:
-                    logged.append((name, renamed))
-                continue
-        number, stem, suffix = form
-        renamed = f"{stem}-{number}{suffix}"
-        while renamed in taken:
-            number += 1
+        if form[0] > 2 or renamed in taken:
+            number, stem, suffix = form
             renamed = f"{stem}-{number}{suffix}"
-        form[0] = number + 1
+            while renamed in taken:
+                number += 1
+                renamed = f"{stem}-{number}{suffix}"
+            form[0] = number + 1
         add(renamed)
         names[i] = renamed
         count += 1

@@ -167,7 +167,6 @@ class _Frame:
     __slots__ = (
         "anchor",
         "container",
-        "is_list",
         "item_locations",
         "key",
         "key_location",
@@ -177,7 +176,6 @@ class _Frame:
 
     def __init__(self, container: YamlMap | YamlList, anchor: str | None) -> None:
         self.container = container
-        self.is_list = isinstance(container, YamlList)
         self.item_locations = container.item_locations if isinstance(container, YamlList) else None
         self.anchor = anchor
         self.key: Any = _NO_KEY
@@ -230,10 +228,10 @@ class _Builder:
                 frame = stack[-1] if stack else None
                 if frame is None or isinstance(value, _MergeKey):
                     self._add(value, 1, location)
-                elif frame.is_list:
+                elif frame.item_locations is not None:  # a sequence
                     frame.weight += 1
                     frame.container.append(value)  # type: ignore[union-attr]
-                    frame.item_locations.append(location)  # type: ignore[union-attr]
+                    frame.item_locations.append(location)
                 elif frame.key is _NO_KEY:
                     frame.weight += 1
                     frame.key = value
