@@ -3,7 +3,8 @@
 Airflow re-parses the dags folder every few seconds; a valohai.yaml that did not change must not be
 parsed and compiled again. Plans are cached in-process by (path, sha256 of the bytes) and, when a
 cache directory is given, as pickles named by that hash (pickle_cache.py) so a fresh parser process
-skips the work too.
+skips the work too. The path is the one the dags-folder walk gives, made absolute, not resolved:
+a symlinked project is known by its link, as its DAG ids are.
 The optional sidecar `valohai-airflow.yaml` beside it is part of the project: its bytes are part of the
 hash, its settings land on `ProjectPlan.settings`, and its errors are reported with valohai.yaml's.
 """
@@ -53,9 +54,9 @@ def compile_project(
     warning when the file is compiled, not when its plan comes from a cache: once per edit, not on
     every parse (the warnings stay on `ProjectPlan.diagnostics`).
     """
-    path = Path(valohai_yaml).resolve()
+    path = Path(os.path.abspath(valohai_yaml))  # as the walk spells it: no lstat of every component
     data = path.read_bytes()
-    sidecar = _read_sidecar(path)
+    sidecar = _read_sidecar(os.path.dirname(path))
     digest = hashlib.sha256(data)
     if sidecar is not None:  # a project without a sidecar keeps the hash of valohai.yaml alone
         digest.update(b"\0" + SIDECAR_NAME.encode() + b"\0" + sidecar)
@@ -91,10 +92,11 @@ def clear_cache() -> None:
         _CACHE.clear()
 
 
-def _read_sidecar(path: Path) -> bytes | None:
-    """The sidecar's bytes; None when the project has none."""
+def _read_sidecar(folder: str) -> bytes | None:
+    """The sidecar's bytes; None when the project has none (most: the probe is one failed open)."""
     try:
-        return (path.parent / SIDECAR_NAME).read_bytes()
+        with open(os.path.join(folder, SIDECAR_NAME), "rb") as handle:
+            return handle.read()
     except FileNotFoundError:
         return None
 

@@ -49,6 +49,21 @@ def test_plan_carries_project_identity(project: Path) -> None:
     assert compile_project(project, project_name="other").name == "other"
 
 
+def test_symlinked_project_is_spelled_as_reached(project: Path, tmp_path: Path) -> None:
+    """Paths in the plan (and so in errors, task docs and the worker's project root) are the ones
+    the dags-folder walk gives, a symlinked project's link, with its sidecar read through the link."""
+    link = tmp_path / "dags" / "linked"
+    link.parent.mkdir()
+    link.symlink_to(project.parent, target_is_directory=True)
+    (project.parent / "valohai-airflow.yaml").write_text("pipelines:\n  p: {retries: 2}\n")
+    plan = compile_project(link / "valohai.yaml")
+    assert plan.source == str(link / "valohai.yaml")
+    assert plan.root == str(link)
+    assert plan.settings.source == str(link / "valohai-airflow.yaml")
+    assert plan.settings.pipeline("p").retries == 2
+    assert compile_project(project.parent / ".." / "my-project" / "valohai.yaml").source == str(project)
+
+
 def test_unchanged_file_is_not_compiled_again(project: Path) -> None:
     first = compile_project(project)
     assert compile_project(project) is first
