@@ -27,7 +27,7 @@ from valohai_airflow.airflow.operators import FailWithMessageOperator
 from valohai_airflow.airflow.settings import valohai_settings
 from valohai_airflow.plan.discovery import project_name_for
 from valohai_airflow.plan.naming import dag_id_for, project_dag_prefix
-from valohai_airflow.plan.project import compile_project
+from valohai_airflow.plan.project import compile_project, folder_index
 from valohai_airflow.spec.diagnostics import ValohaiAirflowError
 
 log = logging.getLogger(__name__)
@@ -85,6 +85,7 @@ def _load_dags(dags_folder: str | os.PathLike[str] | None) -> dict[str, DAG]:
     folder = Path(dags_folder or conf.get("core", "dags_folder"))
     wanted = get_parsing_context().dag_id
     dags: dict[str, DAG] = {}
+    index = folder_index(settings.plan_cache_dir, folder)
     for valohai_yaml in find_valohai_yamls(folder):
         project_name = project_name_for(valohai_yaml, folder)
         prefix = project_dag_prefix(project_name)
@@ -96,6 +97,7 @@ def _load_dags(dags_folder: str | os.PathLike[str] | None) -> dict[str, DAG]:
                 project_name=project_name,
                 cache_dir=settings.plan_cache_dir,
                 report=lambda warning: log.warning("%s", warning),
+                index=index,
             )
             taken = sorted(
                 dag_id_for(plan.name, p.name) for p in plan.pipelines if dag_id_for(plan.name, p.name) in dags
@@ -117,4 +119,6 @@ def _load_dags(dags_folder: str | os.PathLike[str] | None) -> dict[str, DAG]:
             log.error("valohai.yaml of %s could not be compiled:\n%s", project_name, error)
             dag = error_dag(project_name, valohai_yaml, error)
             dags[dag.dag_id] = dag
+    if index is not None:
+        index.save(complete=not wanted)
     return dags

@@ -19,17 +19,44 @@ def cache_path(cache_dir: str | os.PathLike[str], kind: str, *key: str) -> Path:
     return Path(cache_dir) / f"{kind}-{digest}.pickle"
 
 
-def load(path: Path) -> object | None:
-    """What `store` wrote at `path`; None if absent or unreadable."""
+def read(path: Path) -> bytes | None:
+    """The bytes `write` left at `path`; None if absent or unreadable."""
     try:
         with path.open("rb") as handle:
-            value: object = pickle.load(handle)  # our own cache dir, written by store()
-    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError):
+            return handle.read()
+    except OSError:
+        return None
+
+
+def loads(data: bytes) -> object | None:
+    """The value pickled in `data` (our own cache dir, written by this module); None if it is not one."""
+    try:
+        value: object = pickle.loads(data)
+    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError, ValueError):
         return None
     return value
 
 
+def load(path: Path) -> object | None:
+    """What `store` wrote at `path`; None if absent or unreadable."""
+    data = read(path)
+    return loads(data) if data is not None else None
+
+
+def dumps(value: object) -> bytes:
+    return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+
+
 def store(path: Path, value: object) -> None:
+    try:
+        data = dumps(value)
+    except pickle.PicklingError:
+        return
+    write(path, data)
+
+
+def write(path: Path, data: bytes) -> None:
+    """Atomically: a concurrent reader sees the old file or the new one, never half of either."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".tmp")
@@ -37,7 +64,7 @@ def store(path: Path, value: object) -> None:
         return  # a read-only cache dir must not break parsing
     try:
         with os.fdopen(fd, "wb") as handle:
-            pickle.dump(value, handle, protocol=pickle.HIGHEST_PROTOCOL)
+            handle.write(data)
         os.replace(temp, path)
-    except (OSError, pickle.PicklingError):
+    except OSError:
         Path(temp).unlink(missing_ok=True)

@@ -3,7 +3,8 @@
 Airflow re-parses the dags folder every few seconds; a valohai.yaml that did not change must not be
 parsed and compiled again. Plans are cached in-process by (path, sha256 of the bytes) and, when a
 cache directory is given, as pickles named by that hash (pickle_cache.py) so a fresh parser process
-skips the work too. The path is the one the dags-folder walk gives, made absolute, not resolved:
+skips the work too; a loader going through a dags folder also keeps an index of them by the files'
+stat (folder_index.py), so an unchanged project is not even read. The path is the one the dags-folder walk gives, made absolute, not resolved:
 a symlinked project is known by its link, as its DAG ids are.
 The optional sidecar `valohai-airflow.yaml` beside it is part of the project: its bytes are part of the
 hash, its settings land on `ProjectPlan.settings`, and its errors are reported with valohai.yaml's.
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from valohai_airflow.plan import pickle_cache
 from valohai_airflow.plan.compile import compile_config
+from valohai_airflow.plan.folder_index import FolderIndex
 from valohai_airflow.plan.model import ProjectPlan
 from valohai_airflow.plan.naming import dag_id_for, task_id_for
 from valohai_airflow.plan.settings import check_settings
@@ -27,7 +29,7 @@ from valohai_airflow.spec.diagnostics import Diagnostic, Location, Severity, Val
 from valohai_airflow.spec.parse import parse_text
 from valohai_airflow.spec.sidecar import SIDECAR_NAME, ProjectSettings, parse_sidecar_text
 
-__all__ = ["clear_cache", "compile_project", "dag_id_for", "task_id_for"]
+__all__ = ["clear_cache", "compile_project", "dag_id_for", "folder_index", "task_id_for"]
 
 # Bump when the plan model or the compiler's output changes, so old pickles are not read back.
 # 3: ProjectSettings.deployments; 4: NodePlan.blueprint; 5: NodePlan.machine; 6: PipelinePlan indexes;
@@ -46,44 +48,99 @@ def compile_project(
     project_name: str | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     report: Callable[[Diagnostic], object] | None = None,
+    index: FolderIndex | None = None,
 ) -> ProjectPlan:
     """Parse and compile one valohai.yaml; ValohaiSpecError carries every parse error or, when the
     file parses, every plan error.
 
     `project_name` defaults to the name of the folder holding the file. `report` is given each
     warning when the file is compiled, not when its plan comes from a cache: once per edit, not on
-    every parse (the warnings stay on `ProjectPlan.diagnostics`).
+    every parse (the warnings stay on `ProjectPlan.diagnostics`). `index` (folder_index.py, for a
+    loader going through a whole dags folder) spares an unchanged project the read and the hash.
     """
     path = Path(os.path.abspath(valohai_yaml))  # as the walk spells it: no lstat of every component
+    name = project_name if project_name is not None else path.parent.name
+    stamp = None
+    if index is not None:
+        stamp, entry = index.lookup(str(path), os.path.join(os.path.dirname(path), SIDECAR_NAME), name)
+        if entry is not None and (plan := _indexed(cache_dir, (str(path), entry[2], name), entry[3])):
+            return plan
     data = path.read_bytes()
     sidecar = _read_sidecar(os.path.dirname(path))
     digest = hashlib.sha256(data)
     if sidecar is not None:  # a project without a sidecar keeps the hash of valohai.yaml alone
         digest.update(b"\0" + SIDECAR_NAME.encode() + b"\0" + sidecar)
-    content_hash = digest.hexdigest()
-    name = project_name if project_name is not None else path.parent.name
-    key = (str(path), content_hash, name)
+    key = (str(path), digest.hexdigest(), name)
+    result, pickled = _cached_or_compiled(key, data, sidecar, cache_dir, report)
+    if isinstance(result, ValohaiSpecError):
+        raise ValohaiSpecError(result.diagnostics)
+    if index is not None and stamp is not None:  # broken files are not indexed: they are compiled again
+        index.put(key[0], stamp, name, key[1], pickled if pickled is not None else pickle_cache.dumps(result))
+    return result
+
+
+def folder_index(
+    cache_dir: str | os.PathLike[str] | None, dags_folder: str | os.PathLike[str]
+) -> FolderIndex | None:
+    """The index of the plans below `dags_folder`, in the cache dir (none without one)."""
+    if cache_dir is None:
+        return None
+    return FolderIndex(
+        pickle_cache.cache_path(cache_dir, "index", str(PLAN_FORMAT), os.path.abspath(dags_folder))
+    )
+
+
+def _cached_or_compiled(
+    key: tuple[str, str, str],
+    data: bytes,
+    sidecar: bytes | None,
+    cache_dir: str | os.PathLike[str] | None,
+    report: Callable[[Diagnostic], object] | None,
+) -> tuple[ProjectPlan | ValohaiSpecError, bytes | None]:
+    """The plan (or errors) for this content, and its pickle when one was at hand."""
+    cached = _in_process(key)
+    if cached is not None:
+        return cached, None
+    pickled = pickle_cache.read(_pickle_path(cache_dir, key)) if cache_dir is not None else None
+    result: ProjectPlan | ValohaiSpecError | None = _plan_from(pickled, key) if pickled is not None else None
+    if result is None:
+        pickled = None
+        try:
+            result = _compile(data, sidecar, Path(key[0]), key[2], key[1])
+        except ValohaiSpecError as exc:
+            result = exc
+        else:
+            if cache_dir is not None:
+                pickled = pickle_cache.dumps(result)
+                pickle_cache.write(_pickle_path(cache_dir, key), pickled)
+            if report is not None:
+                for warning in result.diagnostics:
+                    report(warning)
+    with _LOCK:
+        _CACHE[key[0]] = (key[1], key[2], result)
+    return result, pickled
+
+
+def _indexed(
+    cache_dir: str | os.PathLike[str] | None, key: tuple[str, str, str], pickled: bytes | None
+) -> ProjectPlan | None:
+    """The plan an index entry names: from this process's cache, its inline bytes or its own pickle."""
+    cached = _in_process(key)
+    if isinstance(cached, ProjectPlan):
+        return cached
+    if pickled is None and cache_dir is not None:
+        pickled = pickle_cache.read(_pickle_path(cache_dir, key))
+    plan = _plan_from(pickled, key) if pickled is not None else None
+    if plan is not None:
+        with _LOCK:
+            _CACHE[key[0]] = (key[1], key[2], plan)
+    return plan
+
+
+def _in_process(key: tuple[str, str, str]) -> ProjectPlan | ValohaiSpecError | None:
     with _LOCK:
         entry = _CACHE.get(key[0])
-    cached = entry[2] if entry is not None and entry[:2] == key[1:] else None
-    if cached is None:
-        cached = _load_pickle(cache_dir, key) if cache_dir is not None else None
-        if cached is None:
-            try:
-                cached = _compile(data, sidecar, path, name, content_hash)
-            except ValohaiSpecError as exc:
-                cached = exc
-            else:
-                if cache_dir is not None:
-                    _store_pickle(cache_dir, key, cached)
-                if report is not None:
-                    for warning in cached.diagnostics:
-                        report(warning)
-        with _LOCK:
-            _CACHE[key[0]] = (content_hash, name, cached)
-    if isinstance(cached, ValohaiSpecError):
-        raise ValohaiSpecError(cached.diagnostics)
-    return cached
+    return entry[2] if entry is not None and entry[:2] == key[1:] else None
 
 
 def clear_cache() -> None:
@@ -146,13 +203,13 @@ def _no_config(path: Path) -> Diagnostic:
     return Diagnostic(Severity.ERROR, "nothing could be read from this file", Location(str(path)))
 
 
-def _load_pickle(cache_dir: str | os.PathLike[str], key: tuple[str, str, str]) -> ProjectPlan | None:
-    """A plan this code wrote earlier for exactly this file content; None if absent or unreadable."""
-    plan = pickle_cache.load(pickle_cache.cache_path(cache_dir, "plan", str(PLAN_FORMAT), *key))
+def _pickle_path(cache_dir: str | os.PathLike[str], key: tuple[str, str, str]) -> Path:
+    return pickle_cache.cache_path(cache_dir, "plan", str(PLAN_FORMAT), *key)
+
+
+def _plan_from(pickled: bytes, key: tuple[str, str, str]) -> ProjectPlan | None:
+    """The plan this code pickled earlier for exactly this file content; None if it is not that."""
+    plan = pickle_cache.loads(pickled)
     if not isinstance(plan, ProjectPlan) or plan.content_hash != key[1]:
         return None
     return plan
-
-
-def _store_pickle(cache_dir: str | os.PathLike[str], key: tuple[str, str, str], plan: ProjectPlan) -> None:
-    pickle_cache.store(pickle_cache.cache_path(cache_dir, "plan", str(PLAN_FORMAT), *key), plan)
