@@ -79,13 +79,19 @@ def handwritten_source(dags: dict[str, Any]) -> str:
 
 
 def _import(path: Path) -> None:
-    """As DagBag imports a DAG file: a module spec and exec_module (bytecode cached in __pycache__)."""
+    """As DagBag imports a DAG file: a module spec and exec_module, bytecode cached in __pycache__
+    even where PYTHONDONTWRITEBYTECODE is set (as it is on these machines: the warm baseline would
+    compile its source on every parse)."""
     name = f"bench_{path.stem}_{time.monotonic_ns()}"
     spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    sys.modules.pop(name, None)
+    was, sys.dont_write_bytecode = sys.dont_write_bytecode, False
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.dont_write_bytecode = was
+        sys.modules.pop(name, None)
 
 
 def _peak_mib(fn: Callable[[], object]) -> float:
@@ -151,6 +157,8 @@ def _sides(folder: Path, handwritten: Path, only: str | None = None) -> dict[str
         _import(handwritten)
 
     _import(handwritten)  # writes its bytecode cache, as a DAG processor's first parse does
+    if not Path(importlib.util.cache_from_source(str(handwritten))).is_file():
+        raise RuntimeError(f"no bytecode cache was written for {handwritten}: the warm baseline would compile")
     warm()
     return {
         "baseline cold": baseline_cold,
