@@ -158,7 +158,9 @@ def _sides(folder: Path, handwritten: Path, only: str | None = None) -> dict[str
 
     _import(handwritten)  # writes its bytecode cache, as a DAG processor's first parse does
     if not Path(importlib.util.cache_from_source(str(handwritten))).is_file():
-        raise RuntimeError(f"no bytecode cache was written for {handwritten}: the warm baseline would compile")
+        raise RuntimeError(
+            f"no bytecode cache was written for {handwritten}: the warm baseline would compile"
+        )
     warm()
     return {
         "baseline cold": baseline_cold,
