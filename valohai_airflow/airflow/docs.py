@@ -12,9 +12,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import BaseOperator
-from airflow.sdk.definitions.mappedoperator import MappedOperator
-
 from valohai_airflow import __version__
 from valohai_airflow.plan import pickle_cache
 from valohai_airflow.plan.model import EdgeKind, EdgePlan, NodeKind, NodePlan, PipelinePlan, ProjectPlan
@@ -355,11 +352,3 @@ def project_docs(
     if path is not None:
         pickle_cache.store(path, docs)
     return docs
-
-
-def document(task: BaseOperator | MappedOperator, doc_md: str) -> None:
-    """Set a task's doc_md after it was made (a mapped task keeps it in its partial kwargs)."""
-    if isinstance(task, MappedOperator):
-        task.partial_kwargs["doc_md"] = doc_md
-    else:
-        task.doc_md = doc_md

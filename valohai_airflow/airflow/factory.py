@@ -15,7 +15,6 @@ from valohai_airflow.airflow.deployment import ValohaiDeploymentOperator
 from valohai_airflow.airflow.docs import (
     PipelineDocs,
     default_queue,
-    document,
     param_defaults,
     pipeline_docs,
     project_docs,
@@ -24,7 +23,6 @@ from valohai_airflow.airflow.operators import FailWithMessageOperator, ValohaiEx
 from valohai_airflow.airflow.params import pipeline_params
 from valohai_airflow.airflow.schedules import START_DATE, dag_arguments, retry_arguments, schedule_problem
 from valohai_airflow.airflow.variants import MAP_INDEX_TEMPLATE, ValohaiVariantsOperator
-from valohai_airflow.plan.control import upstream_nodes
 from valohai_airflow.plan.model import NodeKind, NodePlan, PipelinePlan, ProjectPlan
 from valohai_airflow.plan.naming import dag_id_for
 
@@ -35,10 +33,15 @@ __all__ = ["START_DATE", "build_dag", "build_dags"]
 
 
 def _node_tasks(
-    project: ProjectPlan, pipeline: PipelinePlan, node: NodePlan, dag_id: str, docker_url: str | None
+    project: ProjectPlan,
+    pipeline: PipelinePlan,
+    node: NodePlan,
+    dag_id: str,
+    docker_url: str | None,
+    doc_md: str,
 ) -> tuple[BaseOperator, Operator]:
     """(the task that starts the node, the task whose XCom downstream nodes read): the same one,
-    except for a task node: its `__variants` task, then its mapped executions."""
+    except for a task node: its `__variants` task, then its mapped executions (which carry `doc_md`)."""
     if node.kind is NodeKind.DEPLOYMENT:
         deployment = ValohaiDeploymentOperator(
             project_name=project.name,
@@ -47,6 +50,7 @@ def _node_tasks(
             docker_url=docker_url,
             project_root=project.root,
             serving=project.settings.deployment(node.deployment or ""),
+            doc_md=doc_md,
         )
         return deployment, deployment
     arguments: dict[str, Any] = {
@@ -56,6 +60,7 @@ def _node_tasks(
         "node": node,
         "dag_key": dag_id,
         "docker_url": docker_url,
+        "doc_md": doc_md,
         **retry_arguments(project.settings, node),
         **node.machine.operator_arguments,  # queue, pool, pool_slots of the node's environment
     }
@@ -101,11 +106,12 @@ def build_dag(
         entries: dict[str, BaseOperator] = {}
         results: dict[str, Operator] = {}
         for node in pipeline.nodes:  # topological order: a node's upstreams exist before it
-            entries[node.name], results[node.name] = _node_tasks(project, pipeline, node, dag_id, docker_url)
-            document(results[node.name], node_docs[node.name])
+            entries[node.name], results[node.name] = _node_tasks(
+                project, pipeline, node, dag_id, docker_url, node_docs[node.name]
+            )
             # Wired as each node is added, one call per node: Airflow hashes the DAG (all its task ids)
             # once per task it is given, so a smaller DAG and fewer calls keep that term small.
-            upstreams = [results[name] for name in upstream_nodes(pipeline, node)]
+            upstreams = [results[name] for name in pipeline.upstreams(node.name)]
             if upstreams:
                 entries[node.name].set_upstream(upstreams)
         apply_control(dag, pipeline, entries, timedelta(seconds=project.settings.approval.timeout_seconds))

@@ -38,20 +38,14 @@ class Decision:
     reason: str
 
 
-def upstream_nodes(pipeline: PipelinePlan, node: NodePlan) -> tuple[str, ...]:
-    """The nodes this node waits for (any edge, dependency edges included), in pipeline order."""
-    sources = {e.source_node for e in pipeline.edges_into(node.name)}
-    return tuple(sorted(sources, key=pipeline.position))
-
-
 def continue_upstreams(pipeline: PipelinePlan, node: NodePlan) -> tuple[str, ...]:
     """Upstream nodes with `on-error: continue`: their failure must not block this node."""
-    return tuple(n for n in upstream_nodes(pipeline, node) if pipeline.node(n).on_error == CONTINUE)
+    return tuple(n for n in pipeline.upstreams(node.name) if pipeline.node(n).on_error == CONTINUE)
 
 
 def blocking_upstreams(pipeline: PipelinePlan, node: NodePlan) -> tuple[str, ...]:
     """Upstream nodes whose failure blocks this node (every on-error but continue)."""
-    return tuple(n for n in upstream_nodes(pipeline, node) if pipeline.node(n).on_error != CONTINUE)
+    return tuple(n for n in pipeline.upstreams(node.name) if pipeline.node(n).on_error != CONTINUE)
 
 
 def stops_everything(node: NodePlan) -> bool:

@@ -134,13 +134,22 @@ class PipelinePlan:
     # nodes + edges (a scan per node is nodes × edges: minutes at a few thousand nodes).
     _positions: dict[str, int] = field(init=False, repr=False, compare=False)
     _edges_into: dict[str, tuple[EdgePlan, ...]] = field(init=False, repr=False, compare=False)
+    _upstreams: dict[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         into: dict[str, list[EdgePlan]] = {}
+        sources: dict[str, dict[str, None]] = {}
         for edge in self.edges:
             into.setdefault(edge.target_node, []).append(edge)
-        object.__setattr__(self, "_positions", {node.name: i for i, node in enumerate(self.nodes)})
+            sources.setdefault(edge.target_node, {})[edge.source_node] = None
+        positions = {node.name: i for i, node in enumerate(self.nodes)}
+        object.__setattr__(self, "_positions", positions)
         object.__setattr__(self, "_edges_into", {name: tuple(edges) for name, edges in into.items()})
+        object.__setattr__(
+            self,
+            "_upstreams",
+            {name: tuple(sorted(s, key=positions.__getitem__)) for name, s in sources.items()},
+        )
 
     def __str__(self) -> str:
         return f"pipeline {self.name!r}"
@@ -148,13 +157,13 @@ class PipelinePlan:
     def node(self, name: str) -> NodePlan:
         return self.nodes[self._positions[name]]
 
-    def position(self, name: str) -> int:
-        """The node's place in `nodes` (topological order)."""
-        return self._positions[name]
-
     def edges_into(self, node_name: str) -> tuple[EdgePlan, ...]:
         """The edges whose target is this node, in file order."""
         return self._edges_into.get(node_name, ())
+
+    def upstreams(self, node_name: str) -> tuple[str, ...]:
+        """The nodes this node waits for (any edge, dependency edges included), in pipeline order."""
+        return self._upstreams.get(node_name, ())
 
 
 @pickled_by_fields

@@ -54,7 +54,7 @@ def pipeline() -> PipelinePlan:
 def test_continue_upstreams_are_tolerated_and_the_others_block() -> None:
     p = pipeline()
     c = p.node("c")
-    assert control.upstream_nodes(p, c) == ("a", "b")
+    assert p.upstreams(c.name) == ("a", "b")
     assert control.continue_upstreams(p, c) == ("a",)
     assert control.blocking_upstreams(p, c) == ("b",)
     assert control.stops_everything(c) and not control.stops_everything(p.node("b"))

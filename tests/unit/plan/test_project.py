@@ -101,9 +101,12 @@ def test_disk_cache_is_read_by_a_fresh_process(project: Path, tmp_path: Path) ->
     # plan classes pickle as calls of their class: the derived indexes are built again
     pipeline = loaded.pipelines[0]
     assert [pipeline.node(n.name) for n in pipeline.nodes] == list(pipeline.nodes)
+    order = [n.name for n in pipeline.nodes]
     assert [e for n in pipeline.nodes for e in pipeline.edges_into(n.name)] == sorted(
-        pipeline.edges, key=lambda e: pipeline.position(e.target_node)
+        pipeline.edges, key=lambda e: order.index(e.target_node)
     )
+    upstreams = {n: sorted({e.source_node for e in pipeline.edges_into(n)}, key=order.index) for n in order}
+    assert {n: list(pipeline.upstreams(n)) for n in order} == upstreams
     assert loaded.pipelines[0].nodes[0].location == plan.pipelines[0].nodes[0].location
     # Prove the next (fresh-process) compile reads the pickle: plant a marker in it.
     marked = type(plan)(**{**{f: getattr(plan, f) for f in plan.__dataclass_fields__}, "root": "/from-cache"})
