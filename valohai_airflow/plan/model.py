@@ -138,18 +138,16 @@ class PipelinePlan:
 
     def __post_init__(self) -> None:
         into: dict[str, list[EdgePlan]] = {}
-        sources: dict[str, dict[str, None]] = {}
         for edge in self.edges:
             into.setdefault(edge.target_node, []).append(edge)
-            sources.setdefault(edge.target_node, {})[edge.source_node] = None
         positions = {node.name: i for i, node in enumerate(self.nodes)}
+        upstreams = {
+            name: tuple(sorted({e.source_node for e in edges}, key=positions.__getitem__))
+            for name, edges in into.items()
+        }
         object.__setattr__(self, "_positions", positions)
         object.__setattr__(self, "_edges_into", {name: tuple(edges) for name, edges in into.items()})
-        object.__setattr__(
-            self,
-            "_upstreams",
-            {name: tuple(sorted(s, key=positions.__getitem__)) for name, s in sources.items()},
-        )
+        object.__setattr__(self, "_upstreams", upstreams)
 
     def __str__(self) -> str:
         return f"pipeline {self.name!r}"

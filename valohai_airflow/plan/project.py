@@ -4,8 +4,9 @@ Airflow re-parses the dags folder every few seconds; a valohai.yaml that did not
 parsed and compiled again. Plans are cached in-process by (path, sha256 of the bytes) and, when a
 cache directory is given, as pickles named by that hash (pickle_cache.py) so a fresh parser process
 skips the work too; a loader going through a dags folder also keeps an index of them by the files'
-stat (folder_index.py), so an unchanged project is not even read. The path is the one the dags-folder walk gives, made absolute, not resolved:
-a symlinked project is known by its link, as its DAG ids are.
+stat (folder_index.py), so an unchanged project is not even read. The path is the one the
+dags-folder walk gives, made absolute, not resolved: a symlinked project is known by its link, as
+its DAG ids are.
 The optional sidecar `valohai-airflow.yaml` beside it is part of the project: its bytes are part of the
 hash, its settings land on `ProjectPlan.settings`, and its errors are reported with valohai.yaml's.
 """
@@ -98,13 +99,8 @@ def _cached_or_compiled(
     report: Callable[[Diagnostic], object] | None,
 ) -> tuple[ProjectPlan | ValohaiSpecError, bytes | None]:
     """The plan (or errors) for this content, and its pickle when one was at hand."""
-    cached = _in_process(key)
-    if cached is not None:
-        return cached, None
-    pickled = pickle_cache.read(_pickle_path(cache_dir, key)) if cache_dir is not None else None
-    result: ProjectPlan | ValohaiSpecError | None = _plan_from(pickled, key) if pickled is not None else None
+    result, pickled = _from_caches(key, cache_dir, None)
     if result is None:
-        pickled = None
         try:
             result = _compile(data, sidecar, Path(key[0]), key[2], key[1])
         except ValohaiSpecError as exc:
@@ -116,8 +112,8 @@ def _cached_or_compiled(
             if report is not None:
                 for warning in result.diagnostics:
                     report(warning)
-    with _LOCK:
-        _CACHE[key[0]] = (key[1], key[2], result)
+        with _LOCK:
+            _CACHE[key[0]] = (key[1], key[2], result)
     return result, pickled
 
 
@@ -125,16 +121,26 @@ def _indexed(
     cache_dir: str | os.PathLike[str] | None, key: tuple[str, str, str], pickled: bytes | None
 ) -> ProjectPlan | None:
     """The plan an index entry names: from this process's cache, its inline bytes or its own pickle."""
+    plan, _ = _from_caches(key, cache_dir, pickled)
+    return plan if isinstance(plan, ProjectPlan) else None
+
+
+def _from_caches(
+    key: tuple[str, str, str], cache_dir: str | os.PathLike[str] | None, pickled: bytes | None
+) -> tuple[ProjectPlan | ValohaiSpecError | None, bytes | None]:
+    """This content's plan (or errors) from this process, else from `pickled` or its pickle file
+    (then kept in this process too), with the pickle it came from; (None, None) if none has it."""
     cached = _in_process(key)
-    if isinstance(cached, ProjectPlan):
-        return cached
+    if cached is not None:
+        return cached, None
     if pickled is None and cache_dir is not None:
         pickled = pickle_cache.read(_pickle_path(cache_dir, key))
     plan = _plan_from(pickled, key) if pickled is not None else None
-    if plan is not None:
-        with _LOCK:
-            _CACHE[key[0]] = (key[1], key[2], plan)
-    return plan
+    if plan is None:
+        return None, None
+    with _LOCK:
+        _CACHE[key[0]] = (key[1], key[2], plan)
+    return plan, pickled
 
 
 def _in_process(key: tuple[str, str, str]) -> ProjectPlan | ValohaiSpecError | None:
