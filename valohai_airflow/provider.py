@@ -85,6 +85,21 @@ def get_provider_info() -> dict[str, Any]:
                         "True",
                         type_="boolean",
                     ),
+                    "input_roots": _option(
+                        "Folders on the worker whose files a run conf, the trigger form or a valohai.yaml "
+                        "default may name as a local input path or file:// URL, besides the project's own "
+                        "folder and a local store_url (comma-separated absolute paths). Anything else local "
+                        "is refused before it is read.",
+                        "",
+                        example="/data/shared, /mnt/datasets",
+                    ),
+                    "input_private_networks": _option(
+                        "Non-public networks (loopback, private, link-local, ...) that http(s) inputs may "
+                        "reach, as comma-separated CIDRs. Empty: inputs are fetched from public addresses "
+                        "only; every address a host name resolves to is checked, also after redirects.",
+                        "",
+                        example="127.0.0.0/8, 10.20.0.0/16",
+                    ),
                     "strict_loading": _option(
                         "When True a broken valohai.yaml is an ordinary import error of the loader file "
                         "(hiding its siblings' DAGs); when False it becomes a placeholder DAG that shows the error.",

@@ -119,6 +119,7 @@ class ValohaiExecutionOperator(DockerOperator):
             work_base=settings.work_dir,
             cache=DownloadCache(settings.input_cache_dir),
             s3_options=settings.s3_options,
+            input_policy=settings.input_policy,
         )
 
     def _remove_leftovers(self, key: ExecutionKey) -> None:

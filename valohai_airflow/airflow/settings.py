@@ -9,6 +9,8 @@ from typing import Any
 
 from airflow.configuration import conf
 
+from valohai_airflow.runtime.confinement import InputPolicy, parse_networks, parse_roots
+
 
 def _airflow_home() -> Path:
     return Path(os.environ.get("AIRFLOW_HOME", Path.home() / "airflow"))
@@ -24,6 +26,7 @@ class ValohaiSettings:
     strict_loading: bool
     clean_work_dirs: bool
     s3_options: dict[str, Any]
+    input_policy: InputPolicy
 
 
 def valohai_settings() -> ValohaiSettings:
@@ -41,7 +44,16 @@ def valohai_settings() -> ValohaiSettings:
         strict_loading=conf.getboolean("valohai", "strict_loading", fallback=False),
         clean_work_dirs=conf.getboolean("valohai", "clean_work_dirs", fallback=True),
         s3_options=_s3_options(get("s3_endpoint_url") or None, get("aws_conn_id") or None),
+        input_policy=_input_policy(get("input_roots"), get("input_private_networks")),
     )
+
+
+def _input_policy(roots: str, networks: str) -> InputPolicy:
+    """`[valohai] input_roots` and `input_private_networks`: where run-conf inputs may lead."""
+    try:
+        return InputPolicy(parse_roots(roots), parse_networks(networks))
+    except ValueError as error:
+        raise ValueError(f"[valohai] input_roots / input_private_networks: {error}") from error
 
 
 def _s3_options(endpoint_url: str | None, aws_conn_id: str | None) -> dict[str, Any]:

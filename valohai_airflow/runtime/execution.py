@@ -23,6 +23,7 @@ from valohai_airflow.runtime.config_files import (
     execution_json,
     write_config_files,
 )
+from valohai_airflow.runtime.confinement import ConfinementError, InputPolicy
 from valohai_airflow.runtime.edges import EdgeFile, edge_for_parameter, resolve_edges
 from valohai_airflow.runtime.ids import ExecutionKey
 from valohai_airflow.runtime.inputs import DownloadCache, InputError, InputSource, materialise_input
@@ -33,7 +34,9 @@ from valohai_airflow.runtime.parameters import NodeParameterError, resolve_param
 from valohai_airflow.runtime.workdir import WorkDir, create_workdir, valohai_environment
 from valohai_airflow.spec.commands import build_script
 from valohai_airflow.spec.diagnostics import ValohaiAirflowError
+from valohai_airflow.spec.paths import is_relative_local
 from valohai_airflow.store.base import ArtifactStore, StoreError, join_key
+from valohai_airflow.store.local import LocalStore
 
 REFUSED_SCHEMES = ("datum://", "dataset://")
 
@@ -56,6 +59,13 @@ class ExecutionRequest:
     cache: DownloadCache
     s3_options: Mapping[str, Any] = field(default_factory=dict)
     variant: Mapping[str, Any] = field(default_factory=dict)  # a task node's execution: its values
+    input_policy: InputPolicy = field(default_factory=InputPolicy)  # [valohai] input_roots and networks
+
+    def source_policy(self) -> InputPolicy:
+        """What a run conf's or default's input URLs may reach: the configured roots and networks,
+        plus the project folder and a local store (whose files a store URI names)."""
+        roots = [self.project_root, *([self.store.root] if isinstance(self.store, LocalStore) else [])]
+        return self.input_policy.with_roots(*roots)
 
 
 @dataclass
@@ -110,7 +120,7 @@ def _conf_urls(request: ExecutionRequest, input_name: str, default: Sequence[str
                 "valohai-airflow cannot resolve it. Give the file's s3://, https:// or local URL instead, "
                 f"in the run conf as {node_input_key(request.node.name, input_name)!r} or in valohai.yaml"
             )
-    return [url if "://" in url or url.startswith("/") else str(request.project_root / url) for url in urls]
+    return [str(request.project_root / url) if is_relative_local(url) else url for url in urls]
 
 
 def _edge_source(file: EdgeFile) -> InputSource:
@@ -124,6 +134,7 @@ def _materialise_inputs(
     step = request.node.step
     assert step is not None
     result: dict[str, list[InputFileEntry]] = {}
+    policy = request.source_policy()
     for input_ in step.inputs:
         from_edges = edge_files.get(input_.name)
         urls = _conf_urls(request, input_.name, input_.default)
@@ -140,6 +151,7 @@ def _materialise_inputs(
                     keep_directories=input_.keep_directories,
                     filename=input_.filename,
                     s3_options=request.s3_options,
+                    policy=policy,
                 )
                 files += done.files
                 log += done.warnings
@@ -154,7 +166,7 @@ def _materialise_inputs(
                 )
                 files += done.files
                 log += done.warnings
-        except InputError as error:
+        except (InputError, ConfinementError) as error:
             raise ExecutionError(f"node {request.node.name!r}: input {input_.name!r}: {error}") from error
         if not files and not input_.optional:
             raise ExecutionError(

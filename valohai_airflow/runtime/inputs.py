@@ -19,6 +19,10 @@ across levels. Where files land (`keep-directories`):
 - `suffix`: the path below the wildcard's fixed prefix (`s3://b/a/*/c.csv` → `x/c.csv`).
 `filename` renames a single file and is an error for several. Two files landing on one name:
 the later one wins and a warning says so.
+
+Confinement (`runtime.confinement`): every destination must resolve inside the input's folder, and
+sources given by a run conf or a default are checked against the `InputPolicy` (local roots, public
+addresses) before they are read; upstream outputs (edges) are ours and are not.
 """
 
 from __future__ import annotations
@@ -38,14 +42,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 from valohai_airflow.runtime.config_files import InputFileEntry
+from valohai_airflow.runtime.confinement import InputPolicy, confined
 from valohai_airflow.runtime.globs import compile_glob, has_wildcards
 from valohai_airflow.spec.diagnostics import ValohaiAirflowError
+from valohai_airflow.spec.paths import relative_path_problem
 from valohai_airflow.store.base import StoreError
 from valohai_airflow.store.files import clone_or_copy, copy_hashed, hash_fd, seal_written, sealed_sha256
 from valohai_airflow.store.s3 import S3Store
 
 KeepDirectories = Literal["none", "full", "suffix"]
 HTTP_TIMEOUT = 60.0
+_Opener = Callable[..., Any]  # urllib's urlopen, or a policy opener's open
 
 
 class InputError(ValohaiAirflowError):
@@ -233,11 +240,15 @@ def _local_fetch(src: Path) -> Callable[[DownloadCache, Path, str | None], str]:
     return fetch
 
 
-def _resolve_local(text: str, uri: str) -> list[_Resolved]:
+def _resolve_local(text: str, uri: str, policy: InputPolicy | None) -> list[_Resolved]:
     path = Path(text).expanduser().absolute()
     static, pattern = _split_wildcard(path.as_posix())
+    if policy is not None:  # before any existence test: a refusal tells nothing about the file
+        policy.check_local(Path(static or "/") if pattern else path)
     if pattern is None:
         if path.is_file():
+            if policy is not None:
+                path = policy.check_local(path)  # the checked target, not a link swapped later
             return [_Resolved(uri, path.as_posix().lstrip("/"), path.name, _local_fetch(path))]
         if path.is_dir():  # a directory stands for every file below it
             static, pattern = path.as_posix(), "**"
@@ -251,7 +262,8 @@ def _resolve_local(text: str, uri: str) -> list[_Resolved]:
             file = Path(dirpath) / name
             rel = file.relative_to(base).as_posix()
             if glob.matches(rel) and file.is_file():
-                out.append(_Resolved(file.as_uri(), file.as_posix().lstrip("/"), rel, _local_fetch(file)))
+                source = file if policy is None else policy.check_local(file)  # a symlink may lead out
+                out.append(_Resolved(file.as_uri(), file.as_posix().lstrip("/"), rel, _local_fetch(source)))
     return sorted(out, key=lambda r: r.uri)
 
 
@@ -294,10 +306,10 @@ def _resolve_s3(uri: str, s3_options: Mapping[str, Any]) -> list[_Resolved]:
     ]
 
 
-def _http_validator(url: str) -> dict[str, Any] | None:
+def _http_validator(url: str, open_url: _Opener) -> dict[str, Any] | None:
     request = urllib.request.Request(url, method="HEAD")
     try:
-        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT) as response:
+        with open_url(request, timeout=HTTP_TIMEOUT) as response:
             headers = response.headers
             return {
                 "etag": headers.get("ETag"),
@@ -312,11 +324,11 @@ def _http_validator(url: str) -> dict[str, Any] | None:
         raise InputError(f"cannot reach {url}: {exc}") from exc
 
 
-def _http_fill(url: str) -> Callable[[Path], str]:
+def _http_fill(url: str, open_url: _Opener) -> Callable[[Path], str]:
     def fill(tmp: Path) -> str:
         digest = hashlib.sha256()  # as the bytes arrive, not in a second read
         try:
-            with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT) as response, open(tmp, "wb") as fh:
+            with open_url(url, timeout=HTTP_TIMEOUT) as response, open(tmp, "wb") as fh:
                 while chunk := response.read(1024 * 1024):
                     digest.update(chunk)
                     fh.write(chunk)
@@ -329,21 +341,28 @@ def _http_fill(url: str) -> Callable[[Path], str]:
     return fill
 
 
-def _resolve_http(uri: str) -> list[_Resolved]:
+def _resolve_http(uri: str, policy: InputPolicy | None) -> list[_Resolved]:
     parsed = urllib.parse.urlparse(uri)
     path = urllib.parse.unquote(parsed.path).lstrip("/")
     name = path.rpartition("/")[2]
     if not name:
         raise InputError(f"cannot name a file after {uri!r}: the URL path has no file name")
+    open_url: _Opener = urllib.request.urlopen
+    if policy is not None:
+        policy.check_url(uri)  # refused before any connection is made
+        open_url = policy.opener().open
 
     def fetch(cache: DownloadCache, dest: Path, expected: str | None) -> str:
-        return cache.fetch(uri, _http_validator(uri), _http_fill(uri), dest, expected)
+        return cache.fetch(uri, _http_validator(uri, open_url), _http_fill(uri, open_url), dest, expected)
 
     return [_Resolved(uri, path, name, fetch)]
 
 
-def _resolve(uri: str, s3_options: Mapping[str, Any] | None = None) -> list[_Resolved]:
-    """The files one input URL or path stands for (wildcards expanded)."""
+def _resolve(
+    uri: str, s3_options: Mapping[str, Any] | None = None, policy: InputPolicy | None = None
+) -> list[_Resolved]:
+    """The files one input URL or path stands for (wildcards expanded); `policy` checks where a
+    local path or http(s) URL leads (None: an upstream output, produced here)."""
     parsed = urllib.parse.urlparse(uri)
     scheme = parsed.scheme.lower()
     if scheme in ("datum", "dataset"):
@@ -356,14 +375,14 @@ def _resolve(uri: str, s3_options: Mapping[str, Any] | None = None) -> list[_Res
     if scheme in ("http", "https"):
         if has_wildcards(parsed.path):
             raise InputError(f"wildcards are not supported in HTTP URLs: {uri!r}")
-        return _resolve_http(uri)
+        return _resolve_http(uri, policy)
     if scheme == "file":
         if parsed.netloc not in ("", "localhost"):
             raise InputError(f"file URL with a host is not supported: {uri!r}")
-        return _resolve_local(urllib.parse.unquote(parsed.path), uri)
+        return _resolve_local(urllib.parse.unquote(parsed.path), uri, policy)
     if scheme and len(scheme) > 1:
         raise InputError(f"unsupported input URL {uri!r}: use a local path, file://, s3:// or http(s)://")
-    return _resolve_local(uri, Path(uri).expanduser().absolute().as_uri())
+    return _resolve_local(uri, Path(uri).expanduser().absolute().as_uri(), policy)
 
 
 def _target_name(resolved: _Resolved, source: InputSource, keep: KeepDirectories, many: bool) -> str:
@@ -373,10 +392,11 @@ def _target_name(resolved: _Resolved, source: InputSource, keep: KeepDirectories
         name = source.path_hint if source.path_hint and not many else resolved.full
     else:
         name = source.path_hint if source.path_hint and not many else resolved.suffix
-    parts = [p for p in name.split("/") if p not in ("", ".")]
-    if not parts or ".." in parts:
-        raise InputError(f"unsafe input file name {name!r} from {resolved.uri}")
-    return "/".join(parts)
+    tidy = "/".join(p for p in name.split("/") if p not in ("", "."))
+    problem = relative_path_problem(tidy)
+    if problem:
+        raise InputError(f"unsafe input file name {name!r} from {resolved.uri}: it {problem}")
+    return tidy
 
 
 def materialise_input(
@@ -388,14 +408,17 @@ def materialise_input(
     keep_directories: KeepDirectories = "none",
     filename: str | None = None,
     s3_options: Mapping[str, Any] | None = None,
+    policy: InputPolicy | None = None,
 ) -> MaterialisedInput:
-    """Put every file of input `name` under `inputs_dir/name/` and describe it for inputs.json."""
+    """Put every file of input `name` under `inputs_dir/name/` and describe it for inputs.json.
+
+    `policy` checks the sources (a run conf's or default's URLs); None means upstream outputs."""
     result = MaterialisedInput(name)
-    dest_root = Path(inputs_dir) / name
+    dest_root = confined(Path(inputs_dir), name)
     dest_root.mkdir(parents=True, exist_ok=True)
     planned: list[tuple[_Resolved, InputSource, str]] = []
     for source in sources:
-        resolved = _resolve(source.uri, s3_options)
+        resolved = _resolve(source.uri, s3_options, policy)
         if not resolved:
             result.warnings.append(f"input {name!r}: {source.uri} matched no files")
         for r in resolved:
@@ -404,13 +427,13 @@ def materialise_input(
         if len(planned) > 1:
             raise InputError(f"input {name!r} sets filename {filename!r} but has {len(planned)} files")
         planned = [(r, s, filename) for r, s, _ in planned]
+    destinations = [confined(dest_root, target) for _r, _s, target in planned]  # all, before any write
     by_target: dict[str, InputFileEntry] = {}
-    for r, source, target in planned:
+    for (r, source, target), dest in zip(planned, destinations, strict=True):
         if target in by_target:
             result.warnings.append(
                 f"input {name!r}: {r.uri} replaces {by_target[target].uri} as {target!r} (same name)"
             )
-        dest = dest_root / target
         digest = r.fetch(cache, dest, source.sha256)
         by_target[target] = InputFileEntry(
             name=target, uri=r.uri, size=dest.stat().st_size, sha256=digest, metadata=source.metadata

@@ -4,20 +4,33 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from valohai_airflow.spec._base import Bool, Int, Number, SpecModel, Str, StrOrStrList, spec_error
+from valohai_airflow.spec.paths import relative_path_problem
 from valohai_airflow.spec.step import ResourceRange, StepResources
 
 
 class EndpointFile(SpecModel):
-    """A file (e.g. a model) loaded into the endpoint's image."""
+    """A file (e.g. a model) loaded into the endpoint's image at `path`, below the code's folder."""
 
     kind: ClassVar[str] = "file"
 
     name: Str
     path: Str
     description: Str | None = None
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        problem = relative_path_problem(value)
+        if problem:
+            raise spec_error(
+                "endpoint_file_path",
+                "{value!r} {problem} (the endpoint's code folder)",
+                {"value": value, "problem": problem},
+            )
+        return value
 
 
 class IntRange(SpecModel):

@@ -7,6 +7,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BeforeValidator, Field, StringConstraints, field_validator
 
 from valohai_airflow.spec._base import Bool, SpecModel, Str, spec_error, to_plain
+from valohai_airflow.spec.paths import climbs_out, is_relative_local, relative_path_problem, segment_problem
 
 KeepDirectories = Literal["none", "full", "suffix"]
 
@@ -27,7 +28,11 @@ def _keep_directories(value: Any) -> Any:
 
 
 class Input(SpecModel):
-    """A step input; ``default`` is always a tuple of URLs (a scalar becomes a 1-tuple, none becomes ())."""
+    """A step input; ``default`` is always a tuple of URLs (a scalar becomes a 1-tuple, none becomes ()).
+
+    Its `name` is a folder below /valohai/inputs and its `filename` a path below that folder: both
+    are refused when they would leave it (`spec.paths`), as is a relative default that climbs out of
+    the project folder."""
 
     kind: ClassVar[str] = "input"
 
@@ -41,14 +46,41 @@ class Input(SpecModel):
     download: Literal["always", "on-demand"] = "always"
     description: Str | None = None
 
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        problem = segment_problem(value)
+        if problem:
+            raise spec_error("input_name", "{value!r} {problem}", {"value": value, "problem": problem})
+        return value
+
+    @field_validator("filename")
+    @classmethod
+    def _filename(cls, value: str | None) -> str | None:
+        problem = None if value is None else relative_path_problem(value)
+        if problem:
+            raise spec_error(
+                "input_filename",
+                "{value!r} {problem} (the input's folder below /valohai/inputs)",
+                {"value": value, "problem": problem},
+            )
+        return value
+
     @field_validator("default", mode="before")
     @classmethod
     def _default(cls, value: Any) -> Any:
         if value is None:
             return ()
         if isinstance(value, str):
-            return (value,)
+            value = [value]
         if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+            for url in value:
+                if is_relative_local(url) and climbs_out(url):
+                    raise spec_error(
+                        "input_default",
+                        "{url!r} leaves the project folder; a relative default is read below it",
+                        {"url": url},
+                    )
             return tuple(value)
         raise spec_error(
             "input_default",
