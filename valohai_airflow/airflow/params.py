@@ -109,7 +109,8 @@ def pipeline_params(pipeline: PipelinePlan) -> dict[str, Param]:
                 items={"type": "string"},
                 title=f"{input_.name} (input URLs)",
                 description=input_.description
-                or "One URL or path per line: local path, file://, s3://, http(s)://",
+                or "One URL or path per line: s3://, http(s):// (public hosts), or a path or file:// URL "
+                "inside the project folder or a folder [valohai] input_roots allows",
                 section=node.name,
             )
     if pipeline.reuse_executions:

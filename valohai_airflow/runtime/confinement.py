@@ -94,7 +94,9 @@ def _kind(address: IPAddress) -> str | None:
 class InputPolicy:
     """Where input URLs from a run conf, the trigger form or a valohai.yaml default may lead."""
 
-    roots: tuple[Path, ...] = ()  # local folders inputs may read, besides the project folder and a local store
+    roots: tuple[
+        Path, ...
+    ] = ()  # local folders inputs may read, besides the project folder and a local store
     private_networks: tuple[IPNetwork, ...] = ()  # non-public networks http(s) inputs may reach
 
     def with_roots(self, *roots: Path) -> InputPolicy:

@@ -227,7 +227,9 @@ def test_a_name_that_resolves_elsewhere_at_connection_time_is_refused(
     real = socket.getaddrinfo
 
     def rebinding(host: Any, *args: Any, **kwargs: Any) -> Any:
-        return real(next(answers), *args, **kwargs) if host == "rebind.invalid" else real(host, *args, **kwargs)
+        return (
+            real(next(answers), *args, **kwargs) if host == "rebind.invalid" else real(host, *args, **kwargs)
+        )
 
     monkeypatch.setattr(socket, "getaddrinfo", rebinding)
     with pytest.raises(ExecutionError, match=r"rebind\.invalid \(127\.0\.0\.1\) is a loopback address"):
@@ -253,7 +255,9 @@ def test_project_paths_store_uris_input_roots_and_allowed_networks_still_work(
     roots = InputPolicy(roots=parse_roots(f"{tmp_path / 'elsewhere'}, {shared}"))
     assert files_of(run(tmp_path, project, (shared / "big.csv").as_uri(), roots)) == {"big.csv": "shared\n"}
     loopback = InputPolicy(private_networks=parse_networks("127.0.0.0/8, ::1"))
-    assert files_of(run(tmp_path, project, f"http://{address}/data.csv", loopback)) == {"data.csv": "served,1\n"}
+    assert files_of(run(tmp_path, project, f"http://{address}/data.csv", loopback)) == {
+        "data.csv": "served,1\n"
+    }
     httpd.redirect_to = f"http://localhost:{address.rpartition(':')[2]}/data.csv"  # allowed, so followed
     assert files_of(run(tmp_path, project, f"http://{address}/redirect.csv", loopback)) == {
         "redirect.csv": "served,1\n"
@@ -265,7 +269,9 @@ def test_project_paths_store_uris_input_roots_and_allowed_networks_still_work(
 # --- destinations -----------------------------------------------------------------------------------
 
 
-def test_an_escaping_filename_is_refused_at_run_time_and_nothing_is_written(tmp_path: Path, project: Path) -> None:
+def test_an_escaping_filename_is_refused_at_run_time_and_nothing_is_written(
+    tmp_path: Path, project: Path
+) -> None:
     """Defence in depth: a plan whose filename slipped past the spec is refused by the runtime."""
     plan = compile_text(YAML).pipelines[0]
     node = plan.node("train")
@@ -288,9 +294,13 @@ def test_a_symlink_inside_the_inputs_folder_is_not_followed_out(tmp_path: Path) 
     (inputs / "data" / "sub").symlink_to(outside)
     source = tmp_path / "f.csv"
     source.write_text("x\n")
-    with pytest.raises(ConfinementError, match="leads out of .* through a symlink"):
+    with pytest.raises(ConfinementError, match=r"leads out of .* through a symlink"):
         materialise_input(
-            "data", [InputSource(str(source))], inputs, DownloadCache(tmp_path / "cache"), filename="sub/f.csv"
+            "data",
+            [InputSource(str(source))],
+            inputs,
+            DownloadCache(tmp_path / "cache"),
+            filename="sub/f.csv",
         )
     assert list(outside.iterdir()) == []
 
@@ -300,7 +310,9 @@ def test_an_input_name_that_leaves_the_inputs_folder_is_refused(tmp_path: Path, 
     source = tmp_path / "f.csv"
     source.write_text("x\n")
     with pytest.raises(ConfinementError):
-        materialise_input(name, [InputSource(str(source))], tmp_path / "w" / "inputs", DownloadCache(tmp_path / "c"))
+        materialise_input(
+            name, [InputSource(str(source))], tmp_path / "w" / "inputs", DownloadCache(tmp_path / "c")
+        )
     assert not (tmp_path / "escape").exists() and not (tmp_path / "b").exists()
 
 
@@ -309,7 +321,11 @@ def test_confined_accepts_paths_below_the_folder(tmp_path: Path) -> None:
 
 
 def test_config_values_are_parsed_or_refused_clearly() -> None:
-    assert [str(n) for n in parse_networks("127.0.0.0/8, 10.1.2.3 ::1")] == ["127.0.0.0/8", "10.1.2.3/32", "::1/128"]
+    assert [str(n) for n in parse_networks("127.0.0.0/8, 10.1.2.3 ::1")] == [
+        "127.0.0.0/8",
+        "10.1.2.3/32",
+        "::1/128",
+    ]
     with pytest.raises(ValueError, match="'localhost' is not an IP network"):
         parse_networks("localhost")
     assert parse_roots(" /data , /mnt/x,") == (Path("/data"), Path("/mnt/x"))

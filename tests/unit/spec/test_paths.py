@@ -38,7 +38,10 @@ def test_lint_refuses_an_input_filename_that_leaves_the_inputs_folder(
     code = main(["lint", str(path)])
     out = capsys.readouterr().out
     assert code != 0, out
-    assert f"{path}:8:19: error: step 'a', input 'data': 'filename' '../../../../anywhere/x' contains '..'" in out
+    assert (
+        f"{path}:8:19: error: step 'a', input 'data': 'filename' '../../../../anywhere/x' contains '..'"
+        in out
+    )
     assert out.splitlines()[-1] == f"{path}: 1 error(s), 0 warning(s)"
 
 
