@@ -102,12 +102,17 @@ class InputPolicy:
     def with_roots(self, *roots: Path) -> InputPolicy:
         return InputPolicy((*roots, *self.roots), self.private_networks)
 
+    @functools.cached_property
+    def _real_roots(self) -> tuple[Path, ...]:
+        """The roots with their symlinks resolved, once (a folder input checks every file)."""
+        return tuple(root.resolve() for root in self.roots)
+
     # -- local files -------------------------------------------------------------------------------
 
     def check_local(self, path: Path) -> Path:
         """The real path of `path` (symlinks resolved) when it lies inside a root; else refused."""
         real = Path(path).resolve()
-        if any(real.is_relative_to(root.resolve()) for root in self.roots):
+        if any(real.is_relative_to(root) for root in self._real_roots):
             return real
         allowed = ", ".join(str(r) for r in self.roots) or "none"
         raise ConfinementError(
@@ -187,7 +192,7 @@ class _GuardedHTTPS(_Guard, http.client.HTTPSConnection):
 
 def _direct(request: urllib.request.Request) -> bool:
     """True unless the request goes through a proxy (whose own address is the admin's choice)."""
-    return request.host == urllib.parse.urlsplit(request.full_url).netloc
+    return request.host == urllib.parse.unquote(urllib.parse.urlsplit(request.full_url).netloc)
 
 
 class _GuardedHTTPHandler(urllib.request.HTTPHandler):
