@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from valohai_airflow.runtime.config_files import InputFileEntry
-from valohai_airflow.runtime.confinement import InputPolicy, confined
+from valohai_airflow.runtime.confinement import Destinations, InputPolicy, confined
 from valohai_airflow.runtime.globs import compile_glob, has_wildcards
 from valohai_airflow.spec.diagnostics import ValohaiAirflowError
 from valohai_airflow.spec.paths import relative_path_problem
@@ -427,7 +427,8 @@ def materialise_input(
         if len(planned) > 1:
             raise InputError(f"input {name!r} sets filename {filename!r} but has {len(planned)} files")
         planned = [(r, s, filename) for r, s, _ in planned]
-    destinations = [confined(dest_root, target) for _r, _s, target in planned]  # all, before any write
+    below = Destinations(dest_root)
+    destinations = [below(target) for _r, _s, target in planned]  # all checked before any write
     by_target: dict[str, InputFileEntry] = {}
     for (r, source, target), dest in zip(planned, destinations, strict=True):
         if target in by_target:

@@ -331,3 +331,15 @@ def test_config_values_are_parsed_or_refused_clearly() -> None:
     assert parse_roots(" /data , /mnt/x,") == (Path("/data"), Path("/mnt/x"))
     with pytest.raises(ValueError, match="'data' is not an absolute folder"):
         parse_roots("data")
+
+
+def test_a_symlink_as_the_file_itself_is_replaced_not_written_through(tmp_path: Path) -> None:
+    inputs, outside = tmp_path / "inputs", tmp_path / "outside.csv"
+    (inputs / "data").mkdir(parents=True)
+    outside.write_text("untouched\n")
+    (inputs / "data" / "f.csv").symlink_to(outside)
+    source = tmp_path / "f.csv"
+    source.write_text("new\n")
+    materialise_input("data", [InputSource(str(source))], inputs, DownloadCache(tmp_path / "cache"))
+    assert not (inputs / "data" / "f.csv").is_symlink() and (inputs / "data" / "f.csv").read_text() == "new\n"
+    assert outside.read_text() == "untouched\n"
