@@ -92,3 +92,17 @@ def test_a_run_conf_path_inside_input_roots_reaches_the_container(
     assert Path(output["uri"].removeprefix("file://")).read_text() == "from the shared folder\n", json.dumps(
         output
     )
+
+
+def test_a_bad_network_option_fails_the_task_naming_the_option(
+    dags_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW__VALOHAI__INPUT_PRIVATE_NETWORKS", "127.0.0.0/8, localhost")
+    since = time.time()
+    outcome = run_pipeline(
+        dags_folder, monkeypatch, "flt-badopt", one_node(COPY), conf={"only.input.data": ["x"]}
+    )
+    assert outcome.states == {"only": "failed"}
+    (message,) = outcome.errors("only")
+    assert "[valohai] input_private_networks: 'localhost' is not an IP network" in message, message
+    assert containers_created_since(since) == []

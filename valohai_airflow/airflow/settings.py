@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 from airflow.configuration import conf
 
 from valohai_airflow.runtime.confinement import InputPolicy, parse_networks, parse_roots
+from valohai_airflow.spec.diagnostics import ValohaiAirflowError
 
 
 def _airflow_home() -> Path:
@@ -26,7 +28,21 @@ class ValohaiSettings:
     strict_loading: bool
     clean_work_dirs: bool
     s3_options: dict[str, Any]
-    input_policy: InputPolicy
+    input_roots: str
+    input_private_networks: str
+
+    @functools.cached_property
+    def input_policy(self) -> InputPolicy:
+        """Where run-conf inputs may lead; parsed when a task needs it, so a bad value fails the
+        tasks that read inputs, not the loading of every DAG."""
+        try:
+            roots = parse_roots(self.input_roots)
+        except ValueError as error:
+            raise ValohaiAirflowError(f"[valohai] input_roots: {error}") from error
+        try:
+            return InputPolicy(roots, parse_networks(self.input_private_networks))
+        except ValueError as error:
+            raise ValohaiAirflowError(f"[valohai] input_private_networks: {error}") from error
 
 
 def valohai_settings() -> ValohaiSettings:
@@ -44,16 +60,9 @@ def valohai_settings() -> ValohaiSettings:
         strict_loading=conf.getboolean("valohai", "strict_loading", fallback=False),
         clean_work_dirs=conf.getboolean("valohai", "clean_work_dirs", fallback=True),
         s3_options=_s3_options(get("s3_endpoint_url") or None, get("aws_conn_id") or None),
-        input_policy=_input_policy(get("input_roots"), get("input_private_networks")),
+        input_roots=get("input_roots"),
+        input_private_networks=get("input_private_networks"),
     )
-
-
-def _input_policy(roots: str, networks: str) -> InputPolicy:
-    """`[valohai] input_roots` and `input_private_networks`: where run-conf inputs may lead."""
-    try:
-        return InputPolicy(parse_roots(roots), parse_networks(networks))
-    except ValueError as error:
-        raise ValueError(f"[valohai] input_roots / input_private_networks: {error}") from error
 
 
 def _s3_options(endpoint_url: str | None, aws_conn_id: str | None) -> dict[str, Any]:
