@@ -343,3 +343,59 @@ def test_a_symlink_as_the_file_itself_is_replaced_not_written_through(tmp_path: 
     materialise_input("data", [InputSource(str(source))], inputs, DownloadCache(tmp_path / "cache"))
     assert not (inputs / "data" / "f.csv").is_symlink() and (inputs / "data" / "f.csv").read_text() == "new\n"
     assert outside.read_text() == "untouched\n"
+
+
+def _self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for `localhost` (and its key), made with `cryptography` (an Airflow dependency)."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_file, key_file
+
+
+def test_https_through_the_pinned_address_still_verifies_the_host_name(
+    tmp_path: Path, project: Path, server: tuple[str, _Server], connects: list[Any], monkeypatch: Any
+) -> None:
+    """The guard connects to the checked IP; TLS still sends and verifies the name (`localhost`)."""
+    import ssl
+
+    address, httpd = server
+    cert_file, key_file = _self_signed(tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert_file))  # the worker trusts this certificate
+    port = address.rpartition(":")[2]
+    loopback = InputPolicy(private_networks=parse_networks("127.0.0.0/8, ::1"))
+    got = run(tmp_path, project, f"https://localhost:{port}/data.csv", loopback)
+    assert files_of(got) == {"data.csv": "served,1\n"}
+    assert connects and {sockaddr[0] for sockaddr in connects} <= {"127.0.0.1", "::1"}
+    with pytest.raises(ExecutionError) as raised:
+        run(tmp_path, project, f"https://127.0.0.1:{port}/data.csv", loopback)  # not the certificate's name
+    assert "CERTIFICATE_VERIFY_FAILED" in str(raised.value) and "127.0.0.1" in str(raised.value), raised.value
