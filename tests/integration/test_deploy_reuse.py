@@ -196,3 +196,49 @@ def test_three_identical_nodes_of_one_run_are_three_executions_and_a_later_run_r
     assert containers == []
     for node in ("train1", "train2", "train3"):
         assert xcoms2[node]["reused_from"]["run_id"] == first.run_id
+
+
+VHIGNORE_YAML = f"""\
+- step:
+    name: look
+    image: {BUSYBOX}
+    command:
+      - find /valohai/repository | sort > /valohai/outputs/listing.txt
+      - test ! -e /valohai/repository/raw-data
+- pipeline:
+    name: p
+    reuse-executions: true
+    nodes:
+      - {{name: look, type: execution, step: look}}
+    edges: []
+"""
+BIG = 16 * 1024 * 1024
+
+
+def test_a_vhignored_folder_is_not_in_the_container_nor_in_the_reuse_key(dags_folder: Path) -> None:
+    """`.vhignore` keeps a big data folder out of /valohai/repository (the container checks it),
+    and changing that folder does not change the reuse key: the next run reuses."""
+    project = add_project(
+        dags_folder,
+        "dpl-vhignore",
+        VHIGNORE_YAML,
+        {".vhignore": "# the raw data is fetched as an input\nraw-data/\n", "look.sh": "echo hi\n"},
+    )
+    (project / "raw-data").mkdir()
+    (project / "raw-data" / "blob.bin").write_bytes(b"\1" * BIG)
+    bag = dag_bag(dags_folder)
+    assert bag.import_errors == {}
+    dag = bag.get_dag("dpl-vhignore__p")
+
+    first, xcoms, containers, _ = run(dag)
+    assert containers == ["look"]
+    listing = next(f for f in xcoms["look"]["outputs"] if f["path"] == "listing.txt")
+    seen = Path(listing["uri"].removeprefix("file://")).read_text().split()
+    assert "/valohai/repository/look.sh" in seen and "/valohai/repository/.vhignore" in seen
+    assert not [line for line in seen if "raw-data" in line]
+
+    (project / "raw-data" / "blob.bin").write_bytes(b"\2" * BIG)
+    (project / "raw-data" / "more.bin").write_bytes(b"\3")
+    _, xcoms, containers, _ = run(dag)
+    assert containers == []  # the excluded folder changed; the key did not
+    assert xcoms["look"]["reused_from"]["run_id"] == first.run_id

@@ -9,7 +9,8 @@ made them. The ingredients, hashed into the cache key:
 - the script the container would run (the built command, parameters interpolated);
 - the resolved parameter values;
 - every input file's name and sha256 (edge files and URL inputs alike);
-- the content hash of the project folder (every file but `.git`, caches and virtualenvs);
+- the content hash of the project folder (the files the work dir's repository copy gets: not
+  `.git`, caches, virtualenvs or what `.vhignore` excludes);
 - the effective step's settings (environment variables with their values, mounts, resources,
   time limits, ...), minus descriptions.
 
@@ -23,11 +24,10 @@ wins. The run conf key `valohai.reuse_executions: false` turns reuse off for one
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import json
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,7 +35,7 @@ from typing import Any
 
 from valohai_airflow.runtime.execution import PreparedExecution
 from valohai_airflow.runtime.manifest import Manifest
-from valohai_airflow.runtime.workdir import DEFAULT_IGNORE
+from valohai_airflow.runtime.repository import RepositoryRules
 from valohai_airflow.store.base import ArtifactStore, ObjectNotFoundError, join_key
 
 #: The run conf / Param key that turns reuse off for one run.
@@ -50,19 +50,12 @@ def reuse_enabled(reuse_executions: bool, conf: Mapping[str, Any]) -> bool:
     return reuse_executions and conf.get(CONF_KEY, True) not in (False, "false", "False", 0)
 
 
-def repository_hash(root: Path, ignore: Sequence[str] = DEFAULT_IGNORE) -> str:
-    """sha256 over (relative path, content) of every regular file, sorted; the same files the work
-    dir's repository copy gets. Symlinks count by their target text, never followed."""
+def repository_hash(root: Path) -> str:
+    """sha256 over (relative path, content) of every file the work dir's repository copy gets
+    (`runtime.repository`: `.vhignore` honoured), sorted. Symlinks count by their target text,
+    never followed."""
     digest = hashlib.sha256()
-    entries: list[tuple[str, Path]] = []
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = [d for d in dirs if not any(fnmatch.fnmatch(d, pattern) for pattern in ignore)]
-        for name in files:
-            if any(fnmatch.fnmatch(name, pattern) for pattern in ignore):
-                continue
-            path = Path(folder) / name
-            entries.append((path.relative_to(root).as_posix(), path))
-    for relative, path in sorted(entries):
+    for relative, path in sorted(RepositoryRules.load(root).walk()):
         digest.update(relative.encode() + b"\0")
         if path.is_symlink():
             digest.update(b"link:" + os.readlink(path).encode())
