@@ -331,3 +331,25 @@ def test_unanswered_approval_times_out_from_the_sidecar(dags_folder: Path) -> No
     assert states["first__approval"] == "failed" and states["first"] == "upstream_failed", states
     assert outcome.state == "failed"
     assert outcome.seconds < WATCHDOG_SECONDS  # ended by the timeout, not by the test's watchdog
+
+
+def test_an_action_on_a_missing_metadata_key_says_so_in_the_task_log(dags_folder: Path) -> None:
+    """The step prints `loss` but the condition asks for `accuracy`: the action does not fire, and
+    the node's log says the key is missing and what was decided (not a silent skip)."""
+    import structlog
+
+    actions = """\
+        actions:
+          - when: node-complete
+            if: metadata.accuracy < 0.4
+            then: stop-pipeline
+        """
+    with structlog.testing.capture_logs() as logs:
+        outcome = run_pipeline(dags_folder, f"{PREFIX}-missing", chain(actions))
+    assert outcome.states == {"first": "success", "second": "success"}
+    lines = [(entry.get("log_level"), str(entry.get("event"))) for entry in logs]
+    assert (
+        "warning",
+        "node 'first': action on node-complete: metadata.accuracy is missing (the step never printed it), "
+        "so `metadata.accuracy < 0.4` does not hold: stop-pipeline not taken",
+    ) in lines

@@ -16,42 +16,12 @@ import pytest
 
 from tests.conftest import AIRFLOW_HOME
 from tests.integration.conftest import BUSYBOX, PYTHON, add_project, dag_bag
+from tests.support.containers import containers_created
 from valohai_airflow.store import LocalStore
 
 pytestmark = pytest.mark.usefixtures("airflow_db", "docker_engine")
 
-LABEL = "valohai-airflow"
 STORE = LocalStore(AIRFLOW_HOME / "valohai" / "store")
-
-
-def containers_created(dag_id: str, run_id: str, since: float) -> list[str]:
-    """Node task ids of the containers the engine created for this run of `dag_id` (label filter:
-    runs a second apart must not see each other's containers)."""
-    out = subprocess.run(
-        [
-            "docker",
-            "events",
-            "--since",
-            f"{since:.3f}",
-            "--until",
-            f"{time.time():.3f}",
-            "--filter",
-            "type=container",
-            "--filter",
-            "event=create",
-            "--filter",
-            f"label={LABEL}.dag={dag_id}",
-            "--filter",
-            f"label={LABEL}.run={run_id}",
-            "--format",
-            f'{{{{index .Actor.Attributes "{LABEL}.node"}}}}',
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=30,
-    ).stdout
-    return sorted(out.split())
 
 
 def load_dag(dags_folder: Path, name: str, valohai_yaml: str) -> Any:
@@ -191,3 +161,84 @@ def test_reuse_skips_unchanged_nodes_until_a_parameter_changes_or_reuse_is_off(d
     assert containers == ["make", "use"]
     assert all(xcoms4[node].get("reused_from") is None for node in ("make", "use"))
     assert second.run_id != fourth.run_id
+
+
+THREE_YAML = f"""\
+- step:
+    name: train
+    image: {BUSYBOX}
+    command: echo {{parameter-value:seed}} > /valohai/outputs/model.txt
+    parameters:
+      - {{name: seed, type: integer, default: 7}}
+- pipeline:
+    name: p
+    reuse-executions: true
+    nodes:
+      - {{name: train1, type: execution, step: train}}
+      - {{name: train2, type: execution, step: train}}
+      - {{name: train3, type: execution, step: train}}
+    edges: []
+"""
+
+
+def test_three_identical_nodes_of_one_run_are_three_executions_and_a_later_run_reuses(
+    dags_folder: Path,
+) -> None:
+    """dag.test() runs the nodes one after another: none may reuse a sibling of its own run (Valohai's
+    tensorflow-example compares three trainings of one step); the next run reuses all three."""
+    dag = load_dag(dags_folder, "dpl-three", THREE_YAML)
+    first, xcoms1, containers, _ = run(dag)
+    assert containers == ["train1", "train2", "train3"]
+    assert all(xcoms1[node].get("reused_from") is None for node in containers)
+    assert len({xcoms1[node]["execution_id"] for node in containers}) == 3
+
+    _, xcoms2, containers, _ = run(dag)
+    assert containers == []
+    for node in ("train1", "train2", "train3"):
+        assert xcoms2[node]["reused_from"]["run_id"] == first.run_id
+
+
+VHIGNORE_YAML = f"""\
+- step:
+    name: look
+    image: {BUSYBOX}
+    command:
+      - find /valohai/repository | sort > /valohai/outputs/listing.txt
+      - test ! -e /valohai/repository/raw-data
+- pipeline:
+    name: p
+    reuse-executions: true
+    nodes:
+      - {{name: look, type: execution, step: look}}
+    edges: []
+"""
+BIG = 16 * 1024 * 1024
+
+
+def test_a_vhignored_folder_is_not_in_the_container_nor_in_the_reuse_key(dags_folder: Path) -> None:
+    """`.vhignore` keeps a big data folder out of /valohai/repository (the container checks it),
+    and changing that folder does not change the reuse key: the next run reuses."""
+    project = add_project(
+        dags_folder,
+        "dpl-vhignore",
+        VHIGNORE_YAML,
+        {".vhignore": "# the raw data is fetched as an input\nraw-data/\n", "look.sh": "echo hi\n"},
+    )
+    (project / "raw-data").mkdir()
+    (project / "raw-data" / "blob.bin").write_bytes(b"\1" * BIG)
+    bag = dag_bag(dags_folder)
+    assert bag.import_errors == {}
+    dag = bag.get_dag("dpl-vhignore__p")
+
+    first, xcoms, containers, _ = run(dag)
+    assert containers == ["look"]
+    listing = next(f for f in xcoms["look"]["outputs"] if f["path"] == "listing.txt")
+    seen = Path(listing["uri"].removeprefix("file://")).read_text().split()
+    assert "/valohai/repository/look.sh" in seen and "/valohai/repository/.vhignore" in seen
+    assert not [line for line in seen if "raw-data" in line]
+
+    (project / "raw-data" / "blob.bin").write_bytes(b"\2" * BIG)
+    (project / "raw-data" / "more.bin").write_bytes(b"\3")
+    _, xcoms, containers, _ = run(dag)
+    assert containers == []  # the excluded folder changed; the key did not
+    assert xcoms["look"]["reused_from"]["run_id"] == first.run_id

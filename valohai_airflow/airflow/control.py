@@ -138,6 +138,18 @@ def _record(task: BaseOperator, context: Any, decision: Decision, outcome: str) 
     context["ti"].xcom_push(key=CONTROL_XCOM_KEY, value={"action": decision.then, "reason": decision.reason})
 
 
+def _decide(
+    task: BaseOperator, node: NodePlan, when: str, metadata: Mapping[str, Any], parameters: Mapping[str, Any]
+) -> list[Decision]:
+    """The node's actions at moment `when`: each evaluation in the task log (a warning when a
+    condition names a key the node does not have), then what fires."""
+    evaluations = plan_control.evaluate(node, when, metadata, parameters)
+    for evaluation in evaluations:
+        log = task.log.warning if evaluation.missing else task.log.info
+        log("%s", evaluation.line(node, when))
+    return plan_control.decisions(node, when, evaluations)
+
+
 def check_upstreams(task: BaseOperator, context: Any, pipeline: PipelinePlan, node: NodePlan) -> None:
     """A node run by `all_done` (it has a continue upstream) is still blocked by any other upstream
     that did not succeed, like `all_success` would block it."""
@@ -163,10 +175,7 @@ def check_upstreams(task: BaseOperator, context: Any, pipeline: PipelinePlan, no
 
 def before_start(task: BaseOperator, context: Any, node: NodePlan, parameters: Mapping[str, Any]) -> None:
     """node-starting actions, with the node's resolved parameters (no metadata exists yet)."""
-    decisions = plan_control.decide(node, plan_control.NODE_STARTING, {}, parameters)
-    for decision in decisions:
-        if decision.then == plan_control.NOOP:
-            task.log.info("%s: nothing to do", decision.reason)
+    decisions = _decide(task, node, plan_control.NODE_STARTING, {}, parameters)
     stop = plan_control.first(decisions, plan_control.STOP_PIPELINE, plan_control.ERROR_PIPELINE)
     if stop is None:
         return
@@ -181,12 +190,13 @@ def before_start(task: BaseOperator, context: Any, node: NodePlan, parameters: M
 
 def after_success(task: BaseOperator, context: Any, node: NodePlan, manifest: Mapping[str, Any]) -> None:
     """node-complete actions on the manifest's metadata and parameters."""
-    decisions = plan_control.decide(
-        node, plan_control.NODE_COMPLETE, manifest.get("metadata") or {}, manifest.get("parameters") or {}
+    decisions = _decide(
+        task,
+        node,
+        plan_control.NODE_COMPLETE,
+        manifest.get("metadata") or {},
+        manifest.get("parameters") or {},
     )
-    for decision in decisions:
-        if decision.then == plan_control.NOOP:
-            task.log.info("%s: nothing to do", decision.reason)
     stop = plan_control.first(decisions, plan_control.STOP_PIPELINE, plan_control.ERROR_PIPELINE)
     if stop is None:
         return
@@ -207,12 +217,9 @@ def after_failure(
     ti = context["ti"]
     if ti.try_number <= ti.max_tries:
         return  # Airflow retries it; only the last try decides
-    decisions = plan_control.decide(
-        node, plan_control.NODE_ERROR, manifest.get("metadata") or {}, manifest.get("parameters") or {}
+    decisions = _decide(
+        task, node, plan_control.NODE_ERROR, manifest.get("metadata") or {}, manifest.get("parameters") or {}
     )
-    for decision in decisions:
-        if decision.then == plan_control.NOOP:
-            task.log.info("%s: nothing to do", decision.reason)
     stop = plan_control.first(decisions, plan_control.STOP_PIPELINE, plan_control.ERROR_PIPELINE)
     if stop is not None and stop.then == plan_control.STOP_PIPELINE:
         _record(task, context, stop, "the pipeline stops here without error; the rest is skipped")
@@ -243,8 +250,13 @@ class ApprovalGate(ApprovalOperator):
 
     def execute(self, context: Any) -> Any:
         parameters = _form_parameters(self.node, context["params"])
-        actions = plan_control.approval_actions(self.node)
-        if not any(plan_control.conditions_hold(a, {}, parameters) for a in actions):
+        evaluations = [
+            plan_control.evaluate_action(a, {}, parameters) for a in plan_control.approval_actions(self.node)
+        ]
+        for evaluation in evaluations:
+            log = self.log.warning if evaluation.missing else self.log.info
+            log("%s", evaluation.line(self.node, plan_control.NODE_STARTING))
+        if not any(e.holds for e in evaluations):
             self.log.info("node %r: no approval needed (its `if` does not hold)", self.node.name)
             return {"chosen_options": [self.APPROVE], "approval": "not needed"}
         return super().execute(context)

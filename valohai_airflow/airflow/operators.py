@@ -152,14 +152,13 @@ class ValohaiExecutionOperator(DockerOperator):
         for line in prepared.log:
             self.log.info("%s", line)
         control.before_start(self, context, self.node, prepared.parameters)
-        gate = ReuseGate.for_execution(prepared, image_id=self._image_id)
-        reused = gate.lookup() if gate else None
-        if reused is not None:
-            self.log.info(
-                "Reusing the unchanged execution %s: the container does not run", reused["reused_from"]
-            )
-            shutil.rmtree(prepared.workdir.root, ignore_errors=True)
-            return reused
+        gate = ReuseGate.for_execution(prepared, image_id=self._image_id, run_started=_run_started(context))
+        if gate is not None:
+            decision = gate.lookup()
+            self.log.info("reuse-executions: %s", decision.reason)
+            if decision.manifest is not None:
+                shutil.rmtree(prepared.workdir.root, ignore_errors=True)
+                return decision.manifest
         self._configure(prepared)
         self._remove_leftovers(request.key)
         self.log.info("Running node %s: %s", self.node.name, prepared.script)
@@ -326,6 +325,12 @@ def upstream_values(context: Any, pipeline: PipelinePlan, node: NodePlan) -> dic
         if e.source_kind is not EdgeKind.DEPENDENCY and e.target_kind is not EdgeKind.DEPENDENCY
     }
     return {name: ti.xcom_pull(task_ids=pipeline.node(name).task_id) for name in sorted(sources)}
+
+
+def _run_started(context: Any) -> datetime:
+    """When this dag run started (what reuse compares finish times with); now if Airflow has none."""
+    started = getattr(context.get("dag_run"), "start_date", None)
+    return started if isinstance(started, datetime) else datetime.now(UTC)
 
 
 def _execution_labels(key: ExecutionKey) -> dict[str, str]:

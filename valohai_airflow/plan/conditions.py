@@ -4,6 +4,11 @@ reported with its line, and evaluated the same way wherever an action is checked
 Valohai documents `metadata.<key>` and `parameter.<name>` on the left, the operators
 `> >= < <= == !=`, and numbers, strings or booleans on the right (docs: pipelines/dynamic-conditions).
 A list of conditions means all of them (an assumption; the list form is not documented).
+
+A key the node never printed (or a parameter it does not have) makes the condition not hold, and the
+evaluation says the key is missing: Valohai's evaluator is closed, and leval's boolean evaluator
+(probably the platform's) raises `NoSuchValue` there, so an action never fires on data that is not
+there (README "on-error and actions").
 """
 
 from __future__ import annotations
@@ -43,16 +48,43 @@ class Condition:
     def holds(self, metadata: Mapping[str, Any], parameters: Mapping[str, Any]) -> bool:
         """False when the left side is missing or cannot be compared (e.g. a string against a number):
         an action must not fire on data that is not there."""
+        return self.evaluate(metadata, parameters).holds
+
+    def evaluate(self, metadata: Mapping[str, Any], parameters: Mapping[str, Any]) -> Evaluation:
+        """Whether it holds, with the value seen (or that the key is missing) for the task log."""
         values = metadata if self.source == "metadata" else parameters
+        name = f"{self.source}.{self.key}"
         if self.key not in values:
-            return False
-        left = _comparable(values[self.key], self.value)
+            never = (
+                "the step never printed it" if self.source == "metadata" else "the node has no such parameter"
+            )
+            return Evaluation(False, f"{name} is missing ({never}), so `{self}` does not hold", missing=True)
+        seen = values[self.key]
+        left = _comparable(seen, self.value)
+        holds = False
+        if left is not None:
+            try:
+                holds = _OPERATORS[self.op](left, self.value)
+            except TypeError:
+                left = None
         if left is None:
-            return False
-        try:
-            return _OPERATORS[self.op](left, self.value)
-        except TypeError:
-            return False
+            return Evaluation(
+                False,
+                f"{name} is {seen!r}, which cannot be compared with {self.value!r}, so `{self}` does not hold",
+            )
+        return Evaluation(holds, f"{name} is {seen!r}, so `{self}` {'holds' if holds else 'does not hold'}")
+
+    def __str__(self) -> str:
+        return f"{self.source}.{self.key} {self.op} {self.value!r}"
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    """One condition checked against a node's values: the result and what was seen."""
+
+    holds: bool
+    detail: str
+    missing: bool = False
 
 
 def parse_condition(text: str) -> Condition:

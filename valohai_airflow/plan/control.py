@@ -27,7 +27,6 @@ NODE_ERROR = "node-error"
 STOP_PIPELINE = "stop-pipeline"
 ERROR_PIPELINE = "error-pipeline"
 REQUIRE_APPROVAL = "require-approval"
-NOOP = "noop"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,31 +74,68 @@ def approval_actions(node: NodePlan) -> tuple[ActionPlan, ...]:
     return tuple(a for a in node.actions if NODE_STARTING in a.when and REQUIRE_APPROVAL in a.then)
 
 
-def conditions_hold(action: ActionPlan, metadata: Mapping[str, Any], parameters: Mapping[str, Any]) -> bool:
-    """All of the action's `if` conditions hold (no `if`: always). An unreadable condition never
-    holds; the compiler already warned about it with its line."""
+@dataclass(frozen=True, slots=True)
+class ActionEvaluation:
+    """One action checked at a moment of a node's life: whether its `if` holds, what each condition
+    saw, and what was decided; `line` is what the task log says about it."""
+
+    action: ActionPlan
+    holds: bool
+    details: tuple[str, ...]
+    missing: bool  # some condition named a key the node does not have
+
+    def line(self, node: NodePlan, when: str) -> str:
+        thens = ", ".join(self.action.then)
+        seen = "; ".join(self.details) if self.details else "no `if`"
+        decided = f"then {thens}" if self.holds else f"{thens} not taken"
+        return f"node {node.name!r}: action on {when}: {seen}: {decided}"
+
+
+def evaluate_action(
+    action: ActionPlan, metadata: Mapping[str, Any], parameters: Mapping[str, Any]
+) -> ActionEvaluation:
+    """All of the action's `if` conditions hold (no `if`: always); every condition is checked, so the
+    log shows each value. An unreadable condition never holds (the compiler already warned with its
+    line)."""
+    holds, missing, details = True, False, []
     for text in action.condition:
         try:
-            condition = parse_condition(text)
-        except ConditionSyntaxError:
-            return False
-        if not condition.holds(metadata, parameters):
-            return False
-    return True
+            evaluation = parse_condition(text).evaluate(metadata, parameters)
+        except ConditionSyntaxError as error:
+            holds = False
+            details.append(f"{error}, so it does not hold")
+            continue
+        holds = holds and evaluation.holds
+        missing = missing or evaluation.missing
+        details.append(evaluation.detail)
+    return ActionEvaluation(action, holds, tuple(details), missing)
+
+
+def evaluate(
+    node: NodePlan, when: str, metadata: Mapping[str, Any], parameters: Mapping[str, Any]
+) -> list[ActionEvaluation]:
+    """Every action of `node` whose `when` is this moment, checked, in file order."""
+    return [evaluate_action(a, metadata, parameters) for a in node.actions if when in a.when]
 
 
 def decide(
     node: NodePlan, when: str, metadata: Mapping[str, Any], parameters: Mapping[str, Any]
 ) -> list[Decision]:
     """The `then` values that fire for `node` at moment `when`, in file order."""
-    decisions: list[Decision] = []
-    for action in node.actions:
-        if when not in action.when or not conditions_hold(action, metadata, parameters):
+    return decisions(node, when, evaluate(node, when, metadata, parameters))
+
+
+def decisions(node: NodePlan, when: str, evaluations: list[ActionEvaluation]) -> list[Decision]:
+    """The `then` values of the evaluated actions that hold, each with why it fired."""
+    fired: list[Decision] = []
+    for evaluation in evaluations:
+        if not evaluation.holds:
             continue
-        because = f" because {' and '.join(action.condition)}" if action.condition else ""
-        for then in action.then:
-            decisions.append(Decision(then, f"node {node.name!r}: action on {when}{because}: {then}"))
-    return decisions
+        condition = evaluation.action.condition
+        because = f" because {' and '.join(condition)}" if condition else ""
+        for then in evaluation.action.then:
+            fired.append(Decision(then, f"node {node.name!r}: action on {when}{because}: {then}"))
+    return fired
 
 
 def first(decisions: list[Decision], *thens: str) -> Decision | None:

@@ -31,6 +31,7 @@ from valohai_airflow.runtime.manifest import Manifest, ManifestFile, load_upstre
 from valohai_airflow.runtime.metadata import MetadataCollector
 from valohai_airflow.runtime.outputs import stage_outputs
 from valohai_airflow.runtime.parameters import NodeParameterError, resolve_parameters
+from valohai_airflow.runtime.repository import excluded_summary
 from valohai_airflow.runtime.workdir import WorkDir, create_workdir, valohai_environment
 from valohai_airflow.spec.commands import build_script
 from valohai_airflow.spec.diagnostics import ValohaiAirflowError
@@ -194,6 +195,8 @@ def prepare(request: ExecutionRequest) -> PreparedExecution:
         raise ExecutionError(f"{error}" + (f" (set by edge {culprit})" if culprit else "")) from error
     workdir = create_workdir(request.work_base, request.key, request.project_root)
     log = list(edges.log)
+    if workdir.excluded:
+        log.append(excluded_summary(workdir.excluded))
     inputs = _materialise_inputs(request, workdir, edges.inputs, log)
     step_environment = {v.name: v.default for v in step.environment_variables if v.default is not None}
     step_environment.update(edges.environment)

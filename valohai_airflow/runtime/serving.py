@@ -41,7 +41,7 @@ from valohai_airflow.runtime.deployment import bundle_prefix
 from valohai_airflow.runtime.execution import script_command
 from valohai_airflow.runtime.ids import safe_segment
 from valohai_airflow.runtime.outputs import sha256_file
-from valohai_airflow.runtime.workdir import DEFAULT_IGNORE
+from valohai_airflow.runtime.repository import RepositoryRules
 from valohai_airflow.spec.diagnostics import ValohaiAirflowError
 from valohai_airflow.spec.endpoint import Endpoint
 from valohai_airflow.spec.sidecar import DeploymentSettings
@@ -291,9 +291,7 @@ def materialise_endpoint(
     if directory.exists():
         shutil.rmtree(directory)
     repository = directory / "repository"
-    shutil.copytree(
-        request.project_root, repository, symlinks=True, ignore=shutil.ignore_patterns(*DEFAULT_IGNORE)
-    )
+    RepositoryRules.load(request.project_root).copy(repository)
     files = bundle.get("endpoints", {}).get(endpoint, {}).get("files", [])
     if files:
         for entry in files:

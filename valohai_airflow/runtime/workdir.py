@@ -8,19 +8,18 @@ own dir (the try number is part of the path); re-creating the same try starts fr
 from __future__ import annotations
 
 import shutil
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from valohai_airflow.runtime.config_files import CONTAINER_ROOT
 from valohai_airflow.runtime.ids import ExecutionKey
-
-DEFAULT_IGNORE: tuple[str, ...] = (".git", "__pycache__", "*.pyc", ".valohai", ".venv", ".mypy_cache")
+from valohai_airflow.runtime.repository import RepositoryRules
 
 
 @dataclass(frozen=True, slots=True)
 class WorkDir:
     root: Path
+    excluded: tuple[str, ...] = ()  # what the project's .vhignore kept out of repository/
 
     @property
     def repository(self) -> Path:
@@ -46,19 +45,18 @@ def create_workdir(
     base: Path,
     key: ExecutionKey,
     project_dir: Path | None,
-    *,
-    ignore: Sequence[str] = DEFAULT_IGNORE,
 ) -> WorkDir:
     """Make `<base>/<dag>/<run>/<node>/<map>/<try>/` with the four subdirectories.
 
-    The repository copy keeps symlinks as links (never copies what they point at)."""
+    The repository copy is the project's files as `runtime.repository` selects them (`.vhignore`
+    honoured) and keeps symlinks as links (never copies what they point at)."""
     root = Path(base) / key.prefix
     if root.exists():
         shutil.rmtree(root)
     root.mkdir(parents=True)
     work = WorkDir(root)
     if project_dir is not None:
-        shutil.copytree(project_dir, work.repository, symlinks=True, ignore=shutil.ignore_patterns(*ignore))
+        work = WorkDir(root, tuple(RepositoryRules.load(project_dir).copy(work.repository)))
     else:
         work.repository.mkdir()
     for sub in (work.inputs, work.outputs, work.config):

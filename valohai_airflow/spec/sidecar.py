@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
 import re
 import zoneinfo
@@ -106,9 +107,30 @@ def _check_timezone(value: str) -> str:
 
 Cron = Annotated[Str, AfterValidator(_check_cron)]
 TimeZone = Annotated[Str, AfterValidator(_check_timezone)]
-NonNegativeInt = Annotated[int, Field(strict=True, ge=0)]
-PositiveInt = Annotated[int, Field(strict=True, ge=1)]
-Seconds = Annotated[Number, Field(ge=0)]
+# Upper bounds of the sidecar's numbers: far above any real setting, far below what breaks
+# Airflow's timedelta or Docker (a typo like 1e30 or .inf is an error with its line, not a DAG
+# that fails to build or a container that never starts).
+MAX_RETRIES = 100
+MAX_DELAY_SECONDS = 7 * 86400  # a retry delay
+MAX_APPROVAL_SECONDS = 90 * 86400
+MAX_HEALTH_SECONDS = 86400
+MAX_CONCURRENCY = 10_000  # max_active_runs, max_active_tasks, pool_slots
+MAX_CPUS = 1024
+MAX_GPUS = 64
+MAX_SIZE_BYTES = 1024**5  # 1 PiB: memory, shm_size
+
+
+def _finite(value: Any) -> Any:
+    """A number, and not .inf or .nan (YAML spells both; no delay, timeout or limit means them)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise spec_error("finite", "must be a finite number, got {value!r}", {"value": value})
+    return value
+
+
+FiniteNumber = Annotated[Number, BeforeValidator(_finite)]
+Retries = Annotated[int, Field(strict=True, ge=0, le=MAX_RETRIES)]
+Concurrency = Annotated[int, Field(strict=True, ge=1, le=MAX_CONCURRENCY)]
+Seconds = Annotated[FiniteNumber, Field(ge=0, le=MAX_DELAY_SECONDS)]
 
 
 class PipelineSettings(SpecModel):
@@ -117,10 +139,10 @@ class PipelineSettings(SpecModel):
     kind: ClassVar[str] = "pipeline settings"
 
     tags: StrList = ()
-    retries: NonNegativeInt | None = None
+    retries: Retries | None = None
     retry_delay_seconds: Seconds | None = None
-    max_active_runs: PositiveInt | None = None
-    max_active_tasks: PositiveInt | None = None
+    max_active_runs: Concurrency | None = None
+    max_active_tasks: Concurrency | None = None
     description: Str | None = None
 
 
@@ -154,7 +176,7 @@ class OnErrorRetry(SpecModel):
 
     kind: ClassVar[str] = "on_error_retry"
 
-    retries: NonNegativeInt = 3
+    retries: Retries = 3
     delay_seconds: Seconds = 60
     backoff: Literal["exponential", "fixed"] = "exponential"
     max_delay_seconds: Seconds | None = 3600
@@ -165,7 +187,7 @@ class ApprovalSettings(SpecModel):
 
     kind: ClassVar[str] = "approval"
 
-    timeout_seconds: Annotated[Number, Field(gt=0)] = 86400
+    timeout_seconds: Annotated[FiniteNumber, Field(gt=0, le=MAX_APPROVAL_SECONDS)] = 86400
 
 
 def _check_health_path(value: str) -> str:
@@ -192,8 +214,8 @@ class DeploymentSettings(SpecModel):
 
     serve: Bool = False
     health_path: HealthPath = "/"
-    health_timeout_seconds: Annotated[Number, Field(gt=0)] = 60
-    health_interval_seconds: Annotated[Number, Field(ge=1)] = 2
+    health_timeout_seconds: Annotated[FiniteNumber, Field(gt=0, le=MAX_HEALTH_SECONDS)] = 60
+    health_interval_seconds: Annotated[FiniteNumber, Field(ge=1, le=MAX_HEALTH_SECONDS)] = 2
     publish: dict[str, HostPort] = Field(default_factory=dict)  # endpoint → host port on 127.0.0.1
 
 
@@ -211,6 +233,8 @@ def parse_size(value: Any) -> int:
         raise spec_error(
             "size", "must be a size like '16g' or '512m', or bytes, got {value!r}", {"value": to_plain(value)}
         )
+    if isinstance(value, float) and not math.isfinite(value):
+        raise spec_error("size", "must be a finite size like '16g', got {value!r}", {"value": value})
     if isinstance(value, str):
         match = _SIZE_RE.match(value)
         if not match:
@@ -224,6 +248,8 @@ def parse_size(value: Any) -> int:
         size = int(value)
     if size < 1:
         raise spec_error("size", "must be at least 1 byte, got {value!r}", {"value": value})
+    if size > MAX_SIZE_BYTES:
+        raise spec_error("size", "{value!r} is more than 1 PiB; write a size like '16g'", {"value": value})
     return size
 
 
@@ -237,18 +263,18 @@ def _memory(value: Any) -> int:
 
 
 def _gpus(value: Any) -> int | str:
-    if value == "all" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+    if value == "all" or (isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_GPUS):
         return value  # type: ignore[no-any-return]
     raise spec_error(
         "gpus",
-        "must be a whole number of GPUs (at least 1) or 'all', got {value!r}",
+        f"must be a whole number of GPUs (1 to {MAX_GPUS}) or 'all', got {{value!r}}",
         {"value": to_plain(value)},
     )
 
 
 _SIZE_SCHEMA: dict[str, Any] = {
     "anyOf": [
-        {"type": "integer", "minimum": 1, "description": "bytes"},
+        {"type": "integer", "minimum": 1, "maximum": MAX_SIZE_BYTES, "description": "bytes"},
         {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*([kKmMgG][bB]?|[bB])?\s*$"},
     ]
 }
@@ -257,7 +283,7 @@ MemorySize = Annotated[int, BeforeValidator(_memory), WithJsonSchema(_SIZE_SCHEM
 Gpus = Annotated[
     int | Literal["all"],
     BeforeValidator(_gpus),
-    WithJsonSchema({"anyOf": [{"type": "integer", "minimum": 1}, {"const": "all"}]}),
+    WithJsonSchema({"anyOf": [{"type": "integer", "minimum": 1, "maximum": MAX_GPUS}, {"const": "all"}]}),
 ]
 Name = Annotated[str, Field(strict=True, pattern=r"^\S+$")]
 
@@ -270,8 +296,8 @@ class EnvironmentSettings(SpecModel):
 
     queue: Name | None = None  # None: Airflow's [operators] default_queue
     pool: Name | None = None  # None: Airflow's default_pool
-    pool_slots: PositiveInt | None = None
-    cpus: Annotated[Number, Field(gt=0)] | None = None
+    pool_slots: Concurrency | None = None
+    cpus: Annotated[FiniteNumber, Field(gt=0, le=MAX_CPUS)] | None = None
     memory: MemorySize | None = None  # bytes
     shm_size: Size | None = None  # bytes
     gpus: Gpus | None = None
@@ -427,7 +453,7 @@ def _error_text(error: Any, field_name: str | None) -> str:
         "date_from_datetime_parsing": f"{subject} must be a date like 2026-01-05, got {value!r}",
         "string_pattern_mismatch": f"{subject} must be a name without spaces, got {value!r}",
     }
-    if kind in ("cron", "timezone", "health_path", "size", "gpus"):
+    if kind in ("cron", "timezone", "health_path", "size", "gpus", "finite"):
         return f"{subject}: {error['msg']}"
     return texts.get(kind, f"{subject} {error['msg']}")
 

@@ -70,6 +70,25 @@ def test_all_conditions_must_hold_and_every_then_fires_in_order() -> None:
     assert control.decide(a, control.NODE_ERROR, {"loss": 0.3}, {"lr": 0.1}) == []
 
 
+def test_every_evaluation_says_what_it_saw_and_decided() -> None:
+    a = pipeline().node("a")
+    (fired,) = control.evaluate(a, control.NODE_COMPLETE, {"loss": 0.3}, {"lr": 0.1})
+    assert fired.holds and not fired.missing
+    assert fired.line(a, control.NODE_COMPLETE) == (
+        "node 'a': action on node-complete: metadata.loss is 0.3, so `metadata.loss < 0.5` holds; "
+        "parameter.lr is 0.1, so `parameter.lr >= 0.1` holds: then stop-pipeline, noop"
+    )
+    (missing,) = control.evaluate(a, control.NODE_COMPLETE, {"acc": 1}, {"lr": 0.1})
+    assert missing.missing and not missing.holds
+    assert "metadata.loss is missing (the step never printed it), so `metadata.loss < 0.5` does not hold" in (
+        missing.line(a, control.NODE_COMPLETE)
+    )
+    assert missing.line(a, control.NODE_COMPLETE).endswith(": stop-pipeline, noop not taken")
+    (text,) = control.evaluate(a, control.NODE_COMPLETE, {"loss": "high"}, {"lr": 0.1})
+    assert "metadata.loss is 'high', which cannot be compared with 0.5" in text.line(a, control.NODE_COMPLETE)
+    assert control.evaluate(a, control.NODE_ERROR, {}, {}) == []  # no action on node-error: nothing to say
+
+
 def test_approval_only_gates_node_starting() -> None:
     p = pipeline()
     assert len(control.approval_actions(p.node("a"))) == 1

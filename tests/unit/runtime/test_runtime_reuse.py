@@ -4,6 +4,7 @@ stable across runs, different when any ingredient changes; the index in the stor
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,16 @@ def prepared_execution(
     )
 
 
+EARLY = datetime(2026, 1, 1, tzinfo=UTC)  # a run start before every recorded execution
+LATE = datetime(2100, 1, 1, tzinfo=UTC)  # a run start after every recorded execution
+
+
+def gate_for(prepared: PreparedExecution, run_started: datetime = LATE) -> ReuseGate:
+    gate = ReuseGate.for_execution(prepared, lambda: "sha256:1", run_started)
+    assert gate is not None
+    return gate
+
+
 def key_of(prepared: PreparedExecution, image_id: str | None = "sha256:1") -> str:
     root = prepared.request.project_root
     return cache_key(cache_ingredients(prepared, image_id=image_id, repository=repository_hash(root)))
@@ -144,9 +155,10 @@ def test_reuse_is_on_only_for_reuse_pipelines_and_a_run_can_turn_it_off(
 ) -> None:
     assert reuse_enabled(True, {}) and reuse_enabled(True, {CONF_KEY: True})
     assert not reuse_enabled(True, {CONF_KEY: False}) and not reuse_enabled(False, {})
-    assert ReuseGate.for_execution(prepared_execution(tmp_path, project, reuse="false"), lambda: None) is None
+    no_reuse = prepared_execution(tmp_path, project, reuse="false")
+    assert ReuseGate.for_execution(no_reuse, lambda: None, LATE) is None
     off = prepared_execution(tmp_path, project, conf={CONF_KEY: False})
-    assert ReuseGate.for_execution(off, lambda: None) is None
+    assert ReuseGate.for_execution(off, lambda: None, LATE) is None
 
 
 def completed_manifest(prepared: PreparedExecution, status: str = "completed") -> dict[str, Any]:
@@ -168,15 +180,18 @@ def completed_manifest(prepared: PreparedExecution, status: str = "completed") -
 
 def test_record_then_lookup_marks_the_source_and_keeps_its_outputs(tmp_path: Path, project: Path) -> None:
     first = prepared_execution(tmp_path, project, run_id="run1")
-    gate = ReuseGate.for_execution(first, lambda: "sha256:1")
-    assert gate is not None and gate.lookup() is None
+    gate = gate_for(first)
+    miss = gate.lookup()
+    assert miss.manifest is None and "no earlier execution" in miss.reason
     manifest = completed_manifest(first)
     gate.record(manifest)
 
-    again = ReuseGate.for_execution(prepared_execution(tmp_path, project, run_id="run2"), lambda: "sha256:1")
-    assert again is not None and again.key == gate.key
-    hit = again.lookup()
+    again = gate_for(prepared_execution(tmp_path, project, run_id="run2"))
+    assert again.key == gate.key
+    hit = again.lookup().manifest
     assert hit is not None
+    finished = hit["reused_from"].pop("finished_at")
+    assert datetime.fromisoformat(finished) < LATE
     assert hit["reused_from"] == {
         "dag_id": "proj__p",
         "run_id": "run1",
@@ -185,16 +200,48 @@ def test_record_then_lookup_marks_the_source_and_keeps_its_outputs(tmp_path: Pat
     }
     assert hit["outputs"] == manifest["outputs"] and "/run1/" in hit["outputs"][0]["uri"]
     again.record(hit)  # a reused manifest is never recorded again: the source stays run1
-    assert again.lookup() is not None and again.lookup()["reused_from"]["run_id"] == "run1"  # type: ignore[index]
+    assert again.lookup().manifest["reused_from"]["run_id"] == "run1"  # type: ignore[index]
 
     store = first.request.store
     store.delete_prefix(f"{first.request.key.prefix}/outputs")
-    assert again.lookup() is None  # the earlier outputs are gone: run again
+    gone = again.lookup()
+    assert gone.manifest is None and "outputs are gone" in gone.reason  # run again
+
+
+def test_nodes_of_one_run_never_reuse_each_other(tmp_path: Path, project: Path) -> None:
+    """Three identical nodes run one after another in the same run: each finds the others' entries
+    and refuses them, so all three run (the run started before any of them finished)."""
+    run_started = datetime.now(UTC) - timedelta(seconds=1)
+    decisions = []
+    for _ in range(3):
+        prepared = prepared_execution(tmp_path, project, run_id="run1")
+        gate = gate_for(prepared, run_started)
+        decisions.append(gate.lookup())
+        gate.record(completed_manifest(prepared))
+    assert [d.manifest for d in decisions] == [None, None, None]
+    assert "this run's own execution" in decisions[2].reason and decisions[2].reason.startswith("2 ")
+
+
+def test_a_run_reuses_only_executions_finished_before_it_started(tmp_path: Path, project: Path) -> None:
+    """An execution of another run that finished after this run started (a run beside it) is refused;
+    one that finished before is reused, the newest first."""
+    older = prepared_execution(tmp_path, project, run_id="run1")
+    gate_for(older).record(completed_manifest(older))
+    between = datetime.now(UTC)
+    newer = prepared_execution(tmp_path, project, run_id="run2")
+    gate_for(newer).record(completed_manifest(newer))
+
+    beside = gate_for(prepared_execution(tmp_path, project, run_id="run3"), between).lookup()
+    assert beside.manifest is not None and beside.manifest["reused_from"]["run_id"] == "run1"
+    assert "'run1'" in beside.reason
+    before_both = gate_for(prepared_execution(tmp_path, project, run_id="run3"), EARLY).lookup()
+    assert before_both.manifest is None and "not before this run started" in before_both.reason
+    after_both = gate_for(prepared_execution(tmp_path, project, run_id="run3"), LATE).lookup()
+    assert after_both.manifest is not None and after_both.manifest["reused_from"]["run_id"] == "run2"
 
 
 def test_failed_executions_are_not_recorded(tmp_path: Path, project: Path) -> None:
     prepared = prepared_execution(tmp_path, project)
-    gate = ReuseGate.for_execution(prepared, lambda: None)
-    assert gate is not None
+    gate = gate_for(prepared)
     gate.record(completed_manifest(prepared, status="failed"))
-    assert gate.lookup() is None
+    assert gate.lookup().manifest is None

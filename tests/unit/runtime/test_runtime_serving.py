@@ -176,6 +176,19 @@ def test_each_endpoint_gets_a_frozen_tree_command_probe_labels_and_no_network(tm
     assert directory_of(predict.labels, tmp_path / "serving", LABEL) == predict.directory
 
 
+def test_a_vhignored_folder_stays_out_of_the_served_tree(tmp_path: Path) -> None:
+    """`.vhignore` applies to a served version's repository copy as to an execution's."""
+    store, plan, deployment = published(tmp_path)
+    request = serving_request(tmp_path, store, plan, deployment)
+    (request.project_root / ".vhignore").write_text("raw-data/\n")
+    (request.project_root / "raw-data").mkdir()
+    (request.project_root / "raw-data" / "blob.bin").write_bytes(b"\0" * 1024 * 1024)
+    predict, _ = prepare_servers(request)
+    repository = predict.directory / "repository"
+    assert (repository / "app" / "server.py").is_file() and (repository / ".vhignore").is_file()
+    assert not (repository / "raw-data").exists()
+
+
 def test_publish_asks_for_the_bridge_and_binds_127_0_0_1_only(tmp_path: Path) -> None:
     store, plan, deployment = published(tmp_path)
     predict, raw = prepare_servers(

@@ -183,6 +183,39 @@ def test_type_and_range_errors_name_the_trigger_or_pipeline() -> None:
     ]
 
 
+def test_every_number_is_finite_and_bounded_with_its_line() -> None:
+    """.inf, .nan, negative and absurd delays, retries and limits are errors at the value (before,
+    `.inf` raised OverflowError while the DAG was built, without a line)."""
+    text = (
+        "pipelines:\n  p:\n    retry_delay_seconds: .inf\n    retries: 1000\n    max_active_tasks: 100000\n"
+        "on_error_retry:\n  delay_seconds: .nan\n  max_delay_seconds: -1\n  retries: -2\n"
+        "approval:\n  timeout_seconds: -.inf\n"
+        "deployments:\n  d:\n    health_timeout_seconds: .inf\n    health_interval_seconds: 1.0e+300\n"
+        "environments:\n  big:\n    cpus: .nan\n    memory: .inf\n    shm_size: 2000000t\n"
+        "    gpus: 1000\n    pool_slots: 0\n  huge:\n    memory: 99999999g\n"
+    )
+    assert errors(text) == [
+        "valohai-airflow.yaml:3:26: error: pipeline settings 'p': 'retry_delay_seconds': must be a finite number, got inf",
+        "valohai-airflow.yaml:4:14: error: pipeline settings 'p': 'retries' must be at most 100, got 1000",
+        "valohai-airflow.yaml:5:23: error: pipeline settings 'p': 'max_active_tasks' must be at most 10000, got 100000",
+        "valohai-airflow.yaml:7:18: error: on_error_retry: 'delay_seconds': must be a finite number, got nan",
+        "valohai-airflow.yaml:8:22: error: on_error_retry: 'max_delay_seconds' must be at least 0, got -1",
+        "valohai-airflow.yaml:9:12: error: on_error_retry: 'retries' must be at least 0, got -2",
+        "valohai-airflow.yaml:11:20: error: approval: 'timeout_seconds': must be a finite number, got -inf",
+        "valohai-airflow.yaml:14:29: error: deployment settings 'd': 'health_timeout_seconds': must be a finite number, got inf",
+        "valohai-airflow.yaml:15:30: error: deployment settings 'd': 'health_interval_seconds' must be at most 86400, got 1e+300",
+        "valohai-airflow.yaml:18:11: error: environment settings 'big': 'cpus': must be a finite number, got nan",
+        "valohai-airflow.yaml:19:13: error: environment settings 'big': 'memory': must be a finite size like '16g', got inf",
+        "valohai-airflow.yaml:20:15: error: environment settings 'big': 'shm_size': '2000000t' is not a size; "
+        "write a number with b, k, m or g (powers of 1024), like '16g' or '512m'",
+        "valohai-airflow.yaml:21:11: error: environment settings 'big': 'gpus': must be a whole number of GPUs "
+        "(1 to 64) or 'all', got 1000",
+        "valohai-airflow.yaml:22:17: error: environment settings 'big': 'pool_slots' must be at least 1, got 0",
+        "valohai-airflow.yaml:24:13: error: environment settings 'huge': 'memory': '99999999g' is more than 1 PiB; "
+        "write a size like '16g'",
+    ]
+
+
 def test_not_a_mapping_and_not_yaml() -> None:
     assert errors("- a\n- b\n") == [
         "valohai-airflow.yaml:1:1: error: the top level of valohai-airflow.yaml must be a mapping with keys "
@@ -234,6 +267,9 @@ def test_schema_accepts_the_full_example_and_refuses_what_the_models_refuse() ->
         {"deployments": {"d": {"publish": {"e": 70000}}}},
         {"deployments": {"d": {"health_path": "healthz"}}},
         {"deployments": {"d": {"health_timeout_seconds": 0}}},
+        {"pipelines": {"p": {"retries": 1000}}},
+        {"on_error_retry": {"delay_seconds": 10**9}},
+        {"environments": {"e": {"gpus": 1000}}},
     ):
         assert list(validator.iter_errors(bad)), bad
     assert "location" not in json.dumps(schema) and "source" not in schema["properties"]

@@ -134,7 +134,7 @@ environments:
             "bad",
             "'shm_size': 'lots' is not a size; write a number with b, k, m or g (powers of 1024), like '16g' or '512m'",
         ),
-        label.format("9:11", "bad", "'gpus': must be a whole number of GPUs (at least 1) or 'all', got 0"),
+        label.format("9:11", "bad", "'gpus': must be a whole number of GPUs (1 to 64) or 'all', got 0"),
         label.format("11:11", "worse", "'cpus' must be a number, got 'four'"),
         label.format(
             "12:13",
@@ -142,7 +142,7 @@ environments:
             "'memory': '16 GiB' is not a size; write a number with b, k, m or g (powers of 1024), like '16g' or '512m'",
         ),
         label.format(
-            "13:11", "worse", "'gpus': must be a whole number of GPUs (at least 1) or 'all', got 'some'"
+            "13:11", "worse", "'gpus': must be a whole number of GPUs (1 to 64) or 'all', got 'some'"
         ),
         label.format("14:17", "worse", "'pool_slots' must be an integer, got 1.5"),
         label.format("15:12", "worse", "'queue' must be a string, got 7"),
