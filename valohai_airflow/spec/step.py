@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, ClassVar
 
-from pydantic import BeforeValidator, Field, StringConstraints, field_validator, model_validator
+from pydantic import BeforeValidator, Field, PrivateAttr, StringConstraints, field_validator, model_validator
 
 from valohai_airflow.spec._base import (
     Bool,
@@ -195,6 +195,7 @@ class Step(SpecModel):
     category: Str | None = None
     description: Str | None = None
     source_path: Str | None = Field(default=None, alias="source-path")
+    _parameter_index: tuple[tuple[Parameter, ...], dict[str, Parameter]] | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _preset_needs_environment(self) -> Step:
@@ -225,8 +226,13 @@ class Step(SpecModel):
         return self
 
     def parameter(self, name: str) -> Parameter | None:
-        """The parameter called ``name``, if the step has one."""
-        return next((p for p in self.parameters if p.name == name), None)
+        """The parameter called ``name``, if the step has one. Looked up in an index built on first
+        use (and again for a copy with other parameters: an override's `model_copy`), so work done
+        per parameter (commands, Params, docs) stays linear in the step's parameter count."""
+        index = self._parameter_index
+        if index is None or index[0] is not self.parameters:
+            index = self._parameter_index = (self.parameters, {p.name: p for p in self.parameters})
+        return index[1].get(name)
 
     def input(self, name: str) -> Input | None:
         """The input called ``name``, if the step has one."""
