@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -21,9 +20,10 @@ from valohai_airflow.spec.diagnostics import Diagnostics, Location, Severity, Va
 from valohai_airflow.spec.endpoint import Endpoint
 from valohai_airflow.spec.parameter import ParameterValueError, coerce_parameter_value
 from valohai_airflow.spec.pipeline import Pipeline
+from valohai_airflow.spec.source import read_source
 from valohai_airflow.spec.step import Step
 from valohai_airflow.spec.task import Task
-from valohai_airflow.spec.yaml_loader import MAX_BYTES, YamlList, YamlMap, load_yaml, locate
+from valohai_airflow.spec.yaml_loader import YamlList, YamlMap, load_yaml, locate
 
 # Same order as valohai-yaml's Config.get_top_level_parsers: the first matching key wins.
 PARSERS: dict[str, tuple[str, type[SpecModel]]] = {
@@ -70,21 +70,12 @@ class ParseResult:
 
 
 def parse_file(path: str | os.PathLike[str]) -> ParseResult:
-    """Read and parse a valohai.yaml; unreadable or oversized files become diagnostics."""
-    filename = str(path)
-    diagnostics = Diagnostics()
+    """Read and parse a valohai.yaml; unreadable, oversized or non-regular files become diagnostics."""
     try:
-        size = Path(path).stat().st_size
-        if size > MAX_BYTES:
-            diagnostics.error(
-                f"file is {size} bytes; refusing to parse more than {MAX_BYTES} bytes", Location(filename)
-            )
-            return ParseResult(None, diagnostics)
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        diagnostics.error(f"cannot read file: {exc.strerror or exc}", Location(filename))
-        return ParseResult(None, diagnostics)
-    return parse_text(data, filename)
+        data = read_source(path)
+    except ValohaiSpecError as exc:
+        return ParseResult(None, Diagnostics(list(exc.diagnostics)))
+    return parse_text(data, str(path))
 
 
 def parse_text(text: str | bytes, filename: str) -> ParseResult:
