@@ -89,8 +89,8 @@ def build_command(
         if inner in ("parameters", "params"):
             if not every:
                 tokens: list[str] = []
-                for param in step.parameters:
-                    tokens.extend(_tokens(param, merged) or [])
+                for each in step.parameters:
+                    tokens.extend(_tokens(each, merged) or [])
                 every.append(_quote_all(tokens))
             return every[0]
         if inner.startswith("parameter:"):

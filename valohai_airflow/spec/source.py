@@ -43,12 +43,10 @@ def _read(path: str | os.PathLike[str], *, missing_ok: bool) -> bytes | None:
     filename = os.fspath(path)
     try:
         fd = os.open(filename, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        if missing_ok:
-            return None
-        raise _error(filename, "cannot read file: it does not exist") from None
     except OSError as exc:
-        raise _error(filename, f"cannot read file: {exc.strerror or exc}") from None
+        if missing_ok and isinstance(exc, FileNotFoundError):
+            return None
+        raise _error(filename, f"cannot read: {exc.strerror or exc}") from None
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
@@ -69,7 +67,7 @@ def _read(path: str | os.PathLike[str], *, missing_ok: bool) -> bytes | None:
             raise _error(filename, _too_large(None))
         return b"".join(chunks)
     except OSError as exc:
-        raise _error(filename, f"cannot read file: {exc.strerror or exc}") from None
+        raise _error(filename, f"cannot read: {exc.strerror or exc}") from None
     finally:
         os.close(fd)
 

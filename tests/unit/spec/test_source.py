@@ -74,7 +74,7 @@ def test_the_cap_itself_is_read_and_one_byte_more_is_not(tmp_path: Path) -> None
 
 
 def test_a_missing_file_is_an_error_unless_it_is_optional(tmp_path: Path) -> None:
-    assert _message(tmp_path / "valohai.yaml") == "cannot read file: it does not exist"
+    assert _message(tmp_path / "valohai.yaml") == "cannot read: No such file or directory"
     assert read_optional_source(tmp_path / "valohai-airflow.yaml") is None
     os.mkfifo(tmp_path / "valohai-airflow.yaml")
     with _hang_guard(), pytest.raises(ValohaiSpecError, match="is a FIFO"):
