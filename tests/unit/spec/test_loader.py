@@ -124,7 +124,7 @@ def test_too_large_is_refused_before_parsing(tmp_path: pytest.TempPathFactory) -
 
 def test_missing_file_is_a_diagnostic(tmp_path: pytest.TempPathFactory) -> None:
     result = parse_file(tmp_path / "nope.yaml")  # type: ignore[operator]
-    assert "cannot read file" in result.diagnostics.errors[0].message
+    assert "cannot read: " in result.diagnostics.errors[0].message
 
 
 def test_deep_nesting() -> None:
