@@ -188,3 +188,18 @@ def test_command_building_walks_the_parameters_a_bounded_number_of_times() -> No
     assert _CountedTuple.walks <= 3  # the defaults, `{parameters}` once, the index once
     assert command[0].split()[1:3] == ["--p0=0", "--p1=1"] and command[0].count("--p1999=1999") == 2
     assert command[1] == "one " + " ".join(f"--p{i}={i}" for i in range(count))
+
+
+def test_the_parameter_index_is_not_pickled_and_is_rebuilt() -> None:
+    """Plans are pickled once per edit and read by every fresh process: the index is derived state."""
+    import pickle
+
+    step = Step.model_validate(
+        {"name": "s", "image": "i", "command": "c", "parameters": [{"name": f"p{i}"} for i in range(500)]}
+    )
+    assert step.parameter("p7") is step.parameters[7]
+    loaded = pickle.loads(pickle.dumps(step))
+    assert "parameter_index" in step.__dict__ and "parameter_index" not in loaded.__dict__
+    assert loaded == step and step.model_dump() == loaded.model_dump()
+    assert loaded.parameter("p499") is loaded.parameters[499] and loaded.parameter("nope") is None
+    assert step.model_copy(update={"parameters": step.parameters[:1]}).parameter("p7") is None
