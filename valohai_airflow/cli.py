@@ -14,7 +14,7 @@ from valohai_airflow.plan.discovery import VALOHAI_YAML, valohai_yamls
 from valohai_airflow.plan.model import PipelinePlan, ProjectPlan
 from valohai_airflow.plan.project import compile_project
 from valohai_airflow.plan.variants import variant_count
-from valohai_airflow.spec.diagnostics import Diagnostic, Location, Severity, ValohaiSpecError
+from valohai_airflow.spec.diagnostics import Diagnostic, Severity, ValohaiSpecError
 
 
 def _below(folder: Path) -> list[Path]:
@@ -44,14 +44,8 @@ def _files(paths: Sequence[str]) -> list[Path]:
 def _diagnostics(path: Path) -> list[Diagnostic]:
     try:
         return list(compile_project(path).diagnostics)
-    except ValohaiSpecError as error:
+    except ValohaiSpecError as error:  # a missing or unreadable path too: a finding, not a traceback
         return list(error.diagnostics)
-    except OSError as error:  # a missing or unreadable path is a finding, not a traceback
-        return [_unreadable(path, error)]
-
-
-def _unreadable(path: Path, error: OSError) -> Diagnostic:
-    return Diagnostic(Severity.ERROR, f"cannot read: {error.strerror or error}", Location(str(path)))
 
 
 def lint(paths: Sequence[str], *, strict: bool, output: str) -> int:
@@ -113,9 +107,6 @@ def graph(path: str, pipeline_name: str | None, output: str) -> int:
         project: ProjectPlan = compile_project(Path(path))
     except ValohaiSpecError as error:
         print(error, file=sys.stderr)
-        return 1
-    except OSError as error:
-        print(_unreadable(Path(path), error), file=sys.stderr)
         return 1
     pipelines = [p for p in project.pipelines if pipeline_name in (None, p.name)]
     if not pipelines:

@@ -6,6 +6,10 @@ and whose only task fails with the same text. The DAG list of the web UI shows i
 without anyone reading logs. With `[valohai] strict_loading = True` the error is raised instead,
 which Airflow shows as an ordinary import error of the loader file.
 
+No project takes another's DAG ids: two folders that spell one project name (`team/churn` and
+`team__churn`), or two projects that would both have one DAG id, all become error DAGs naming each
+other, whichever was there first (first come would depend on the order of the walk).
+
 Warnings are logged by the parse that compiles a changed file (later parses read its plan from the
 cache and stay quiet); `valohai-airflow lint` shows them at any time.
 """
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import hashlib
 import logging
 import os
 from collections.abc import Iterator
@@ -25,7 +30,8 @@ from valohai_airflow.airflow.discovery import find_valohai_yamls
 from valohai_airflow.airflow.factory import START_DATE, build_dags
 from valohai_airflow.airflow.operators import FailWithMessageOperator
 from valohai_airflow.airflow.settings import valohai_settings
-from valohai_airflow.plan.discovery import project_name_for
+from valohai_airflow.plan.discovery import name_clashes, project_name_for
+from valohai_airflow.plan.model import ProjectPlan
 from valohai_airflow.plan.naming import dag_id_for, project_dag_prefix
 from valohai_airflow.plan.project import compile_project, folder_index
 from valohai_airflow.spec.diagnostics import ValohaiAirflowError
@@ -33,15 +39,22 @@ from valohai_airflow.spec.diagnostics import ValohaiAirflowError
 log = logging.getLogger(__name__)
 
 
-def error_dag_id(project_name: str) -> str:
-    return "valohai_error__" + project_dag_prefix(project_name).rstrip("_")
+def error_dag_id(project_name: str, clashing_folder: str | None = None) -> str:
+    """`valohai_error__<project>`; for one of several folders that spell one project name, a short
+    hash of its folder path follows, so each of them has its own error DAG."""
+    dag_id = "valohai_error__" + project_dag_prefix(project_name).rstrip("_")
+    if clashing_folder is not None:
+        dag_id += "__" + hashlib.sha256(clashing_folder.encode()).hexdigest()[:6]
+    return dag_id
 
 
-def error_dag(project_name: str, valohai_yaml: Path, error: ValohaiAirflowError) -> DAG:
+def error_dag(
+    project_name: str, valohai_yaml: Path, error: ValohaiAirflowError, dag_id: str | None = None
+) -> DAG:
     text = str(error)
     lines = text.splitlines() or [text]
     with DAG(
-        dag_id=error_dag_id(project_name),
+        dag_id=dag_id or error_dag_id(project_name),
         dag_display_name=f"⚠ {project_name}: valohai.yaml has {len(lines)} error(s)",
         # the path below the dags folder first, so line and column survive the UI's short description
         description=lines[0].replace(f"{valohai_yaml.parent.parent}/", "")[:200],
@@ -86,12 +99,23 @@ def _load_dags(dags_folder: str | os.PathLike[str] | None) -> dict[str, DAG]:
     wanted = get_parsing_context().dag_id
     dags: dict[str, DAG] = {}
     index = folder_index(settings.plan_cache_dir, folder)
-    for valohai_yaml in find_valohai_yamls(folder):
-        project_name = project_name_for(valohai_yaml, folder)
-        prefix = project_dag_prefix(project_name)
-        if wanted and not (wanted.startswith(prefix) or wanted == error_dag_id(project_name)):
+    found = find_valohai_yamls(folder)
+    names = {valohai_yaml: project_name_for(valohai_yaml, folder) for valohai_yaml in found}
+    clashes = name_clashes(names)
+    plans: list[tuple[Path, ProjectPlan]] = []
+    for valohai_yaml in found:
+        project_name = names[valohai_yaml]
+        others = clashes.get(valohai_yaml)
+        error_id = error_dag_id(project_name, _below(valohai_yaml, folder) if others else None)
+        if wanted and not (wanted.startswith(project_dag_prefix(project_name)) or wanted == error_id):
             continue
         try:
+            if others:
+                raise ValohaiAirflowError(
+                    f"{valohai_yaml}: folders {', '.join(sorted(_below(o, folder) for o in [valohai_yaml, *others]))} "
+                    f"are one project name, {project_name!r} (a folder path names its project, '/' as '__'), "
+                    "and two projects cannot share their DAG ids and run history: rename one of the folders"
+                )
             plan = compile_project(
                 valohai_yaml,
                 project_name=project_name,
@@ -99,26 +123,50 @@ def _load_dags(dags_folder: str | os.PathLike[str] | None) -> dict[str, DAG]:
                 report=lambda warning: log.warning("%s", warning),
                 index=index,
             )
+        except Exception as error:
+            _add_error_dag(dags, settings.strict_loading, project_name, valohai_yaml, error, error_id)
+        else:
+            plans.append((valohai_yaml, plan))
+    owners: dict[str, list[Path]] = {}
+    for valohai_yaml, plan in plans:
+        for dag_id in {dag_id_for(plan.name, p.name) for p in plan.pipelines}:
+            owners.setdefault(dag_id, []).append(valohai_yaml)
+    for valohai_yaml, plan in plans:
+        try:
             taken = sorted(
-                dag_id_for(plan.name, p.name) for p in plan.pipelines if dag_id_for(plan.name, p.name) in dags
+                f"{dag_id} (also {', '.join(str(o) for o in owners[dag_id] if o != valohai_yaml)})"
+                for dag_id in {dag_id_for(plan.name, p.name) for p in plan.pipelines}
+                if len(owners[dag_id]) > 1
             )
             if taken:
                 raise ValohaiAirflowError(
-                    f"{valohai_yaml}: dag id(s) {', '.join(taken)} are already used by another project; "
+                    f"{valohai_yaml}: dag id(s) {'; '.join(taken)} would belong to two projects; "
                     "rename the folder or the pipeline"
                 )
             dags.update(build_dags(plan, docker_url=settings.docker_url, cache_dir=settings.plan_cache_dir))
         except Exception as error:
-            if settings.strict_loading:
-                raise
-            if not isinstance(error, ValohaiAirflowError):
-                log.exception("valohai-airflow failed on %s", valohai_yaml)
-                error = ValohaiAirflowError(
-                    f"{valohai_yaml}: internal error ({type(error).__name__}): {error}"
-                )
-            log.error("valohai.yaml of %s could not be compiled:\n%s", project_name, error)
-            dag = error_dag(project_name, valohai_yaml, error)
-            dags[dag.dag_id] = dag
+            _add_error_dag(
+                dags, settings.strict_loading, plan.name, valohai_yaml, error, error_dag_id(plan.name)
+            )
     if index is not None:
         index.save(complete=not wanted)
     return dags
+
+
+def _below(valohai_yaml: Path, folder: Path) -> str:
+    """The project folder as a path below the dags folder (`team/churn`)."""
+    return os.path.relpath(valohai_yaml.parent, folder)
+
+
+def _add_error_dag(
+    dags: dict[str, DAG], strict: bool, project_name: str, valohai_yaml: Path, error: Exception, dag_id: str
+) -> None:
+    """The project's error DAG in place of its DAGs (with `strict_loading`, the error is raised)."""
+    if strict:
+        raise error
+    if not isinstance(error, ValohaiAirflowError):
+        log.exception("valohai-airflow failed on %s", valohai_yaml, exc_info=error)
+        error = ValohaiAirflowError(f"{valohai_yaml}: internal error ({type(error).__name__}): {error}")
+    log.error("valohai.yaml of %s could not be compiled:\n%s", project_name, error)
+    dag = error_dag(project_name, valohai_yaml, error, dag_id)
+    dags[dag.dag_id] = dag

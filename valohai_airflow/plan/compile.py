@@ -48,7 +48,7 @@ from valohai_airflow.plan.naming import task_id_for
 from valohai_airflow.plan.overrides import effective_step
 from valohai_airflow.plan.variants import VariantError, expand_blueprint
 from valohai_airflow.spec.config import Config
-from valohai_airflow.spec.diagnostics import Diagnostics, Location
+from valohai_airflow.spec.diagnostics import Diagnostics, Location, shown
 from valohai_airflow.spec.parameter import Parameter, ParameterValueError, coerce_parameter_value
 from valohai_airflow.spec.pipeline import (
     DeploymentNode,
@@ -72,6 +72,14 @@ KNOWN_THENS = ("noop", "stop-pipeline", "error-pipeline", "require-approval")
 # own dependency wiring grows with tasks × edges, so far larger ones would approach the DAG processor's
 # import timeout and hide every project's DAGs (they all load through one file).
 MAX_PIPELINE_NODES = 5000
+# One project's pipelines are built in one parse of the loader file, and a project with many pipelines
+# (or one pipeline copied under new names with YAML merge keys, from a short file) must not take the
+# import timeout either: 10,000 nodes build and serialise in about 11 s on 2 cores. Each parameter of a
+# node's step is a Param, a command token and a docs row of that node (100,000 of them: about 6 s),
+# so steps and projects have parameter limits too.
+MAX_PROJECT_NODES = 10_000
+MAX_STEP_PARAMETERS = 20_000
+MAX_PROJECT_NODE_PARAMETERS = 100_000
 
 _SPELLED = {
     EdgeKind.OUTPUT: "an output",
@@ -97,6 +105,8 @@ def compile_config(
 
     `settings` (valohai-airflow.yaml) maps the nodes' environments to their machines (machines.py)."""
     diagnostics = Diagnostics()
+    _check_size(config, diagnostics)
+    diagnostics.raise_if_errors()
     compiled = [_PipelineCompiler(config, p, diagnostics).compile() for p in config.pipelines.values()]
     pipelines = resolve_machines(
         [p for p in compiled if p is not None], settings or ProjectSettings(), diagnostics
@@ -110,6 +120,50 @@ def compile_config(
         pipelines=pipelines,
         diagnostics=tuple(diagnostics.warnings),
     )
+
+
+def _check_size(config: Config, diagnostics: Diagnostics) -> None:
+    """The limits on the work one project may ask of a parse (the pipelines' own: `compile`)."""
+    hint = "split the project into several folders, or use task nodes to run one step many times"
+    for step in config.steps.values():
+        if len(step.parameters) > MAX_STEP_PARAMETERS:
+            diagnostics.error(
+                f"step {shown(step.name)} has {len(step.parameters):,} parameters; valohai-airflow takes at "
+                f"most {MAX_STEP_PARAMETERS:,} per step (each is a Param and a command token of every node "
+                "that runs the step)",
+                step.location,
+            )
+    nodes = parameters = 0
+    for pipeline in config.pipelines.values():
+        if len(pipeline.nodes) > MAX_PIPELINE_NODES:
+            continue  # an error of its own, and never built
+        nodes += len(pipeline.nodes)
+        parameters += sum(_parameter_count(config, node) for node in pipeline.nodes)
+        for count, limit, what in (
+            (nodes, MAX_PROJECT_NODES, "nodes"),
+            (parameters, MAX_PROJECT_NODE_PARAMETERS, "node parameters (each node counts its step's)"),
+        ):
+            if count > limit:
+                diagnostics.error(
+                    f"pipeline {shown(pipeline.name)} brings the project's pipelines to {count:,} {what}; "
+                    f"valohai-airflow builds at most {limit:,} per project so that the DAG processor parses the "
+                    "dags folder within its timeout",
+                    pipeline.location,
+                    hint,
+                )
+                return
+
+
+def _parameter_count(config: Config, node: ExecutionNode | TaskNode | DeploymentNode) -> int:
+    """How many parameters the node's step has (0 for a deployment or an unknown step or task)."""
+    if isinstance(node, DeploymentNode):
+        return 0
+    step_name = node.step
+    if isinstance(node, TaskNode) and node.task is not None:
+        task = config.tasks.get(node.task)
+        step_name = task.step if task is not None else None
+    step = config.steps.get(step_name) if step_name is not None else None
+    return len(step.parameters) if step is not None else 0
 
 
 @dataclass(frozen=True, slots=True)

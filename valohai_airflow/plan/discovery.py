@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+
+from valohai_airflow.plan.naming import project_dag_prefix
 
 VALOHAI_YAML = "valohai.yaml"
 
@@ -21,3 +23,20 @@ def project_name_for(valohai_yaml: Path, dags_folder: Path) -> str:
     except ValueError:  # not spelled below it (e.g. one path relative, the other absolute)
         relative = valohai_yaml.parent.resolve().relative_to(dags_folder.resolve())
     return relative.as_posix().replace("/", "__") if relative.parts else dags_folder.resolve().name
+
+
+def name_clashes(names: Mapping[Path, str]) -> dict[Path, list[Path]]:
+    """Projects that would share DAG ids (two folders with one name, `team/churn` and `team__churn`,
+    or names whose ids meet in the rare hash collision), each with the others it clashes with.
+
+    None of them may have the name: whichever loaded first would lose its DAGs and run history to
+    a newcomer that sorts before it, so every one of them becomes an error instead."""
+    by_prefix: dict[str, list[Path]] = {}
+    for valohai_yaml, name in names.items():
+        by_prefix.setdefault(project_dag_prefix(name), []).append(valohai_yaml)
+    return {
+        path: [other for other in group if other != path]
+        for group in by_prefix.values()
+        if len(group) > 1
+        for path in group
+    }

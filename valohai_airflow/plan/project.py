@@ -9,6 +9,8 @@ dags-folder walk gives, made absolute, not resolved: a symlinked project is know
 its DAG ids are.
 The optional sidecar `valohai-airflow.yaml` beside it is part of the project: its bytes are part of the
 hash, its settings land on `ProjectPlan.settings`, and its errors are reported with valohai.yaml's.
+Both are read by spec/source.py: regular files only, size checked before reading (a FIFO, a link to
+/dev/zero or a huge file is this project's error, read from no cache, and delays no other project).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from valohai_airflow.plan.settings import check_settings
 from valohai_airflow.spec.diagnostics import Diagnostic, Location, Severity, ValohaiSpecError
 from valohai_airflow.spec.parse import parse_text
 from valohai_airflow.spec.sidecar import SIDECAR_NAME, ProjectSettings, parse_sidecar_text
+from valohai_airflow.spec.source import read_optional_source, read_source
 
 __all__ = ["clear_cache", "compile_project", "dag_id_for", "folder_index", "task_id_for"]
 
@@ -66,8 +69,8 @@ def compile_project(
         stamp, entry = index.lookup(str(path), os.path.join(os.path.dirname(path), SIDECAR_NAME), name)
         if entry is not None and (plan := _indexed(cache_dir, (str(path), entry[2], name), entry[3])):
             return plan
-    data = path.read_bytes()
-    sidecar = _read_sidecar(os.path.dirname(path))
+    data = read_source(path)
+    sidecar = read_optional_source(os.path.join(os.path.dirname(path), SIDECAR_NAME))
     digest = hashlib.sha256(data)
     if sidecar is not None:  # a project without a sidecar keeps the hash of valohai.yaml alone
         digest.update(b"\0" + SIDECAR_NAME.encode() + b"\0" + sidecar)
@@ -153,15 +156,6 @@ def clear_cache() -> None:
     """Forget the in-process plans (tests, or a long-lived process that wants a fresh start)."""
     with _LOCK:
         _CACHE.clear()
-
-
-def _read_sidecar(folder: str) -> bytes | None:
-    """The sidecar's bytes; None when the project has none (most: the probe is one failed open)."""
-    try:
-        with open(os.path.join(folder, SIDECAR_NAME), "rb") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
 
 
 def _compile(data: bytes, sidecar: bytes | None, path: Path, name: str, content_hash: str) -> ProjectPlan:

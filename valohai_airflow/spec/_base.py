@@ -25,7 +25,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from valohai_airflow.spec.diagnostics import Location, Severity
+from valohai_airflow.spec.diagnostics import ECHO_LIMIT, Location, Severity, shown
 from valohai_airflow.spec.yaml_loader import YamlList, YamlMap
 
 UNKNOWN_LOCATION = Location("<memory>")
@@ -33,8 +33,25 @@ UNKNOWN_LOCATION = Location("<memory>")
 
 def spec_error(kind: str, template: str, context: dict[str, Any] | None = None) -> PydanticCustomError:
     """A pydantic error whose message is formatted here (pydantic's own templates cannot do ``!r``)."""
-    message = template.format(**(context or {}))
+    message = template.format(**{key: _Echoed(value) for key, value in (context or {}).items()})
     return PydanticCustomError(kind, message.replace("{", "{{").replace("}", "}}"))
+
+
+class _Echoed:
+    """A value in a message template: `!r` shows it through `shown` (cut when long), `{x}` as str."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return shown(self.value)
+
+    def __format__(self, spec: str) -> str:
+        if isinstance(self.value, str) and len(self.value) > ECHO_LIMIT and not spec:
+            return f"{self.value[:ECHO_LIMIT]}… ({len(self.value):,} characters)"
+        return format(self.value, spec)
 
 
 @dataclass(frozen=True)

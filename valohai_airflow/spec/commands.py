@@ -63,10 +63,8 @@ def effective_values(step: Step, values: Mapping[str, Any]) -> dict[str, Any]:
     return {**step.parameter_defaults(include_flags=True), **values}
 
 
-def _tokens(step: Step, values: Mapping[str, Any], name: str) -> list[str] | None:
-    param = step.parameter(name)
-    assert param is not None
-    value = values.get(name)
+def _tokens(param: Parameter, values: Mapping[str, Any]) -> list[str] | None:
+    value = values.get(param.name)
     if value is None:
         return None
     return format_cli(param, value)
@@ -81,22 +79,24 @@ def build_command(
 ) -> list[str]:
     """Interpolate parameters into each command line; unknown placeholders stay as written."""
     merged = effective_values(step, values)
-    names = [p.name for p in step.parameters]
     special = {"source-path": step.source_path} if step.source_path is not None else {}
+    every: list[str] = []  # `{parameters}`, worked out once however often it is written
 
     def replace(match: re.Match[str]) -> str:
         inner = match.group(1)
         if inner in special:
             return quote(special[inner])
         if inner in ("parameters", "params"):
-            tokens: list[str] = []
-            for name in names:
-                tokens.extend(_tokens(step, merged, name) or [])
-            return _quote_all(tokens)
+            if not every:
+                tokens: list[str] = []
+                for each in step.parameters:
+                    tokens.extend(_tokens(each, merged) or [])
+                every.append(_quote_all(tokens))
+            return every[0]
         if inner.startswith("parameter:"):
-            name = inner.split(":", 1)[1]
-            if name in names:
-                return _quote_all(_tokens(step, merged, name))
+            param = step.parameter(inner.split(":", 1)[1])
+            if param is not None:
+                return _quote_all(_tokens(param, merged))
         if inner.startswith("parameter-value:"):
             name = inner.split(":", 1)[1]
             if name in merged:

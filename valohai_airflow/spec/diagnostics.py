@@ -4,8 +4,33 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import Any
 
 from valohai_airflow.spec.pickling import pickled_by_fields
+
+# A value from the file is echoed in a message up to this many characters (a 9 MB scalar is not).
+ECHO_LIMIT = 200
+# Any message or hint is cut to this length, whatever it echoes.
+MESSAGE_LIMIT = 1000
+
+
+def shown(value: Any) -> str:
+    """`repr(value)` for a message, cut after ECHO_LIMIT characters with the full length said."""
+    text = repr(value)
+    if len(text) <= ECHO_LIMIT:
+        return text
+    if isinstance(value, list | tuple | dict):
+        size = f"{len(value):,} {'keys' if isinstance(value, dict) else 'items'}"
+    else:
+        size = f"{len(value) if isinstance(value, str) else len(text):,} characters"
+    return f"{text[:ECHO_LIMIT]}… ({size})"
+
+
+def _cut(text: str) -> str:
+    if len(text) <= MESSAGE_LIMIT:
+        return text
+    suffix = f"… ({len(text):,} characters)"
+    return text[: MESSAGE_LIMIT - len(suffix)] + suffix
 
 
 class Severity(enum.StrEnum):
@@ -38,6 +63,13 @@ class Diagnostic:
     message: str
     location: Location
     hint: str | None = None
+
+    def __post_init__(self) -> None:
+        """Messages that echo a long value anywhere are cut (the error DAG and logs show them)."""
+        if len(self.message) > MESSAGE_LIMIT:
+            object.__setattr__(self, "message", _cut(self.message))
+        if self.hint is not None and len(self.hint) > MESSAGE_LIMIT:
+            object.__setattr__(self, "hint", _cut(self.hint))
 
     def __str__(self) -> str:
         text = f"{self.location}: {self.severity.value}: {self.message}"

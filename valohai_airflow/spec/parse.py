@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -17,13 +16,14 @@ from pydantic import ValidationError
 from valohai_airflow.spec._base import SpecModel, UnknownKey, did_you_mean, to_plain
 from valohai_airflow.spec.config import Config
 from valohai_airflow.spec.deployment import Deployment
-from valohai_airflow.spec.diagnostics import Diagnostics, Location, Severity, ValohaiSpecError
+from valohai_airflow.spec.diagnostics import Diagnostics, Location, Severity, ValohaiSpecError, shown
 from valohai_airflow.spec.endpoint import Endpoint
 from valohai_airflow.spec.parameter import ParameterValueError, coerce_parameter_value
 from valohai_airflow.spec.pipeline import Pipeline
+from valohai_airflow.spec.source import read_source
 from valohai_airflow.spec.step import Step
 from valohai_airflow.spec.task import Task
-from valohai_airflow.spec.yaml_loader import MAX_BYTES, YamlList, YamlMap, load_yaml, locate
+from valohai_airflow.spec.yaml_loader import YamlList, YamlMap, load_yaml, locate
 
 # Same order as valohai-yaml's Config.get_top_level_parsers: the first matching key wins.
 PARSERS: dict[str, tuple[str, type[SpecModel]]] = {
@@ -70,21 +70,12 @@ class ParseResult:
 
 
 def parse_file(path: str | os.PathLike[str]) -> ParseResult:
-    """Read and parse a valohai.yaml; unreadable or oversized files become diagnostics."""
-    filename = str(path)
-    diagnostics = Diagnostics()
+    """Read and parse a valohai.yaml; unreadable, oversized or non-regular files become diagnostics."""
     try:
-        size = Path(path).stat().st_size
-        if size > MAX_BYTES:
-            diagnostics.error(
-                f"file is {size} bytes; refusing to parse more than {MAX_BYTES} bytes", Location(filename)
-            )
-            return ParseResult(None, diagnostics)
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        diagnostics.error(f"cannot read file: {exc.strerror or exc}", Location(filename))
-        return ParseResult(None, diagnostics)
-    return parse_text(data, filename)
+        data = read_source(path)
+    except ValohaiSpecError as exc:
+        return ParseResult(None, Diagnostics(list(exc.diagnostics)))
+    return parse_text(data, str(path))
 
 
 def parse_text(text: str | bytes, filename: str) -> ParseResult:
@@ -162,7 +153,7 @@ def _parse_items(data: YamlList | list[Any], filename: str, diagnostics: Diagnos
                     if isinstance(item, YamlMap)
                     else item_location
                 )
-                diagnostics.warning(f"key {extra!r} next to {kind!r} in the same item is ignored", where)
+                diagnostics.warning(f"key {shown(extra)} next to {kind!r} in the same item is ignored", where)
         model = _validate_item(data, index, kind, diagnostics)
         if model is None:
             continue
@@ -173,7 +164,7 @@ def _parse_items(data: YamlList | list[Any], filename: str, diagnostics: Diagnos
         if key in first_seen:
             first = first_seen[key]
             diagnostics.error(
-                f"duplicate {kind} name {name!r} (first defined at line {first.line}); {kind} names must be unique",
+                f"duplicate {kind} name {shown(name)} (first defined at line {first.line}); {kind} names must be unique",
                 model_location,
             )
             continue
@@ -202,21 +193,23 @@ def _warn_bad_defaults(step: Step, diagnostics: Diagnostics) -> None:
         problems: list[str] = []
         for atom in atoms:
             if param.type == "string" and not isinstance(atom, str):
-                problems.append(f"default {atom!r} is not a string")
+                problems.append(f"default {shown(atom)} is not a string")
                 continue
             try:
                 coerce_parameter_value(param.model_copy(update={"multiple": None}), atom)
             except ParameterValueError as exc:
                 problems.extend(f"default {p}" for p in exc.problems)
         for problem in problems:
-            diagnostics.warning(f"step {step.name!r}, parameter {param.name!r}: {problem}", param.location)
+            diagnostics.warning(
+                f"step {shown(step.name)}, parameter {shown(param.name)}: {problem}", param.location
+            )
 
 
 def _no_parser(item: dict[Any, Any], location: Location, diagnostics: Diagnostics) -> None:
     keys = [k for k in item if isinstance(k, str)]
     guess = next((g for g in (did_you_mean(k, list(PARSERS)) for k in keys) if g), None)
     hint = f"did you mean '{guess}'?" if guess else None
-    diagnostics.warning(f"No parser for {to_plain(item)!r}; the item is ignored", location, hint)
+    diagnostics.warning(f"No parser for {shown(to_plain(item))}; the item is ignored", location, hint)
 
 
 def _validate_item(data: list[Any], index: int, kind: str, diagnostics: Diagnostics) -> SpecModel | None:
@@ -245,8 +238,8 @@ def _validate_item(data: list[Any], index: int, kind: str, diagnostics: Diagnost
 
 
 def _report_unknown(unknown: UnknownKey, diagnostics: Diagnostics) -> None:
-    owner = f"{unknown.kind} {unknown.owner!r}" if unknown.owner else unknown.kind
-    message = f"{owner}: unknown key {unknown.key!r}"
+    owner = f"{unknown.kind} {shown(unknown.owner)}" if unknown.owner else unknown.kind
+    message = f"{owner}: unknown key {shown(unknown.key)}"
     if unknown.hint:
         message += f"; {unknown.hint}"
     guess = did_you_mean(unknown.key, unknown.valid)
@@ -277,7 +270,7 @@ def _report_validation(
 def _describe(value: Any, kind: str, loc: tuple[Any, ...]) -> tuple[tuple[Any, ...], str, list[str]]:
     """Follow pydantic's loc through the raw data: the real path, a 'step 'x', parameter 'y'' label, key names."""
     name = value.get("name") if isinstance(value, dict) else None
-    label = f"{kind} {name!r}" if isinstance(name, str) else kind
+    label = f"{kind} {shown(name)}" if isinstance(name, str) else kind
     path: list[Any] = []
     fields: list[str] = []
     current = value
@@ -298,7 +291,9 @@ def _describe(value: Any, kind: str, loc: tuple[Any, ...]) -> tuple[tuple[Any, .
             singular = _SINGULAR.get(owner, "item")
             item_name = current.get("name") if isinstance(current, dict) else None
             label += (
-                f", {singular} {item_name!r}" if isinstance(item_name, str) else f", {singular} #{part + 1}"
+                f", {singular} {shown(item_name)}"
+                if isinstance(item_name, str)
+                else f", {singular} #{part + 1}"
             )
             fields = []
         elif (
@@ -318,25 +313,25 @@ def _describe(value: Any, kind: str, loc: tuple[Any, ...]) -> tuple[tuple[Any, .
 def _error_text(error: Any, fields: list[str]) -> str:
     kind = error["type"]
     ctx = error.get("ctx") or {}
-    value = to_plain(error.get("input"))
+    value = shown(to_plain(error.get("input")))
     subject = f"'{'.'.join(fields)}'" if fields else "value"
     if kind == "missing":
         return f"missing required key {fields[-1]!r}" if fields else "missing required value"
     texts = {
-        "string_type": f"{subject} must be a string, got {value!r}",
-        "bool_type": f"{subject} must be true or false, got {value!r}",
-        "int_type": f"{subject} must be an integer, got {value!r}",
-        "float_type": f"{subject} must be a number, got {value!r}",
-        "literal_error": f"{subject} must be {ctx.get('expected')}, got {value!r}",
-        "string_too_long": f"{subject} {value!r} is too long (at most {ctx.get('max_length')} characters)",
-        "string_pattern_mismatch": f"{subject} {value!r} does not match the pattern {ctx.get('pattern')!r}",
-        "model_type": f"{subject} must be a mapping, got {value!r}",
-        "model_attributes_type": f"{subject} must be a mapping, got {value!r}",
-        "dict_type": f"{subject} must be a mapping, got {value!r}",
-        "tuple_type": f"{subject} must be a list, got {value!r}",
-        "list_type": f"{subject} must be a list, got {value!r}",
-        "greater_than_equal": f"{subject} must be at least {ctx.get('ge')}, got {value!r}",
-        "less_than_equal": f"{subject} must be at most {ctx.get('le')}, got {value!r}",
+        "string_type": f"{subject} must be a string, got {value}",
+        "bool_type": f"{subject} must be true or false, got {value}",
+        "int_type": f"{subject} must be an integer, got {value}",
+        "float_type": f"{subject} must be a number, got {value}",
+        "literal_error": f"{subject} must be {ctx.get('expected')}, got {value}",
+        "string_too_long": f"{subject} {value} is too long (at most {ctx.get('max_length')} characters)",
+        "string_pattern_mismatch": f"{subject} {value} does not match the pattern {ctx.get('pattern')!r}",
+        "model_type": f"{subject} must be a mapping, got {value}",
+        "model_attributes_type": f"{subject} must be a mapping, got {value}",
+        "dict_type": f"{subject} must be a mapping, got {value}",
+        "tuple_type": f"{subject} must be a list, got {value}",
+        "list_type": f"{subject} must be a list, got {value}",
+        "greater_than_equal": f"{subject} must be at least {ctx.get('ge')}, got {value}",
+        "less_than_equal": f"{subject} must be at most {ctx.get('le')}, got {value}",
     }
     if kind in texts:
         return texts[kind]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, cast
 
 from pydantic import BeforeValidator, Field, StringConstraints, field_validator, model_validator
 
@@ -22,6 +22,7 @@ from valohai_airflow.spec.diagnostics import Location
 from valohai_airflow.spec.input import Input
 from valohai_airflow.spec.parameter import Parameter
 
+_PARAMETER_INDEX = "parameter_index"  # Step.parameter's, in the instance dict
 _DURATION_RE = re.compile(r"(?P<value>[.\d]+)\s*(?P<suffix>[a-z]*)", re.IGNORECASE)
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -224,9 +225,23 @@ class Step(SpecModel):
                 seen.add(item.name)
         return self
 
+    def __getstate__(self) -> dict[Any, Any]:
+        """Pickled without the parameter index: it is derived, and rebuilt on first use."""
+        state: dict[Any, Any] = super().__getstate__()
+        if _PARAMETER_INDEX in state["__dict__"]:
+            fields = {k: v for k, v in state["__dict__"].items() if k != _PARAMETER_INDEX}
+            state = {**state, "__dict__": fields}
+        return state
+
     def parameter(self, name: str) -> Parameter | None:
-        """The parameter called ``name``, if the step has one."""
-        return next((p for p in self.parameters if p.name == name), None)
+        """The parameter called ``name``, if the step has one. Looked up in an index built on first
+        use (and again for a copy with other parameters: an override's `model_copy`), so work done
+        per parameter (commands, Params, docs) stays linear in the step's parameter count. The index
+        sits in the instance dict beside the fields, which pydantic's `==` and dumps ignore."""
+        index = self.__dict__.get(_PARAMETER_INDEX)
+        if index is None or index[0] is not self.parameters:
+            index = self.__dict__[_PARAMETER_INDEX] = (self.parameters, {p.name: p for p in self.parameters})
+        return cast(Parameter | None, index[1].get(name))
 
     def input(self, name: str) -> Input | None:
         """The input called ``name``, if the step has one."""

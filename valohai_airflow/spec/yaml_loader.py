@@ -10,6 +10,7 @@ are booleans, ``1e-4`` is a string), so the data matches what valohai-yaml sees.
 from __future__ import annotations
 
 import datetime
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +18,7 @@ import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.resolver import Resolver
 
-from valohai_airflow.spec.diagnostics import Diagnostic, Location, Severity, ValohaiSpecError
+from valohai_airflow.spec.diagnostics import Diagnostic, Location, Severity, ValohaiSpecError, shown
 
 try:
     from yaml import CSafeLoader as _Loader
@@ -27,6 +28,9 @@ except ImportError:  # pragma: no cover - only without libyaml
 MAX_BYTES = 10 * 1024 * 1024
 MAX_DEPTH = 64
 MAX_NODES = 1_000_000
+
+_LINE_BREAKS = ("\r", "\n", "\x85", "\u2028", "\u2029")
+_LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
 
 _MAP_TAG = "tag:yaml.org,2002:map"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
@@ -132,18 +136,39 @@ def load_yaml(text: str | bytes, filename: str) -> LoadedYaml:
         try:
             text = text.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
-            raise _error(filename, f"file is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+            before = exc.object[: exc.start].decode("utf-8-sig")
+            raise _error(
+                filename,
+                f"file is not UTF-8 text ({exc.reason}: byte {exc.object[exc.start]:#04x} at offset {exc.start})",
+                location_at(filename, before, len(before)),
+            ) from None
     elif len(text) > MAX_BYTES:
         raise _error(filename, f"file is {len(text)} characters; refusing to parse more than {MAX_BYTES}")
     if not text.strip():
-        raise _error(filename, "file is empty; a valohai.yaml is a list of step/pipeline/... items")
+        raise _error(
+            filename,
+            "file is empty; a valohai.yaml is a list of step/pipeline/... items",
+            Location(filename, 1, 1),
+        )
     builder = _Builder(filename)
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)
+    except UnicodeEncodeError as exc:  # a str with a lone surrogate: no file on disk holds one
+        raise _error(
+            filename, f"text is not valid Unicode ({exc.reason})", location_at(filename, text, exc.start)
+        ) from None
     try:
         builder.build(loader)
+    except yaml.reader.ReaderError as exc:
+        code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        raise _error(
+            filename,
+            f"not valid YAML: character #x{code:04x} is not allowed ({exc.reason})",
+            location_at(filename, text, _character_index(text, exc)),
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        location = _location(filename, mark) if mark is not None else Location(filename)
+        location = _location(filename, mark) if mark is not None else Location(filename, 1, 1)
         problem = getattr(exc, "problem", None) or str(exc)
         context = getattr(exc, "context", None)
         message = f"not valid YAML: {context + ', ' if context else ''}{problem}"
@@ -151,8 +176,27 @@ def load_yaml(text: str | bytes, filename: str) -> LoadedYaml:
     finally:
         loader.dispose()
     if builder.documents == 0 or builder.result is None:
-        raise _error(filename, "file has no content; a valohai.yaml is a list of step/pipeline/... items")
+        raise _error(
+            filename,
+            "file has no content; a valohai.yaml is a list of step/pipeline/... items",
+            Location(filename, 1, 1),
+        )
     return LoadedYaml(builder.result, filename)
+
+
+def location_at(filename: str, text: str, index: int) -> Location:
+    """Line and column (from 1) of the character at `index` of `text`, with YAML's line breaks."""
+    before = text[:index]
+    line_start = max(map(before.rfind, _LINE_BREAKS)) + 1
+    return Location(filename, 1 + len(_LINE_BREAK.findall(before)), index - line_start + 1)
+
+
+def _character_index(text: str, exc: yaml.reader.ReaderError) -> int:
+    """The reader's position as an index into `text`: libyaml counts bytes of the UTF-8 it was
+    given, PyYAML's own reader characters (`encoding` says which read a str)."""
+    if exc.encoding == "unicode":
+        return int(exc.position)
+    return len(text.encode("utf-8")[: exc.position].decode("utf-8", "ignore"))
 
 
 def _error(filename: str, message: str, location: Location | None = None) -> ValohaiSpecError:
@@ -303,7 +347,7 @@ class _Builder:
         except (ConstructorError, ValueError, TypeError) as exc:
             raise _error(
                 self.filename,
-                f"cannot read {event.value!r} as {tag}: {exc}",
+                f"cannot read {shown(event.value)} as {tag}: {exc}",
                 _location(self.filename, event.start_mark),
             ) from None
 
@@ -344,12 +388,12 @@ class _Builder:
         try:
             duplicate = key in container
         except TypeError:
-            raise _error(self.filename, f"mapping key {key!r} is not a usable key", key_loc) from None
+            raise _error(self.filename, f"mapping key {shown(key)} is not a usable key", key_loc) from None
         if duplicate:
             first = container.key_locations[key]
             raise _error(
                 self.filename,
-                f"duplicate key {key!r} in one mapping (first defined at line {first.line}, column {first.column})",
+                f"duplicate key {shown(key)} in one mapping (first defined at line {first.line}, column {first.column})",
                 key_loc,
             )
         container[key] = value

@@ -688,3 +688,45 @@ def test_a_pipeline_at_the_node_limit_compiles() -> None:
     plan = compile_text(synthetic_yaml(MAX_PIPELINE_NODES, 4 * MAX_PIPELINE_NODES))
     (pipeline,) = plan.pipelines
     assert len(pipeline.nodes) == MAX_PIPELINE_NODES and len(pipeline.edges) == 4 * MAX_PIPELINE_NODES
+
+
+def _wide_step(parameters: int) -> str:
+    rows = "".join(f"      - {{name: p{i}, type: integer, default: {i}}}\n" for i in range(parameters))
+    return f"- step:\n    name: wide\n    image: busybox\n    command: echo {{parameters}}\n    parameters:\n{rows}"
+
+
+def _pipeline(name: str, nodes: int, step: str = "wide") -> str:
+    rows = "".join(f"      - {{name: n{i}, type: execution, step: {step}}}\n" for i in range(nodes))
+    return f"- pipeline:\n    name: {name}\n    nodes:\n{rows}    edges: []\n"
+
+
+def test_a_step_above_the_parameter_limit_is_a_located_error_and_one_at_it_compiles() -> None:
+    from valohai_airflow.plan.compile import MAX_STEP_PARAMETERS
+
+    plan = compile_text(_wide_step(MAX_STEP_PARAMETERS) + _pipeline("p", 1))
+    assert len(plan.pipelines[0].nodes[0].step.parameters) == MAX_STEP_PARAMETERS
+    (error,) = plan_errors(_wide_step(MAX_STEP_PARAMETERS + 1) + _pipeline("p", 1))
+    assert str(error).startswith("valohai.yaml:2:5: error: step 'wide' has 20,001 parameters")
+    assert "at most 20,000 per step" in error.message
+
+
+def test_a_project_above_the_node_limit_over_its_pipelines_is_a_located_error() -> None:
+    """Three pipelines of 4,000 nodes each (one could be copied under new names by YAML merge keys):
+    the third is the one that goes over the project's 10,000."""
+    text = "- step: {name: wide, image: busybox, command: date}\n" + "".join(
+        _pipeline(f"p{k}", 4000) for k in range(3)
+    )
+    (error,) = plan_errors(text)
+    assert error.location.line == line_of(text, "name: p2")
+    assert error.message.startswith("pipeline 'p2' brings the project's pipelines to 12,000 nodes")
+    assert "at most 10,000 per project" in error.message and error.hint and "task nodes" in error.hint
+
+
+def test_a_project_above_the_node_parameter_limit_is_a_located_error() -> None:
+    """Each node counts its step's parameters: 6 nodes of a 20,000-parameter step are 120,000
+    Params and command tokens; 5 are the limit and compile."""
+    assert len(compile_text(_wide_step(20_000) + _pipeline("p", 5)).pipelines[0].nodes) == 5
+    text = _wide_step(20_000) + _pipeline("p", 3) + _pipeline("q", 3)
+    (error,) = plan_errors(text)
+    assert error.location.line == line_of(text, "name: q")
+    assert error.message.startswith("pipeline 'q' brings the project's pipelines to 120,000 node parameters")

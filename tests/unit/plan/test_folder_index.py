@@ -180,3 +180,33 @@ def test_an_unreadable_index_is_ignored(dags: Path, tmp_path: Path) -> None:
     written.write_bytes(b"not a pickle")
     assert _parse(dags, cache) == first
     assert len(_entries(cache)) == 2  # and written anew
+
+
+@pytest.mark.parametrize("replacement", ["fifo", "dev-zero", "fifo-sidecar"])
+def test_an_indexed_project_replaced_by_an_unreadable_entry_is_not_served_from_the_caches(
+    tmp_path: Path, replacement: str
+) -> None:
+    """A plan in the index, the plan pickles and this process's cache: none of them stands in for a
+    valohai.yaml (or sidecar) that became a FIFO or a link to /dev/zero, even one with an old mtime."""
+    dags, cache = tmp_path / "dags", tmp_path / "cache"
+    (dags / "proj").mkdir(parents=True)
+    valohai_yaml = dags / "proj" / "valohai.yaml"
+    _write_old(valohai_yaml, GOOD)
+    assert not isinstance(_parse(dags, cache)["proj"], ValohaiSpecError)
+    index = folder_index(cache, dags)
+    assert index is not None
+    if replacement == "fifo-sidecar":
+        entry = dags / "proj" / SIDECAR_NAME
+    else:
+        entry = valohai_yaml
+        entry.unlink()
+    if replacement == "dev-zero":
+        entry.symlink_to("/dev/zero")
+    else:
+        os.mkfifo(entry)
+        os.utime(entry, ns=(HOUR_AGO_NS, HOUR_AGO_NS))
+    for fresh_process in (False, True):  # the good plan still in this process, then a fresh one
+        if fresh_process:
+            clear_cache()
+        with pytest.raises(ValohaiSpecError, match="not a regular file"):
+            compile_project(valohai_yaml, cache_dir=cache, index=index)

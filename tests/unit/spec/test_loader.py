@@ -43,6 +43,60 @@ def test_binary_garbage() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
+        (
+            STEP.encode() + b"    description: caf\xc3\xa9 \x07 bell\n",
+            "bad.yaml:5:23: error: not valid YAML: character #x0007",
+        ),
+        (
+            b"\xef\xbb\xbf" + STEP.encode() + b"    description: caf\xc3\xa9 \x1b\n",
+            "bad.yaml:5:23: error: not valid YAML: character #x001b",
+        ),
+        (
+            STEP.replace("\n", "\r\n").encode() + b"  \x00",
+            "bad.yaml:5:3: error: not valid YAML: character #x0000",
+        ),
+        (
+            STEP.encode() + b"    description: caf\xc3\xa9 \xff\n",
+            "bad.yaml:5:23: error: file is not UTF-8 text (invalid start byte: byte 0xff at offset",
+        ),
+        (
+            b"\xef\xbb\xbf" + STEP.encode() + b"    description: \xe2\x82",
+            "bad.yaml:5:18: error: file is not UTF-8 text (unexpected end of data",
+        ),
+        (STEP + "    description: caf\u00e9 \ud800\n", "bad.yaml:5:23: error: text is not valid Unicode"),
+    ],
+)
+def test_characters_that_cannot_be_read_are_located(text: str | bytes, expected: str) -> None:
+    """Control characters and bytes that are not UTF-8 get a line and column (they used to give a
+    byte position, "position 805", and no line); BOM and multi-byte characters do not shift them."""
+    assert _only_error(text).startswith(expected)
+
+
+def test_a_huge_bad_scalar_is_cut_in_the_message() -> None:
+    scalar = "u" * 9_000_000
+    message = _only_error(STEP + f"    time-limit: {scalar}\n")
+    assert message.startswith("bad.yaml:5:17: error: step 's': 'time-limit' cannot read 'uuuu")
+    assert "uuu… (9,000,000 characters) as a duration" in message and len(message) < 400
+
+
+def test_any_long_message_is_cut() -> None:
+    from tests.unit.plan.support import plan_errors
+
+    step = "s" * 100_000
+    (error,) = plan_errors(
+        STEP
+        + f"- pipeline:\n    name: p\n    nodes: [{{name: a, type: execution, step: {step}}}]\n    edges: []\n"
+    )
+    assert (
+        error.location.line == 7
+        and error.message.endswith("… (100,046 characters)")
+        and len(error.message) == 1000
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
         ("name: CI\non:\n  push: {}\njobs:\n  build:\n    runs-on: ubuntu-latest\n", "GitHub Actions"),
         ("version: '3'\nservices:\n  web:\n    image: nginx\n", "docker-compose"),
         ("apiVersion: v1\nkind: Pod\n", "Kubernetes"),
@@ -64,13 +118,13 @@ def test_too_large_is_refused_before_parsing(tmp_path: pytest.TempPathFactory) -
     started = time.monotonic()
     result = parse_file(path)
     assert time.monotonic() - started < 2
-    assert "refusing to parse more than" in result.diagnostics.errors[0].message
+    assert "valohai-airflow reads at most 10,485,760 bytes" in result.diagnostics.errors[0].message
     assert len(big) > MAX_BYTES
 
 
 def test_missing_file_is_a_diagnostic(tmp_path: pytest.TempPathFactory) -> None:
     result = parse_file(tmp_path / "nope.yaml")  # type: ignore[operator]
-    assert "cannot read file" in result.diagnostics.errors[0].message
+    assert "cannot read: " in result.diagnostics.errors[0].message
 
 
 def test_deep_nesting() -> None:
