@@ -18,7 +18,6 @@ import re
 import zoneinfo
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
 from croniter import CroniterBadCronError, croniter
@@ -37,6 +36,7 @@ from valohai_airflow.spec._base import (
     to_plain,
 )
 from valohai_airflow.spec.diagnostics import Diagnostics, Location, ValohaiSpecError
+from valohai_airflow.spec.source import read_source
 from valohai_airflow.spec.yaml_loader import MAX_BYTES, YamlMap, load_yaml, locate
 
 SIDECAR_NAME = "valohai-airflow.yaml"
@@ -340,14 +340,11 @@ class SidecarResult:
 
 def parse_sidecar_file(path: str | os.PathLike[str]) -> SidecarResult:
     """Read and parse a valohai-airflow.yaml; unreadable files become diagnostics."""
-    filename = str(path)
     try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        diagnostics = Diagnostics()
-        diagnostics.error(f"cannot read file: {exc.strerror or exc}", Location(filename))
-        return SidecarResult(None, diagnostics)
-    return parse_sidecar_text(data, filename)
+        data = read_source(path)
+    except ValohaiSpecError as exc:
+        return SidecarResult(None, Diagnostics(list(exc.diagnostics)))
+    return parse_sidecar_text(data, str(path))
 
 
 def parse_sidecar_text(text: str | bytes, filename: str) -> SidecarResult:

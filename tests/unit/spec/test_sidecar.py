@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -230,7 +231,15 @@ def test_not_a_mapping_and_not_yaml() -> None:
 def test_unreadable_file_is_a_diagnostic(tmp_path: Path) -> None:
     result = parse_sidecar_file(tmp_path / "missing.yaml")
     assert result.settings is None
-    assert "cannot read file" in str(result.diagnostics.errors[0])
+    assert "cannot read: No such file" in str(result.diagnostics.errors[0])
+
+
+def test_a_fifo_sidecar_is_a_diagnostic_not_a_hang(tmp_path: Path) -> None:
+    fifo = tmp_path / "valohai-airflow.yaml"
+    os.mkfifo(fifo)
+    result = parse_sidecar_file(fifo)
+    assert result.settings is None
+    assert "is a FIFO (named pipe), not a regular file" in str(result.diagnostics.errors[0])
 
 
 def test_trigger_fires_at_reads_the_cron_in_its_time_zone() -> None:
