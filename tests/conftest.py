@@ -24,6 +24,8 @@ FILES = Files()
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """A test's kind is the folder it lives in: `-m unit` selects tests/unit, and so on."""
     for item in items:
+        if not item.path.is_relative_to(TESTS):
+            continue  # not this suite's
         kind = item.path.relative_to(TESTS).parts[0]
         if kind not in KINDS:
             raise pytest.UsageError(f"{item.nodeid}: a test lives under tests/{{{','.join(KINDS)}}}")
