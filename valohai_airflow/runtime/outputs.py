@@ -12,6 +12,9 @@ Both are merged per file; where both set a key, the `.jsonl` value wins (it is t
 driven mechanism, and valohai-utils merges into it). These property files are not outputs
 themselves; a `x.metadata.json` whose `x` does not exist stays an ordinary output.
 
+Any file name is stored: the store key percent-encodes what a key cannot hold (`store.base.path_key`:
+a backslash, a newline, `%`, ...), the manifest keeps the real path.
+
 Symlinks: one that resolves to a regular file inside the outputs dir is collected under its own
 name; one that points outside the dir, to a directory, or nowhere is never followed: it is
 skipped and reported in `skipped`.
@@ -31,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from valohai_airflow.store.base import ArtifactStore, join_key, normalize_key
+from valohai_airflow.store.base import ArtifactStore, key_path, normalize_key, tree_key
 from valohai_airflow.store.files import hash_fd
 from valohai_airflow.store.local import LocalStore
 
@@ -141,7 +144,7 @@ def stage_outputs(
     uris: dict[str, str] = {}
 
     def put(rel: str, path: Path) -> tuple[int, str]:
-        stored, size, sha256 = store.put_hashed(path, join_key(prefix, rel))
+        stored, size, sha256 = store.put_hashed(path, tree_key(prefix, rel))
         uris[rel] = stored.uri
         return size, sha256
 
@@ -217,9 +220,9 @@ def upload_outputs(collection: OutputCollection, store: ArtifactStore, prefix: s
     prefix = normalize_key(prefix, allow_empty=True)
     strip = len(prefix) + 1 if prefix else 0
     plain = [f.path for f in collection.files if not (collection.root / f.path).is_symlink()]
-    uris = {obj.key[strip:]: obj.uri for obj in store.put_tree(collection.root, prefix, plain)}
+    uris = {key_path(obj.key[strip:]): obj.uri for obj in store.put_tree(collection.root, prefix, plain)}
     for f in collection.files:
         if f.path not in uris:
             target = (collection.root / f.path).resolve()
-            uris[f.path] = store.put_file(target, join_key(prefix, f.path)).uri
+            uris[f.path] = store.put_file(target, tree_key(prefix, f.path)).uri
     return uris
