@@ -135,7 +135,9 @@ def test_sigterm_stores_the_outputs_written_so_far_and_says_stopped(project: str
     log = tmp_path / "task.log"
     process = start_task(dag_id, log)
     try:
-        wait_for(lambda: list(WORK.glob(f"{dag_id}/**/outputs/early.txt")), 90, "the step's first output", log)
+        wait_for(
+            lambda: list(WORK.glob(f"{dag_id}/**/outputs/early.txt")), 90, "the step's first output", log
+        )
         process.send_signal(signal.SIGTERM)
         wait_for(lambda: not containers(dag_id), 60, "the container to be removed", log)
         process.wait(timeout=120)
