@@ -651,3 +651,41 @@ def test_any_file_name_is_stored_listed_and_staged_downstream(
         )
         assert Path(response.path).read_bytes() == b"back\\slash.txt"
         assert "back%5Cslash.txt" in response.headers["content-disposition"]  # its real name, quoted
+
+
+def test_s3_upload_failing_mid_stage_out_keeps_no_partial_outputs(
+    dags_folder: Path, monkeypatch: pytest.MonkeyPatch, s3_endpoint: Any, s3_bucket: str
+) -> None:
+    """A real S3 refusal in the middle of a stage-out: one output's key is longer than S3's 1,024
+    bytes (a deep but legal POSIX path), which SeaweedFS rejects while the other files upload."""
+    from valohai_airflow.store.s3 import S3Store
+
+    options = {
+        "AIRFLOW__VALOHAI__STORE_URL": f"s3://{s3_bucket}/store",
+        "AIRFLOW__VALOHAI__S3_ENDPOINT_URL": s3_endpoint.endpoint_url,
+        "AWS_ACCESS_KEY_ID": s3_endpoint.access_key,
+        "AWS_SECRET_ACCESS_KEY": s3_endpoint.secret_key,
+        "AWS_DEFAULT_REGION": s3_endpoint.region,
+    }
+    for key, value in options.items():
+        monkeypatch.setenv(key, value)
+    command = (
+        "cd /valohai/outputs; echo a > a.txt; echo b > b.txt; d=$(head -c 200 /dev/zero | tr '\\0' x); "
+        "mkdir -p $d/$d/$d/$d/$d; echo deep > $d/$d/$d/$d/$d/deep.txt"
+    )
+    outcome = run_pipeline(dags_folder, monkeypatch, "flt-s3long", one_node(step_yaml("s", command)))
+    assert outcome.states == {"only": "failed"}
+    (message,) = outcome.errors("only")
+    assert "'only'" in message and "No output of this try is kept in the store" in message, message
+    store = S3Store(
+        s3_bucket,
+        "store",
+        endpoint_url=s3_endpoint.endpoint_url,
+        access_key=s3_endpoint.access_key,
+        secret_key=s3_endpoint.secret_key,
+        region_name=s3_endpoint.region,
+    )
+    key = ExecutionKey(outcome.run.dag_id, outcome.run.run_id, "only")
+    assert store.list_prefix(key.prefix) == []  # a.txt and b.txt were uploaded, then removed
+    page = outputs_page(outcome.run.dag_id, outcome.run.run_id, "only", 1)
+    assert page.startswith("404: nothing stored for try 1"), page
