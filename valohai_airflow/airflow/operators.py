@@ -194,8 +194,10 @@ class ValohaiExecutionOperator(DockerOperator):
         finally:
             if watchdog:
                 watchdog.stop()
-            oom_killed, logged = self._remove_container(want_logs=failure is not None and not log_lines)
-            container_guard.stop(guard)
+            try:
+                oom_killed, logged = self._remove_container(want_logs=failure is not None and not log_lines)
+            finally:
+                container_guard.stop(guard)
         log_lines = log_lines or logged
         timed_out = isinstance(failure, AirflowTaskTimeout)
         stopped = self._stopped and not timed_out
