@@ -13,7 +13,8 @@ driven mechanism, and valohai-utils merges into it). These property files are no
 themselves; a `x.metadata.json` whose `x` does not exist stays an ordinary output.
 
 Any file name is stored: the store key percent-encodes what a key cannot hold (`store.base.path_key`:
-a backslash, a newline, `%`, ...), the manifest keeps the real path.
+a backslash, a newline, `%`, ...), the manifest keeps the real path. The one exception is a name
+that is not UTF-8: JSON (the manifest, XCom) cannot hold it, so the file is skipped with a reason.
 
 Symlinks: one that resolves to a regular file inside the outputs dir is collected under its own
 name; one that points outside the dir, to a directory, or nowhere is never followed: it is
@@ -85,6 +86,15 @@ def _hash_nofollow(path: Path) -> tuple[int, str]:
         os.close(fd)
 
 
+def _is_utf8(name: str) -> bool:
+    """False for a name with bytes that are not UTF-8 (os gives them as lone surrogates)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _scan(root: Path, skipped: list[SkippedEntry]) -> dict[str, Path]:
     """Relative path → file to read (the link target for in-tree symlinks)."""
     real_root = root.resolve()
@@ -99,6 +109,12 @@ def _scan(root: Path, skipped: list[SkippedEntry]) -> dict[str, Path]:
         for name in filenames:
             entry = base / name
             rel = entry.relative_to(root).as_posix()
+            if not _is_utf8(rel):
+                shown = rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+                skipped.append(
+                    SkippedEntry(shown, "its name is not UTF-8, which a manifest cannot hold: rename it")
+                )
+                continue
             st = entry.lstat()
             if stat.S_ISLNK(st.st_mode):
                 target = entry.resolve()

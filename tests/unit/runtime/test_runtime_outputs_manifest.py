@@ -12,7 +12,7 @@ import pytest
 
 from tests.support.seaweed import S3Endpoint
 from valohai_airflow.runtime.manifest import Manifest, ManifestFile, load_manifest, output_entries, to_xcom
-from valohai_airflow.runtime.outputs import collect_outputs, sha256_file, upload_outputs
+from valohai_airflow.runtime.outputs import collect_outputs, sha256_file, stage_outputs, upload_outputs
 from valohai_airflow.store import LocalStore, StoreError, open_store
 
 
@@ -185,3 +185,26 @@ def test_large_manifest_on_s3(s3_endpoint: S3Endpoint, s3_bucket: str, tmp_path:
     assert [f.path for f in full.outputs] == c.paths
     got = store.get_file("dag/run/train/-1/1/outputs/shard/7.txt", tmp_path / "7.txt")
     assert sha256_file(got) == full.outputs[[f.path for f in full.outputs].index("shard/7.txt")].sha256
+
+
+def test_a_name_that_is_not_utf8_is_skipped_with_a_reason(tmp_path: Path) -> None:
+    """JSON cannot hold it: before, the node stored it and then failed pushing its XCom with a raw
+    UnicodeEncodeError."""
+    out = tmp_path / "outputs"
+    out.mkdir()
+    (out / "fine.txt").write_text("ok")
+    with open(os.path.join(os.fsencode(out), b"bad\xffname"), "wb") as fh:
+        fh.write(b"x")
+    collection, uris = stage_outputs(out, LocalStore(tmp_path / "store"), "p")
+    assert collection.paths == ["fine.txt"]
+    (skipped,) = collection.skipped
+    assert skipped.path == "bad\\xffname" and "not UTF-8" in skipped.reason
+    manifest = Manifest(
+        execution_id="e",
+        node="n",
+        step="s",
+        image="i",
+        outputs=output_entries(collection, uris),
+        skipped_outputs=[s.path for s in collection.skipped],
+    )
+    manifest.model_dump_json().encode("utf-8")  # what XCom sends
