@@ -251,7 +251,7 @@ def _page(t: _Try) -> str:
         parts.append("<p class='note'>The node wrote no files to /valohai/outputs.</p>")
     if m and m.skipped_outputs:
         parts.append(
-            "<p class='note'>Skipped (symlinks out of the outputs dir): "
+            "<p class='note'>Not stored (a symlink out of the outputs dir, a name that is not UTF-8; the task log says why): "
             + ", ".join(f"<code>{e(p)}</code>" for p in m.skipped_outputs)
             + "</p>"
         )
