@@ -187,10 +187,14 @@ def discard_try(store: ArtifactStore, key: ExecutionKey) -> int:
 
 def discard_unfinished_tries(store: ArtifactStore, key: ExecutionKey) -> list[int]:
     """Remove what earlier tries of this execution left without finishing their stage-out (killed
-    mid-upload, or their own clean-up failed); returns their try numbers."""
+    mid-upload, or their own clean-up failed); returns their try numbers. A try with a metadata
+    series but no manifest is kept: versions before stored manifests wrote the series last (one
+    killed between the two writes is left too, harmless: nothing lists it)."""
     discarded = []
     for number in range(1, key.try_number):
         earlier = ExecutionKey(key.dag_id, key.run_id, key.node, key.map_index, number)
-        if not store.exists(join_key(earlier.prefix, MANIFEST_NAME)) and discard_try(store, earlier):
+        if any(store.exists(join_key(earlier.prefix, name)) for name in (MANIFEST_NAME, "metadata.jsonl")):
+            continue
+        if discard_try(store, earlier):
             discarded.append(number)
     return discarded
