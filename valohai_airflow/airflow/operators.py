@@ -281,22 +281,25 @@ class ValohaiExecutionOperator(DockerOperator):
 
     def _remove_container(self, *, want_logs: bool) -> tuple[bool, list[str]]:
         """Read the OOM flag (and the log, when the run was cut short) and then force-remove this
-        try's container, whatever happened: none may outlive its task."""
-        if self.container is None or self._stopped:  # on_kill removed it
+        try's container, whatever happened: none may outlive its task. After a SIGTERM `on_kill`
+        has removed it already (unless it came before the container existed): nothing to read."""
+        if self.container is None:
             return False, []
         container_id = self.container["Id"]
         oom_killed, lines = False, []
         try:
-            oom_killed = bool(self.cli.inspect_container(container_id)["State"].get("OOMKilled"))
-            if want_logs:
-                raw = self.cli.logs(container_id, stdout=True, stderr=True)
-                lines = raw.decode(errors="replace").splitlines() if isinstance(raw, bytes) else []
+            if not self._stopped:
+                oom_killed = bool(self.cli.inspect_container(container_id)["State"].get("OOMKilled"))
+                if want_logs:
+                    raw = self.cli.logs(container_id, stdout=True, stderr=True)
+                    lines = raw.decode(errors="replace").splitlines() if isinstance(raw, bytes) else []
         except APIError as error:
             self.log.info("Container %s not inspectable: %s", container_id[:12], error)
         try:
             self.cli.remove_container(container_id, force=True)
         except APIError as error:
-            self.log.info("Container %s already gone: %s", container_id[:12], error)
+            if not self._stopped:
+                self.log.info("Container %s already gone: %s", container_id[:12], error)
         return oom_killed, lines
 
     def _raise_if_image_missing(self, error: APIError) -> None:
