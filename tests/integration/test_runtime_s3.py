@@ -12,7 +12,7 @@ from tests.support.seaweed import S3Endpoint
 from valohai_airflow.runtime.inputs import DownloadCache, InputError, InputSource, materialise_input
 from valohai_airflow.runtime.manifest import Manifest, load_manifest, output_entries, to_xcom
 from valohai_airflow.runtime.outputs import collect_outputs, sha256_file, upload_outputs
-from valohai_airflow.store import open_store
+from valohai_airflow.store import LocalStore, open_store
 
 
 def write(path: Path, data: bytes | str) -> Path:
@@ -125,3 +125,38 @@ def test_large_manifest_on_s3(s3_endpoint: S3Endpoint, s3_bucket: str, tmp_path:
     assert [f.path for f in full.outputs] == c.paths
     got = store.get_file("dag/run/train/-1/1/outputs/shard/7.txt", tmp_path / "7.txt")
     assert sha256_file(got) == full.outputs[[f.path for f in full.outputs].index("shard/7.txt")].sha256
+
+
+@pytest.mark.parametrize("kind", ["local", "s3"])
+def test_a_retry_removes_only_what_unfinished_tries_left(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Try 1 was killed mid-upload (outputs, nothing else); try 2 finished (its manifest); try 3
+    was stored by a version without manifests (its series); try 4 starts: only try 1 goes."""
+    from valohai_airflow.runtime.ids import ExecutionKey
+    from valohai_airflow.runtime.manifest import discard_unfinished_tries, store_manifest, stored_manifest
+
+    if kind == "s3":
+        endpoint: S3Endpoint = request.getfixturevalue("s3_endpoint")
+        bucket = request.getfixturevalue("s3_bucket")
+        store = open_store(
+            f"s3://{bucket}/root",
+            endpoint_url=endpoint.endpoint_url,
+            access_key=endpoint.access_key,
+            secret_key=endpoint.secret_key,
+            region_name=endpoint.region,
+        )
+    else:
+        store = LocalStore(tmp_path / "store")
+    tries = [ExecutionKey("d", "r", "n", -1, number) for number in (1, 2, 3, 4)]
+    for key in tries[:3]:
+        store.put_bytes(b"x", f"{key.prefix}/outputs/a.bin")
+    store_manifest({"execution_id": tries[1].execution_id}, store, tries[1])
+    store.put_bytes(b"{}", f"{tries[2].prefix}/metadata.jsonl")
+    assert discard_unfinished_tries(store, tries[3]) == [1]
+    assert store.list_prefix(tries[0].prefix) == []
+    assert stored_manifest(store, tries[1]) == {"execution_id": tries[1].execution_id}
+    assert store.exists(f"{tries[1].prefix}/outputs/a.bin") and store.exists(
+        f"{tries[2].prefix}/outputs/a.bin"
+    )
+    assert discard_unfinished_tries(store, tries[3]) == []  # nothing left to remove

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from valohai_airflow.runtime.manifest import Manifest, ManifestFile, load_manifest, to_xcom
-from valohai_airflow.runtime.outputs import collect_outputs, upload_outputs
+from valohai_airflow.runtime.manifest import Manifest, ManifestFile, load_manifest, output_entries, to_xcom
+from valohai_airflow.runtime.outputs import collect_outputs, stage_outputs, upload_outputs
 from valohai_airflow.store import LocalStore, StoreError
 
 
@@ -161,3 +161,26 @@ def test_large_manifest_keeps_files_in_the_store(tmp_path: Path) -> None:
     (tmp_path / "store/p/manifest-files.json").write_text(json.dumps({"outputs": [], "inputs": {}}))
     with pytest.raises(StoreError, match="lists 0 outputs"):
         load_manifest(xcom, store)
+
+
+def test_a_name_that_is_not_utf8_is_skipped_with_a_reason(tmp_path: Path) -> None:
+    """JSON cannot hold it: before, the node stored it and then failed pushing its XCom with a raw
+    UnicodeEncodeError."""
+    out = tmp_path / "outputs"
+    out.mkdir()
+    (out / "fine.txt").write_text("ok")
+    with open(os.path.join(os.fsencode(out), b"bad\xffname"), "wb") as fh:
+        fh.write(b"x")
+    collection, uris = stage_outputs(out, LocalStore(tmp_path / "store"), "p")
+    assert collection.paths == ["fine.txt"]
+    (skipped,) = collection.skipped
+    assert skipped.path == "bad\\xffname" and "not UTF-8" in skipped.reason
+    manifest = Manifest(
+        execution_id="e",
+        node="n",
+        step="s",
+        image="i",
+        outputs=output_entries(collection, uris),
+        skipped_outputs=[s.path for s in collection.skipped],
+    )
+    manifest.model_dump_json().encode("utf-8")  # what XCom sends
