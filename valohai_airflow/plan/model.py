@@ -170,7 +170,9 @@ class NodePlan:
     aliases: tuple[str, ...] = ()
     location: Location = field(default_factory=lambda: Location(""))
     machine: MachinePlan = field(default_factory=MachinePlan)  # execution and task nodes
-    sources: NodeSources = field(default_factory=NodeSources)  # set once the pipeline's edges are known
+    # Set once the pipeline's edges are known; derived, so left out of the hash (a pipeline
+    # parameter's list default would make the node unhashable).
+    sources: NodeSources = field(default_factory=NodeSources, hash=False)
 
     def __str__(self) -> str:
         """Short, because Airflow's serializer stores str() of a mapped task's plan arguments."""

@@ -211,6 +211,13 @@ def test_every_edge_into_a_node_in_file_order_dependency_and_file_edges_too(plan
     assert plan.edges_into("no such node") == ()
 
 
+def test_a_node_stays_hashable_when_a_list_default_targets_it(plan: PipelinePlan) -> None:
+    fan = plan.node("fan")
+    assert isinstance(plan.parameters[1].default, list)
+    assert fan.sources.parameter("both").pipeline_parameter is plan.parameters[1]
+    assert hash(fan) == hash(plan.node("fan"))
+
+
 def test_the_table_survives_pickling_and_shares_the_plans_objects(plan: PipelinePlan) -> None:
     copy = pickle.loads(pickle.dumps(plan))
     assert copy == plan
