@@ -105,7 +105,7 @@ class Origin(enum.StrEnum):
     """What decides a node's value (plan/sources.py builds the table; its docstring has the order)."""
 
     DEFAULT = "default"  # the step's own value (an environment variable's `default`)
-    RUN_CONF = "run-conf"  # the node's run-conf key (the trigger form's field); the step's default else
+    RUN_CONF = "run-conf"  # the node's run-conf key (the trigger form's field), else the step's default
     PIPELINE_PARAMETER = "pipeline-parameter"
     EDGE = "edge"
     BLUEPRINT = "blueprint"  # the task blueprint varies it
