@@ -95,10 +95,7 @@ def render_graph(pipeline: PipelinePlan, output: str) -> str:
             )
         lines.append(f"  {node.name} [{node.kind.value}] {where}")
         for edge in pipeline.edges_into(node.name):
-            lines.append(
-                f"    <- {edge.source_node}.{edge.source_kind.value}.{edge.source_key}"
-                f" into {edge.target_kind.value}.{edge.target_key}"
-            )
+            lines.append(f"    <- {edge.source_text} into {edge.target_kind.value}.{edge.target_key}")
     return "\n".join(lines)
 
 

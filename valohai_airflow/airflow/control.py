@@ -31,7 +31,6 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException, D
 from valohai_airflow.plan import control as plan_control
 from valohai_airflow.plan.control import Decision
 from valohai_airflow.plan.model import NodePlan, PipelinePlan
-from valohai_airflow.plan.params import node_parameter_key
 
 TaskRef = str | tuple[str, int]
 CONTROL_XCOM_KEY = "valohai_control"
@@ -285,6 +284,7 @@ def _form_parameters(node: NodePlan, params: Mapping[str, Any]) -> dict[str, Any
     """The node's parameter values from the run's params (trigger form), else the step defaults."""
     values: dict[str, Any] = {}
     for parameter in node.step.parameters if node.step else ():
-        key = node_parameter_key(node.name, parameter.name)
-        values[parameter.name] = params.get(key, parameter.default)
+        values[parameter.name] = params.get(
+            node.sources.parameter(parameter.name).conf_key, parameter.default
+        )
     return values

@@ -14,9 +14,8 @@ from typing import Any
 
 from valohai_airflow import __version__
 from valohai_airflow.plan import pickle_cache
-from valohai_airflow.plan.model import EdgeKind, EdgePlan, NodeKind, NodePlan, PipelinePlan, ProjectPlan
-from valohai_airflow.plan.params import node_input_key, node_parameter_key
-from valohai_airflow.plan.variants import expand_blueprint, label, varied_parameters
+from valohai_airflow.plan.model import EdgeKind, NodeKind, NodePlan, PipelinePlan, ProjectPlan, ValueSource
+from valohai_airflow.plan.variants import expand_blueprint, label
 from valohai_airflow.runtime.config_files import CONTAINER_ROOT
 from valohai_airflow.runtime.execution import script_command
 from valohai_airflow.runtime.ids import ExecutionKey
@@ -49,14 +48,11 @@ def pipeline_doc_md(project: ProjectPlan, pipeline: PipelinePlan) -> str:
         )
     lines += ["", "| edge from | to |", "| --- | --- |"]
     for edge in pipeline.edges:
-        lines.append(
-            f"| `{_cell(f'{edge.source_node}.{edge.source_kind.value}.{edge.source_key}')}` "
-            f"| `{_cell(f'{edge.target_node}.{edge.target_kind.value}.{edge.target_key}')}` |"
-        )
+        lines.append(f"| `{_cell(edge.source_text)}` | `{_cell(edge.target_text)}` |")
     if pipeline.parameters:
         lines += ["", "| pipeline parameter | default | targets |", "| --- | --- | --- |"]
         for pp in pipeline.parameters:
-            targets = ", ".join(f"{n}.parameter.{p}" for n, p in pp.targets)
+            targets = ", ".join(pp.target_texts)
             lines.append(f"| {_cell(pp.name)} | `{_cell(pp.default)}` | {_cell(targets)} |")
     return "\n".join(lines) + "\n"
 
@@ -76,23 +72,15 @@ def param_defaults(params: Mapping[str, Any]) -> dict[str, Any]:
     return {key: param.value for key, param in params.items() if getattr(param, "has_value", True)}
 
 
-def _edge_text(edge: EdgePlan) -> str:
-    return f"{edge.source_node}.{edge.source_kind.value}.{edge.source_key}"
-
-
 def _doc_command(
-    pipeline: PipelinePlan, node: NodePlan, conf: Mapping[str, Any], variant: Mapping[str, Any]
+    node: NodePlan, conf: Mapping[str, Any], variant: Mapping[str, Any]
 ) -> tuple[dict[str, Any] | None, str, str | None]:
     """(parameter values, the script, a note) as the node would run with `conf`: the runtime's own
     parameter resolution and the spec's command building; a parameter an edge fills shows as
     `<source>`, because its value exists only at run time."""
     step = node.step
     assert step is not None
-    from_edges = {
-        e.target_key: f"<{_edge_text(e)}>"
-        for e in pipeline.edges_into(node.name)
-        if e.target_kind is EdgeKind.PARAMETER
-    }
+    from_edges = {s.name: f"<{s.edges[0].source_text}>" for s in node.sources.parameters if s.edges}
     relaxed = node
     if from_edges:
         parameters = tuple(
@@ -100,7 +88,7 @@ def _doc_command(
         )
         relaxed = replace(node, step=step.model_copy(update={"parameters": parameters}))
     try:
-        values = resolve_parameters(pipeline, relaxed, conf, variant)
+        values = resolve_parameters(relaxed, conf, variant)
     except NodeParameterError as error:
         script = join_command([line.strip() for line in _listify(step.command)])
         return (
@@ -119,14 +107,9 @@ def _listify(command: str | Sequence[str]) -> list[str]:
     return [command] if isinstance(command, str) else list(command)
 
 
-def _environment_names(pipeline: PipelinePlan, node: NodePlan) -> list[str]:
+def _environment_names(node: NodePlan) -> list[str]:
     """Names only: a value may be a secret."""
-    assert node.step is not None
-    names = {v.name for v in node.step.environment_variables}
-    names |= {
-        e.target_key for e in pipeline.edges_into(node.name) if e.target_kind is EdgeKind.ENVIRONMENT_VARIABLE
-    }
-    return sorted(names | _system_names())
+    return sorted({s.name for s in node.sources.environment} | _system_names())
 
 
 @functools.cache
@@ -141,21 +124,17 @@ def node_doc_md(
     node: NodePlan,
     conf: Mapping[str, Any],
     default: str,
-    targets: Mapping[tuple[str, str], str],
 ) -> str:
     """A node task's doc_md: step, image, the exact command with `conf` (the DAG's defaults), its
-    parameters and inputs with where their values come from, and the names of its environment.
-    `default`: Airflow's default queue; `targets`: (node, parameter) → the pipeline parameter
-    feeding it (both the same for every node, so worked out once per pipeline)."""
+    parameters and inputs with where their values come from (the node's table), and the names of its
+    environment. `default`: Airflow's default queue."""
     if node.step is None:
         return _deployment_doc_md(pipeline, node, default)
     step = node.step
     variants = expand_blueprint(node.blueprint, seed=0) if node.blueprint else [{}]
-    values, script, note = _doc_command(pipeline, node, conf, variants[0])
+    values, script, note = _doc_command(node, conf, variants[0])
     *interpreter, body = script_command(script)
-    from_edges = values is not None and any(
-        e.target_kind is EdgeKind.PARAMETER for e in pipeline.edges_into(node.name)
-    )
+    from_edges = values is not None and any(s.edges for s in node.sources.parameters)
     kind = f"{node.kind.value} node"
     lines = [
         f"# {_cell(node.name)}",
@@ -177,44 +156,39 @@ def node_doc_md(
     ]
     if note:
         lines += ["", note]
-    edges = pipeline.edges_into(node.name)
-    varied = dict.fromkeys(varied_parameters(node.blueprint), node.blueprint.name if node.blueprint else "")
     if step.parameters:
         lines += ["", "| parameter | type | value | from |", "| --- | --- | --- | --- |"]
         for parameter in step.parameters:
-            edge = next(
-                (e for e in edges if e.target_kind is EdgeKind.PARAMETER and e.target_key == parameter.name),
-                None,
-            )
-            if edge is not None:
-                source = f"edge `{_cell(_edge_text(edge))}`"
-            elif parameter.name in varied:
-                source = f"task blueprint `{_cell(varied[parameter.name])}`"
-            elif (node.name, parameter.name) in targets:
-                source = f"pipeline parameter `{_cell(targets[node.name, parameter.name])}`"
-            else:
-                source = f"trigger form `{_cell(node_parameter_key(node.name, parameter.name))}`"
+            source = node.sources.parameter(parameter.name)
             value = values.get(parameter.name) if values is not None else parameter.default
-            shown = "at run time" if edge is not None else f"`{_cell(json.dumps(value, default=str))}`"
-            lines.append(f"| {_cell(parameter.name)} | {parameter.type} | {shown} | {source} |")
+            shown = "at run time" if source.edges else f"`{_cell(json.dumps(value, default=str))}`"
+            lines.append(f"| {_cell(parameter.name)} | {parameter.type} | {shown} | {_origin_text(source)} |")
     if step.inputs:
         lines += ["", "| input | default URLs | edges |", "| --- | --- | --- |"]
         for input_ in step.inputs:
-            urls = conf.get(node_input_key(node.name, input_.name), list(input_.default))
+            source = node.sources.input(input_.name)
+            urls = conf.get(source.conf_key, list(input_.default))
             urls = [urls] if isinstance(urls, str) else list(urls or [])
-            into = [
-                f"`{_cell(_edge_text(e))}`"
-                for e in edges
-                if e.target_kind is EdgeKind.INPUT and e.target_key == input_.name
-            ]
+            into = [f"`{_cell(e.source_text)}`" for e in source.edges]
             merge = f" ({node.edge_merge_mode})" if into and urls else ""
             lines.append(
                 f"| {_cell(input_.name)}{' (optional)' if input_.optional else ''} "
                 f"| {', '.join(f'`{_cell(u)}`' for u in urls)} | {', '.join(into)}{merge} |"
             )
-    names = _environment_names(pipeline, node)
+    names = _environment_names(node)
     lines += ["", "Environment variables (names only): " + ", ".join(f"`{_cell(n)}`" for n in names) + "."]
     return "\n".join(lines) + "\n"
+
+
+def _origin_text(source: ValueSource) -> str:
+    """The docs' "from" cell of a parameter: what its table entry says decides its value."""
+    if source.edges:
+        return f"edge `{_cell(source.edges[0].source_text)}`"
+    if source.blueprint is not None:
+        return f"task blueprint `{_cell(source.blueprint)}`"
+    if source.pipeline_parameter is not None:
+        return f"pipeline parameter `{_cell(source.pipeline_parameter.name)}`"
+    return f"trigger form `{_cell(source.conf_key)}`"
 
 
 def _task_text(node: NodePlan, variants: Sequence[Mapping[str, Any]]) -> str:
@@ -234,8 +208,8 @@ def _task_text(node: NodePlan, variants: Sequence[Mapping[str, Any]]) -> str:
 
 def _deployment_doc_md(pipeline: PipelinePlan, node: NodePlan, default: str) -> str:
     files = [
-        f"`{_cell(_edge_text(e))}` → `{_cell(e.target_key)}`"
-        for e in pipeline.edges_into(node.name)
+        f"`{_cell(e.source_text)}` → `{_cell(e.target_key)}`"
+        for e in node.sources.edges
         if e.target_kind is EdgeKind.FILE
     ]
     lines = [
@@ -328,10 +302,9 @@ def pipeline_docs(
     project: ProjectPlan, pipeline: PipelinePlan, conf: Mapping[str, Any], default: str
 ) -> PipelineDocs:
     """The pipeline's docs with `conf` (the DAG's defaults) and Airflow's default queue `default`."""
-    targets = {(n, p): pp.name for pp in pipeline.parameters for n, p in pp.targets}
     return (
         pipeline_doc_md(project, pipeline),
-        {n.name: node_doc_md(pipeline, n, conf, default, targets) for n in pipeline.nodes},
+        {n.name: node_doc_md(pipeline, n, conf, default) for n in pipeline.nodes},
     )
 
 

@@ -355,7 +355,7 @@ def upstream_values(context: Any, pipeline: PipelinePlan, node: NodePlan) -> dic
     ti = context["ti"]
     sources = {
         e.source_node
-        for e in pipeline.edges_into(node.name)
+        for e in node.sources.edges
         if e.source_kind is not EdgeKind.DEPENDENCY and e.target_kind is not EdgeKind.DEPENDENCY
     }
     return {name: ti.xcom_pull(task_ids=pipeline.node(name).task_id) for name in sorted(sources)}

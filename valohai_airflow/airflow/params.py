@@ -6,9 +6,7 @@ from typing import Any
 
 from airflow.sdk import Param
 
-from valohai_airflow.plan.model import EdgeKind, NodeKind, PipelinePlan
-from valohai_airflow.plan.params import node_input_key, node_parameter_key
-from valohai_airflow.plan.variants import varied_parameters
+from valohai_airflow.plan.model import NodeKind, PipelinePlan
 from valohai_airflow.runtime.reuse import CONF_KEY as REUSE_KEY
 from valohai_airflow.spec.parameter import Parameter
 
@@ -63,47 +61,30 @@ def parameter_param(parameter: Parameter, default: Any, section: str | None) -> 
     return Param(default, **kwargs)
 
 
-def _target_parameter(pipeline: PipelinePlan, targets: tuple[tuple[str, str], ...]) -> Parameter | None:
-    """The step parameter a pipeline parameter stands for: its type, bounds and choices."""
-    for node_name, parameter_name in targets:
-        step = pipeline.node(node_name).step
-        if step is not None and step.parameter(parameter_name) is not None:
-            return step.parameter(parameter_name)
-    return None
-
-
 def pipeline_params(pipeline: PipelinePlan) -> dict[str, Param]:
-    """Pipeline parameters first (ungrouped), then each node's own parameters and input URLs by node.
+    """Pipeline parameters first (ungrouped), then each node's own parameters and input URLs by node:
+    the keys each node's table (plan/sources.py) says the form offers.
 
     A node parameter that a pipeline parameter, an edge or a task blueprint fills is not offered
     separately: the pipeline parameter (the upstream node, the blueprint) decides its value, as on
     Valohai.
     """
     params: dict[str, Param] = {}
-    targeted = {target for pp in pipeline.parameters for target in pp.targets}
     for pp in pipeline.parameters:
-        template = _target_parameter(pipeline, pp.targets)
+        template = pp.form_parameter()
         if template is None:
             params[pp.name] = Param(pp.default, title=pp.name, description=pp.description)
             continue
-        update: dict[str, Any] = {"name": pp.name, "description": pp.description or template.description}
-        if isinstance(pp.default, list) and template.multiple in (None, "none"):
-            update["multiple"] = "separate"  # a list fans out over a task node: one value per execution
-        params[pp.name] = parameter_param(template.model_copy(update=update), pp.default, section=None)
+        params[pp.name] = parameter_param(template, pp.default, section=None)
     for node in pipeline.nodes:
         if node.kind is NodeKind.DEPLOYMENT or node.step is None:
             continue
-        decided = {
-            e.target_key for e in pipeline.edges_into(node.name) if e.target_kind is EdgeKind.PARAMETER
-        } | varied_parameters(node.blueprint)
         for parameter in node.step.parameters:
-            if (node.name, parameter.name) in targeted or parameter.name in decided:
-                continue
-            params[node_parameter_key(node.name, parameter.name)] = parameter_param(
-                parameter, parameter.default, section=node.name
-            )
+            source = node.sources.parameter(parameter.name)
+            if source.offered:
+                params[source.conf_key] = parameter_param(parameter, parameter.default, section=node.name)
         for input_ in node.step.inputs:
-            params[node_input_key(node.name, input_.name)] = Param(
+            params[node.sources.input(input_.name).conf_key] = Param(
                 list(input_.default),
                 type="array",
                 items={"type": "string"},

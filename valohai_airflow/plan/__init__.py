@@ -7,9 +7,12 @@ from valohai_airflow.plan.model import (
     EdgePlan,
     NodeKind,
     NodePlan,
+    NodeSources,
+    Origin,
     PipelineParameterPlan,
     PipelinePlan,
     ProjectPlan,
+    ValueSource,
 )
 from valohai_airflow.plan.naming import dag_id_for, task_id_for
 from valohai_airflow.plan.project import compile_project
@@ -20,9 +23,12 @@ __all__ = [
     "EdgePlan",
     "NodeKind",
     "NodePlan",
+    "NodeSources",
+    "Origin",
     "PipelineParameterPlan",
     "PipelinePlan",
     "ProjectPlan",
+    "ValueSource",
     "compile_config",
     "compile_project",
     "dag_id_for",

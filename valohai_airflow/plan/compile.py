@@ -19,7 +19,7 @@ from __future__ import annotations
 import fnmatch
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from valohai_airflow.plan.conditions import ConditionSyntaxError, parse_condition
@@ -46,6 +46,8 @@ from valohai_airflow.plan.model import (
 )
 from valohai_airflow.plan.naming import task_id_for
 from valohai_airflow.plan.overrides import effective_step
+from valohai_airflow.plan.params import node_parameter_key
+from valohai_airflow.plan.sources import pipeline_sources
 from valohai_airflow.plan.variants import VariantError, expand_blueprint
 from valohai_airflow.spec.config import Config
 from valohai_airflow.spec.diagnostics import Diagnostics, Location, shown
@@ -208,9 +210,10 @@ class _PipelineCompiler:
         self._check_single_valued_targets(edges)
         parameters = self._compile_parameters(edges)
         order = self._order(list(node_plans), edges)
+        sources = pipeline_sources(node_plans.values(), edges, parameters)
         return PipelinePlan(
             name=self.pipeline.name,
-            nodes=tuple(node_plans[name] for name in order),
+            nodes=tuple(replace(node_plans[name], sources=sources[name]) for name in order),
             edges=edges,
             parameters=parameters,
             reuse_executions=self.pipeline.reuse_executions,
@@ -456,7 +459,7 @@ class _PipelineCompiler:
                 " or ".join(_SPELLED[k] for k in allowed) if allowed else "nowhere; it is only an edge target"
             )
             self.error(
-                f"edge {_socket_text(edge.source)} → {_socket_text(edge.target)}: "
+                f"edge {edge.source} → {edge.target}: "
                 f"{_SPELLED[source_kind]} cannot go into {_SPELLED[target_kind]} "
                 f"({_SPELLED[source_kind]} goes into {goes})",
                 edge.location,
@@ -482,13 +485,13 @@ class _PipelineCompiler:
         kind, plural = edge_kind(socket.type)
         if kind is None:
             self.error(
-                f'edge {_socket_text(edge.source)} → {_socket_text(edge.target)}: "{socket.type}" is not an edge type',
+                f'edge {edge.source} → {edge.target}: "{socket.type}" is not an edge type',
                 socket.location,
                 did_you_mean(socket.type, [k.value for k in EdgeKind]),
             )
         elif plural:
             self.warning(
-                f'edge {side} {_socket_text(socket)}: "{socket.type}" read as "{kind.value}" '
+                f'edge {side} {socket}: "{socket.type}" read as "{kind.value}" '
                 f'(valohai-yaml lint rejects the plural; write "{kind.value}")',
                 socket.location,
             )
@@ -498,7 +501,7 @@ class _PipelineCompiler:
         resolved = self.resolved.get(socket.node)
         if resolved is None:
             self.error(
-                f'edge {side} {_socket_text(socket)}: node "{socket.node}" does not exist',
+                f'edge {side} {socket}: node "{socket.node}" does not exist',
                 socket.location,
                 did_you_mean(socket.node, self.resolved),
             )
@@ -509,12 +512,12 @@ class _PipelineCompiler:
         fitting = SOURCE_KINDS[node.kind] if side == "source" else TARGET_KINDS[node.kind]
         if kind not in fitting:
             self.error(
-                f'edge {side} {_socket_text(socket)}: a {node.kind.value} node has no "{kind.value}" {side} '
+                f'edge {side} {socket}: a {node.kind.value} node has no "{kind.value}" {side} '
                 f"(its edges can {'start from' if side == 'source' else 'go into'} {quoted(k.value for k in fitting)})",
                 socket.location,
             )
             return False
-        where = f"edge {side} {_socket_text(socket)}"
+        where = f"edge {side} {socket}"
         if kind is EdgeKind.PARAMETER and node.step is not None:
             known = [p.name for p in node.step.parameters]
             if socket.key not in known:
@@ -563,7 +566,7 @@ class _PipelineCompiler:
 
     def _check_file_target(self, socket: Socket) -> bool:
         """`<endpoint>.<file>`: an endpoint of the deployment node and, if it lists files, one of them."""
-        where = f"edge target {_socket_text(socket)}"
+        where = f"edge target {socket}"
         endpoint_name, dot, file_name = socket.key.partition(".")
         if not dot or not endpoint_name or not file_name:
             self.error(f'{where}: a deployment file is written "<endpoint>.<file>"', socket.location)
@@ -649,6 +652,9 @@ class _PipelineCompiler:
                     default=_plain(parameter.default),
                     description=parameter.description,
                     location=parameter.location,
+                    parameter=next(
+                        (s.parameter(k) for n, k in targets if (s := self.resolved[n].step)), None
+                    ),
                 )
             )
         return tuple(plans)
@@ -670,7 +676,7 @@ class _PipelineCompiler:
             return None
         if plural:
             self.warning(
-                f'{where}: "{socket_type}" read as "parameter" (write "{node_name}.parameter.{key}")',
+                f'{where}: "{socket_type}" read as "parameter" (write "{node_parameter_key(node_name, key)}")',
                 parameter.location,
             )
         node = self.resolved.get(node_name)
@@ -746,10 +752,6 @@ def _on_error(node: ExecutionNode | TaskNode, blueprint: Task | None) -> str:
     if "on_error" in node.model_fields_set or blueprint is None or blueprint.on_child_error is None:
         return node.on_error
     return _ON_CHILD_ERROR[blueprint.on_child_error]
-
-
-def _socket_text(socket: Socket) -> str:
-    return f"{socket.node}.{socket.type}.{socket.key}"
 
 
 def _plain(value: Any) -> Any:

@@ -10,9 +10,12 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+from valohai_airflow.plan.params import node_parameter_key
 from valohai_airflow.spec.diagnostics import Diagnostic, Location
 from valohai_airflow.spec.endpoint import Endpoint
+from valohai_airflow.spec.parameter import Parameter
 from valohai_airflow.spec.pickling import pickled_by_fields
+from valohai_airflow.spec.pipeline import socket_text
 from valohai_airflow.spec.sidecar import ProjectSettings
 from valohai_airflow.spec.step import Step
 from valohai_airflow.spec.task import Task
@@ -47,6 +50,20 @@ class EdgePlan:
     target_kind: EdgeKind
     target_key: str
     location: Location
+
+    @property
+    def source_text(self) -> str:
+        """`node.kind.key` of the source, as valohai.yaml spells an edge's end."""
+        return socket_text(self.source_node, self.source_kind.value, self.source_key)
+
+    @property
+    def target_text(self) -> str:
+        return socket_text(self.target_node, self.target_kind.value, self.target_key)
+
+    @property
+    def text(self) -> str:
+        """The edge in messages, logs and docs: `a.output.x → b.input.y`."""
+        return f"{self.source_text} → {self.target_text}"
 
 
 @pickled_by_fields
@@ -84,6 +101,54 @@ class MachinePlan:
         return {k: v for k, v in arguments.items() if v is not None}
 
 
+class Origin(enum.StrEnum):
+    """What decides a node's value (plan/sources.py builds the table; its docstring has the order)."""
+
+    DEFAULT = "default"  # the step's own value (an environment variable's `default`)
+    RUN_CONF = "run-conf"  # the node's run-conf key (the trigger form's field), else the step's default
+    PIPELINE_PARAMETER = "pipeline-parameter"
+    EDGE = "edge"
+    BLUEPRINT = "blueprint"  # the task blueprint varies it
+
+
+@pickled_by_fields
+@dataclass(frozen=True, slots=True)
+class ValueSource:
+    """Where one parameter, input or environment variable of a node gets its value."""
+
+    name: str
+    origin: Origin
+    conf_key: str = ""  # the run-conf key that sets it (read even when the form hides it); "" for none
+    offered: bool = False  # the trigger form offers `conf_key`
+    pipeline_parameter: PipelineParameterPlan | None = None  # the one targeting it
+    edges: tuple[EdgePlan, ...] = ()  # the edges into it, in file order (at most one unless an input)
+    blueprint: str | None = None  # the task blueprint that varies it
+
+
+@pickled_by_fields
+@dataclass(frozen=True, slots=True)
+class NodeSources:
+    """A node's table of value sources (plan/sources.py): what Params, docs, sidecar checks and
+    run time read instead of working out edges, pipeline parameters and blueprints again."""
+
+    edges: tuple[EdgePlan, ...] = ()  # every edge into the node (dependency and file too), file order
+    parameters: tuple[ValueSource, ...] = ()  # the effective step's order
+    inputs: tuple[ValueSource, ...] = ()
+    environment: tuple[ValueSource, ...] = ()  # the step's variables, then those only edges fill
+    _parameters: dict[str, ValueSource] = field(init=False, repr=False, compare=False)
+    _inputs: dict[str, ValueSource] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_parameters", {s.name: s for s in self.parameters})
+        object.__setattr__(self, "_inputs", {s.name: s for s in self.inputs})
+
+    def parameter(self, name: str) -> ValueSource:
+        return self._parameters[name]
+
+    def input(self, name: str) -> ValueSource:
+        return self._inputs[name]
+
+
 @pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class NodePlan:
@@ -105,6 +170,9 @@ class NodePlan:
     aliases: tuple[str, ...] = ()
     location: Location = field(default_factory=lambda: Location(""))
     machine: MachinePlan = field(default_factory=MachinePlan)  # execution and task nodes
+    # Set once the pipeline's edges are known; derived, so left out of the hash (a pipeline
+    # parameter's list default would make the node unhashable).
+    sources: NodeSources = field(default_factory=NodeSources, hash=False)
 
     def __str__(self) -> str:
         """Short, because Airflow's serializer stores str() of a mapped task's plan arguments."""
@@ -119,6 +187,25 @@ class PipelineParameterPlan:
     default: Any
     description: str | None = None
     location: Location = field(default_factory=lambda: Location(""))
+    parameter: Parameter | None = None  # the first target's step parameter: type, bounds, choices
+
+    @property
+    def target_texts(self) -> tuple[str, ...]:
+        """The targets as valohai.yaml writes them (`node.parameter.name`)."""
+        return tuple(node_parameter_key(node, name) for node, name in self.targets)
+
+    def form_parameter(self) -> Parameter | None:
+        """The parameter the trigger form and trigger checks type it as: its target's, under its own
+        name; a list default into a single-valued target spreads (one execution per item)."""
+        if self.parameter is None:
+            return None
+        update: dict[str, Any] = {
+            "name": self.name,
+            "description": self.description or self.parameter.description,
+        }
+        if isinstance(self.default, list) and self.parameter.multiple in (None, "none"):
+            update["multiple"] = "separate"
+        return self.parameter.model_copy(update=update)
 
 
 @pickled_by_fields
@@ -130,23 +217,19 @@ class PipelinePlan:
     parameters: tuple[PipelineParameterPlan, ...] = ()
     reuse_executions: bool = False
     location: Location = field(default_factory=lambda: Location(""))
-    # Indexes over `nodes` and `edges`, so that per-node lookups keep building a DAG linear in
-    # nodes + edges (a scan per node is nodes × edges: minutes at a few thousand nodes).
+    # Indexes over `nodes`, so that per-node lookups keep building a DAG linear in nodes + edges (a
+    # scan per node is nodes × edges: minutes at a few thousand nodes); each node's table holds its edges.
     _positions: dict[str, int] = field(init=False, repr=False, compare=False)
-    _edges_into: dict[str, tuple[EdgePlan, ...]] = field(init=False, repr=False, compare=False)
     _upstreams: dict[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        into: dict[str, list[EdgePlan]] = {}
-        for edge in self.edges:
-            into.setdefault(edge.target_node, []).append(edge)
         positions = {node.name: i for i, node in enumerate(self.nodes)}
         upstreams = {
-            name: tuple(sorted({e.source_node for e in edges}, key=positions.__getitem__))
-            for name, edges in into.items()
+            node.name: tuple(sorted({e.source_node for e in node.sources.edges}, key=positions.__getitem__))
+            for node in self.nodes
+            if node.sources.edges
         }
         object.__setattr__(self, "_positions", positions)
-        object.__setattr__(self, "_edges_into", {name: tuple(edges) for name, edges in into.items()})
         object.__setattr__(self, "_upstreams", upstreams)
 
     def __str__(self) -> str:
@@ -156,8 +239,9 @@ class PipelinePlan:
         return self.nodes[self._positions[name]]
 
     def edges_into(self, node_name: str) -> tuple[EdgePlan, ...]:
-        """The edges whose target is this node, in file order."""
-        return self._edges_into.get(node_name, ())
+        """The edges whose target is this node, in file order (its table's)."""
+        position = self._positions.get(node_name)
+        return () if position is None else self.nodes[position].sources.edges
 
     def upstreams(self, node_name: str) -> tuple[str, ...]:
         """The nodes this node waits for (any edge, dependency edges included), in pipeline order."""

@@ -6,10 +6,12 @@ They follow Valohai's socket syntax so they read like the edges users already wr
 
 from __future__ import annotations
 
+from valohai_airflow.spec.pipeline import socket_text
+
 
 def node_parameter_key(node: str, parameter: str) -> str:
-    return f"{node}.parameter.{parameter}"
+    return socket_text(node, "parameter", parameter)
 
 
 def node_input_key(node: str, input_name: str) -> str:
-    return f"{node}.input.{input_name}"
+    return socket_text(node, "input", input_name)

@@ -37,8 +37,8 @@ __all__ = ["clear_cache", "compile_project", "dag_id_for", "folder_index", "task
 
 # Bump when the plan model or the compiler's output changes, so old pickles are not read back.
 # 3: ProjectSettings.deployments; 4: NodePlan.blueprint; 5: NodePlan.machine; 6: PipelinePlan indexes;
-# 7: plan classes pickled by their init fields
-PLAN_FORMAT = 7
+# 7: plan classes pickled by their init fields; 8: NodePlan.sources, PipelineParameterPlan.parameter
+PLAN_FORMAT = 8
 
 # path → (content hash, project name, plan). One entry per file, so edits replace rather than pile up.
 # A broken file is re-read every parse loop as well: its errors are cached like a plan.

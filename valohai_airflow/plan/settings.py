@@ -14,8 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from valohai_airflow.plan.hints import did_you_mean
-from valohai_airflow.plan.model import EdgeKind, NodeKind, PipelinePlan
-from valohai_airflow.plan.params import node_input_key, node_parameter_key
+from valohai_airflow.plan.model import NodeKind, PipelinePlan
 from valohai_airflow.spec.diagnostics import Diagnostics
 from valohai_airflow.spec.parameter import Parameter, ParameterValueError, coerce_parameter_value
 from valohai_airflow.spec.sidecar import ProjectSettings, Trigger
@@ -108,36 +107,23 @@ _Knobs = dict[str, Parameter | None]
 
 
 def _knobs(plan: PipelinePlan) -> tuple[_Knobs, dict[str, str]]:
-    """The Params of the pipeline's DAG (same rules as the trigger form) and why other keys are not."""
-    knobs: _Knobs = {}
+    """The Params of the pipeline's DAG and why other keys are not, from the nodes' tables (the
+    trigger form reads the same ones)."""
+    knobs: _Knobs = {pp.name: pp.form_parameter() for pp in plan.parameters}
     hidden: dict[str, str] = {}
-    targeted: dict[tuple[str, str], str] = {}
-    for pp in plan.parameters:
-        template = None
-        for node_name, parameter_name in pp.targets:
-            targeted[(node_name, parameter_name)] = pp.name
-            step = plan.node(node_name).step
-            if template is None and step is not None:
-                template = step.parameter(parameter_name)
-        if template is not None and isinstance(pp.default, list) and template.multiple in (None, "none"):
-            template = template.model_copy(update={"multiple": "separate"})
-        knobs[pp.name] = template
     for node in plan.nodes:
         if node.kind is NodeKind.DEPLOYMENT or node.step is None:
             continue
-        edge_filled = {
-            e.target_key for e in plan.edges_into(node.name) if e.target_kind is EdgeKind.PARAMETER
-        }
         for parameter in node.step.parameters:
-            key = node_parameter_key(node.name, parameter.name)
-            if (node.name, parameter.name) in targeted:
-                hidden[key] = f"pipeline parameter {targeted[(node.name, parameter.name)]!r} sets it"
-            elif parameter.name in edge_filled:
-                hidden[key] = "an edge fills it from an upstream node"
+            source = node.sources.parameter(parameter.name)
+            if source.pipeline_parameter is not None:
+                hidden[source.conf_key] = f"pipeline parameter {source.pipeline_parameter.name!r} sets it"
+            elif source.edges:
+                hidden[source.conf_key] = "an edge fills it from an upstream node"
             else:
-                knobs[key] = parameter
-        for input_ in node.step.inputs:
-            knobs[node_input_key(node.name, input_.name)] = None
+                knobs[source.conf_key] = parameter
+        for input_source in node.sources.inputs:
+            knobs[input_source.conf_key] = None
     return knobs, hidden
 
 

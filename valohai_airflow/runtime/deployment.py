@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from valohai_airflow.plan.model import EdgeKind, EdgePlan, NodePlan, PipelinePlan
+from valohai_airflow.plan.model import EdgeKind, NodePlan, PipelinePlan
 from valohai_airflow.runtime.edges import selected_files
 from valohai_airflow.runtime.ids import ExecutionKey, safe_segment
 from valohai_airflow.runtime.manifest import Manifest, ManifestFile, load_upstream
@@ -71,10 +71,6 @@ class DeploymentRequest:
     now: datetime | None = None  # the publish time (tests pin it)
 
 
-def _describe(edge: EdgePlan) -> str:
-    return f"{edge.source_node}.{edge.source_kind.value}.{edge.source_key} → {edge.target_node}.file.{edge.target_key}"
-
-
 def version_id(key: ExecutionKey, now: datetime) -> str:
     """Sorts by publish time; the execution id part keeps two publishes in one second apart."""
     return f"{now.astimezone(UTC):%Y%m%d.%H%M%S}-{key.execution_id[:8]}"
@@ -95,13 +91,11 @@ def _endpoint_file_path(endpoint: Endpoint, name: str) -> str:
         ) from error
 
 
-def endpoint_files(
-    pipeline: PipelinePlan, node: NodePlan, upstream: Mapping[str, Sequence[Manifest]]
-) -> list[EndpointFileSource]:
+def endpoint_files(node: NodePlan, upstream: Mapping[str, Sequence[Manifest]]) -> list[EndpointFileSource]:
     """One upstream file per endpoint file, in the node's endpoint order; every endpoint file needs
     exactly one (zero or several matches are errors, since an endpoint loads one file per name)."""
     specs = {e.name: e for e in node.endpoint_specs}
-    edges = {e.target_key: e for e in pipeline.edges_into(node.name) if e.target_kind is EdgeKind.FILE}
+    edges = {e.target_key: e for e in node.sources.edges if e.target_kind is EdgeKind.FILE}
     found: list[EndpointFileSource] = []
     for endpoint_name in node.endpoints:
         endpoint = specs.get(endpoint_name)
@@ -119,20 +113,18 @@ def endpoint_files(
             manifests = upstream.get(edge.source_node)
             if not manifests:
                 raise DeploymentError(
-                    f"{_describe(edge)}: no manifest from {edge.source_node!r} in this run "
+                    f"{edge.text}: no manifest from {edge.source_node!r} in this run "
                     "(did the upstream task run and succeed? clear it to run it again)"
                 )
             matches = [f for manifest in manifests for f in selected_files(edge, manifest)]
             if len(matches) != 1:
                 listed = ", ".join(f.path for f in matches[:10]) or "none"
                 raise DeploymentError(
-                    f"{_describe(edge)}: an endpoint file takes exactly one file, the edge matched "
+                    f"{edge.text}: an endpoint file takes exactly one file, the edge matched "
                     f"{len(matches)} ({listed}); make its pattern match one file"
                 )
             if matches[0].uri is None:
-                raise DeploymentError(
-                    f"{_describe(edge)}: upstream file {matches[0].path!r} has no stored copy"
-                )
+                raise DeploymentError(f"{edge.text}: upstream file {matches[0].path!r} has no stored copy")
             found.append(
                 EndpointFileSource(
                     endpoint=endpoint_name,
@@ -140,7 +132,7 @@ def endpoint_files(
                     path=_endpoint_file_path(endpoint, spec.name),
                     file=matches[0],
                     source_node=edge.source_node,
-                    edge=_describe(edge),
+                    edge=edge.text,
                 )
             )
     return found
@@ -168,7 +160,7 @@ def publish(request: DeploymentRequest) -> dict[str, Any]:
     started = datetime.now(UTC)
     now = request.now or started
     upstream = load_upstream(request.upstream, request.store, **request.s3_options)
-    sources = endpoint_files(request.pipeline, node, upstream)
+    sources = endpoint_files(node, upstream)
     version = version_id(request.key, now)
     prefix = bundle_prefix(node.deployment, version)
     deployment_id = safe_segment(node.deployment)

@@ -109,13 +109,6 @@ class EdgeValues:
     log: list[str] = field(default_factory=list)
 
 
-def _describe(edge: EdgePlan) -> str:
-    return (
-        f"{edge.source_node}.{edge.source_kind.value}.{edge.source_key} → "
-        f"{edge.target_node}.{edge.target_kind.value}.{edge.target_key}"
-    )
-
-
 def selected_files(edge: EdgePlan, manifest: Manifest) -> list[ManifestFile]:
     """The files of one upstream manifest that a file edge's glob picks."""
     glob = compile_glob(edge.source_key)
@@ -145,7 +138,7 @@ def _add_files(
         return
     missing = next((f for f in files if f.uri is None), None)
     if missing is not None:
-        raise EdgeResolutionError(f"{_describe(edge)}: upstream file {missing.path!r} has no stored copy")
+        raise EdgeResolutionError(f"{edge.text}: upstream file {missing.path!r} has no stored copy")
     names = [f.path.rpartition("/")[2] for f in files]  # posixpath.basename, without its per-call overhead
     if len(set(names)) == len(names) and taken.isdisjoint(names):
         taken.update(names)  # no clash: the common case, without a Python-level step per file
@@ -205,23 +198,23 @@ def _value(edge: EdgePlan, manifest: Manifest) -> Any:
     kind, key = edge.source_kind, edge.source_key
     if kind is EdgeKind.PARAMETER:
         if key not in manifest.parameters:
-            raise EdgeResolutionError(f"{_describe(edge)}: {_source(manifest)!r} has no parameter {key!r}")
+            raise EdgeResolutionError(f"{edge.text}: {_source(manifest)!r} has no parameter {key!r}")
         return manifest.parameters[key]
     if kind is EdgeKind.METADATA:
         if key not in manifest.metadata:
             known = ", ".join(sorted(manifest.metadata)) or "none"
             raise EdgeResolutionError(
-                f"{_describe(edge)}: {_source(manifest)!r} printed no metadata key {key!r} (keys printed: {known})"
+                f"{edge.text}: {_source(manifest)!r} printed no metadata key {key!r} (keys printed: {known})"
             )
         return manifest.metadata[key]
     if kind is EdgeKind.ENVIRONMENT_VARIABLE:
         if key not in manifest.environment:
             raise EdgeResolutionError(
-                f"{_describe(edge)}: {_source(manifest)!r} has no environment variable {key!r}"
+                f"{edge.text}: {_source(manifest)!r} has no environment variable {key!r}"
             )
         return manifest.environment[key]
     if key not in manifest.deployment:
-        raise EdgeResolutionError(f"{_describe(edge)}: {_source(manifest)!r} published no deployment {key!r}")
+        raise EdgeResolutionError(f"{edge.text}: {_source(manifest)!r} published no deployment {key!r}")
     return manifest.deployment[key]
 
 
@@ -232,17 +225,17 @@ def resolve_edges(
     execution node, one per succeeded execution (in map-index order) for a task node."""
     values = EdgeValues()
     taken: dict[str, set[str]] = {}  # input name → file names placed so far
-    for edge in pipeline.edges_into(node.name):
+    for edge in node.sources.edges:
         if edge.target_kind in (EdgeKind.DEPENDENCY, EdgeKind.FILE):
             continue
         source = pipeline.node(edge.source_node)
         manifests = upstream.get(edge.source_node)
         if not manifests and source.on_error == "continue":
-            values.log.append(f"{_describe(edge)}: nothing ({edge.source_node!r} failed; on-error: continue)")
+            values.log.append(f"{edge.text}: nothing ({edge.source_node!r} failed; on-error: continue)")
             continue
         if not manifests:
             raise EdgeResolutionError(
-                f"{_describe(edge)}: no manifest from {edge.source_node!r} in this run "
+                f"{edge.text}: no manifest from {edge.source_node!r} in this run "
                 "(did the upstream task run and succeed? clear it to run it again)"
             )
         if edge.target_kind is EdgeKind.INPUT:
@@ -252,7 +245,7 @@ def resolve_edges(
                 files = selected_files(edge, manifest)
                 count += len(files)
                 _add_files(values, names, edge.target_key, files, edge, _source(manifest))
-            values.log.append(f"{_describe(edge)}: {count} file(s)")
+            values.log.append(f"{edge.text}: {count} file(s)")
             continue
         found = [_value(edge, manifest) for manifest in manifests]
         if source.kind is not NodeKind.TASK:
@@ -261,7 +254,7 @@ def resolve_edges(
             distinct = list(dict.fromkeys(found))
             if len(distinct) > 1:
                 raise EdgeResolutionError(
-                    f"{_describe(edge)}: the executions of task node {edge.source_node!r} disagree "
+                    f"{edge.text}: the executions of task node {edge.source_node!r} disagree "
                     f"({', '.join(map(repr, distinct))}); an environment variable takes one value"
                 )
             value = distinct[0]
@@ -274,9 +267,7 @@ def resolve_edges(
     return values
 
 
-def edge_for_parameter(pipeline: PipelinePlan, node: NodePlan, parameter: str) -> str | None:
+def edge_for_parameter(node: NodePlan, parameter: str) -> str | None:
     """The edge that fills a parameter, for error messages."""
-    for edge in pipeline.edges_into(node.name):
-        if edge.target_kind is EdgeKind.PARAMETER and edge.target_key == parameter:
-            return _describe(edge)
-    return None
+    edges = node.sources.parameter(parameter).edges
+    return edges[0].text if edges else None

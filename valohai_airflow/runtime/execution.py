@@ -196,11 +196,9 @@ def prepare(request: ExecutionRequest) -> PreparedExecution:
     upstream = load_upstream(request.upstream, request.store, **request.s3_options)
     edges = resolve_edges(pipeline, node, upstream)
     try:
-        parameters = resolve_parameters(pipeline, node, request.conf, {**edges.parameters, **request.variant})
+        parameters = resolve_parameters(node, request.conf, {**edges.parameters, **request.variant})
     except NodeParameterError as error:
-        culprit = next(
-            (edge_for_parameter(pipeline, node, p) for p in edges.parameters if p in str(error)), None
-        )
+        culprit = next((edge_for_parameter(node, p) for p in edges.parameters if p in str(error)), None)
         raise ExecutionError(f"{error}" + (f" (set by edge {culprit})" if culprit else "")) from error
     workdir = create_workdir(request.work_base, request.key, request.project_root)
     log = list(edges.log)

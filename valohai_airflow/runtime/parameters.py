@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from valohai_airflow.plan.model import NodePlan, PipelinePlan
-from valohai_airflow.plan.params import node_parameter_key
+from valohai_airflow.plan.model import NodePlan
 from valohai_airflow.spec.diagnostics import ValohaiAirflowError
 from valohai_airflow.spec.parameter import coerce_parameter_value
 
@@ -16,26 +15,24 @@ class NodeParameterError(ValohaiAirflowError):
 
 
 def resolve_parameters(
-    pipeline: PipelinePlan,
     node: NodePlan,
     conf: Mapping[str, Any],
     edge_values: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """Where each value comes from is the node's table (plan/sources.py); `edge_values` is what its
+    edges (and a task node's variant) bring in this run."""
     if node.step is None:
         return {}
-    values: dict[str, Any] = {p.name: p.default for p in node.step.parameters}
-    for pipeline_parameter in pipeline.parameters:
-        for target_node, target_parameter in pipeline_parameter.targets:
-            if target_node == node.name and target_parameter in values:
-                values[target_parameter] = conf.get(pipeline_parameter.name, pipeline_parameter.default)
-    for name in values:
-        key = node_parameter_key(node.name, name)
-        if key in conf:
-            values[name] = conf[key]
-    values.update(edge_values or {})
+    edge_values = edge_values or {}
     resolved: dict[str, Any] = {}
     for parameter in node.step.parameters:
-        value = values[parameter.name]
+        source = node.sources.parameter(parameter.name)
+        value = parameter.default
+        if source.pipeline_parameter is not None:
+            value = conf.get(source.pipeline_parameter.name, source.pipeline_parameter.default)
+        if source.conf_key in conf:
+            value = conf[source.conf_key]
+        value = edge_values.get(parameter.name, value)
         if value is None and parameter.type == "flag":
             resolved[parameter.name] = False  # an unset flag is off, as Valohai's clients send it
             continue
@@ -43,7 +40,7 @@ def resolve_parameters(
             if not parameter.optional:
                 raise NodeParameterError(
                     f"node {node.name!r}: parameter {parameter.name!r} is required but has no value; "
-                    f"give one in the run conf as {node_parameter_key(node.name, parameter.name)!r}"
+                    f"give one in the run conf as {source.conf_key!r}"
                 )
             resolved[parameter.name] = None
             continue

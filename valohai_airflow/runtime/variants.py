@@ -25,22 +25,22 @@ def _spread_values(
     pipeline: PipelinePlan, node: NodePlan, conf: Mapping[str, Any], edge_parameters: Mapping[str, Any]
 ) -> list[tuple[str, str, Any]]:
     """(parameter, where its value comes from, the value) for every single-valued parameter that a
-    pipeline parameter or an edge fills, in a stable order."""
+    pipeline parameter or an edge fills (the node's table says which), pipeline parameters first,
+    then edges in file order."""
     assert node.step is not None
     single = {p.name for p in node.step.parameters if p.multiple in (None, "none")}
+    position = {pp.name: i for i, pp in enumerate(pipeline.parameters)}
+    targeted = sorted(  # pipeline parameters in their order, each one's targets in theirs
+        (position[pp.name], pp.target_texts.index(s.conf_key), s.name, pp)
+        for s in node.sources.parameters
+        if (pp := s.pipeline_parameter) is not None and s.name in single
+    )
     found = [
-        (parameter, f"pipeline parameter {pp.name!r}", conf.get(pp.name, pp.default))
-        for pp in pipeline.parameters
-        for target_node, parameter in pp.targets
-        if target_node == node.name and parameter in single
+        (name, f"pipeline parameter {pp.name!r}", conf.get(pp.name, pp.default)) for *_, name, pp in targeted
     ]
     found += [
-        (
-            e.target_key,
-            f"edge {e.source_node}.{e.source_kind.value}.{e.source_key}",
-            edge_parameters[e.target_key],
-        )
-        for e in pipeline.edges_into(node.name)
+        (e.target_key, f"edge {e.source_text}", edge_parameters[e.target_key])
+        for e in node.sources.edges
         if e.target_kind is EdgeKind.PARAMETER and e.target_key in single and e.target_key in edge_parameters
     ]
     return found

@@ -33,6 +33,12 @@ def _lower(value: Any) -> Any:
     return value.lower() if isinstance(value, str) else value
 
 
+def socket_text(node: str, socket_type: str, key: str) -> str:
+    """One end of an edge as valohai.yaml writes it (`train.output.model.pb`); the plan's edges, the
+    run-conf keys of node parameters and inputs, and every message naming an edge use it."""
+    return f"{node}.{socket_type}.{key}"
+
+
 class Socket(SpecModel):
     """One end of an edge: ``node.type.key`` split on the first two dots (the key may contain dots)."""
 
@@ -43,7 +49,7 @@ class Socket(SpecModel):
     key: Str
 
     def __str__(self) -> str:
-        return f"{self.node}.{self.type}.{self.key}"
+        return socket_text(self.node, self.type, self.key)
 
 
 def _socket(what: str, value: Any, location: Location | None) -> Any:

@@ -292,3 +292,16 @@ def test_parameters_a_task_blueprint_varies_are_not_offered() -> None:
     params = pipeline_params(pipeline)
     assert list(params) == ["n.parameter.scale"]
     assert ParamsDict(params).validate() == {"n.parameter.scale": 2}
+
+
+def test_the_form_offers_what_the_nodes_tables_offer() -> None:
+    (pipeline,) = compile_text(YAML).pipelines
+    offered = [pp.name for pp in pipeline.parameters] + [
+        s.conf_key
+        for node in pipeline.nodes
+        for s in (*node.sources.parameters, *node.sources.inputs)
+        if s.offered
+    ]
+    hidden = [s.conf_key for node in pipeline.nodes for s in node.sources.parameters if not s.offered]
+    assert list(pipeline_params(pipeline)) == offered
+    assert hidden == ["train.parameter.lr", "train.parameter.batch"]

@@ -126,3 +126,28 @@ def test_a_lone_execution_is_a_list_of_one_and_disagreeing_environments_fail() -
     upstream = load_upstream({"work": [execution(0, 1, "a"), execution(1, 2, "b")]})
     with pytest.raises(EdgeResolutionError, match="the executions of task node 'work' disagree"):
         resolve_edges(pipeline, pipeline.node("report"), upstream)
+
+
+def test_two_spreads_of_one_pipeline_parameter_follow_its_targets_order() -> None:
+    """Spreads combine in the order of pipeline parameters and, within one, of its targets (here the
+    reverse of the step's parameter order); the grid's order is the map indexes' order."""
+    (pipeline,) = compile_text(
+        """
+        - step:
+            name: s
+            image: busybox
+            command: echo {parameters}
+            parameters:
+              - {name: a, type: integer}
+              - {name: b, type: integer}
+        - pipeline:
+            name: p
+            parameters:
+              - {name: both, targets: [n.parameter.b, n.parameter.a], default: [1, 2]}
+            nodes:
+              - {name: n, type: task, step: s}
+            edges: []
+        """
+    ).pipelines
+    variants = node_variants(pipeline, pipeline.node("n"), {}, {})
+    assert [(v["b"], v["a"]) for v in variants] == [(1, 1), (1, 2), (2, 1), (2, 2)]
