@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: venv docker images browser services compose demo ui test lint typecheck unit integration e2e bench lock clean
+.PHONY: venv docker images browser services compose demo ui docs test lint typecheck unit integration e2e bench lock clean
 
 venv:
 	@./scripts/venv.sh
@@ -28,6 +28,11 @@ demo: images
 
 ui: images
 	@./scripts/ui.sh
+
+# The manual on http://127.0.0.1:8000, rebuilt on every edit; `make test` builds it with --strict
+# (tests/unit/test_docs_site.py).
+docs: venv
+	$(VENV)/bin/mkdocs serve -a 127.0.0.1:8000
 
 lint: venv
 	$(VENV)/bin/ruff check .
