@@ -1,4 +1,4 @@
-# The two commands of the README are `make demo` and `make test`; everything else is a building block.
+# The two commands of the README (and docs/getting-started.md) are `make demo` and `make test`; everything else is a building block.
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
