@@ -36,7 +36,9 @@ def test_settings_follow_the_declaration_without_repeating_it(monkeypatch: pytes
         "store_url": "/declared/store",
     }
     for name, default in changed.items():
-        monkeypatch.setitem(provider.VALOHAI_OPTIONS, name, {**provider.VALOHAI_OPTIONS[name], "default": default})
+        monkeypatch.setitem(
+            provider.VALOHAI_OPTIONS, name, {**provider.VALOHAI_OPTIONS[name], "default": default}
+        )
     with conf.make_sure_configuration_loaded(with_providers=False):
         assert conf.get("valohai", "clean_work_dirs", fallback=None) is None  # the fallback is what counts
         settings = valohai_settings()
