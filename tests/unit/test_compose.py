@@ -2,7 +2,7 @@
 
 No registry is reachable where these run, so the stack is never started. Instead:
 - the files are read as Compose reads them (YAML merge keys, `${VAR:-default}` interpolation, `$$`)
-  and every property docs/operating.md promises is checked, under the defaults and under overrides;
+  and every property the README promises is checked, under the defaults and under overrides;
 - where a Compose implementation is installed (`docker compose`, or Debian's `docker-compose`, which
   `scripts/compose.sh` installs for `make test`), its `config` command validates the file for real,
   with and without the celery profile, and the same properties are checked on what it prints;
@@ -640,7 +640,7 @@ def test_compose_config_accepts_the_celery_profile(tmp_path: Path) -> None:
 
 @needs_compose
 def test_compose_config_reads_the_switch_and_secrets_from_the_env_file(tmp_path: Path) -> None:
-    """The manual's way (docs/operating.md): the executor, paths and secrets in .env (here: the file given as --env-file)."""
+    """The README's way: the executor, paths and secrets in .env (here: the file given as --env-file)."""
     env = {
         "COMPOSE_PROFILES": "celery",
         "AIRFLOW_EXECUTOR": "CeleryExecutor",
