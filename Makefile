@@ -41,10 +41,11 @@ lint: venv
 typecheck: venv
 	$(VENV)/bin/mypy
 
-unit: venv compose
+# Each folder is also a marker (pytest -m unit|integration|e2e selects the same tests).
+unit: venv
 	$(VENV)/bin/pytest -q -p no:cacheprovider tests/unit
 
-integration: images
+integration: images compose
 	$(VENV)/bin/pytest -q -p no:cacheprovider tests/integration
 
 e2e: images browser services

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Make sure a Compose implementation is there for the compose file's test
-# (tests/unit/test_compose.py runs its `config` command; the stack itself is never started).
+# (tests/integration/test_compose.py runs its `config` command; the stack itself is never started).
 # Quick when `docker compose` (the plugin) or `docker-compose` answers. On Debian as root it installs
 # Debian's docker-compose (1.29, which knows profiles and service_completed_successfully); anywhere
 # else it prints what to install and that check is skipped (the structural checks still run).

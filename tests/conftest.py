@@ -1,8 +1,10 @@
-"""Shared fixtures: the valohai.yaml files the corpus tests read (tests/support/cases.py), real S3."""
+"""Shared fixtures: the valohai.yaml files the corpus tests read (tests/support/cases.py), real S3;
+the kind of each test (`unit`, `integration`, `e2e`) from its folder."""
 
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,13 +15,40 @@ from tests.support import seaweed
 from tests.support.cases import CORPUS_DIR, CORPUS_SKIP, HAVE_CORPUS, Files
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+TESTS = Path(__file__).resolve().parent
+KINDS = ("unit", "integration", "e2e")  # the folders under tests/, each its marker (pyproject.toml)
+
+FILES = Files()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test's kind is the folder it lives in: `-m unit` selects tests/unit, and so on."""
+    for item in items:
+        if not item.path.is_relative_to(TESTS):
+            continue  # not this suite's
+        kind = item.path.relative_to(TESTS).parts[0]
+        if kind not in KINDS:
+            raise pytest.UsageError(f"{item.nodeid}: a test lives under tests/{{{','.join(KINDS)}}}")
+        item.add_marker(kind)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """valohai-yaml's sdist is fetched here, before any test runs and only when a selected test reads
+    files, with its time printed: not inside the first test that needs it."""
+    if session.config.option.collectonly or not any("files" in item.fixturenames for item in session.items):
+        return
+    started = time.monotonic()
+    outcome = FILES.fetch_upstream()
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(f"valohai-yaml's example files ({time.monotonic() - started:.1f} s): {outcome}")
 
 
 @pytest.fixture(scope="session")
 def files() -> Files:
-    """Paths of shape fixtures, valohai-yaml's example files (fetched once, on first need) and the
-    optional corpus."""
-    return Files()
+    """Paths of shape fixtures, valohai-yaml's example files (fetched before the session's first test)
+    and the optional corpus."""
+    return FILES
 
 
 @pytest.fixture(scope="session")

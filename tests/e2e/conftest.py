@@ -34,8 +34,6 @@ import pytest
 
 from tests.conftest import REPO_ROOT
 
-pytestmark = pytest.mark.integration
-
 EXAMPLE_DAG = "example__three-trainings"
 LABEL = "valohai-airflow"
 # Generous bounds: these are how long we are willing to wait, never what we assert on.

@@ -24,8 +24,6 @@ import yaml
 from tests.conftest import REPO_ROOT
 from tests.e2e.conftest import EXAMPLE_DAG, AirflowServer
 
-pytestmark = pytest.mark.integration
-
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
 if not (CHROMIUM and CHROMEDRIVER):

@@ -51,8 +51,6 @@ from tests.e2e.conftest import (
 from tests.support.seaweed import SeaweedServer, make_bucket
 from valohai_airflow.runtime.ids import ExecutionKey
 
-pytestmark = pytest.mark.integration
-
 BUCKET = "valohai-e2e"
 BUSYBOX_IMAGE = "valohai-airflow/busybox:1"
 QUEUES = {"a": ("default", "machine-a"), "b": ("default", "machine-b")}

@@ -10,12 +10,8 @@ from __future__ import annotations
 import itertools
 import time
 
-import pytest
-
 from tests.e2e.conftest import AirflowServer
 from tests.support.containers import containers_created
-
-pytestmark = pytest.mark.integration
 
 DAG_ID = "reuse-three__three"
 NODES = ["train1", "train2", "train3"]

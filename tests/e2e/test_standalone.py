@@ -19,12 +19,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.e2e.conftest import PARSE_TIMEOUT, AirflowServer, ExampleRun, wait_for
 from tests.support.synthetic import synthetic_yaml
-
-pytestmark = pytest.mark.integration
 
 HELLO = """\
 - step:

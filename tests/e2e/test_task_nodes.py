@@ -8,11 +8,7 @@ from __future__ import annotations
 import urllib.parse
 from typing import Any
 
-import pytest
-
 from tests.e2e.conftest import AirflowServer
-
-pytestmark = pytest.mark.integration
 
 SWEEP = """\
 - step:

@@ -11,8 +11,6 @@ import pytest
 
 from tests.conftest import DAGS_FOLDER, REPO_ROOT
 
-pytestmark = pytest.mark.integration
-
 BUSYBOX = "valohai-airflow/busybox:1"
 PYTHON = "valohai-airflow/python:3.11"
 

@@ -31,8 +31,6 @@ from valohai_airflow.plan.naming import dag_id_for
 from valohai_airflow.plan.project import compile_project
 from valohai_airflow.spec.diagnostics import ValohaiSpecError
 
-pytestmark = pytest.mark.integration
-
 
 def _project_name(label: str) -> str:
     """A folder name that is already a valid Airflow id, so the expected dag ids can be written out."""

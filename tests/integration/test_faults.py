@@ -17,11 +17,13 @@ the store, and the S3 failure is a real SeaweedFS server stopped as the upload b
 
 from __future__ import annotations
 
+import hashlib
+import html
 import json
 import subprocess
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -147,6 +149,7 @@ def run_pipeline(
     retries: int = 0,
     mark_success_pattern: str | None = None,
     files: dict[str, str] | None = None,
+    after_try: Callable[[Try], None] | None = None,
 ) -> Outcome:
     from airflow.sdk.execution_time import supervisor
 
@@ -163,6 +166,8 @@ def run_pipeline(
     def recording(ti: Any, task: Any, client: Any = None) -> Any:
         result = original(ti=ti, task=task, client=client)
         tries.append(Try(ti.task_id, ti.try_number, str(result.state), result.error))
+        if after_try is not None:
+            after_try(tries[-1])
         return result
 
     monkeypatch.setattr(supervisor, "run_task_in_process", recording)
@@ -485,3 +490,202 @@ def test_s3_server_stopping_mid_upload_fails_the_task_cleanly(
     assert "'only'" in message and "s3://faults/store" in message and "clear the task" in message, message
     assert outcome.xcom("only") is None
     assert outcome.seconds < 120, outcome.seconds
+
+
+def outputs_page(dag_id: str, run_id: str, task_id: str, try_number: int) -> str:
+    """The Outputs page of one try, as the plugin's route renders it (auth left to its own tests)."""
+    from airflow.utils.session import create_session
+    from fastapi import HTTPException
+
+    from valohai_airflow.airflow import web
+
+    with create_session() as session:
+        try:
+            response = web.node_page(dag_id, run_id, task_id, -1, try_number, session)
+        except HTTPException as error:
+            return f"{error.status_code}: {error.detail}"
+    return bytes(response.body).decode()
+
+
+def test_full_store_mid_upload_keeps_no_partial_outputs_and_a_retry_starts_clean(
+    dags_folder: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A real full disk in the middle of a stage-out: the store on a 2 MB tmpfs that a 1 MB ballast
+    half fills, and a step writing three 400 kB files, so the third does not fit. After the failed
+    try the ballast is removed (freeing space) and the retry runs."""
+    mountpoint = tmp_path / "store"
+    mountpoint.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mountpoint)], capture_output=True, check=False
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        monkeypatch.setenv("AIRFLOW__VALOHAI__STORE_URL", str(mountpoint))
+        ballast = mountpoint / "ballast"
+        ballast.write_bytes(b"\1" * 1_000_000)
+        seen: dict[str, Any] = {}
+
+        def after_try(attempt: Try) -> None:
+            if attempt.try_number == 1:
+                seen["files"] = sorted(p.name for p in mountpoint.rglob("*") if p.is_file())
+                seen["error"] = str(attempt.error)
+                ballast.unlink()
+
+        command = "for f in a b c; do head -c 400000 /dev/urandom > /valohai/outputs/$f.bin; done"
+        outcome = run_pipeline(
+            dags_folder,
+            monkeypatch,
+            "flt-fullmid",
+            one_node(step_yaml("s", command)),
+            retries=1,
+            after_try=after_try,
+        )
+        assert seen["files"] == ["ballast"], seen["files"]  # no partial a.bin / b.bin left by try 1
+        assert "No space left on device" in seen["error"], seen["error"]
+        assert "No output of this try is kept in the store" in seen["error"], seen["error"]
+        assert outcome.states == {"only": "success"}
+        first = ExecutionKey(outcome.run.dag_id, outcome.run.run_id, "only", try_number=1)
+        second = ExecutionKey(outcome.run.dag_id, outcome.run.run_id, "only", try_number=2)
+        assert not (mountpoint / first.prefix).exists()
+        assert sorted(p.name for p in (mountpoint / second.prefix / "outputs").iterdir()) == [
+            "a.bin",
+            "b.bin",
+            "c.bin",
+        ]
+        assert [f["path"] for f in outcome.xcom("only")["outputs"]] == ["a.bin", "b.bin", "c.bin"]
+        page = outputs_page(outcome.run.dag_id, outcome.run.run_id, "only", 1)
+        assert page.startswith("404: nothing stored for try 1"), page
+        assert "Outputs (3)" in outputs_page(outcome.run.dag_id, outcome.run.run_id, "only", 2)
+    finally:
+        subprocess.run(["umount", "-l", str(mountpoint)], capture_output=True, check=False)
+
+
+#: File names a POSIX step may write that a store key cannot hold as they are (backslash, a newline,
+#: a percent sign, wildcard characters, a control character, LocalStore's temp-file prefix).
+ODD_NAMES = [
+    "back\\slash.txt",
+    "new\nline.txt",
+    "50%.csv",
+    "d[1]*?.txt",
+    "tab\there.txt",
+    ".vh-tmp-x",
+    "sub/%41.txt",
+]
+
+ODD_PIPELINE = """\
+- step:
+    name: make
+    image: {busybox}
+    command: {make}
+- step:
+    name: use
+    image: {busybox}
+    command: cp -R /valohai/inputs/data/. /valohai/outputs/
+    inputs:
+      - name: data
+- pipeline:
+    name: p
+    nodes:
+      - name: up
+        type: execution
+        step: make
+      - name: down
+        type: execution
+        step: use
+    edges:
+      - [up.output.**, down.input.data]
+"""
+
+
+def _odd_files_script() -> str:
+    """Shell that writes each of ODD_NAMES with its own name as content (names via printf escapes)."""
+    lines = ["mkdir -p /valohai/outputs/sub"]
+    for name in ODD_NAMES:
+        escaped = name.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t").replace("%", "%%")
+        lines.append(f"n=$(printf '{escaped}x'); printf '%s' \"${{n%x}}\" > \"/valohai/outputs/${{n%x}}\"")
+    return "; ".join(lines)
+
+
+@pytest.mark.parametrize("store", ["local", "s3"])
+def test_any_file_name_is_stored_listed_and_staged_downstream(
+    dags_folder: Path, monkeypatch: pytest.MonkeyPatch, store: str, request: pytest.FixtureRequest
+) -> None:
+    """Before: a backslash name failed the node whose step succeeded (the key was refused), and the
+    other names were stored under keys that did not read back as themselves."""
+    from airflow.utils.session import create_session
+
+    from valohai_airflow.airflow import web
+
+    name = f"flt-names{store}"
+    if store == "s3":
+        endpoint = request.getfixturevalue("s3_endpoint")
+        bucket = request.getfixturevalue("s3_bucket")
+        for key, value in {
+            "AIRFLOW__VALOHAI__STORE_URL": f"s3://{bucket}/store",
+            "AIRFLOW__VALOHAI__S3_ENDPOINT_URL": endpoint.endpoint_url,
+            "AWS_ACCESS_KEY_ID": endpoint.access_key,
+            "AWS_SECRET_ACCESS_KEY": endpoint.secret_key,
+            "AWS_DEFAULT_REGION": endpoint.region,
+        }.items():
+            monkeypatch.setenv(key, value)
+    yaml = ODD_PIPELINE.format(busybox=BUSYBOX, make=json.dumps(_odd_files_script()))
+    outcome = run_pipeline(dags_folder, monkeypatch, name, yaml)
+    assert outcome.states == {"up": "success", "down": "success"}, outcome.tries
+    up, down = outcome.xcom("up"), outcome.xcom("down")
+    want = sorted(ODD_NAMES)
+    assert sorted(f["path"] for f in up["outputs"]) == want
+    content = {n: hashlib.sha256(n.encode()).hexdigest() for n in ODD_NAMES}  # each holds its own path
+    assert {f["path"]: f["sha256"] for f in up["outputs"]} == content
+    # down got every file under its name and copied it back out: every name arrived whole
+    basenames = {n.rpartition("/")[2]: sha for n, sha in content.items()}
+    assert {f["path"]: f["sha256"] for f in down["inputs"]["data"]} == basenames
+    assert {f["path"]: f["sha256"] for f in down["outputs"]} == basenames
+    page = outputs_page(outcome.run.dag_id, outcome.run.run_id, "up", 1)
+    assert f"Outputs ({len(ODD_NAMES)})" in page
+    for odd in ODD_NAMES:
+        assert html.escape(odd) in page, odd
+    with create_session() as session:
+        response = web.output_file(
+            outcome.run.dag_id, outcome.run.run_id, "up", -1, 1, "back\\slash.txt", session
+        )
+        assert Path(response.path).read_bytes() == b"back\\slash.txt"
+        assert "back%5Cslash.txt" in response.headers["content-disposition"]  # its real name, quoted
+
+
+def test_s3_upload_failing_mid_stage_out_keeps_no_partial_outputs(
+    dags_folder: Path, monkeypatch: pytest.MonkeyPatch, s3_endpoint: Any, s3_bucket: str
+) -> None:
+    """A real S3 refusal in the middle of a stage-out: one output's key is longer than S3's 1,024
+    bytes (a deep but legal POSIX path), which SeaweedFS rejects while the other files upload."""
+    from valohai_airflow.store.s3 import S3Store
+
+    options = {
+        "AIRFLOW__VALOHAI__STORE_URL": f"s3://{s3_bucket}/store",
+        "AIRFLOW__VALOHAI__S3_ENDPOINT_URL": s3_endpoint.endpoint_url,
+        "AWS_ACCESS_KEY_ID": s3_endpoint.access_key,
+        "AWS_SECRET_ACCESS_KEY": s3_endpoint.secret_key,
+        "AWS_DEFAULT_REGION": s3_endpoint.region,
+    }
+    for key, value in options.items():
+        monkeypatch.setenv(key, value)
+    command = (
+        "cd /valohai/outputs; echo a > a.txt; echo b > b.txt; d=$(head -c 200 /dev/zero | tr '\\0' x); "
+        "mkdir -p $d/$d/$d/$d/$d; echo deep > $d/$d/$d/$d/$d/deep.txt"
+    )
+    outcome = run_pipeline(dags_folder, monkeypatch, "flt-s3long", one_node(step_yaml("s", command)))
+    assert outcome.states == {"only": "failed"}
+    (message,) = outcome.errors("only")
+    assert "'only'" in message and "No output of this try is kept in the store" in message, message
+    store = S3Store(
+        s3_bucket,
+        "store",
+        endpoint_url=s3_endpoint.endpoint_url,
+        access_key=s3_endpoint.access_key,
+        secret_key=s3_endpoint.secret_key,
+        region_name=s3_endpoint.region,
+    )
+    key = ExecutionKey(outcome.run.dag_id, outcome.run.run_id, "only")
+    assert store.list_prefix(key.prefix) == []  # a.txt and b.txt were uploaded, then removed
+    page = outputs_page(outcome.run.dag_id, outcome.run.run_id, "only", 1)
+    assert page.startswith("404: nothing stored for try 1"), page

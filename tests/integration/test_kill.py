@@ -9,8 +9,10 @@ What we found reading task-sdk 1.3.2 (`execution_time/task_runner.py`, `supervis
   process, which reaches the same `_on_term`. When the task is marked failed from the UI/API the
   supervisor sends SIGTERM itself and escalates to SIGKILL after 5 s, so `on_kill` must be quick.
 - Our `on_kill` force-removes the container at once (no `docker stop` grace), which also works
-  for a PID 1 that ignores SIGTERM. A SIGKILL gives no hook at all: the container then survives
-  its task, and the next try of the node removes it by label before starting (tested below).
+  for a PID 1 that ignores SIGTERM; `execute` then stores the outputs written so far and fails as
+  stopped. A SIGKILL gives no hook at all: the container's guard process (`container_guard`)
+  removes it once the task's process is gone; should the guard be gone too, the next try of the
+  node removes it by label before starting (tested below).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import AIRFLOW_HOME
 from tests.integration.conftest import BUSYBOX, add_project
 
 pytestmark = pytest.mark.usefixtures("airflow_db", "docker_engine")
@@ -35,6 +38,8 @@ pytestmark = pytest.mark.usefixtures("airflow_db", "docker_engine")
 LABEL = "valohai-airflow"
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
 LOGICAL_DATE = "2026-01-01T00:00:00+00:00"
+STORE = AIRFLOW_HOME / "valohai" / "store"
+WORK = AIRFLOW_HOME / "valohai" / "work"
 
 
 def containers(dag_id: str, *, running_only: bool = False) -> list[str]:
@@ -121,13 +126,70 @@ def test_sigterm_removes_the_container(project: str, tmp_path: Path) -> None:
     assert "Removing container" in text, text[-3000:]  # our on_kill ran
 
 
+WRITES_THEN_SLEEPS = "echo kept > /valohai/outputs/early.txt; echo '{\"epoch\": 1}'; sleep 300"
+
+
+@pytest.mark.parametrize("project", [WRITES_THEN_SLEEPS], indirect=True, ids=["writes-then-sleeps"])
+def test_sigterm_stores_the_outputs_written_so_far_and_says_stopped(project: str, tmp_path: Path) -> None:
+    dag_id = project
+    log = tmp_path / "task.log"
+    process = start_task(dag_id, log)
+    try:
+        wait_for(
+            lambda: list(WORK.glob(f"{dag_id}/**/outputs/early.txt")), 90, "the step's first output", log
+        )
+        process.send_signal(signal.SIGTERM)
+        wait_for(lambda: not containers(dag_id), 60, "the container to be removed", log)
+        process.wait(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+    text = log.read_text()
+    assert "the task was stopped (SIGTERM" in text, text[-3000:]
+    assert "No such container" not in text and "404 Client Error" not in text, text[-3000:]
+    (stored,) = STORE.glob(f"{dag_id}/**/outputs/early.txt")
+    assert stored.read_text() == "kept\n"
+    manifest = json.loads((stored.parent.parent / "manifest.json").read_text())
+    assert manifest["status"] == "stopped" and [f["path"] for f in manifest["outputs"]] == ["early.txt"]
+
+
+def guard_of(task_pid: int) -> int:
+    """The pid of the container guard the task process started (from /proc, not our bookkeeping)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"valohai_airflow.airflow.container_guard" in argv and str(task_pid).encode() in argv:
+            return int(entry.name)
+    raise AssertionError(f"no container guard for pid {task_pid}")
+
+
+@pytest.mark.parametrize("project", [SLEEP], indirect=True, ids=["sleep"])
+def test_sigkill_container_is_removed_by_its_guard(project: str, tmp_path: Path) -> None:
+    dag_id = project
+    log = tmp_path / "task.log"
+    process = start_task(dag_id, log)
+    try:
+        wait_for(lambda: containers(dag_id, running_only=True), 90, "a running container", log)
+    finally:
+        process.kill()  # SIGKILL: no handler runs in the task's process
+        process.wait(timeout=30)
+    wait_for(lambda: not containers(dag_id), 120, "the guard to remove the container (hang guard)", log)
+
+
 @pytest.mark.parametrize("project", [SLEEP], indirect=True, ids=["sleep"])
 def test_sigkill_leftover_is_removed_by_the_next_try(project: str, tmp_path: Path) -> None:
+    """The last resort, when the guard is gone too (here: SIGKILLed first)."""
     dag_id = project
     log = tmp_path / "task.log"
     first = start_task(dag_id, log)
     try:
         wait_for(lambda: containers(dag_id, running_only=True), 90, "a running container", log)
+        os.kill(guard_of(first.pid), signal.SIGKILL)
     finally:
         first.kill()  # SIGKILL: no handler runs, the container survives its task
         first.wait(timeout=30)

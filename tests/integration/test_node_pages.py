@@ -140,11 +140,12 @@ def test_links_and_pages_show_outputs_and_metadata_only_to_logged_in_users(
             "..%2F..%2F..%2Fmetadata.jsonl",
             "sub/%2E%2E/%2E%2E/x",
             "%2Fetc%2Fpasswd",
-            "sub%5C..%5Cx",
         ):
             refused = client.get(f"{page}/outputs/{escape}")
             assert refused.status_code == 400, (escape, refused.status_code, refused.text)
             assert "may not contain '..'" in refused.json()["detail"]
+        # a backslash is an ordinary character of a file name here, and this one is no output
+        assert client.get(f"{page}/outputs/sub%5C..%5Cx").status_code == 404
         assert client.get(f"{page}/outputs/not-an-output.txt").status_code == 404
         assert client.get(f"/valohai/nodes/web__pages/{_quote(run_id)}/make/-1/7").status_code == 404
 
@@ -232,8 +233,8 @@ FAILING_YAML = f"""\
 
 
 def test_a_failed_try_shows_what_it_left_in_the_store(dags_folder: Path, client: Any, token: str) -> None:
-    """No manifest XCom (the task failed), yet its outputs and metadata were stored under the try's
-    prefix: the Outputs link still leads to them."""
+    """No manifest XCom (the task failed), yet its stage-out finished and stored its manifest: the
+    Outputs link still leads to its outputs and metadata."""
     add_project(dags_folder, "webfail", textwrap.dedent(FAILING_YAML))
     run = dag_bag(dags_folder).dags["webfail__broken"].test()
     (ti,) = run.get_task_instances()
@@ -245,7 +246,7 @@ def test_a_failed_try_shows_what_it_left_in_the_store(dags_folder: Path, client:
     try:
         answer = client.get(page)
         assert answer.status_code == 200, answer.text
-        assert "No manifest for this try" in answer.text and "partial.txt" in answer.text
+        assert "This try failed; its stage-out finished" in answer.text and "partial.txt" in answer.text
         assert "<tr><td>loss</td><td><code>9</code></td></tr>" in answer.text
         assert client.get(f"{page}/outputs/partial.txt").content == b"partial"
         assert client.get(f"{page}/outputs/..%2F..%2F1%2Fmetadata.jsonl").status_code == 400

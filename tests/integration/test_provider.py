@@ -7,11 +7,7 @@ import os
 import subprocess
 from collections.abc import Mapping
 
-import pytest
-
 from tests.conftest import REPO_ROOT
-
-pytestmark = pytest.mark.integration
 
 AIRFLOW = str(REPO_ROOT / ".venv" / "bin" / "airflow")
 

@@ -6,12 +6,8 @@ from __future__ import annotations
 import subprocess
 import uuid
 
-import pytest
-
 from tests.integration.conftest import BUSYBOX
 from valohai_airflow.airflow.operators import LABEL, WORKER_LABEL
-
-pytestmark = pytest.mark.integration
 
 
 def _container(*labels: str, command: str) -> str:

@@ -169,22 +169,30 @@ def params(cases: Iterable[Case], *, marks: dict[str, Any] | None = None) -> lis
 
 
 class Files:
-    """Paths of cases; the valohai-yaml sdist is fetched on first need (once per session, a failure is
-    kept and reported by every test that needs it), the corpus is never required."""
+    """Paths of cases. The valohai-yaml sdist is fetched once per session, before the tests run
+    (tests/conftest.py); a failure is kept and reported by every test that needs it. The corpus is
+    never required."""
 
     def __init__(self) -> None:
         self._upstream_root: Path | None = None
         self._upstream_error: str | None = None
 
+    def fetch_upstream(self) -> str:
+        """Download (or find in the cache) and check the sdist; say what happened."""
+        try:
+            self._upstream_root = upstream_sdist.ensure()
+        except upstream_sdist.UpstreamUnavailable as error:
+            self._upstream_error = str(error)
+            return f"unavailable, the tests that read them fail: {error}"
+        return str(self._upstream_root)
+
     @property
     def upstream_root(self) -> Path:
-        if self._upstream_root is None and self._upstream_error is None:
-            try:
-                self._upstream_root = upstream_sdist.ensure()
-            except upstream_sdist.UpstreamUnavailable as error:
-                self._upstream_error = str(error)
         if self._upstream_root is None:
-            pytest.fail(f"valohai-yaml's example files are needed: {self._upstream_error}", pytrace=False)
+            reason = (
+                self._upstream_error or "not fetched: the session fetches it only for tests using `files`"
+            )
+            pytest.fail(f"valohai-yaml's example files are needed: {reason}", pytrace=False)
         return self._upstream_root
 
     def path(self, case: Case) -> Path:

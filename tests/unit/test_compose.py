@@ -1,60 +1,46 @@
-"""The compose stack (docker-compose.yaml) and its Airflow image (Dockerfile, .dockerignore).
+"""The compose stack (docker-compose.yaml) and its Airflow image (Dockerfile, .dockerignore), from the
+files alone.
 
-No registry is reachable where these run, so the stack is never started. Instead:
-- the files are read as Compose reads them (YAML merge keys, `${VAR:-default}` interpolation, `$$`)
-  and every property the README promises is checked, under the defaults and under overrides;
-- where a Compose implementation is installed (`docker compose`, or Debian's `docker-compose`, which
-  `scripts/compose.sh` installs for `make test`), its `config` command validates the file for real,
-  with and without the celery profile, and the same properties are checked on what it prints;
-- the two shell/python snippets the stack runs itself (the bucket job, the worker's executor
-  guard) are run here: the bucket job against a real SeaweedFS on 127.0.0.1.
+No registry is reachable where these run, so the stack is never started. The files are read as
+Compose reads them (tests/support/compose.py) and every property docs/operating.md promises is checked,
+under the defaults and under overrides; the worker's executor guard, a snippet the stack runs
+itself, is run here. tests/integration/test_compose.py runs a real Compose's `config` and the bucket
+job against a real S3 server.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import shlex
-import shutil
 import subprocess
-import sys
-import uuid
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from tests.conftest import REPO_ROOT
-from tests.support.seaweed import S3Endpoint
+from tests.support.compose import (
+    AIRFLOW_SERVICES,
+    CELERY_ONLY,
+    DEFAULT_STACK,
+    SOCKET,
+    TASK_RUNNERS,
+    binds,
+    conditions,
+    environment,
+    interpolate,
+    load,
+    port_hosts,
+    resolve,
+    script_of,
+    services,
+    variables,
+)
 
-COMPOSE_FILE = REPO_ROOT / "docker-compose.yaml"
 DOCKERFILE = REPO_ROOT / "Dockerfile"
 DOCKERIGNORE = REPO_ROOT / ".dockerignore"
 CONSTRAINTS = REPO_ROOT / "constraints.txt"
 
-DEFAULT_STACK = {
-    "postgres",
-    "s3",
-    "s3-bucket",
-    "airflow-init",
-    "airflow-apiserver",
-    "airflow-scheduler",
-    "airflow-dag-processor",
-    "airflow-triggerer",
-}
-CELERY_ONLY = {"redis", "airflow-worker"}
-AIRFLOW_SERVICES = {
-    "airflow-init",
-    "airflow-apiserver",
-    "airflow-scheduler",
-    "airflow-dag-processor",
-    "airflow-triggerer",
-    "airflow-worker",
-}
-TASK_RUNNERS = {"airflow-scheduler", "airflow-worker"}  # LocalExecutor: the scheduler; Celery: the worker
 LONG_RUNNING = {
     "postgres",
     "redis",
@@ -66,7 +52,6 @@ LONG_RUNNING = {
     "airflow-worker",
 }
 ONE_SHOT = {"s3-bucket", "airflow-init"}
-SOCKET = "/var/run/docker.sock"
 
 # (service, dependency) → condition: the start order of the stack.
 START_ORDER = {
@@ -85,113 +70,9 @@ START_ORDER = {
 }
 
 
-# -- reading the file as Compose does -------------------------------------------------------------
-
-_VAR = re.compile(
-    r"\$(?:(\$)|\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])((?:[^{}]|\{[^{}]*\})*))?\}|([A-Za-z_][A-Za-z0-9_]*))"
-)
-
-
-def interpolate(text: str, env: Mapping[str, str]) -> str:
-    """Compose's interpolation: `$$`, `$VAR`, `${VAR}`, `${VAR:-default}`, `${VAR-default}`, `${VAR:?err}`."""
-
-    def one(match: re.Match[str]) -> str:
-        dollar, name, op, arg, bare = match.groups()
-        if dollar:
-            return "$"
-        if bare:
-            return env.get(bare, "")
-        value = env.get(name)
-        if op == ":-":
-            return value if value else interpolate(arg, env)
-        if op == "-":
-            return value if value is not None else interpolate(arg, env)
-        if op in (":?", "?") and not value:
-            raise ValueError(f"{name} is required: {arg}")
-        return value or ""
-
-    return _VAR.sub(one, text)
-
-
-def variables(text: str) -> set[str]:
-    """The variable names a raw value refers to (`$$` is a literal dollar, not a variable)."""
-    names = set()
-    for match in _VAR.finditer(text):
-        if not match.group(1):
-            names.add(match.group(2) or match.group(5))
-            if match.group(4):
-                names |= variables(match.group(4))
-    return names
-
-
-def resolve(node: Any, env: Mapping[str, str]) -> Any:
-    if isinstance(node, str):
-        return interpolate(node, env)
-    if isinstance(node, list):
-        return [resolve(item, env) for item in node]
-    if isinstance(node, dict):
-        return {key: resolve(value, env) for key, value in node.items()}
-    return node
-
-
 @pytest.fixture(scope="module")
 def raw() -> dict[str, Any]:
-    data = yaml.safe_load(COMPOSE_FILE.read_text())  # the safe loader applies `<<` merge keys
-    assert isinstance(data, dict) and isinstance(data.get("services"), dict)
-    return data
-
-
-def services(raw: Mapping[str, Any], env: Mapping[str, str] | None = None) -> dict[str, Any]:
-    return resolve(raw["services"], env or {})  # type: ignore[no-any-return]
-
-
-def environment(service: Mapping[str, Any]) -> dict[str, str]:
-    env = service.get("environment") or {}
-    if isinstance(env, list):
-        env = dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
-    return {str(k): "" if v is None else str(v) for k, v in env.items()}
-
-
-def binds(service: Mapping[str, Any], project_dir: Path = REPO_ROOT) -> list[tuple[str, str]]:
-    """(source, target) of each volume, in short or long syntax; relative sources made absolute."""
-    result = []
-    for volume in service.get("volumes") or []:
-        if isinstance(volume, dict):
-            source, target = str(volume.get("source", "")), str(volume["target"])
-        else:
-            parts = str(volume).split(":")
-            if len(parts) == 1:
-                source, target = "", parts[0]
-            else:
-                source, target = parts[0], parts[1]
-        if source.startswith("."):
-            source = str((project_dir / source).resolve())
-        result.append((source, target))
-    return result
-
-
-def port_hosts(service: Mapping[str, Any]) -> list[str]:
-    """The host address of each published port, in short ("ip:host:container") or long syntax."""
-    hosts = []
-    for port in service.get("ports") or []:
-        if isinstance(port, dict):
-            hosts.append(str(port.get("host_ip", "")))
-        else:
-            parts = str(port).split(":")
-            hosts.append(parts[0] if len(parts) == 3 else "")
-    return hosts
-
-
-def conditions(service: Mapping[str, Any]) -> dict[str, str]:
-    depends = service.get("depends_on") or {}
-    if isinstance(depends, list):
-        return dict.fromkeys(depends, "service_started")
-    return {name: str((spec or {}).get("condition", "service_started")) for name, spec in depends.items()}
-
-
-def script_of(service: Mapping[str, Any]) -> str:
-    command = service.get("command")
-    return command if isinstance(command, str) else "\n".join(str(part) for part in command or [])
+    return load()
 
 
 # -- the compose file -----------------------------------------------------------------------------
@@ -353,39 +234,6 @@ def test_the_store_is_the_bucket_the_job_creates(raw: dict[str, Any], env: dict[
             assert settings[key] == server[key] == job[key], f"{name}: {key} differs from the S3 server's"
     for name in TASK_RUNNERS:
         assert conditions(svcs[name])["s3-bucket"] == "service_completed_successfully"
-
-
-def test_the_bucket_job_creates_the_bucket_once(raw: dict[str, Any], s3_endpoint: S3Endpoint) -> None:
-    """The job's own script, run against a real S3 server: creates the bucket, then finds it."""
-    import boto3
-
-    job = services(raw)["s3-bucket"]
-    assert job["entrypoint"] == ["python", "-c"]
-    bucket = f"compose-{uuid.uuid4().hex[:10]}"
-    env = {
-        **environment(job),
-        "VALOHAI_BUCKET": bucket,
-        "AIRFLOW__VALOHAI__S3_ENDPOINT_URL": s3_endpoint.endpoint_url,
-        "AWS_ACCESS_KEY_ID": s3_endpoint.access_key,
-        "AWS_SECRET_ACCESS_KEY": s3_endpoint.secret_key,
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-    }
-    outputs = []
-    for _ in range(2):
-        done = subprocess.run(
-            [sys.executable, "-c", script_of(job)], env=env, capture_output=True, text=True, timeout=120
-        )
-        assert done.returncode == 0, done.stderr
-        outputs.append(done.stdout.strip())
-    assert outputs == [f"bucket {bucket} created", f"bucket {bucket} exists"]
-    client = boto3.client(
-        "s3",
-        endpoint_url=s3_endpoint.endpoint_url,
-        aws_access_key_id=s3_endpoint.access_key,
-        aws_secret_access_key=s3_endpoint.secret_key,
-        region_name=s3_endpoint.region,
-    )
-    assert bucket in [b["Name"] for b in client.list_buckets()["Buckets"]]
 
 
 def test_simple_auth_manager_password_file_is_shared_by_init_and_api_server(raw: dict[str, Any]) -> None:
@@ -561,100 +409,3 @@ def test_dockerignore_keeps_the_virtualenv_git_and_caches_out_of_the_context() -
     for path in ("pyproject.toml", "README.md", "constraints.txt", "valohai_airflow/cli.py", "Dockerfile"):
         assert not ignored(path), f"{path} is needed by the build but .dockerignore drops it"
     assert not ignored("valohai_airflow/schemas/valohai-airflow.schema.json")  # package data
-
-
-# -- a real Compose implementation ----------------------------------------------------------------
-
-
-def compose_command() -> list[str] | None:
-    docker = shutil.which("docker")
-    if docker and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0:
-        return [docker, "compose"]
-    legacy = shutil.which("docker-compose")
-    return [legacy] if legacy else None
-
-
-COMPOSE = compose_command()
-needs_compose = pytest.mark.skipif(
-    COMPOSE is None,
-    reason="no `docker compose` or `docker-compose` (Debian: apt-get install docker-compose; "
-    "`make test` does it when run as root on Debian)",
-)
-
-
-def compose_config(tmp_path: Path, *args: str, env: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """`config` of the compose file in a clean environment (no .env of the developer's, no COMPOSE_*)."""
-    assert COMPOSE is not None
-    env_file = tmp_path / f"{uuid.uuid4().hex}.env"
-    env_file.write_text("".join(f"{k}={v}\n" for k, v in (env or {}).items()))
-    done = subprocess.run(
-        [*COMPOSE, "--env-file", str(env_file), "-f", str(COMPOSE_FILE), *args, "config"],
-        cwd=REPO_ROOT,
-        env={k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "DOCKER_CONFIG", "DOCKER_HOST")},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, f"{' '.join(COMPOSE)} config failed:\n{done.stderr}"
-    config = yaml.safe_load(done.stdout)
-    assert isinstance(config, dict)
-    return config
-
-
-def active(config: Mapping[str, Any], profiles: set[str]) -> dict[str, Any]:
-    """The services `up` would start: Compose v2 prints only those, docker-compose 1.29 prints all."""
-    return {
-        name: svc
-        for name, svc in config["services"].items()
-        if not svc.get("profiles") or set(svc["profiles"]) & profiles
-    }
-
-
-def check_resolved_stack(svcs: Mapping[str, Any], executor: str) -> None:
-    for name in AIRFLOW_SERVICES & set(svcs):
-        assert environment(svcs[name])["AIRFLOW__CORE__EXECUTOR"] == executor, name
-    for name, svc in svcs.items():
-        assert all(host == "127.0.0.1" for host in port_hosts(svc)), f"{name}: {svc.get('ports')}"
-    for name in TASK_RUNNERS & set(svcs):
-        mounts = binds(svcs[name])
-        assert (SOCKET, SOCKET) in mounts, name
-        work = environment(svcs[name])["AIRFLOW__VALOHAI__WORK_DIR"]
-        assert (work, work) in mounts, name
-
-
-@needs_compose
-def test_compose_config_accepts_the_default_stack(tmp_path: Path) -> None:
-    svcs = active(compose_config(tmp_path), set())
-    assert set(svcs) == DEFAULT_STACK
-    check_resolved_stack(svcs, "LocalExecutor")
-    assert environment(svcs["airflow-scheduler"])["AIRFLOW__VALOHAI__STORE_URL"] == "s3://valohai/store"
-
-
-@needs_compose
-def test_compose_config_accepts_the_celery_profile(tmp_path: Path) -> None:
-    config = compose_config(tmp_path, "--profile", "celery", env={"AIRFLOW_EXECUTOR": "CeleryExecutor"})
-    svcs = active(config, {"celery"})
-    assert set(svcs) == DEFAULT_STACK | CELERY_ONLY
-    check_resolved_stack(svcs, "CeleryExecutor")
-
-
-@needs_compose
-def test_compose_config_reads_the_switch_and_secrets_from_the_env_file(tmp_path: Path) -> None:
-    """The README's way: the executor, paths and secrets in .env (here: the file given as --env-file)."""
-    env = {
-        "COMPOSE_PROFILES": "celery",
-        "AIRFLOW_EXECUTOR": "CeleryExecutor",
-        "VALOHAI_WORK_DIR": "/srv/valohai/work",
-        "POSTGRES_PASSWORD": "pg-from-env",
-        "AIRFLOW_JWT_SECRET": "jwt-from-env",
-    }
-    svcs = active(compose_config(tmp_path, "--profile", "celery", env=env), {"celery"})
-    check_resolved_stack(svcs, "CeleryExecutor")
-    worker = environment(svcs["airflow-worker"])
-    assert worker["AIRFLOW__VALOHAI__WORK_DIR"] == "/srv/valohai/work"
-    assert json.loads(worker["AIRFLOW__CELERY__EXTRA_CELERY_CONFIG"]) == {
-        "imports": ["valohai_airflow.airflow.worker"]
-    }
-    assert worker["AIRFLOW__API_AUTH__JWT_SECRET"] == "jwt-from-env"
-    assert ":pg-from-env@postgres/" in worker["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
-    assert environment(svcs["postgres"])["POSTGRES_PASSWORD"] == "pg-from-env"

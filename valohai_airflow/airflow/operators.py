@@ -25,7 +25,7 @@ from docker import APIClient
 from docker.errors import APIError
 from docker.types import DeviceRequest, Mount
 
-from valohai_airflow.airflow import control
+from valohai_airflow.airflow import container_guard, control
 from valohai_airflow.airflow.links import NODE_LINKS
 from valohai_airflow.airflow.settings import valohai_settings
 from valohai_airflow.plan.model import EdgeKind, MachinePlan, NodePlan, PipelinePlan
@@ -39,6 +39,10 @@ from valohai_airflow.store import open_store
 LABEL = "valohai-airflow"
 WORKER_LABEL = f"{LABEL}.worker"  # the Airflow hostname of the worker whose task started the container
 TAIL_LINES = 20
+STOPPED = (
+    "the task was stopped (SIGTERM: it was marked failed or cleared, or its worker shut down) and its "
+    "container removed"
+)
 MIB = 1024**2
 
 
@@ -88,6 +92,7 @@ class ValohaiExecutionOperator(DockerOperator):
         self.node = node
         self.no_output_timeout = step.no_output_timeout_seconds
         self.variant = dict(variant or {})
+        self._stopped = False  # on_kill ran: the task got SIGTERM
 
     @property
     def cli(self) -> APIClient:
@@ -161,10 +166,13 @@ class ValohaiExecutionOperator(DockerOperator):
                 return decision.manifest
         self._configure(prepared)
         self._remove_leftovers(request.key)
+        if self._stopped:
+            raise AirflowException(f"node {self.node.name!r}: {STOPPED}; the container was not started")
         self.log.info("Running node %s: %s", self.node.name, prepared.script)
+        guard = container_guard.start(self.container_name or "", self._docker_url)
         watchdog = _SilenceWatchdog(self, self.no_output_timeout) if self.no_output_timeout else None
         self.container = None  # type: ignore[assignment]  # DockerOperator sets it once this try's container exists
-        failure: DockerContainerFailedException | AirflowTaskTimeout | None = None
+        failure: BaseException | None = None
         log_lines: list[str] = []
         exit_code: int | None = None
         try:
@@ -178,42 +186,62 @@ class ValohaiExecutionOperator(DockerOperator):
         except AirflowTaskTimeout as error:
             failure = error
         except APIError as error:
-            self._raise_if_image_missing(error)
-            self._raise_if_no_gpus(error)
-            raise
+            if not self._stopped:  # on_kill removed the container under the engine's /wait (a 404)
+                self._raise_if_image_missing(error)
+                self._raise_if_no_gpus(error)
+                raise
+            failure = error
         finally:
             if watchdog:
                 watchdog.stop()
-            oom_killed, logged = self._remove_container(want_logs=failure is not None and not log_lines)
+            try:
+                oom_killed, logged = self._remove_container(want_logs=failure is not None and not log_lines)
+            finally:
+                container_guard.stop(guard)
         log_lines = log_lines or logged
         timed_out = isinstance(failure, AirflowTaskTimeout)
+        stopped = self._stopped and not timed_out
         status = (
             "timed out"
             if timed_out
             else "stopped"
-            if watchdog and watchdog.fired
+            if stopped or (watchdog and watchdog.fired)
             else "failed"
             if failure
             else "completed"
         )
+        logged_lines = len(prepared.log)
         manifest = finish(prepared, exit_code=exit_code, log_lines=log_lines, status=status)
-        if failure is not None:
+        for line in prepared.log[logged_lines:]:
+            self.log.info("%s", line)
+        if failure is not None or self._stopped:
             tail = "\n".join(log_lines[-TAIL_LINES:])
+            reason = (
+                STOPPED
+                if stopped
+                else f"the step {self._failure_reason(exit_code, oom_killed, watchdog, timed_out)}"
+            )
             message = (
-                f"node {self.node.name!r}: the step {self._failure_reason(exit_code, oom_killed, watchdog, timed_out)}. "
+                f"node {self.node.name!r}: {reason}. "
                 f"Outputs were still collected ({len(manifest.get('outputs', []))} file(s)); work dir kept at "
-                f"{prepared.workdir.root}. Last lines:\n{tail}"
+                f"{prepared.workdir.root}." + (f" Last lines:\n{tail}" if tail else "")
             )
             control.after_failure(self, context, self.node, manifest, message)
             if timed_out:
                 raise AirflowTaskTimeout(message) from failure  # the same kind of failure for Airflow
-            raise AirflowException(message) from failure
+            raise AirflowException(message) from (None if stopped else failure)  # not the engine's 404
         if gate:
             gate.record(manifest)
         if valohai_settings().clean_work_dirs:
             shutil.rmtree(prepared.workdir.root, ignore_errors=True)
         control.after_success(self, context, self.node, manifest)
         return manifest
+
+    @property
+    def _docker_url(self) -> str:
+        """The engine this operator's hook talks to (the first, when given several)."""
+        url = self.docker_url
+        return url[0] if isinstance(url, list) else str(url)
 
     def _image_id(self) -> str | None:
         """The engine's id of the step's image, for reuse keys; None while it is not pulled yet."""
@@ -253,22 +281,25 @@ class ValohaiExecutionOperator(DockerOperator):
 
     def _remove_container(self, *, want_logs: bool) -> tuple[bool, list[str]]:
         """Read the OOM flag (and the log, when the run was cut short) and then force-remove this
-        try's container, whatever happened: none may outlive its task."""
+        try's container, whatever happened: none may outlive its task. After a SIGTERM `on_kill`
+        has removed it already (unless it came before the container existed): nothing to read."""
         if self.container is None:
             return False, []
         container_id = self.container["Id"]
         oom_killed, lines = False, []
         try:
-            oom_killed = bool(self.cli.inspect_container(container_id)["State"].get("OOMKilled"))
-            if want_logs:
-                raw = self.cli.logs(container_id, stdout=True, stderr=True)
-                lines = raw.decode(errors="replace").splitlines() if isinstance(raw, bytes) else []
+            if not self._stopped:
+                oom_killed = bool(self.cli.inspect_container(container_id)["State"].get("OOMKilled"))
+                if want_logs:
+                    raw = self.cli.logs(container_id, stdout=True, stderr=True)
+                    lines = raw.decode(errors="replace").splitlines() if isinstance(raw, bytes) else []
         except APIError as error:
             self.log.info("Container %s not inspectable: %s", container_id[:12], error)
         try:
             self.cli.remove_container(container_id, force=True)
         except APIError as error:
-            self.log.info("Container %s already gone: %s", container_id[:12], error)
+            if not self._stopped:
+                self.log.info("Container %s already gone: %s", container_id[:12], error)
         return oom_killed, lines
 
     def _raise_if_image_missing(self, error: APIError) -> None:
@@ -299,7 +330,10 @@ class ValohaiExecutionOperator(DockerOperator):
         ) from error
 
     def on_kill(self) -> None:
-        """Force-remove at once: Docker's 10 s stop grace outlives the supervisor's 5 s SIGKILL."""
+        """Force-remove at once: Docker's 10 s stop grace outlives the supervisor's 5 s SIGKILL. Called
+        on SIGTERM, after which `execute` goes on: it stores the outputs written so far and fails as
+        stopped."""
+        self._stopped = True
         if self.container is None or not self.hook.client_created:
             return
         container_id = self.container["Id"]

@@ -4,8 +4,9 @@ the configured artefact store, local or S3.
 
 Same-origin with the Airflow UI, so its extra links render and the UI's login reaches them: every
 route asks Airflow's own core-API dependencies for a user (the `_token` cookie the UI sets, or a
-bearer token) with read access to the DAG's XComs. Paths come from the node's manifest (its XCom) or,
-for a try without one (it failed), from the try's own store prefix; nothing may leave the store.
+bearer token) with read access to the DAG's XComs. Files come only from a try's manifest: its XCom, or
+for a failed try the manifest its finished stage-out stored; a try without one (its stage-out failed,
+was killed, or has not finished) lists no outputs, whatever partial objects its prefix may hold.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from starlette.background import BackgroundTask
 from valohai_airflow.airflow.links import URL_PREFIX, node_page_path, ui_path
 from valohai_airflow.airflow.settings import valohai_settings
 from valohai_airflow.runtime.ids import ExecutionKey
-from valohai_airflow.runtime.manifest import Manifest, ManifestFile, load_manifest
+from valohai_airflow.runtime.manifest import Manifest, ManifestFile, load_manifest, stored_manifest
 from valohai_airflow.runtime.metadata import TIME_KEY
 from valohai_airflow.store import ArtifactStore, LocalStore, ObjectNotFoundError, StoreError, open_store
 from valohai_airflow.store.base import join_key
@@ -56,7 +57,8 @@ app = FastAPI(
 
 
 class _Try:
-    """One try of one node: its manifest when the XCom belongs to it, and the store."""
+    """One try of one node: its manifest (the XCom when it belongs to this try, else the one its
+    stage-out stored), and the store."""
 
     def __init__(
         self, session: Any, dag_id: str, run_id: str, task_id: str, map_index: int, try_number: int
@@ -71,6 +73,21 @@ class _Try:
         self.manifest = self._manifest(session)
 
     def _manifest(self, session: Any) -> Manifest | None:
+        manifest = self._xcom_manifest(session)
+        if manifest is None:
+            try:
+                value = stored_manifest(self.store, self.key)
+                manifest = Manifest.model_validate(value) if value is not None else None
+            except (StoreError, ValueError):
+                return None
+        if manifest is None:
+            return None
+        try:
+            return load_manifest(manifest, self.store, **self.s3_options)
+        except StoreError as error:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"the node's file list: {error}") from error
+
+    def _xcom_manifest(self, session: Any) -> Manifest | None:
         from airflow.models.xcom import XComModel
 
         query = XComModel.get_many(
@@ -95,29 +112,11 @@ class _Try:
         except ValueError:
             return None
         if manifest.execution_id != self.key.execution_id and not manifest.reused_from:
-            return None  # the XCom of another try: this one left only its store prefix
-        try:
-            return load_manifest(manifest, self.store, **self.s3_options)
-        except StoreError as error:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"the node's file list: {error}") from error
-
-    @property
-    def outputs_prefix(self) -> str:
-        if self.manifest and self.manifest.outputs_prefix_uri:
-            key = self.store.key_for_uri(self.manifest.outputs_prefix_uri)
-            if key is not None:
-                return key
-        return join_key(self.key.prefix, "outputs")
+            return None  # the XCom of another try
+        return manifest
 
     def outputs(self) -> list[ManifestFile]:
-        if self.manifest is not None:
-            return list(self.manifest.outputs)
-        prefix = join_key(self.key.prefix, "outputs")
-        try:
-            listed = self.store.list_prefix(prefix)
-        except StoreError:
-            return []
-        return [ManifestFile(path=o.key[len(prefix) + 1 :], uri=o.uri, size=o.size) for o in listed]
+        return list(self.manifest.outputs) if self.manifest is not None else []
 
     def metadata_key(self) -> str | None:
         uri = self.manifest.metadata_uri if self.manifest else None
@@ -154,13 +153,14 @@ class _Try:
 
 
 def _clean_path(path: str) -> str:
-    """An output path as the manifest writes it; anything that could leave the store is refused."""
+    """An output path as the manifest writes it (any file name, a backslash too); a path that could
+    not be an output's is refused."""
     parts = path.split("/")
-    if not path or path.startswith("/") or "\\" in path or "\x00" in path or ".." in parts:
+    if not path or path.startswith("/") or "\x00" in path or ".." in parts:
         raise HTTPException(
             status.HTTP_400_BAD_REQUEST,
             f"refused output path {path!r}: paths are relative to the node's outputs and may not "
-            "contain '..', a leading '/' or backslashes",
+            "contain '..' or a leading '/'",
         )
     return "/".join(p for p in parts if p not in ("", "."))
 
@@ -211,6 +211,11 @@ def _page(t: _Try) -> str:
         + f", try {key.try_number}. <a href='{e(task_page)}'>Back to the task in Airflow</a></p>",
     ]
     if m:
+        if m.status != "completed" and not m.reused_from:
+            parts.append(
+                f"<p class='note'>This try {e(str(m.status))}; its stage-out finished, so the files it wrote "
+                "before that are its outputs.</p>"
+            )
         parts.append(
             f"<p>Step <code>{e(m.step)}</code>, image <code>{e(m.image)}</code>, status "
             f"<b>{e(str(m.status))}</b>, exit code {e(str(m.exit_code))}.</p>"
@@ -227,8 +232,8 @@ def _page(t: _Try) -> str:
             )
     else:
         parts.append(
-            "<p class='note'>No manifest for this try (it failed, was stopped or has not finished): "
-            "the files below are what its store prefix holds.</p>"
+            "<p class='note'>No manifest for this try: it has not finished, or it was killed or failed "
+            "before its outputs were all stored, so it has no outputs (a stage-out is all or nothing).</p>"
         )
     outputs = t.outputs()
     parts.append(f"<h2 id='outputs'>Outputs ({len(outputs)})</h2>")
@@ -246,7 +251,7 @@ def _page(t: _Try) -> str:
         parts.append("<p class='note'>The node wrote no files to /valohai/outputs.</p>")
     if m and m.skipped_outputs:
         parts.append(
-            "<p class='note'>Skipped (symlinks out of the outputs dir): "
+            "<p class='note'>Not stored (a symlink out of the outputs dir, a name that is not UTF-8; the task log says why): "
             + ", ".join(f"<code>{e(p)}</code>" for p in m.skipped_outputs)
             + "</p>"
         )
@@ -288,7 +293,7 @@ def node_page(
     dag_id: str, run_id: str, task_id: str, map_index: int, try_number: int, session: SessionDep
 ) -> HTMLResponse:
     t = _Try(session, dag_id, run_id, task_id, map_index, try_number)
-    if t.manifest is None and not t.outputs() and t.metadata_key() is None:
+    if t.manifest is None and t.metadata_key() is None:
         raise HTTPException(
             status.HTTP_404_NOT_FOUND,
             f"nothing stored for try {try_number} of {task_id} in run {run_id} of {dag_id} "
@@ -314,22 +319,19 @@ def output_file(
 ) -> Response:
     path = _clean_path(path)
     t = _Try(session, dag_id, run_id, task_id, map_index, try_number)
-    if t.manifest is not None:
-        entry = next((f for f in t.manifest.outputs if f.path == path), None)
-        key = t.store.key_for_uri(entry.uri) if entry and entry.uri else None
-        if key is None:
-            raise HTTPException(
-                status.HTTP_404_NOT_FOUND, f"{path!r} is not an output of {task_id} in the store"
-            )
-    else:
-        key = join_key(t.key.prefix, "outputs", path)
-    return _serve(t.store, key, mimetypes.guess_type(path)[0] or "application/octet-stream", attachment=True)
+    entry = next((f for f in t.outputs() if f.path == path), None)
+    key = t.store.key_for_uri(entry.uri) if entry and entry.uri else None
+    if key is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"{path!r} is not an output of {task_id} in the store")
+    media_type = mimetypes.guess_type(path)[0] or "application/octet-stream"
+    return _serve(t.store, key, media_type, attachment=True, name=PurePosixPath(path).name)
 
 
-def _serve(store: ArtifactStore, key: str, media_type: str, *, attachment: bool) -> Response:
+def _serve(store: ArtifactStore, key: str, media_type: str, *, attachment: bool, name: str = "") -> Response:
     """A stored object as a file response: straight from disk for the local store (never through a
-    symlink out of it), through a temporary copy for S3."""
-    name = PurePosixPath(key).name
+    symlink out of it), through a temporary copy for S3. `name`: the file's real name (a key may
+    percent-encode it)."""
+    name = name or PurePosixPath(key).name
     disposition = "attachment" if attachment else "inline"
     if isinstance(store, LocalStore):
         root = store.root.resolve()

@@ -27,7 +27,16 @@ from valohai_airflow.runtime.confinement import ConfinementError, InputPolicy
 from valohai_airflow.runtime.edges import EdgeFile, edge_for_parameter, resolve_edges
 from valohai_airflow.runtime.ids import ExecutionKey
 from valohai_airflow.runtime.inputs import DownloadCache, InputError, InputSource, materialise_input
-from valohai_airflow.runtime.manifest import Manifest, ManifestFile, load_upstream, output_entries, to_xcom
+from valohai_airflow.runtime.manifest import (
+    Manifest,
+    ManifestFile,
+    discard_try,
+    discard_unfinished_tries,
+    load_upstream,
+    output_entries,
+    store_manifest,
+    to_xcom,
+)
 from valohai_airflow.runtime.metadata import MetadataCollector
 from valohai_airflow.runtime.outputs import stage_outputs
 from valohai_airflow.runtime.parameters import NodeParameterError, resolve_parameters
@@ -240,22 +249,40 @@ def prepare(request: ExecutionRequest) -> PreparedExecution:
 def finish(
     prepared: PreparedExecution, *, exit_code: int | None, log_lines: Sequence[str], status: str
 ) -> dict[str, Any]:
-    """Collect, upload and describe what the container left; returns the XCom value."""
+    """Collect, upload and describe what the container left; returns the XCom value. All or
+    nothing: a failed stage-out leaves nothing of this try in the store."""
     request = prepared.request
-    step = request.node.step
-    assert step is not None
     prefix = request.key.prefix
     metadata = MetadataCollector()
     metadata.feed_all(log_lines)
     try:
-        collection, uris = stage_outputs(prepared.workdir.outputs, request.store, join_key(prefix, "outputs"))
-        metadata_uri = request.store.put_bytes(metadata.to_jsonl(), join_key(prefix, "metadata.jsonl")).uri
+        for number in discard_unfinished_tries(request.store, request.key):
+            prepared.log.append(f"removed the partial outputs try {number} left in the store")
+        return _stage_out(prepared, metadata, exit_code=exit_code, status=status)
     except (StoreError, OSError) as error:  # a full disk, an S3 server gone mid-upload
+        try:
+            discard_try(request.store, request.key)
+            removed = "what it had stored was removed"
+        except (StoreError, OSError) as cleanup:
+            removed = f"removing what it had stored failed too ({cleanup}); the next try removes it"
         raise ExecutionError(
             f"node {request.node.name!r}: storing its outputs under {request.store.uri(prefix)} failed "
-            f"(the step itself {status}): {error}. The files are kept in {prepared.workdir.outputs}; "
+            f"(the step itself {status}): {error}. No output of this try is kept in the store ({removed}); "
+            f"the files are kept in {prepared.workdir.outputs}; "
             "make room in or repair the store, then clear the task to run it again"
         ) from error
+
+
+def _stage_out(
+    prepared: PreparedExecution, metadata: MetadataCollector, *, exit_code: int | None, status: str
+) -> dict[str, Any]:
+    """Outputs, metadata series and manifest into the store, the manifest last (it makes them visible)."""
+    request = prepared.request
+    step = request.node.step
+    assert step is not None
+    prefix = request.key.prefix
+    collection, uris = stage_outputs(prepared.workdir.outputs, request.store, join_key(prefix, "outputs"))
+    metadata_uri = request.store.put_bytes(metadata.to_jsonl(), join_key(prefix, "metadata.jsonl")).uri
     prepared.log += [f"output {s.path!r} skipped: {s.reason}" for s in collection.skipped]
     prepared.log += collection.problems
     manifest = Manifest(
@@ -283,4 +310,6 @@ def finish(
         outputs_prefix_uri=request.store.uri(join_key(prefix, "outputs")),
         skipped_outputs=[s.path for s in collection.skipped],
     )
-    return to_xcom(manifest, request.store, join_key(prefix, "manifest-files.json"))
+    value = to_xcom(manifest, request.store, join_key(prefix, "manifest-files.json"))
+    store_manifest(value, request.store, request.key)
+    return value

@@ -5,6 +5,11 @@ the input files, the output files (path, uri, size, sha256, properties), the las
 per key and where the full metadata series is stored. A manifest with many files would be too
 big for XCom, so its "large" form keeps the file lists in the store (`files_uri`) and only the
 counts inline; `load_manifest` accepts either form and returns the full one.
+
+Stage-out is all or nothing per try: the XCom value is also stored as `<try prefix>/manifest.json`,
+last, and only a try with that file has outputs (the Outputs page lists nothing else). A try whose
+stage-out failed removes what it had stored (`discard_try`); one killed meanwhile is removed by the
+next try of the same node (`discard_unfinished_tries`), so a full store does not stay full.
 """
 
 from __future__ import annotations
@@ -16,14 +21,17 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from valohai_airflow.runtime.ids import ExecutionKey
 from valohai_airflow.runtime.outputs import OutputCollection
-from valohai_airflow.store import read_json_uri
-from valohai_airflow.store.base import ArtifactStore, StoreError
+from valohai_airflow.store import ObjectNotFoundError, read_json_uri
+from valohai_airflow.store.base import ArtifactStore, StoreError, join_key
 
 SCHEMA_VERSION = 1
 #: Above either limit the file lists move to the store.
 MAX_INLINE_FILES = 1000
 MAX_INLINE_BYTES = 256 * 1024
+#: Beside a try's outputs, written last: the try's stage-out finished.
+MANIFEST_NAME = "manifest.json"
 
 
 class ManifestFile(BaseModel):
@@ -156,3 +164,37 @@ def load_upstream(
         if manifests:
             found[name] = sorted(manifests, key=lambda m: m.map_index)
     return found
+
+
+def store_manifest(value: Mapping[str, Any], store: ArtifactStore, key: ExecutionKey) -> None:
+    """Store a try's XCom value as its manifest: from now on its outputs exist."""
+    store.put_json(dict(value), join_key(key.prefix, MANIFEST_NAME))
+
+
+def stored_manifest(store: ArtifactStore, key: ExecutionKey) -> dict[str, Any] | None:
+    """The XCom value a try stored when its stage-out finished; None if it never did."""
+    try:
+        value = store.read_json(join_key(key.prefix, MANIFEST_NAME))
+    except ObjectNotFoundError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def discard_try(store: ArtifactStore, key: ExecutionKey) -> int:
+    """Remove everything a try stored (a failed stage-out); returns how many objects."""
+    return store.delete_prefix(key.prefix)
+
+
+def discard_unfinished_tries(store: ArtifactStore, key: ExecutionKey) -> list[int]:
+    """Remove what earlier tries of this execution left without finishing their stage-out (killed
+    mid-upload, or their own clean-up failed); returns their try numbers. A try with a metadata
+    series but no manifest is kept: versions before stored manifests wrote the series last (one
+    killed between the two writes is left too, harmless: nothing lists it)."""
+    discarded = []
+    for number in range(1, key.try_number):
+        earlier = ExecutionKey(key.dag_id, key.run_id, key.node, key.map_index, number)
+        if any(store.exists(join_key(earlier.prefix, name)) for name in (MANIFEST_NAME, "metadata.jsonl")):
+            continue
+        if discard_try(store, earlier):
+            discarded.append(number)
+    return discarded

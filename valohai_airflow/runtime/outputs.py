@@ -12,6 +12,10 @@ Both are merged per file; where both set a key, the `.jsonl` value wins (it is t
 driven mechanism, and valohai-utils merges into it). These property files are not outputs
 themselves; a `x.metadata.json` whose `x` does not exist stays an ordinary output.
 
+Any file name is stored: the store key percent-encodes what a key cannot hold (`store.base.path_key`:
+a backslash, a newline, `%`, ...), the manifest keeps the real path. The one exception is a name
+that is not UTF-8: JSON (the manifest, XCom) cannot hold it, so the file is skipped with a reason.
+
 Symlinks: one that resolves to a regular file inside the outputs dir is collected under its own
 name; one that points outside the dir, to a directory, or nowhere is never followed: it is
 skipped and reported in `skipped`.
@@ -31,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from valohai_airflow.store.base import ArtifactStore, join_key, normalize_key
+from valohai_airflow.store.base import ArtifactStore, key_path, normalize_key, tree_key
 from valohai_airflow.store.files import hash_fd
 from valohai_airflow.store.local import LocalStore
 
@@ -82,6 +86,15 @@ def _hash_nofollow(path: Path) -> tuple[int, str]:
         os.close(fd)
 
 
+def _is_utf8(name: str) -> bool:
+    """False for a name with bytes that are not UTF-8 (os gives them as lone surrogates)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _scan(root: Path, skipped: list[SkippedEntry]) -> dict[str, Path]:
     """Relative path → file to read (the link target for in-tree symlinks)."""
     real_root = root.resolve()
@@ -96,6 +109,12 @@ def _scan(root: Path, skipped: list[SkippedEntry]) -> dict[str, Path]:
         for name in filenames:
             entry = base / name
             rel = entry.relative_to(root).as_posix()
+            if not _is_utf8(rel):
+                shown = rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+                skipped.append(
+                    SkippedEntry(shown, "its name is not UTF-8, which a manifest cannot hold: rename it")
+                )
+                continue
             st = entry.lstat()
             if stat.S_ISLNK(st.st_mode):
                 target = entry.resolve()
@@ -141,7 +160,7 @@ def stage_outputs(
     uris: dict[str, str] = {}
 
     def put(rel: str, path: Path) -> tuple[int, str]:
-        stored, size, sha256 = store.put_hashed(path, join_key(prefix, rel))
+        stored, size, sha256 = store.put_hashed(path, tree_key(prefix, rel))
         uris[rel] = stored.uri
         return size, sha256
 
@@ -217,9 +236,9 @@ def upload_outputs(collection: OutputCollection, store: ArtifactStore, prefix: s
     prefix = normalize_key(prefix, allow_empty=True)
     strip = len(prefix) + 1 if prefix else 0
     plain = [f.path for f in collection.files if not (collection.root / f.path).is_symlink()]
-    uris = {obj.key[strip:]: obj.uri for obj in store.put_tree(collection.root, prefix, plain)}
+    uris = {key_path(obj.key[strip:]): obj.uri for obj in store.put_tree(collection.root, prefix, plain)}
     for f in collection.files:
         if f.path not in uris:
             target = (collection.root / f.path).resolve()
-            uris[f.path] = store.put_file(target, join_key(prefix, f.path)).uri
+            uris[f.path] = store.put_file(target, tree_key(prefix, f.path)).uri
     return uris

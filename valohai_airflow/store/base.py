@@ -7,6 +7,8 @@ A prefix names a "directory": listing `a/b` lists keys under `a/b/`, never `a/bc
 from __future__ import annotations
 
 import posixpath
+import re
+import urllib.parse
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +57,39 @@ def normalize_key(key: str, *, allow_empty: bool = False) -> str:
     return "/".join(parts)
 
 
+#: What a key segment must not hold literally, though a POSIX file name may: the escape itself,
+#: backslash (refused by `normalize_key`), control characters (an S3 listing is XML, which cannot
+#: carry most of them and turns a CR into LF), wildcard characters (an edge stages a file through its
+#: URL, where `*?[` would be read as a pattern), and bytes that are not UTF-8 (os gives them to us as
+#: lone surrogates; S3 keys and JSON are UTF-8).
+_KEY_UNSAFE = re.compile(r"[%\\\x00-\x1f\x7f*?\[\]\ud800-\udfff]+")
+#: LocalStore's temp files: a segment that starts so would be hidden from listings.
+_HIDDEN_START = ".vh-tmp-"
+
+
+def _escape(match: re.Match[str]) -> str:
+    raw = match.group().encode("utf-8", "surrogateescape")
+    return "".join(f"%{byte:02X}" for byte in raw)
+
+
+def path_key(path: str) -> str:
+    """The store key part for a `/`-separated file path: characters a store cannot hold (or that
+    mean something else in a key or its URL) percent-encoded, reversibly (`key_path`). The
+    manifest keeps the real path; only the key is encoded."""
+    segments = []
+    for segment in path.split("/"):
+        encoded = _KEY_UNSAFE.sub(_escape, segment)
+        if encoded.startswith(_HIDDEN_START):
+            encoded = "%2E" + encoded[1:]
+        segments.append(encoded)
+    return "/".join(segments)
+
+
+def key_path(key: str) -> str:
+    """The file path `path_key` encoded (non-UTF-8 bytes come back as os's lone surrogates)."""
+    return urllib.parse.unquote(key, errors="surrogateescape")
+
+
 def join_key(prefix: str, *rest: str) -> str:
     return normalize_key(posixpath.join(prefix, *rest) if prefix else posixpath.join(*rest))
 
@@ -93,7 +128,8 @@ class ArtifactStore(Protocol):
     def put_tree(
         self, local_dir: Path, prefix: str, files: Sequence[str] | None = None
     ) -> list[StoredObject]:
-        """Store every file of a directory (or the given relative `files`) under `prefix`."""
+        """Store every file of a directory (or the given relative `files`) under `prefix`, each at
+        `tree_key(prefix, path)` (any file name: what a key cannot hold is percent-encoded)."""
         ...
 
     def put_bytes(self, data: bytes, key: str) -> StoredObject: ...
@@ -124,6 +160,16 @@ class ArtifactStore(Protocol):
 
 
 def relative_files(local_dir: Path, files: Iterable[str] | None) -> list[str]:
+    """The relative paths `put_tree` stores (each checked not to leave `local_dir`)."""
     if files is None:
         return tree_files(local_dir)
-    return [normalize_key(f) for f in files]
+    out = []
+    for f in files:
+        normalize_key(path_key(f))  # no '..', no leading '/'
+        out.append("/".join(p for p in f.split("/") if p not in ("", ".")))
+    return out
+
+
+def tree_key(prefix: str, rel: str) -> str:
+    """The key `put_tree` stores the file at relative path `rel` under."""
+    return join_key(prefix, path_key(rel)) if prefix else normalize_key(path_key(rel))

@@ -29,6 +29,7 @@ from valohai_airflow.store.base import (
     StoreError,
     normalize_key,
     relative_files,
+    tree_key,
 )
 from valohai_airflow.store.files import copy_hashed, hash_fd, seal, seal_written
 
@@ -187,8 +188,7 @@ class LocalStore:
         prefix = normalize_key(prefix, allow_empty=True)
         out = []
         for rel in relative_files(Path(local_dir), files):
-            key = f"{prefix}/{rel}" if prefix else rel
-            out.append(self.put_file(Path(local_dir) / rel, key))
+            out.append(self.put_file(Path(local_dir) / rel, tree_key(prefix, rel)))
         return out
 
     def put_bytes(self, data: bytes, key: str) -> StoredObject:

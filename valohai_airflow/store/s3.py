@@ -31,6 +31,7 @@ from valohai_airflow.store.base import (
     StoreError,
     normalize_key,
     relative_files,
+    tree_key,
 )
 
 if TYPE_CHECKING:
@@ -147,8 +148,12 @@ class S3Store:
     def _rel(self, full_key: str) -> str:
         return full_key[len(self.prefix) + 1 :] if self.prefix else full_key
 
+    def _full_uri(self, full_key: str) -> str:
+        """Keys are percent-quoted in URLs, so `parse_s3_url` (and an input URL) gives them back exactly."""
+        return f"s3://{self.bucket}/{urllib.parse.quote(full_key, safe='/')}"
+
     def uri(self, key: str) -> str:
-        return f"s3://{self.bucket}/{self._full(key)}"
+        return self._full_uri(self._full(key))
 
     def key_for_uri(self, uri: str) -> str | None:
         try:
@@ -164,7 +169,7 @@ class S3Store:
         return full
 
     def _fail(self, exc: Exception, key: str, action: str) -> StoreError:
-        uri = f"s3://{self.bucket}/{key}"
+        uri = self._full_uri(key)
         if isinstance(exc, ClientError):
             code = str(exc.response.get("Error", {}).get("Code", ""))
             if code in _NOT_FOUND_CODES:
@@ -189,7 +194,7 @@ class S3Store:
         prefix = normalize_key(prefix, allow_empty=True)
         local_dir = Path(local_dir)
         rels = relative_files(local_dir, files)
-        keys = [f"{prefix}/{rel}" if prefix else rel for rel in rels]
+        keys = [tree_key(prefix, rel) for rel in rels]
         with create_transfer_manager(self.client, self.transfer_config) as manager:
             futures = [
                 (key, manager.upload(str(local_dir / rel), self.bucket, self._full(key)))
@@ -236,7 +241,7 @@ class S3Store:
         """The objects under `prefix` with their ETags, sorted by key."""
         full_prefix = self._full(prefix, allow_empty=True)
         objects = [
-            (StoredObject(key=self._rel(k), size=size, uri=f"s3://{self.bucket}/{k}"), etag)
+            (StoredObject(key=self._rel(k), size=size, uri=self._full_uri(k)), etag)
             for k, size, etag in self._list_full(full_prefix)
             if not k.endswith("/")
         ]

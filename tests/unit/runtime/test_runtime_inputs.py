@@ -11,9 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.seaweed import S3Endpoint
 from valohai_airflow.runtime.inputs import DownloadCache, InputError, InputSource, materialise_input
-from valohai_airflow.store import open_store
 
 
 def write(path: Path, data: bytes | str) -> Path:
@@ -109,66 +107,6 @@ def test_checksum_mismatch_is_an_error(tmp_path: Path, data_dir: Path, cache: Do
     with pytest.raises(InputError, match="checksum mismatch"):
         materialise_input(
             "d", [InputSource(str(data_dir / "a/x.csv"), sha256="0" * 64)], tmp_path / "inputs", cache
-        )
-
-
-# --- S3 -------------------------------------------------------------------------------------------
-
-
-def test_s3_inputs_with_wildcards_and_cache(
-    s3_endpoint: S3Endpoint, s3_bucket: str, tmp_path: Path, data_dir: Path
-) -> None:
-    opts = {
-        "endpoint_url": s3_endpoint.endpoint_url,
-        "access_key": s3_endpoint.access_key,
-        "secret_key": s3_endpoint.secret_key,
-        "region_name": s3_endpoint.region,
-    }
-    store = open_store(f"s3://{s3_bucket}", **opts)
-    store.put_tree(data_dir, "ds")
-    cache = DownloadCache(tmp_path / "cache")
-    inputs = tmp_path / "inputs"
-    result = materialise_input(
-        "s3",
-        [InputSource(f"s3://{s3_bucket}/ds/*/x.csv")],
-        inputs,
-        cache,
-        keep_directories="suffix",
-        s3_options=opts,
-    )
-    assert tree(inputs, "s3") == {"a/x.csv": b"ax", "b/x.csv": b"bx"}
-    assert [f.uri for f in result.files] == [f"s3://{s3_bucket}/ds/a/x.csv", f"s3://{s3_bucket}/ds/b/x.csv"]
-    assert cache.downloads == 2
-    materialise_input("again", [InputSource(f"s3://{s3_bucket}/ds/a/x.csv")], inputs, cache, s3_options=opts)
-    assert cache.downloads == 2  # same ETag: served from the cache
-    store.put_bytes(b"changed", "ds/a/x.csv")
-    materialise_input("after", [InputSource(f"s3://{s3_bucket}/ds/a/x.csv")], inputs, cache, s3_options=opts)
-    assert cache.downloads == 3 and tree(inputs, "after") == {"x.csv": b"changed"}
-    full = materialise_input(
-        "full",
-        [InputSource(f"s3://{s3_bucket}/ds/**.csv")],
-        inputs,
-        cache,
-        keep_directories="full",
-        s3_options=opts,
-    )
-    assert sorted(f.name for f in full.files) == ["ds/a/x.csv", "ds/b/deep/z.csv", "ds/b/x.csv"]
-    with pytest.raises(InputError, match="cannot download"):
-        materialise_input(
-            "gone", [InputSource(f"s3://{s3_bucket}/ds/nope.csv")], inputs, cache, s3_options=opts
-        )
-    empty = materialise_input(
-        "none", [InputSource(f"s3://{s3_bucket}/ds/*.parquet")], inputs, cache, s3_options=opts
-    )
-    assert empty.files == [] and "matched no files" in empty.warnings[0]
-    # hashed as the parts arrived: a manifest that expects other bytes still fails the input
-    with pytest.raises(InputError, match="checksum mismatch"):
-        materialise_input(
-            "bad",
-            [InputSource(f"s3://{s3_bucket}/ds/b/x.csv", sha256="0" * 64)],
-            inputs,
-            cache,
-            s3_options=opts,
         )
 
 

@@ -154,3 +154,33 @@ def test_concurrent_writers_never_expose_partial_files(tmp_path: Path) -> None:
     assert seen, "the reader saw nothing"
     assert all(data in payloads for data in seen)
     assert not [p for p in (tmp_path / "store").iterdir() if p.name.startswith(".vh-tmp-")]
+
+
+def test_any_file_name_gets_a_key_that_decodes_back() -> None:
+    from valohai_airflow.store.base import key_path, normalize_key, path_key
+
+    names = [
+        "a\\b",
+        "new\nline",
+        "50%.csv",
+        "%41",
+        "d[1]*?.txt",
+        ".vh-tmp-x",
+        "bad\udcffbyte",
+        "plain/dir.txt",
+    ]
+    for name in names:
+        key = path_key(name)
+        assert normalize_key(key) == key and key_path(key) == name
+        assert not any(c in key for c in "\\\n*?[") and not key.startswith(".vh-tmp-")
+    assert path_key("plain/dir.txt") == "plain/dir.txt"  # ordinary names are unchanged
+
+
+def test_put_tree_stores_a_hidden_prefix_name_visibly(tmp_path: Path) -> None:
+    """A step's `.vh-tmp-x` would have been stored as the store's own temp file and never listed."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / ".vh-tmp-x").write_text("mine")
+    store = LocalStore(tmp_path / "store")
+    store.put_tree(src, "p", [".vh-tmp-x"])
+    assert [o.key for o in store.list_prefix("p")] == ["p/%2Evh-tmp-x"]

@@ -175,3 +175,26 @@ def test_wrong_credentials_are_a_store_error(s3_endpoint: S3Endpoint, s3_bucket:
     )
     with pytest.raises(StoreError, match="S3"):
         store.put_bytes(b"x", "k")
+
+
+def test_tree_with_any_file_name_reads_back_by_key_and_uri(
+    s3_endpoint: S3Endpoint, s3_bucket: str, tmp_path: Path
+) -> None:
+    """Names a key cannot hold as they are go in percent-encoded; each object's URI parses back to
+    its key (before: a `%` in a key made the URI name another key, a backslash was refused)."""
+    from valohai_airflow.store.base import key_path, path_key
+
+    names = ["back\\slash", "new\nline", "cr\rhere", "50%25", "d[1]*?", "tab\tx"]
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in names:
+        (src / name).write_text(name)
+    store = s3_store(s3_endpoint, s3_bucket)
+    stored = store.put_tree(src, "out", names)
+    assert sorted(key_path(o.key) for o in store.list_prefix("out")) == sorted(f"out/{n}" for n in names)
+    for obj in stored:
+        assert store.key_for_uri(obj.uri) == obj.key
+        assert parse_s3_url(obj.uri)[1] == f"root/{obj.key}"
+        name = key_path(obj.key).removeprefix("out/")
+        assert obj.key == f"out/{path_key(name)}"
+        assert store.read_bytes(obj.key) == name.encode()
