@@ -1,9 +1,9 @@
-# The two commands of the README are `make demo` and `make test`; everything else is a building block.
+# The two commands of the README (and docs/getting-started.md) are `make demo` and `make test`; everything else is a building block.
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: venv docker images browser services compose demo ui test lint typecheck unit integration e2e bench lock clean
+.PHONY: venv docker images browser services compose demo ui docs test lint typecheck unit integration e2e bench lock clean
 
 venv:
 	@./scripts/venv.sh
@@ -28,6 +28,11 @@ demo: images
 
 ui: images
 	@./scripts/ui.sh
+
+# The manual on http://127.0.0.1:8000, rebuilt on every edit; `make test` builds it with --strict
+# (tests/unit/test_docs_site.py).
+docs: venv
+	$(VENV)/bin/mkdocs serve -a 127.0.0.1:8000
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -84,7 +84,7 @@ def test_compose_config_accepts_the_celery_profile(tmp_path: Path) -> None:
 
 @needs_compose
 def test_compose_config_reads_the_switch_and_secrets_from_the_env_file(tmp_path: Path) -> None:
-    """The README's way: the executor, paths and secrets in .env (here: the file given as --env-file)."""
+    """The manual's way (docs/operating.md): the executor, paths and secrets in .env (here: the file given as --env-file)."""
     env = {
         "COMPOSE_PROFILES": "celery",
         "AIRFLOW_EXECUTOR": "CeleryExecutor",

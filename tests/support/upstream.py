@@ -7,7 +7,7 @@ one written below, and unpacks it under `~/.cache/valohai-airflow/` (or `$VALOHA
 
 Offline: put the sdist anywhere and point `VALOHAI_YAML_SDIST` at it (the same sha256 check applies).
 When neither works, `ensure()` raises `UpstreamUnavailable` and every test that needs these files
-fails with its message (see the README, Development).
+fails with its message (see docs/contributing.md).
 
 `python -m tests.support.upstream` fetches it ahead of time and prints the unpacked folder.
 """

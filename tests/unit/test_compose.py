@@ -2,7 +2,7 @@
 files alone.
 
 No registry is reachable where these run, so the stack is never started. The files are read as
-Compose reads them (tests/support/compose.py) and every property the README promises is checked,
+Compose reads them (tests/support/compose.py) and every property docs/operating.md promises is checked,
 under the defaults and under overrides; the worker's executor guard, a snippet the stack runs
 itself, is run here. tests/integration/test_compose.py runs a real Compose's `config` and the bucket
 job against a real S3 server.

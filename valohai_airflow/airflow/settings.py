@@ -1,4 +1,7 @@
-"""The provider's `[valohai]` config section, read once per use from Airflow's configuration."""
+"""The provider's `[valohai]` config section, read once per use from Airflow's configuration.
+
+Defaults come from provider.py's declaration, the one place they are written; an empty path there means
+a folder under $AIRFLOW_HOME/valohai, as the declaration says."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from typing import Any
 
 from airflow.configuration import conf
 
+from valohai_airflow.provider import option_default
 from valohai_airflow.runtime.confinement import InputPolicy, parse_networks, parse_roots
 from valohai_airflow.spec.diagnostics import ValohaiAirflowError
 
@@ -49,7 +53,10 @@ def valohai_settings() -> ValohaiSettings:
     base = _airflow_home() / "valohai"
 
     def get(key: str) -> str:
-        return str(conf.get("valohai", key, fallback="") or "")
+        return str(conf.get("valohai", key, fallback=option_default(key)) or "")
+
+    def flag(key: str) -> bool:
+        return conf.getboolean("valohai", key, fallback=option_default(key).lower() == "true")
 
     return ValohaiSettings(
         store_url=get("store_url") or str(base / "store"),
@@ -57,8 +64,8 @@ def valohai_settings() -> ValohaiSettings:
         input_cache_dir=Path(get("input_cache_dir") or base / "cache"),
         plan_cache_dir=base / "plans",
         docker_url=get("docker_url") or None,
-        strict_loading=conf.getboolean("valohai", "strict_loading", fallback=False),
-        clean_work_dirs=conf.getboolean("valohai", "clean_work_dirs", fallback=True),
+        strict_loading=flag("strict_loading"),
+        clean_work_dirs=flag("clean_work_dirs"),
         s3_options=_s3_options(get("s3_endpoint_url") or None, get("aws_conn_id") or None),
         input_roots=get("input_roots"),
         input_private_networks=get("input_private_networks"),

@@ -8,7 +8,7 @@ A list of conditions means all of them (an assumption; the list form is not docu
 A key the node never printed (or a parameter it does not have) makes the condition not hold, and the
 evaluation says the key is missing: Valohai's evaluator is closed, and leval's boolean evaluator
 (probably the platform's) raises `NoSuchValue` there, so an action never fires on data that is not
-there (README "on-error and actions").
+there (docs/mapping.md, "on-error and actions").
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Task blueprints → the parameter sets of a task node's executions (one Airflow map index each).
 
-Valohai leaves the maths to its platform; we choose, and the README says so:
+Valohai leaves the maths to its platform; we choose, and docs/mapping.md (Task nodes) says so:
 - `single`: `value`; `multiple`: `items`; `linear`: `start`, `start + step`, … up to and including
   `end`; `logspace`: `count` values `base ** x` for x evenly spaced from `start` to `end` (numpy's
   logspace); `random`: `count` values drawn uniformly between `min` and `max` (Python's `random`

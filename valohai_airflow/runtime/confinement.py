@@ -1,4 +1,4 @@
-"""What a value from valohai.yaml or a run conf may reach on the worker (README "Security").
+"""What a value from valohai.yaml or a run conf may reach on the worker (docs/security.md).
 
 Three checks, each made before anything is read, written or connected to:
 - a destination (an input's folder, its `filename`, a keep-directories or edge-staged name) must

@@ -178,7 +178,7 @@ def test_deployment_task_doc_names_deployment_endpoints_and_files(tmp_path: Path
 
 
 def test_example_train_fast_doc_matches_what_its_log_prints() -> None:
-    """The command of the doc is the command the run's log shows with the defaults (README example)."""
+    """The command of the doc is the command the run's log shows with the defaults (the example project)."""
     plan = compile_project(REPO_ROOT / "dags" / "example" / "valohai.yaml", project_name="example")
     dag = build_dag(plan, next(p for p in plan.pipelines if p.name == "three-trainings"))
     doc = str(dag.get_task("train-fast").doc_md)
