@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from valohai_airflow.spec.diagnostics import ValohaiAirflowError
-from valohai_airflow.spec.paths import relative_path_problem
+from valohai_airflow.spec.paths import escape_problem
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -51,7 +51,7 @@ class Destinations:
         self._checked: set[Path] = set()
 
     def __call__(self, relative: str) -> Path:
-        problem = relative_path_problem(relative)
+        problem = escape_problem(relative)
         if problem:
             raise ConfinementError(f"{relative!r} {problem}")
         path = self.root / relative

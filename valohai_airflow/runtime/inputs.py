@@ -45,7 +45,7 @@ from valohai_airflow.runtime.config_files import InputFileEntry
 from valohai_airflow.runtime.confinement import Destinations, InputPolicy, confined
 from valohai_airflow.runtime.globs import compile_glob, has_wildcards
 from valohai_airflow.spec.diagnostics import ValohaiAirflowError
-from valohai_airflow.spec.paths import relative_path_problem
+from valohai_airflow.spec.paths import escape_problem
 from valohai_airflow.store.base import StoreError
 from valohai_airflow.store.files import clone_or_copy, copy_hashed, hash_fd, seal_written, sealed_sha256
 from valohai_airflow.store.s3 import S3Store
@@ -393,7 +393,7 @@ def _target_name(resolved: _Resolved, source: InputSource, keep: KeepDirectories
     else:
         name = source.path_hint if source.path_hint and not many else resolved.suffix
     tidy = "/".join(p for p in name.split("/") if p not in ("", "."))
-    problem = relative_path_problem(tidy)
+    problem = escape_problem(tidy)
     if problem:
         raise InputError(f"unsafe input file name {name!r} from {resolved.uri}: it {problem}")
     return tidy

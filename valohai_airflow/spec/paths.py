@@ -3,8 +3,9 @@
 One check for every such value (an input's `filename` and `name`, an endpoint file's `path`, a
 relative input default, a keep-directories or edge-staged name): the spec refuses it at compile
 time with the value's file:line:column, and the runtime refuses it again before writing anything
-(`runtime.confinement`). The rule is textual: relative, no `..` part, no backslash or NUL, and not
-empty; whether a symlink on the way leads out is the runtime's check, on the real folder.
+(`runtime.confinement`). The rule is textual: relative, no `..` part, no NUL, and not empty (and no
+backslash in what a person wrote); whether a symlink on the way leads out is the runtime's check,
+on the real folder.
 """
 
 from __future__ import annotations
@@ -13,11 +14,21 @@ import posixpath
 
 
 def relative_path_problem(value: str) -> str | None:
-    """Why `value` cannot name a place below its folder, or None when it can."""
-    if "\x00" in value:
-        return "contains a NUL character"
+    """Why `value`, written in valohai.yaml or a run conf, cannot name a place below its folder.
+
+    A backslash is refused here: written by a person it is meant as a Windows separator."""
     if "\\" in value:
         return "contains a backslash; use '/' between folders"
+    return escape_problem(value)
+
+
+def escape_problem(value: str) -> str | None:
+    """Why `value` would leave its folder (or name none), or None when it stays below it.
+
+    The runtime's rule for names that come from files (an upstream output, a stored key): on POSIX
+    a backslash is an ordinary character of a file name, so it is kept."""
+    if "\x00" in value:
+        return "contains a NUL character"
     if value.startswith("/"):
         return "is absolute; it must be relative to its folder"
     parts = [p for p in value.split("/") if p not in ("", ".")]

@@ -9,7 +9,7 @@ import pytest
 
 from valohai_airflow.cli import main
 from valohai_airflow.spec.parse import parse_text
-from valohai_airflow.spec.paths import climbs_out, relative_path_problem, segment_problem
+from valohai_airflow.spec.paths import climbs_out, escape_problem, relative_path_problem, segment_problem
 
 ESCAPING = textwrap.dedent(
     """\
@@ -123,3 +123,12 @@ def test_segment_and_climbing_rules() -> None:
     assert segment_problem("data") is None
     assert segment_problem("a/b") is not None and segment_problem(".") is not None
     assert climbs_out("..") and climbs_out("a/../../b") and not climbs_out("a/../b") and not climbs_out("..a")
+
+
+def test_a_backslash_is_refused_where_a_person_writes_it_and_kept_where_a_file_names_it() -> None:
+    """valohai.yaml's `filename: a\\b` is a Windows separator; an upstream output named `a\\b` is one
+    POSIX file name (stored and staged as it is, tests/integration/test_faults.py)."""
+    assert relative_path_problem("a\\b.txt") == "contains a backslash; use '/' between folders"
+    assert escape_problem("a\\b.txt") is None
+    assert escape_problem("..\\..") is None  # one odd name below the folder, not a way up
+    assert escape_problem("../x") == "contains '..'; it must stay inside its folder"
