@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from valohai_airflow import __version__
-from valohai_airflow.plan import pickle_cache
+from valohai_airflow.loading import pickle_cache
 from valohai_airflow.plan.model import EdgeKind, EdgePlan, NodeKind, NodePlan, PipelinePlan, ProjectPlan
 from valohai_airflow.plan.params import node_input_key, node_parameter_key
 from valohai_airflow.plan.variants import expand_blueprint, label, varied_parameters

@@ -12,7 +12,6 @@ from valohai_airflow.plan.model import (
     ProjectPlan,
 )
 from valohai_airflow.plan.naming import dag_id_for, task_id_for
-from valohai_airflow.plan.project import compile_project
 
 __all__ = [
     "ActionPlan",
@@ -24,7 +23,6 @@ __all__ = [
     "PipelinePlan",
     "ProjectPlan",
     "compile_config",
-    "compile_project",
     "dag_id_for",
     "task_id_for",
 ]
