@@ -41,10 +41,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from valohai_airflow import atomic
+from valohai_airflow.errors import ValohaiAirflowError
 from valohai_airflow.runtime.config_files import InputFileEntry
 from valohai_airflow.runtime.confinement import Destinations, InputPolicy, confined
 from valohai_airflow.runtime.globs import compile_glob, has_wildcards
-from valohai_airflow.spec.diagnostics import ValohaiAirflowError
 from valohai_airflow.spec.paths import relative_path_problem
 from valohai_airflow.store.base import StoreError
 from valohai_airflow.store.files import clone_or_copy, copy_hashed, hash_fd, seal_written, sealed_sha256

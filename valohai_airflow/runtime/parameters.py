@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from valohai_airflow.errors import ValohaiAirflowError
 from valohai_airflow.plan.model import NodePlan, PipelinePlan
 from valohai_airflow.plan.params import node_parameter_key
-from valohai_airflow.spec.diagnostics import ValohaiAirflowError
 from valohai_airflow.spec.parameter import coerce_parameter_value
 
 

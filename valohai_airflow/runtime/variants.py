@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from valohai_airflow.errors import ValohaiAirflowError
 from valohai_airflow.plan.model import EdgeKind, NodeKind, NodePlan, PipelinePlan
 from valohai_airflow.plan.variants import MAX_VARIANTS, Variant, combine, expand_blueprint
-from valohai_airflow.spec.diagnostics import ValohaiAirflowError
 
 
 class VariantsError(ValohaiAirflowError):

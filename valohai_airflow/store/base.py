@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from valohai_airflow import atomic
-from valohai_airflow.spec.diagnostics import ValohaiAirflowError
+from valohai_airflow.errors import ValohaiAirflowError
 
 #: read_json()/read_bytes() refuse anything bigger: they are for manifests, not datasets.
 SMALL_OBJECT_LIMIT = 64 * 1024 * 1024
