@@ -362,7 +362,7 @@ class _PipelineCompiler:
         try:
             variants = expand_blueprint(task, seed=0)
         except VariantError as exc:
-            self.error(f'node "{node.name}": {exc}', exc.location)
+            self.error(f'node "{node.name}": {exc.message}', exc.location or task.location)
             return
         if unknown:
             return
