@@ -76,7 +76,7 @@ def alternate(
 
 @functools.cache
 def corpus_files_that_compile() -> list[Path]:
-    from valohai_airflow.plan.project import compile_project
+    from valohai_airflow.loading.project import compile_project
     from valohai_airflow.spec.diagnostics import ValohaiSpecError
 
     good = []

@@ -136,7 +136,7 @@ def _sides(folder: Path, handwritten: Path, only: str | None = None) -> dict[str
     """Baseline, cold and warm parses of `folder`; with `only`, the baseline holds that one DAG."""
     from valohai_airflow.airflow import loader
     from valohai_airflow.airflow.settings import valohai_settings
-    from valohai_airflow.plan import project as plan_project
+    from valohai_airflow.loading import project as project_loading
 
     loader_file = folder / "valohai_dags.py"
     dags = loader.load_dags(folder)
@@ -144,12 +144,12 @@ def _sides(folder: Path, handwritten: Path, only: str | None = None) -> dict[str
     cache_dir = valohai_settings().plan_cache_dir
 
     def cold() -> None:
-        plan_project.clear_cache()
+        project_loading.clear_cache()
         shutil.rmtree(cache_dir, ignore_errors=True)
         _import(loader_file)
 
     def warm() -> None:
-        plan_project.clear_cache()  # a DAG processor parses in a fresh process: only the disk cache is left
+        project_loading.clear_cache()  # a DAG processor parses in a fresh process: only the disk cache is left
         _import(loader_file)
 
     def baseline_cold() -> None:
@@ -248,7 +248,7 @@ def measure(workdir: Path, repeat: int) -> list[Row]:
 def _worker_start(folder: Path, handwritten: Path, repeat: int) -> Row:
     """A worker parses the loader file under the parsing context of the DAG it runs: only that project
     is built. Baseline: the hand-written file of that one DAG."""
-    from valohai_airflow.plan import project as plan_project
+    from valohai_airflow.loading import project as project_loading
 
     _project_folder(folder, {"big": synthetic_yaml(1000, 4000), "other": synthetic_yaml(2000, 8000, seed=2)})
     sides = _sides(folder, handwritten, only="big__synthetic")
@@ -257,7 +257,7 @@ def _worker_start(folder: Path, handwritten: Path, repeat: int) -> Row:
         loader_file = folder / "valohai_dags.py"
 
         def worker() -> None:
-            plan_project.clear_cache()
+            project_loading.clear_cache()
             _import(loader_file)
 
         worker()

@@ -58,7 +58,7 @@ def measure(workdir: Path, rounds: int = ROUNDS) -> list[Row]:
     from airflow.sdk import DAG
 
     from valohai_airflow.airflow.factory import build_dags
-    from valohai_airflow.plan.project import compile_project
+    from valohai_airflow.loading.project import compile_project
 
     project = workdir / "node-project"
     project.mkdir(parents=True)

@@ -27,8 +27,8 @@ from tests.support import cases, corpus
 from tests.support.cases import Files
 from valohai_airflow.airflow.control import APPROVAL_SUFFIX
 from valohai_airflow.airflow.variants import VARIANTS_SUFFIX
+from valohai_airflow.loading.project import compile_project
 from valohai_airflow.plan.naming import dag_id_for
-from valohai_airflow.plan.project import compile_project
 from valohai_airflow.spec.diagnostics import ValohaiSpecError
 
 

@@ -11,7 +11,7 @@ The failure message is read from the `TaskRunResult` Airflow's in-process superv
 result (the task itself runs unchanged).
 
 No fault here is injected: the missing image is a real failed pull (no registry is reachable),
-the OOM kill is the kernel's under a 16 MB `mem_limit`, the full disk is a 1 MB tmpfs holding
+the OOM kill is the kernel's under a 16 MiB `mem_limit`, the full disk is a 1 MB tmpfs holding
 the store, and the S3 failure is a real SeaweedFS server stopped as the upload begins.
 """
 
@@ -407,7 +407,7 @@ def test_oom_killed_step_says_so(dags_folder: Path, monkeypatch: pytest.MonkeyPa
     outcome = run_pipeline(dags_folder, monkeypatch, "flt-oom", one_node(step))
     assert outcome.states == {"only": "failed"}
     (message,) = outcome.errors("only")
-    assert "'only'" in message and "out of memory" in message and "16 MB" in message
+    assert "'only'" in message and "out of memory" in message and "16 MiB" in message
     assert "resources.memory" in message, message
     assert "allocating" in message, message
     assert outcome.xcom("only") is None

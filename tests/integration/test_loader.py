@@ -171,7 +171,7 @@ def test_warnings_are_logged_by_the_parse_that_compiles_and_the_collector_is_pau
     import gc
 
     from valohai_airflow.airflow import loader
-    from valohai_airflow.plan.project import clear_cache
+    from valohai_airflow.loading.project import clear_cache
 
     add_project(dags_folder, "greeter", GOOD.replace("default: hi", "default: 5", 1))
     states: list[bool] = []

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests.support import cases
+from valohai_airflow.loading.project import compile_project
 from valohai_airflow.plan.model import ProjectPlan
-from valohai_airflow.plan.project import compile_project
 from valohai_airflow.spec.diagnostics import ValohaiSpecError
 
 

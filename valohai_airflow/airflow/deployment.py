@@ -30,6 +30,7 @@ from docker.types import Mount
 
 from valohai_airflow.airflow.operators import LABEL, upstream_values
 from valohai_airflow.airflow.settings import valohai_settings
+from valohai_airflow.errors import ValohaiAirflowError
 from valohai_airflow.plan.model import NodePlan, PipelinePlan
 from valohai_airflow.runtime.deployment import DeploymentRequest, publish
 from valohai_airflow.runtime.ids import ExecutionKey
@@ -44,7 +45,6 @@ from valohai_airflow.runtime.serving import (
     remove_directory,
     version_dir,
 )
-from valohai_airflow.spec.diagnostics import ValohaiAirflowError
 from valohai_airflow.spec.sidecar import DeploymentSettings
 from valohai_airflow.store import open_store
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from airflow._shared.module_loading import find_path_from_directory
 from airflow.configuration import conf
 
-from valohai_airflow.plan.discovery import valohai_yamls
+from valohai_airflow.loading.dags_folder import valohai_yamls
 
 IGNORE_FILE = ".airflowignore"
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from valohai_airflow import __version__
-from valohai_airflow.plan import pickle_cache
+from valohai_airflow.loading import pickle_cache
 from valohai_airflow.plan.model import EdgeKind, NodeKind, NodePlan, PipelinePlan, ProjectPlan, ValueSource
 from valohai_airflow.plan.variants import expand_blueprint, label
 from valohai_airflow.runtime.config_files import CONTAINER_ROOT
@@ -21,10 +21,8 @@ from valohai_airflow.runtime.execution import script_command
 from valohai_airflow.runtime.ids import ExecutionKey
 from valohai_airflow.runtime.parameters import NodeParameterError, resolve_parameters
 from valohai_airflow.runtime.workdir import valohai_environment
+from valohai_airflow.sizes import size_text
 from valohai_airflow.spec.commands import build_script, join_command
-
-GIB = 1024**3
-MIB = 1024**2
 
 
 def _cell(text: object) -> str:
@@ -239,14 +237,6 @@ def default_queue() -> str:
     return str(conf.get("operators", "default_queue", fallback="default"))
 
 
-def _size(size: int) -> str:
-    if size % GIB == 0:
-        return f"{size // GIB} GiB"
-    if size >= MIB:
-        return f"{size / MIB:g} MiB"
-    return f"{size} bytes"
-
-
 def machine_text(node: NodePlan, default: str) -> str:
     """Where the node's task waits (queue, pool) and what its container may use, from its environment;
     `default`: Airflow's default queue."""
@@ -279,9 +269,9 @@ def machine_text(node: NodePlan, default: str) -> str:
     if machine.cpus is not None:
         limits.append(f"{machine.cpus:g} CPUs ({machine.cpus_from})")
     if machine.memory is not None:
-        limits.append(f"{_size(machine.memory)} memory ({machine.memory_from})")
+        limits.append(f"{size_text(machine.memory)} memory ({machine.memory_from})")
     if machine.shm_size is not None:
-        limits.append(f"{_size(machine.shm_size)} `/dev/shm`")
+        limits.append(f"{size_text(machine.shm_size)} `/dev/shm`")
     if machine.gpus is not None:
         count = (
             "all GPUs" if machine.gpus == "all" else f"{machine.gpus} GPU{'s' if machine.gpus != 1 else ''}"

@@ -30,11 +30,11 @@ from valohai_airflow.airflow.discovery import find_valohai_yamls
 from valohai_airflow.airflow.factory import START_DATE, build_dags
 from valohai_airflow.airflow.operators import FailWithMessageOperator
 from valohai_airflow.airflow.settings import valohai_settings
-from valohai_airflow.plan.discovery import name_clashes, project_name_for
+from valohai_airflow.errors import ValohaiAirflowError
+from valohai_airflow.loading.dags_folder import name_clashes, project_name_for
+from valohai_airflow.loading.project import compile_project, folder_index
 from valohai_airflow.plan.model import ProjectPlan
 from valohai_airflow.plan.naming import dag_id_for, project_dag_prefix
-from valohai_airflow.plan.project import compile_project, folder_index
-from valohai_airflow.spec.diagnostics import ValohaiAirflowError
 
 log = logging.getLogger(__name__)
 

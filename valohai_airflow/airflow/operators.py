@@ -34,6 +34,7 @@ from valohai_airflow.runtime.execution import ExecutionRequest, PreparedExecutio
 from valohai_airflow.runtime.ids import ExecutionKey
 from valohai_airflow.runtime.inputs import DownloadCache
 from valohai_airflow.runtime.reuse import ReuseGate
+from valohai_airflow.sizes import size_text
 from valohai_airflow.store import open_store
 
 LABEL = "valohai-airflow"
@@ -43,7 +44,6 @@ STOPPED = (
     "the task was stopped (SIGTERM: it was marked failed or cleared, or its worker shut down) and its "
     "container removed"
 )
-MIB = 1024**2
 
 
 class ValohaiExecutionOperator(DockerOperator):
@@ -267,7 +267,7 @@ class ValohaiExecutionOperator(DockerOperator):
         if oom_killed:
             machine = self.node.machine
             if machine.memory is not None:
-                memory = f"its limit of {machine.memory / MIB:g} MB ({machine.memory_from}); raise that limit"
+                memory = f"its limit of {size_text(machine.memory)} ({machine.memory_from}); raise that limit"
             else:
                 memory = (
                     "the memory of the host (no limit is set: neither `resources.memory` of the step nor "

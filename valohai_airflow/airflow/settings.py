@@ -13,9 +13,9 @@ from typing import Any
 
 from airflow.configuration import conf
 
+from valohai_airflow.errors import ValohaiAirflowError
 from valohai_airflow.provider import option_default
 from valohai_airflow.runtime.confinement import InputPolicy, parse_networks, parse_roots
-from valohai_airflow.spec.diagnostics import ValohaiAirflowError
 
 
 def _airflow_home() -> Path:

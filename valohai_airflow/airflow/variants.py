@@ -17,12 +17,12 @@ from airflow.sdk.exceptions import AirflowFailException
 from valohai_airflow.airflow import control
 from valohai_airflow.airflow.operators import upstream_values
 from valohai_airflow.airflow.settings import valohai_settings
+from valohai_airflow.errors import ValohaiAirflowError
 from valohai_airflow.plan.model import NodePlan, PipelinePlan
 from valohai_airflow.plan.variants import label
 from valohai_airflow.runtime.edges import resolve_edges
 from valohai_airflow.runtime.manifest import load_upstream
 from valohai_airflow.runtime.variants import node_variants
-from valohai_airflow.spec.diagnostics import ValohaiAirflowError
 from valohai_airflow.store import open_store
 
 VARIANTS_SUFFIX = "__variants"

@@ -32,6 +32,7 @@ from valohai_airflow.airflow.settings import valohai_settings
 from valohai_airflow.runtime.ids import ExecutionKey
 from valohai_airflow.runtime.manifest import Manifest, ManifestFile, load_manifest, stored_manifest
 from valohai_airflow.runtime.metadata import TIME_KEY
+from valohai_airflow.sizes import size_text
 from valohai_airflow.store import ArtifactStore, LocalStore, ObjectNotFoundError, StoreError, open_store
 from valohai_airflow.store.base import join_key
 
@@ -166,14 +167,7 @@ def _clean_path(path: str) -> str:
 
 
 def _size(size: int | None) -> str:
-    if size is None:
-        return ""
-    value = float(size)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if value < 1000 or unit == "TB":
-            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{size} B"
+    return size_text(size) if size is not None else ""
 
 
 def _value(value: Any) -> str:

@@ -15,7 +15,6 @@ from valohai_airflow.plan.model import (
     ValueSource,
 )
 from valohai_airflow.plan.naming import dag_id_for, task_id_for
-from valohai_airflow.plan.project import compile_project
 
 __all__ = [
     "ActionPlan",
@@ -30,7 +29,6 @@ __all__ = [
     "ProjectPlan",
     "ValueSource",
     "compile_config",
-    "compile_project",
     "dag_id_for",
     "task_id_for",
 ]

@@ -32,7 +32,6 @@ from valohai_airflow.plan.edges import (
     edge_kind,
 )
 from valohai_airflow.plan.graph import find_cycles, topological_order
-from valohai_airflow.plan.hints import did_you_mean, quoted
 from valohai_airflow.plan.machines import resolve_machines
 from valohai_airflow.plan.model import (
     ActionPlan,
@@ -51,6 +50,7 @@ from valohai_airflow.plan.sources import pipeline_sources
 from valohai_airflow.plan.variants import VariantError, expand_blueprint
 from valohai_airflow.spec.config import Config
 from valohai_airflow.spec.diagnostics import Diagnostics, Location, shown
+from valohai_airflow.spec.hints import did_you_mean, quoted
 from valohai_airflow.spec.parameter import Parameter, ParameterValueError, coerce_parameter_value
 from valohai_airflow.spec.pipeline import (
     DeploymentNode,
@@ -365,7 +365,7 @@ class _PipelineCompiler:
         try:
             variants = expand_blueprint(task, seed=0)
         except VariantError as exc:
-            self.error(f'node "{node.name}": {exc}', exc.location)
+            self.error(f'node "{node.name}": {exc.message}', exc.location or task.location)
             return
         if unknown:
             return

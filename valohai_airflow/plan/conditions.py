@@ -20,6 +20,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from valohai_airflow.errors import ValohaiAirflowError
+
 _CONDITION = re.compile(
     r"^\s*(?P<source>metadata|parameter)\.(?P<key>[^\s<>=!]+)\s*(?P<op>>=|<=|==|!=|>|<)\s*(?P<value>[^\s<>=!].*?)\s*$"
 )
@@ -34,7 +36,7 @@ _OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
 FORM = '"metadata.<key> <op> <value>" or "parameter.<name> <op> <value>" with <op> one of > >= < <= == !='
 
 
-class ConditionSyntaxError(ValueError):
+class ConditionSyntaxError(ValohaiAirflowError):
     """A condition this project cannot evaluate."""
 
 
@@ -90,7 +92,7 @@ class Evaluation:
 def parse_condition(text: str) -> Condition:
     match = _CONDITION.match(text)
     if match is None:
-        raise ConditionSyntaxError(f"cannot read condition {text!r}; write {FORM}")
+        raise ConditionSyntaxError(f"cannot read condition {text!r}", hint=f"write {FORM}")
     source: Literal["metadata", "parameter"] = "metadata" if match["source"] == "metadata" else "parameter"
     return Condition(source, match["key"], match["op"], _literal(match["value"]))
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from valohai_airflow.plan.conditions import ConditionSyntaxError, parse_condition
-from valohai_airflow.plan.model import ActionPlan, EdgeKind, NodePlan, PipelinePlan
+from valohai_airflow.plan.model import ActionPlan, NodePlan, PipelinePlan
 
 STOP_ALL = "stop-all"
 STOP_NEXT = "stop-next"
@@ -59,14 +59,6 @@ def stops_siblings(node: NodePlan) -> bool:
     if on_child_error is not None:
         return on_child_error == "stop-all-and-error"
     return stops_everything(node)
-
-
-def carries_data(pipeline: PipelinePlan, source: str, target: str) -> bool:
-    """Whether an edge from `source` into `target` brings anything (not only ordering)."""
-    return any(
-        e.source_node == source and e.source_kind is not EdgeKind.DEPENDENCY
-        for e in pipeline.edges_into(target)
-    )
 
 
 def approval_actions(node: NodePlan) -> tuple[ActionPlan, ...]:

@@ -13,9 +13,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from valohai_airflow.plan.hints import did_you_mean
 from valohai_airflow.plan.model import MachinePlan, NodeKind, PipelinePlan
 from valohai_airflow.spec.diagnostics import Diagnostics, Location
+from valohai_airflow.spec.hints import did_you_mean
 from valohai_airflow.spec.sidecar import SIDECAR_NAME, EnvironmentSettings, ProjectSettings
 from valohai_airflow.spec.step import ResourceRange, Step
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from valohai_airflow.plan.hints import did_you_mean
 from valohai_airflow.plan.model import NodeKind, PipelinePlan
 from valohai_airflow.spec.diagnostics import Diagnostics
+from valohai_airflow.spec.hints import did_you_mean
 from valohai_airflow.spec.parameter import Parameter, ParameterValueError, coerce_parameter_value
 from valohai_airflow.spec.sidecar import ProjectSettings, Trigger
 

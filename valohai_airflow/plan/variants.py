@@ -22,6 +22,7 @@ import random
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from valohai_airflow.errors import ValohaiAirflowError
 from valohai_airflow.spec.diagnostics import Location
 from valohai_airflow.spec.task import Task, VariantParameter
 
@@ -31,12 +32,12 @@ _RANDOM_TYPES = ("random_search", "bayesian_tpe")
 Variant = dict[str, Any]
 
 
-class VariantError(ValueError):
-    """A blueprint that cannot give executions: bad rules, none, or too many; `location` says where."""
+class VariantError(ValohaiAirflowError):
+    """A task node that cannot give executions: its blueprint's rules give none or too many (`location`
+    says where), or a value that arrives at run time cannot be spread over it."""
 
-    def __init__(self, message: str, location: Location) -> None:
-        super().__init__(message)
-        self.location = location
+    def __init__(self, message: str, location: Location | None = None) -> None:
+        super().__init__(message, location=location)
 
 
 def _need(parameter: VariantParameter, *keys: str) -> list[float]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import posixpath
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from valohai_airflow import atomic
 
 CONTAINER_ROOT = "/valohai"
 
@@ -109,24 +110,18 @@ def execution_json(
     }
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".vh-tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _write_readable(path: Path, text: str) -> None:
+    """Atomically, readable by the container's user whoever it is."""
+    with atomic.replacing(path) as temp:
+        temp.write_text(text, encoding="utf-8")
+        os.chmod(temp, 0o644)
 
 
 def write_config_file(config_dir: Path, stem: str, data: Mapping[str, Any]) -> Path:
     """Write `<stem>.json` and `<stem>.yaml`; returns the JSON path."""
     target = Path(config_dir) / f"{stem}.json"
-    _atomic_write_text(target, json.dumps(dict(data), indent=2, sort_keys=True, default=str) + "\n")
-    _atomic_write_text(
+    _write_readable(target, json.dumps(dict(data), indent=2, sort_keys=True, default=str) + "\n")
+    _write_readable(
         Path(config_dir) / f"{stem}.yaml",
         yaml.safe_dump(json.loads(json.dumps(dict(data), default=str)), sort_keys=True),
     )

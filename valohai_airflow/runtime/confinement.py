@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from valohai_airflow.spec.diagnostics import ValohaiAirflowError
+from valohai_airflow.errors import ValohaiAirflowError
 from valohai_airflow.spec.paths import escape_problem
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network

@@ -28,12 +28,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from valohai_airflow.errors import ValohaiAirflowError
 from valohai_airflow.plan.model import EdgeKind, NodePlan, PipelinePlan
 from valohai_airflow.runtime.edges import selected_files
 from valohai_airflow.runtime.ids import ExecutionKey, safe_segment
 from valohai_airflow.runtime.manifest import Manifest, ManifestFile, load_upstream
 from valohai_airflow.runtime.outputs import sha256_file
-from valohai_airflow.spec.diagnostics import ValohaiAirflowError
 from valohai_airflow.spec.endpoint import Endpoint
 from valohai_airflow.store import open_store
 from valohai_airflow.store.base import ArtifactStore, InvalidKeyError, join_key, normalize_key

@@ -28,10 +28,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, overload
 
+from valohai_airflow.errors import ValohaiAirflowError
 from valohai_airflow.plan.model import EdgeKind, EdgePlan, NodeKind, NodePlan, PipelinePlan
 from valohai_airflow.runtime.globs import compile_glob
 from valohai_airflow.runtime.manifest import Manifest, ManifestFile
-from valohai_airflow.spec.diagnostics import ValohaiAirflowError
 
 
 class EdgeResolutionError(ValohaiAirflowError):

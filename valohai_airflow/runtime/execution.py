@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from valohai_airflow.errors import ValohaiAirflowError
 from valohai_airflow.plan.model import NodePlan, PipelinePlan
 from valohai_airflow.plan.params import node_input_key
 from valohai_airflow.runtime.config_files import (
@@ -43,7 +44,6 @@ from valohai_airflow.runtime.parameters import NodeParameterError, resolve_param
 from valohai_airflow.runtime.repository import excluded_summary
 from valohai_airflow.runtime.workdir import WorkDir, create_workdir, valohai_environment
 from valohai_airflow.spec.commands import build_script
-from valohai_airflow.spec.diagnostics import ValohaiAirflowError
 from valohai_airflow.spec.paths import is_relative_local
 from valohai_airflow.store.base import ArtifactStore, StoreError, join_key
 from valohai_airflow.store.local import LocalStore

@@ -32,7 +32,6 @@ import fcntl
 import hashlib
 import json
 import os
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -41,10 +40,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from valohai_airflow import atomic
+from valohai_airflow.errors import ValohaiAirflowError
 from valohai_airflow.runtime.config_files import InputFileEntry
 from valohai_airflow.runtime.confinement import Destinations, InputPolicy, confined
 from valohai_airflow.runtime.globs import compile_glob, has_wildcards
-from valohai_airflow.spec.diagnostics import ValohaiAirflowError
 from valohai_airflow.spec.paths import escape_problem
 from valohai_airflow.store.base import StoreError
 from valohai_airflow.store.files import clone_or_copy, copy_hashed, hash_fd, seal_written, sealed_sha256
@@ -107,26 +107,14 @@ def _copy_atomic(src: Path, dest: Path) -> str:
     """Copy `src` to `dest` (a temp name beside it, then a rename; by the kernel, a reflink where
     the filesystem has them) and return the sha256 of what `dest` holds: the sealed one when `src`
     has a valid seal before and after the copy, otherwise the copy's own, hashed."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    out, tmp = tempfile.mkstemp(prefix=".vh-tmp-", dir=dest.parent)
-    try:
-        with open(src, "rb") as fh:
-            digest = sealed_sha256(fh.fileno())
-            if digest is None:
-                digest = copy_hashed(fh.fileno(), out)[1]
-            else:
-                clone_or_copy(fh.fileno(), out)
-                if sealed_sha256(fh.fileno()) != digest:  # changed while being copied
-                    digest = hash_fd(out)[1]
-        os.close(out)
-        out = -1
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    finally:
-        if out >= 0:
-            os.close(out)
+    with atomic.replacing(dest) as tmp, open(src, "rb") as fh, open(tmp, "r+b") as out:
+        digest = sealed_sha256(fh.fileno())
+        if digest is None:
+            digest = copy_hashed(fh.fileno(), out.fileno())[1]
+        else:
+            clone_or_copy(fh.fileno(), out.fileno())
+            if sealed_sha256(fh.fileno()) != digest:  # changed while being copied
+                digest = hash_fd(out.fileno())[1]
     return digest
 
 
@@ -191,11 +179,7 @@ class DownloadCache:
         entry: Path,
         expected_sha256: str | None,
     ) -> str:
-        entry.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=".vh-tmp-", dir=entry)
-        os.close(fd)
-        tmp = Path(tmp_name)
-        try:
+        with atomic.replacing(entry / "blob") as tmp:
             hashed = fill(tmp)
             self.downloads += 1
             with open(tmp, "rb") as fh:
@@ -206,14 +190,8 @@ class DownloadCache:
                         f"checksum mismatch for {url}: expected sha256 {expected_sha256}, got {digest}"
                     )
                 seal_written(fh.fileno(), digest)  # cache hits copy it without reading it again
-            os.replace(tmp, entry / "blob")
-        finally:
-            tmp.unlink(missing_ok=True)
         meta = {"url": url, "validator": validator, "sha256": digest, "size": size}
-        fd, meta_tmp = tempfile.mkstemp(prefix=".vh-tmp-", dir=entry)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(meta, fh)
-        os.replace(meta_tmp, entry / "meta.json")
+        atomic.write_bytes(entry / "meta.json", json.dumps(meta).encode())
         return digest
 
 

@@ -82,9 +82,6 @@ class Manifest(BaseModel):
     def is_large(self) -> bool:
         return self.files_uri is not None
 
-    def output_paths(self) -> list[str]:
-        return [f.path for f in self.outputs]
-
 
 def output_entries(collection: OutputCollection, uris: Mapping[str, str]) -> list[ManifestFile]:
     """Manifest entries for collected (and uploaded) outputs."""

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from valohai_airflow.errors import ValohaiAirflowError
 from valohai_airflow.plan.model import NodePlan
-from valohai_airflow.spec.diagnostics import ValohaiAirflowError
 from valohai_airflow.spec.parameter import coerce_parameter_value
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pathspec
 
-from valohai_airflow.spec.diagnostics import ValohaiAirflowError
+from valohai_airflow.errors import ValohaiAirflowError
 
 DEFAULT_IGNORE: tuple[str, ...] = (".git", "__pycache__", "*.pyc", ".valohai", ".venv", ".mypy_cache")
 VHIGNORE = ".vhignore"

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from valohai_airflow.errors import ValohaiAirflowError
 from valohai_airflow.plan.model import NodePlan
 from valohai_airflow.runtime.config_files import CONTAINER_ROOT
 from valohai_airflow.runtime.deployment import bundle_prefix
@@ -42,7 +43,6 @@ from valohai_airflow.runtime.execution import script_command
 from valohai_airflow.runtime.ids import safe_segment
 from valohai_airflow.runtime.outputs import sha256_file
 from valohai_airflow.runtime.repository import RepositoryRules
-from valohai_airflow.spec.diagnostics import ValohaiAirflowError
 from valohai_airflow.spec.endpoint import Endpoint
 from valohai_airflow.spec.sidecar import DeploymentSettings
 from valohai_airflow.store.base import ArtifactStore, StoreError, join_key, normalize_key

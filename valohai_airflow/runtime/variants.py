@@ -13,12 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from valohai_airflow.plan.model import EdgeKind, NodeKind, NodePlan, PipelinePlan
-from valohai_airflow.plan.variants import MAX_VARIANTS, Variant, combine, expand_blueprint
-from valohai_airflow.spec.diagnostics import ValohaiAirflowError
-
-
-class VariantsError(ValohaiAirflowError):
-    """A task node that cannot fan out: a dict or empty list where values should be, too many."""
+from valohai_airflow.plan.variants import MAX_VARIANTS, Variant, VariantError, combine, expand_blueprint
 
 
 def _spread_values(
@@ -61,19 +56,19 @@ def node_variants(
     variants: list[Variant] = expand_blueprint(node.blueprint) if node.blueprint else [{}]
     for parameter, source, value in _spread_values(pipeline, node, conf, edge_parameters):
         if isinstance(value, dict):
-            raise VariantsError(
+            raise VariantError(
                 f"node {node.name!r}: {source} gives parameter {parameter!r} a mapping ({value!r}); a task node "
                 "spreads a list into one execution per item, and a parameter takes a single value"
             )
         if not isinstance(value, list | tuple):
             continue
         if not value:
-            raise VariantsError(
+            raise VariantError(
                 f"node {node.name!r}: {source} gives parameter {parameter!r} an empty list, so the task node "
                 "would run no execution; give at least one value"
             )
         if len(variants) * len(value) > MAX_VARIANTS:
-            raise VariantsError(
+            raise VariantError(
                 f"node {node.name!r}: {source} spreads {len(value):,} values of parameter {parameter!r} over "
                 f"{len(variants):,} variant(s): {len(variants) * len(value):,} executions, more than the "
                 f"{MAX_VARIANTS:,} a task node runs (Airflow's default [core] max_map_length)"

@@ -37,9 +37,6 @@ class WorkDir:
     def config(self) -> Path:
         return self.root / "config"
 
-    def input_dir(self, name: str) -> Path:
-        return self.inputs / name
-
 
 def create_workdir(
     base: Path,

@@ -8,7 +8,6 @@ from valohai_airflow.spec.diagnostics import (
     Diagnostics,
     Location,
     Severity,
-    ValohaiAirflowError,
     ValohaiSpecError,
 )
 from valohai_airflow.spec.endpoint import Endpoint, EndpointFile
@@ -60,7 +59,6 @@ __all__ = [
     "StepResources",
     "Task",
     "TaskNode",
-    "ValohaiAirflowError",
     "ValohaiSpecError",
     "VariantParameter",
     "VariantParameterRules",

@@ -7,8 +7,8 @@ whole model, so one pass reports every problem with its own file:line:column.
 
 from __future__ import annotations
 
-import difflib
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar
 
@@ -23,7 +23,7 @@ from pydantic import (
     ValidationInfo,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 from valohai_airflow.spec.diagnostics import ECHO_LIMIT, Location, Severity, shown
 from valohai_airflow.spec.yaml_loader import YamlList, YamlMap
@@ -35,6 +35,39 @@ def spec_error(kind: str, template: str, context: dict[str, Any] | None = None) 
     """A pydantic error whose message is formatted here (pydantic's own templates cannot do ``!r``)."""
     message = template.format(**{key: _Echoed(value) for key, value in (context or {}).items()})
     return PydanticCustomError(kind, message.replace("{", "{{").replace("}", "}}"))
+
+
+def error_text(error: ErrorDetails, fields: Sequence[str]) -> str:
+    """One pydantic error as a sentence about the user's file (valohai.yaml or its sidecar);
+    `fields`: the keys it is about, outermost first, none for a list item or the whole value."""
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    value = shown(to_plain(error.get("input")))
+    subject = f"'{'.'.join(fields)}'" if fields else "value"
+    if kind == "missing":
+        return f"missing required key {fields[-1]!r}" if fields else "missing required value"
+    texts = {
+        "string_type": f"{subject} must be a string, got {value}",
+        "bool_type": f"{subject} must be true or false, got {value}",
+        "int_type": f"{subject} must be an integer, got {value}",
+        "float_type": f"{subject} must be a number, got {value}",
+        "literal_error": f"{subject} must be {ctx.get('expected')}, got {value}",
+        "string_too_long": f"{subject} {value} is too long (at most {ctx.get('max_length')} characters)",
+        "string_pattern_mismatch": f"{subject} {value} does not match the pattern {ctx.get('pattern')!r}",
+        "model_type": f"{subject} must be a mapping, got {value}",
+        "model_attributes_type": f"{subject} must be a mapping, got {value}",
+        "dict_type": f"{subject} must be a mapping, got {value}",
+        "tuple_type": f"{subject} must be a list, got {value}",
+        "list_type": f"{subject} must be a list, got {value}",
+        "greater_than_equal": f"{subject} must be at least {ctx.get('ge')}, got {value}",
+        "greater_than": f"{subject} must be more than {ctx.get('gt')}, got {value}",
+        "less_than_equal": f"{subject} must be at most {ctx.get('le')}, got {value}",
+        "date_type": f"{subject} must be a date like 2026-01-05, got {value}",
+        "date_from_datetime_parsing": f"{subject} must be a date like 2026-01-05, got {value}",
+    }
+    if kind in texts:
+        return texts[kind]
+    return f"{subject} {error['msg']}" if fields else str(error["msg"])
 
 
 class _Echoed:
@@ -184,13 +217,3 @@ class SpecModel(BaseModel):
             if key in out:
                 out[target] = data.value_locations.get(key, data.location)
         return out
-
-
-def did_you_mean(word: Any, choices: tuple[str, ...] | list[str]) -> str | None:
-    """The closest valid spelling, if one is close enough to be a likely typo."""
-    if not isinstance(word, str):
-        return None
-    matches = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    if not matches:
-        matches = difflib.get_close_matches(word.replace("_", "-").lower(), list(choices), n=1, cutoff=0.6)
-    return matches[0] if matches else None

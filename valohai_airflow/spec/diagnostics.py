@@ -6,6 +6,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+from valohai_airflow.errors import ValohaiAirflowError
 from valohai_airflow.spec.pickling import pickled_by_fields
 
 # A value from the file is echoed in a message up to this many characters (a 9 MB scalar is not).
@@ -109,10 +110,6 @@ class Diagnostics:
     def raise_if_errors(self) -> None:
         if self.errors:
             raise ValohaiSpecError(self.errors)
-
-
-class ValohaiAirflowError(Exception):
-    """The project's own error type: everything a user can act on derives from it."""
 
 
 class ValohaiSpecError(ValohaiAirflowError):

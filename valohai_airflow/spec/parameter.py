@@ -6,8 +6,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from valohai_airflow.errors import ValohaiAirflowError
 from valohai_airflow.spec._base import Bool, Number, PlainAny, SpecModel, Str, spec_error, to_plain
-from valohai_airflow.spec.diagnostics import ValohaiAirflowError
 
 ParameterType = Literal["string", "integer", "float", "flag"]
 MultipleMode = Literal["none", "repeat", "separate"]

@@ -13,11 +13,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from valohai_airflow.spec._base import SpecModel, UnknownKey, did_you_mean, to_plain
+from valohai_airflow.spec._base import SpecModel, UnknownKey, error_text, to_plain
 from valohai_airflow.spec.config import Config
 from valohai_airflow.spec.deployment import Deployment
 from valohai_airflow.spec.diagnostics import Diagnostics, Location, Severity, ValohaiSpecError, shown
 from valohai_airflow.spec.endpoint import Endpoint
+from valohai_airflow.spec.hints import closest
 from valohai_airflow.spec.parameter import ParameterValueError, coerce_parameter_value
 from valohai_airflow.spec.pipeline import Pipeline
 from valohai_airflow.spec.source import read_source
@@ -207,7 +208,7 @@ def _warn_bad_defaults(step: Step, diagnostics: Diagnostics) -> None:
 
 def _no_parser(item: dict[Any, Any], location: Location, diagnostics: Diagnostics) -> None:
     keys = [k for k in item if isinstance(k, str)]
-    guess = next((g for g in (did_you_mean(k, list(PARSERS)) for k in keys) if g), None)
+    guess = next((g for g in (closest(k, list(PARSERS)) for k in keys) if g), None)
     hint = f"did you mean '{guess}'?" if guess else None
     diagnostics.warning(f"No parser for {shown(to_plain(item))}; the item is ignored", location, hint)
 
@@ -242,7 +243,7 @@ def _report_unknown(unknown: UnknownKey, diagnostics: Diagnostics) -> None:
     message = f"{owner}: unknown key {shown(unknown.key)}"
     if unknown.hint:
         message += f"; {unknown.hint}"
-    guess = did_you_mean(unknown.key, unknown.valid)
+    guess = closest(unknown.key, unknown.valid)
     if guess:
         message += f" (did you mean {guess!r}?)"
     hint = f"valid keys: {', '.join(unknown.valid)}"
@@ -263,7 +264,7 @@ def _report_validation(
             continue
         seen.add((path, tuple(fields)))
         location = locate(data, (index, kind, *path), Location("?"))
-        text = _error_text(error, fields)
+        text = error_text(error, fields)
         diagnostics.error(f"{label}: {text}", location)
 
 
@@ -308,31 +309,3 @@ def _describe(value: Any, kind: str, loc: tuple[Any, ...]) -> tuple[tuple[Any, .
         elif isinstance(current, dict) and isinstance(part, str) and part == loc[-1]:
             fields.append(part)
     return tuple(path), label, fields
-
-
-def _error_text(error: Any, fields: list[str]) -> str:
-    kind = error["type"]
-    ctx = error.get("ctx") or {}
-    value = shown(to_plain(error.get("input")))
-    subject = f"'{'.'.join(fields)}'" if fields else "value"
-    if kind == "missing":
-        return f"missing required key {fields[-1]!r}" if fields else "missing required value"
-    texts = {
-        "string_type": f"{subject} must be a string, got {value}",
-        "bool_type": f"{subject} must be true or false, got {value}",
-        "int_type": f"{subject} must be an integer, got {value}",
-        "float_type": f"{subject} must be a number, got {value}",
-        "literal_error": f"{subject} must be {ctx.get('expected')}, got {value}",
-        "string_too_long": f"{subject} {value} is too long (at most {ctx.get('max_length')} characters)",
-        "string_pattern_mismatch": f"{subject} {value} does not match the pattern {ctx.get('pattern')!r}",
-        "model_type": f"{subject} must be a mapping, got {value}",
-        "model_attributes_type": f"{subject} must be a mapping, got {value}",
-        "dict_type": f"{subject} must be a mapping, got {value}",
-        "tuple_type": f"{subject} must be a list, got {value}",
-        "list_type": f"{subject} must be a list, got {value}",
-        "greater_than_equal": f"{subject} must be at least {ctx.get('ge')}, got {value}",
-        "less_than_equal": f"{subject} must be at most {ctx.get('le')}, got {value}",
-    }
-    if kind in texts:
-        return texts[kind]
-    return f"{subject} {error['msg']}" if fields else str(error["msg"])

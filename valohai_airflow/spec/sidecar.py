@@ -22,6 +22,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from croniter import CroniterBadCronError, croniter
 from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, WithJsonSchema
+from pydantic_core import ErrorDetails
 
 from valohai_airflow.spec._base import (
     Bool,
@@ -31,11 +32,12 @@ from valohai_airflow.spec._base import (
     Str,
     StrList,
     UnknownKey,
-    did_you_mean,
+    error_text,
     spec_error,
     to_plain,
 )
-from valohai_airflow.spec.diagnostics import Diagnostics, Location, ValohaiSpecError
+from valohai_airflow.spec.diagnostics import Diagnostics, Location, ValohaiSpecError, shown
+from valohai_airflow.spec.hints import closest
 from valohai_airflow.spec.source import read_source
 from valohai_airflow.spec.yaml_loader import MAX_BYTES, YamlMap, load_yaml, locate
 
@@ -60,7 +62,7 @@ def expand_cron(expression: str) -> str:
 def _check_cron(value: str) -> str:
     text = value.strip()
     if text.startswith("@") and text not in CRON_PRESETS:
-        guess = did_you_mean(text, list(CRON_PRESETS))
+        guess = closest(text, list(CRON_PRESETS))
         raise spec_error(
             "cron",
             "{value!r} is not a cron preset{hint}; use a five-field cron like '0 9 * * 1' or one of {presets}",
@@ -96,7 +98,7 @@ def _check_timezone(value: str) -> str:
     try:
         zoneinfo.ZoneInfo(value)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        guess = did_you_mean(value, _zone_names())
+        guess = closest(value, _zone_names())
         raise spec_error(
             "timezone",
             "unknown time zone {value!r}{hint}; use an IANA name like 'UTC' or 'Europe/Helsinki'",
@@ -377,7 +379,7 @@ def parse_sidecar_text(text: str | bytes, filename: str) -> SidecarResult:
         _report_validation(exc, data, diagnostics)
     for unknown in sink:
         message = f"{unknown.kind}: unknown key {unknown.key!r}"
-        guess = did_you_mean(unknown.key, unknown.valid)
+        guess = closest(unknown.key, unknown.valid)
         if guess:
             message += f" (did you mean {guess!r}?)"
         diagnostics.error(message, unknown.location, f"valid keys: {', '.join(unknown.valid)}")
@@ -428,31 +430,14 @@ def _describe(data: YamlMap, loc: tuple[Any, ...]) -> tuple[tuple[Any, ...], str
     return tuple(path), label
 
 
-def _error_text(error: Any, field_name: str | None) -> str:
-    kind = error["type"]
-    ctx = error.get("ctx") or {}
-    value = to_plain(error.get("input"))
+def _error_text(error: ErrorDetails, field_name: str | None) -> str:
+    """The sidecar's own wording for its names and its checks; the rest as in valohai.yaml."""
     subject = f"'{field_name}'" if field_name else "value"
-    if kind == "missing":
-        return f"missing required key {field_name!r}"
-    texts = {
-        "string_type": f"{subject} must be a string, got {value!r}",
-        "bool_type": f"{subject} must be true or false, got {value!r}",
-        "int_type": f"{subject} must be an integer, got {value!r}",
-        "literal_error": f"{subject} must be {ctx.get('expected')}, got {value!r}",
-        "dict_type": f"{subject} must be a mapping, got {value!r}",
-        "model_type": f"{subject} must be a mapping, got {value!r}",
-        "tuple_type": f"{subject} must be a list, got {value!r}",
-        "greater_than_equal": f"{subject} must be at least {ctx.get('ge')}, got {value!r}",
-        "greater_than": f"{subject} must be more than {ctx.get('gt')}, got {value!r}",
-        "less_than_equal": f"{subject} must be at most {ctx.get('le')}, got {value!r}",
-        "date_type": f"{subject} must be a date like 2026-01-05, got {value!r}",
-        "date_from_datetime_parsing": f"{subject} must be a date like 2026-01-05, got {value!r}",
-        "string_pattern_mismatch": f"{subject} must be a name without spaces, got {value!r}",
-    }
-    if kind in ("cron", "timezone", "health_path", "size", "gpus", "finite"):
+    if error["type"] == "string_pattern_mismatch":
+        return f"{subject} must be a name without spaces, got {shown(to_plain(error.get('input')))}"
+    if error["type"] in ("cron", "timezone", "health_path", "size", "gpus", "finite"):
         return f"{subject}: {error['msg']}"
-    return texts.get(kind, f"{subject} {error['msg']}")
+    return error_text(error, [field_name] if field_name else [])
 
 
 def sidecar_json_schema() -> dict[str, Any]:

@@ -74,14 +74,10 @@ class YamlList(list[Any]):
 
 @dataclass(frozen=True)
 class LoadedYaml:
-    """The document's data plus a way to ask where any part of it is."""
+    """The document's data (located containers: `locate` finds where any part of it is) and its file."""
 
     data: Any
     filename: str
-
-    def location_of(self, path: Path) -> Location:
-        """Location of the value at ``path``, or of its nearest existing ancestor."""
-        return locate(self.data, path, Location(self.filename, 1, 1))
 
 
 def locate(data: Any, path: Path, fallback: Location) -> Location:

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from valohai_airflow.spec.diagnostics import ValohaiAirflowError
+from valohai_airflow import atomic
+from valohai_airflow.errors import ValohaiAirflowError
 
 #: read_json()/read_bytes() refuse anything bigger: they are for manifests, not datasets.
 SMALL_OBJECT_LIMIT = 64 * 1024 * 1024
@@ -64,7 +65,7 @@ def normalize_key(key: str, *, allow_empty: bool = False) -> str:
 #: lone surrogates; S3 keys and JSON are UTF-8).
 _KEY_UNSAFE = re.compile(r"[%\\\x00-\x1f\x7f*?\[\]\ud800-\udfff]+")
 #: LocalStore's temp files: a segment that starts so would be hidden from listings.
-_HIDDEN_START = ".vh-tmp-"
+_HIDDEN_START = atomic.TEMP_PREFIX
 
 
 def _escape(match: re.Match[str]) -> str:

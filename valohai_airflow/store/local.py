@@ -15,12 +15,12 @@ import json
 import os
 import shutil
 import stat
-import tempfile
 import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from valohai_airflow import atomic
 from valohai_airflow.store.base import (
     SMALL_OBJECT_LIMIT,
     InvalidKeyError,
@@ -33,16 +33,10 @@ from valohai_airflow.store.base import (
 )
 from valohai_airflow.store.files import copy_hashed, hash_fd, seal, seal_written
 
-_TMP_PREFIX = ".vh-tmp-"
-
 
 def _atomic_place(src: Path, dest: Path, *, link: bool) -> None:
-    """Put `src` at `dest` via a sibling temp name and rename (atomic for readers)."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=dest.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    """Put `src` at `dest` (a hard link where it can be), atomically for readers."""
+    with atomic.replacing(dest) as tmp:
         linked = False
         if link:
             tmp.unlink()
@@ -54,10 +48,6 @@ def _atomic_place(src: Path, dest: Path, *, link: bool) -> None:
                     raise
         if not linked:
             shutil.copyfile(src, tmp)
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _link_same_inode(src: Path, tmp: Path, st: os.stat_result) -> bool:
@@ -74,18 +64,6 @@ def _link_same_inode(src: Path, tmp: Path, st: os.stat_result) -> bool:
         tmp.unlink()
         return False
     return True
-
-
-def _atomic_write(data: bytes, dest: Path) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp_name, dest)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
 
 
 class LocalStore:
@@ -155,31 +133,18 @@ class LocalStore:
         return StoredObject(key=key, size=size, uri=dest.as_uri()), size, sha256
 
     def _place_hashed(self, local: Path, fd: int, st: os.stat_result, dest: Path) -> tuple[int, str]:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        out, tmp_name = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=dest.parent)
-        tmp = Path(tmp_name)
-        try:
-            linked = False
-            if self.link:
-                os.close(out)
-                out = -1
-                tmp.unlink()
-                linked = _link_same_inode(local, tmp, st)
-                if not linked:
-                    out = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-            if linked:
+        with atomic.replacing(dest) as tmp:
+            tmp.unlink()  # a free name, for the link or for a file made here and nowhere else
+            if self.link and _link_same_inode(local, tmp, st):
                 size, sha256 = hash_fd(fd)  # the object's own bytes: it is this inode
                 seal(fd, sha256, st)  # only if unchanged while hashed, and not racy
             else:
-                size, sha256 = copy_hashed(fd, out)  # the bytes as stored
-                seal_written(out, sha256)
-            os.replace(tmp, dest)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        finally:
-            if out >= 0:
-                os.close(out)
+                out = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+                try:
+                    size, sha256 = copy_hashed(fd, out)  # the bytes as stored
+                    seal_written(out, sha256)
+                finally:
+                    os.close(out)
         return size, sha256
 
     def put_tree(
@@ -194,7 +159,7 @@ class LocalStore:
     def put_bytes(self, data: bytes, key: str) -> StoredObject:
         key = normalize_key(key)
         dest = self._path(key)
-        _atomic_write(data, dest)
+        atomic.write_bytes(dest, data)
         return self._object(key, dest)
 
     def put_json(self, obj: Any, key: str) -> StoredObject:
@@ -208,7 +173,7 @@ class LocalStore:
         out = []
         for dirpath, _dirs, names in os.walk(base):
             for name in names:
-                if name.startswith(_TMP_PREFIX):
+                if name.startswith(atomic.TEMP_PREFIX):
                     continue
                 path = Path(dirpath) / name
                 if path.is_symlink():

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,6 +23,7 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 from s3transfer.subscribers import BaseSubscriber
 
+from valohai_airflow import atomic
 from valohai_airflow.store.base import (
     SMALL_OBJECT_LIMIT,
     ObjectNotFoundError,
@@ -277,14 +277,10 @@ class S3Store:
     def get_file(self, key: str, dest: Path) -> Path:
         full = self._full(key)
         dest = Path(dest)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".vh-tmp-", dir=dest.parent)
-        os.close(fd)
         try:
-            self.transfer.download_file(self.bucket, full, tmp)
-            os.replace(tmp, dest)
+            with atomic.replacing(dest) as tmp:
+                self.transfer.download_file(self.bucket, full, str(tmp))
         except (ClientError, BotoCoreError, OSError) as exc:
-            Path(tmp).unlink(missing_ok=True)
             raise self._fail(exc, full, "download") from exc
         return dest
 
@@ -295,22 +291,15 @@ class S3Store:
         spares the manager its own HeadObject."""
         full = self._full(key)
         dest = Path(dest)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".vh-tmp-", dir=dest.parent)
         subscribers = [_Listed(int(known["size"]), str(known["etag"]))] if known and known.get("etag") else []
         try:
-            with os.fdopen(fd, "wb") as fh:
+            with atomic.replacing(dest) as tmp, open(tmp, "wb") as fh:
                 target = _HashingWriter(fh)
                 with create_transfer_manager(self.client, self.transfer_config) as manager:
                     # any object with write() will do; the stubs ask for IO
                     manager.download(self.bucket, full, target, subscribers=subscribers).result()  # type: ignore[arg-type]
-            os.replace(tmp, dest)
         except (ClientError, BotoCoreError, OSError) as exc:
-            Path(tmp).unlink(missing_ok=True)
             raise self._fail(exc, full, "download") from exc
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
         return target.digest.hexdigest()
 
     def get_tree(self, prefix: str, dest_dir: Path) -> list[Path]:

@@ -12,7 +12,7 @@ from tests.support import corpus
 from tests.support.cases import Files
 from tests.support.markdown import table_rows
 from valohai_airflow.airflow.factory import build_dag, build_dags
-from valohai_airflow.plan.project import compile_project
+from valohai_airflow.loading.project import compile_project
 
 YAML = textwrap.dedent(
     """

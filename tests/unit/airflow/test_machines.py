@@ -14,7 +14,7 @@ from docker.types import DeviceRequest
 
 from valohai_airflow.airflow.factory import build_dag
 from valohai_airflow.airflow.operators import ValohaiExecutionOperator, _HostConfigClient
-from valohai_airflow.plan.project import clear_cache, compile_project
+from valohai_airflow.loading.project import clear_cache, compile_project
 
 GiB = 1024**3
 

@@ -15,7 +15,7 @@ from tests.support import corpus
 from tests.support.cases import Files
 from tests.support.markdown import table_rows
 from valohai_airflow.airflow.factory import build_dag, build_dags
-from valohai_airflow.plan.project import compile_project
+from valohai_airflow.loading.project import compile_project
 
 SECRET = "hunter2-do-not-show"
 
@@ -262,7 +262,7 @@ def test_docs_rendered_once_per_plan_are_read_back_from_the_cache_dir(tmp_path: 
         assert dag.doc_md == fresh[dag_id].doc_md
         assert {t.task_id: t.doc_md for t in dag.tasks} == {t.task_id: t.doc_md for t in fresh[dag_id].tasks}
 
-    from valohai_airflow.plan import pickle_cache
+    from valohai_airflow.loading import pickle_cache
 
     ((pipeline_name, (dag_doc, node_docs)),) = pickle_cache.load(written).items()  # type: ignore[union-attr]
     pickle_cache.store(

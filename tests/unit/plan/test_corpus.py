@@ -16,8 +16,8 @@ from valohai_yaml.pipelines.conversion import PipelineConverter
 
 from tests.support import cases
 from tests.support.cases import Case, FanOut, Files
+from valohai_airflow.loading.project import clear_cache, compile_project
 from valohai_airflow.plan.model import NodeKind, ProjectPlan
-from valohai_airflow.plan.project import clear_cache, compile_project
 from valohai_airflow.spec.diagnostics import Diagnostic, Severity, ValohaiSpecError
 
 UPSTREAM = cases.UPSTREAM

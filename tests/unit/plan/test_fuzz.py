@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.support.cases import CORPUS_DIR, HAVE_CORPUS, SHAPES_DIR
+from valohai_airflow.loading.project import clear_cache, compile_project
 from valohai_airflow.plan.model import ProjectPlan
-from valohai_airflow.plan.project import clear_cache, compile_project
 from valohai_airflow.spec.diagnostics import ValohaiSpecError
 
 MUTANTS = 300

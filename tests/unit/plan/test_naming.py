@@ -62,16 +62,3 @@ def test_every_name_maps_to_a_valid_stable_id(name: str) -> None:
 def test_distinct_names_get_distinct_ids(a: str, b: str) -> None:
     if a != b:
         assert task_id_for(a) != task_id_for(b)
-
-
-def test_folders_that_spell_one_project_name_clash_with_each_other() -> None:
-    from pathlib import Path
-
-    from valohai_airflow.plan.discovery import name_clashes, project_name_for
-
-    dags = Path("/dags")
-    found = [
-        dags / f / "valohai.yaml" for f in ("team/churn", "team__churn", "team", "churn", "x/team__churn")
-    ]
-    names = {path: project_name_for(path, dags) for path in found}
-    assert name_clashes(names) == {found[0]: [found[1]], found[1]: [found[0]]}

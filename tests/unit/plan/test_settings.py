@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from valohai_airflow.plan.project import clear_cache, compile_project
+from valohai_airflow.loading.project import clear_cache, compile_project
 from valohai_airflow.spec.diagnostics import ValohaiSpecError
 
 VALOHAI = """\

@@ -8,9 +8,10 @@ import pytest
 
 from tests.unit.plan.support import compile_text
 from valohai_airflow.plan.model import PipelinePlan
+from valohai_airflow.plan.variants import VariantError
 from valohai_airflow.runtime.edges import EdgeResolutionError, resolve_edges
 from valohai_airflow.runtime.manifest import Manifest, ManifestFile, load_upstream
-from valohai_airflow.runtime.variants import VariantsError, node_variants
+from valohai_airflow.runtime.variants import node_variants
 
 YAML = """\
 - step:
@@ -81,7 +82,7 @@ def test_a_scalar_does_not_spread_and_a_multiple_parameter_takes_its_list_whole(
     ],
 )
 def test_values_a_task_node_cannot_fan_out_over(plan: PipelinePlan, ids: Any, expected: str) -> None:
-    with pytest.raises(VariantsError, match=expected) as caught:
+    with pytest.raises(VariantError, match=expected) as caught:
         node_variants(plan, plan.node("work"), {"ids": ids}, {})
     assert "node 'work': pipeline parameter 'ids'" in str(caught.value)
 

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from valohai_airflow.spec import ValohaiAirflowError, parse_file, parse_text
+from valohai_airflow.errors import ValohaiAirflowError
+from valohai_airflow.spec import parse_file, parse_text
 from valohai_airflow.spec.yaml_loader import MAX_BYTES, load_yaml
 
 STEP = "- step:\n    name: s\n    image: i\n    command: c\n"

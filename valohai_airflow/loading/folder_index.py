@@ -18,7 +18,7 @@ import os
 import time
 from pathlib import Path
 
-from valohai_airflow.plan import pickle_cache
+from valohai_airflow.loading import pickle_cache
 
 RACY_NS = 2_000_000_000
 INLINE_LIMIT = 256 * 1024

@@ -1,17 +1,19 @@
 """Pickles in a cache directory of our own, for what a fresh parser process must not compute again.
 
 A DAG processor parses every file in a new process, so only the disk survives between parses. Files
-are named by a hash of everything their content depends on; writes are atomic (temp file + rename)
+are named by a hash of everything their content depends on; writes are atomic (atomic.py)
 so a concurrent reader never sees half a pickle, and any failure only costs the work again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import pickle
-import tempfile
 from pathlib import Path
+
+from valohai_airflow import atomic
 
 
 def cache_path(cache_dir: str | os.PathLike[str], kind: str, *key: str) -> Path:
@@ -57,14 +59,5 @@ def store(path: Path, value: object) -> None:
 
 def write(path: Path, data: bytes) -> None:
     """Atomically: a concurrent reader sees the old file or the new one, never half of either."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".tmp")
-    except OSError:
-        return  # a read-only cache dir must not break parsing
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(temp, path)
-    except OSError:
-        Path(temp).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # a read-only cache dir must not break parsing
+        atomic.write_bytes(path, data)

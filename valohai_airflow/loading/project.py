@@ -22,18 +22,17 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from valohai_airflow.plan import pickle_cache
+from valohai_airflow.loading import pickle_cache
+from valohai_airflow.loading.folder_index import FolderIndex
 from valohai_airflow.plan.compile import compile_config
-from valohai_airflow.plan.folder_index import FolderIndex
 from valohai_airflow.plan.model import ProjectPlan
-from valohai_airflow.plan.naming import dag_id_for, task_id_for
 from valohai_airflow.plan.settings import check_settings
 from valohai_airflow.spec.diagnostics import Diagnostic, Location, Severity, ValohaiSpecError
 from valohai_airflow.spec.parse import parse_text
 from valohai_airflow.spec.sidecar import SIDECAR_NAME, ProjectSettings, parse_sidecar_text
 from valohai_airflow.spec.source import read_optional_source, read_source
 
-__all__ = ["clear_cache", "compile_project", "dag_id_for", "folder_index", "task_id_for"]
+__all__ = ["clear_cache", "compile_project", "folder_index"]
 
 # Bump when the plan model or the compiler's output changes, so old pickles are not read back.
 # 3: ProjectSettings.deployments; 4: NodePlan.blueprint; 5: NodePlan.machine; 6: PipelinePlan indexes;

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from valohai_airflow.plan import folder_index as folder_index_module
-from valohai_airflow.plan.folder_index import RACY_NS
-from valohai_airflow.plan.project import clear_cache, compile_project, folder_index
+from valohai_airflow.loading import folder_index as folder_index_module
+from valohai_airflow.loading.folder_index import RACY_NS
+from valohai_airflow.loading.project import clear_cache, compile_project, folder_index
 from valohai_airflow.spec.diagnostics import ValohaiSpecError
 from valohai_airflow.spec.sidecar import SIDECAR_NAME
 
