@@ -670,7 +670,7 @@ def test_a_pipeline_above_the_node_limit_is_a_located_error_and_the_other_pipeli
     None
 ):
     from tests.support.synthetic import synthetic_yaml
-    from valohai_airflow.plan.compile import MAX_PIPELINE_NODES
+    from valohai_airflow.plan.limits import MAX_PIPELINE_NODES
 
     too_big = synthetic_yaml(MAX_PIPELINE_NODES + 1, 10)
     other = "- pipeline:\n    name: other\n    nodes: []\n    edges: [[a.output.x, b.input.y]]\n"
@@ -683,7 +683,7 @@ def test_a_pipeline_above_the_node_limit_is_a_located_error_and_the_other_pipeli
 
 def test_a_pipeline_at_the_node_limit_compiles() -> None:
     from tests.support.synthetic import synthetic_yaml
-    from valohai_airflow.plan.compile import MAX_PIPELINE_NODES
+    from valohai_airflow.plan.limits import MAX_PIPELINE_NODES
 
     plan = compile_text(synthetic_yaml(MAX_PIPELINE_NODES, 4 * MAX_PIPELINE_NODES))
     (pipeline,) = plan.pipelines
@@ -701,7 +701,7 @@ def _pipeline(name: str, nodes: int, step: str = "wide") -> str:
 
 
 def test_a_step_above_the_parameter_limit_is_a_located_error_and_one_at_it_compiles() -> None:
-    from valohai_airflow.plan.compile import MAX_STEP_PARAMETERS
+    from valohai_airflow.plan.limits import MAX_STEP_PARAMETERS
 
     plan = compile_text(_wide_step(MAX_STEP_PARAMETERS) + _pipeline("p", 1))
     assert len(plan.pipelines[0].nodes[0].step.parameters) == MAX_STEP_PARAMETERS
