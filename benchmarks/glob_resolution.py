@@ -52,7 +52,7 @@ def _paths() -> list[str]:
 
 def measure(workdir: Path, repeat: int) -> list[Row]:
     from valohai_airflow.loading.project import compile_project
-    from valohai_airflow.runtime.edges import resolve_edges
+    from valohai_airflow.runtime.edge_resolution import resolve_edges
     from valohai_airflow.runtime.globs import compile_glob
     from valohai_airflow.runtime.manifest import Manifest, ManifestFile
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from valohai_airflow.loading.dags_folder import VALOHAI_YAML, valohai_yamls
 from valohai_airflow.loading.project import compile_project
+from valohai_airflow.plan.blueprints import variant_count
 from valohai_airflow.plan.model import PipelinePlan, ProjectPlan
-from valohai_airflow.plan.variants import variant_count
 from valohai_airflow.spec.diagnostics import Diagnostic, Severity, ValohaiSpecError
 
 

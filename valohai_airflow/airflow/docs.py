@@ -14,8 +14,8 @@ from typing import Any
 
 from valohai_airflow import __version__
 from valohai_airflow.loading import pickle_cache
+from valohai_airflow.plan.blueprints import expand_blueprint, label
 from valohai_airflow.plan.model import EdgeKind, NodeKind, NodePlan, PipelinePlan, ProjectPlan, ValueSource
-from valohai_airflow.plan.variants import expand_blueprint, label
 from valohai_airflow.runtime.config_files import CONTAINER_ROOT
 from valohai_airflow.runtime.execution import script_command
 from valohai_airflow.runtime.ids import ExecutionKey

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import DAG, BaseOperator, Param
 from airflow.sdk.definitions.param import ParamsDict
 
-from valohai_airflow.airflow.control import apply_control
+from valohai_airflow.airflow.control_tasks import apply_control
 from valohai_airflow.airflow.deployment import ValohaiDeploymentOperator
 from valohai_airflow.airflow.docs import (
     PipelineDocs,

@@ -25,11 +25,11 @@ from docker import APIClient
 from docker.errors import APIError
 from docker.types import DeviceRequest, Mount
 
-from valohai_airflow.airflow import container_guard, control
+from valohai_airflow.airflow import container_guard, control_tasks
 from valohai_airflow.airflow.links import NODE_LINKS
 from valohai_airflow.airflow.settings import valohai_settings
+from valohai_airflow.plan.blueprints import label as variant_label
 from valohai_airflow.plan.model import EdgeKind, MachinePlan, NodePlan, PipelinePlan
-from valohai_airflow.plan.variants import label as variant_label
 from valohai_airflow.runtime.execution import ExecutionRequest, PreparedExecution, finish, prepare
 from valohai_airflow.runtime.ids import ExecutionKey
 from valohai_airflow.runtime.inputs import DownloadCache
@@ -151,12 +151,12 @@ class ValohaiExecutionOperator(DockerOperator):
         self.container_name = f"vh-{key.execution_id}-{uuid.uuid4().hex[:6]}"
 
     def execute(self, context: Any) -> dict[str, Any]:  # type: ignore[override]  # a manifest, not log lines
-        control.check_upstreams(self, context, self.pipeline, self.node)
+        control_tasks.check_upstreams(self, context, self.pipeline, self.node)
         request = self._request(context)
         prepared = prepare(request)
         for line in prepared.log:
             self.log.info("%s", line)
-        control.before_start(self, context, self.node, prepared.parameters)
+        control_tasks.before_start(self, context, self.node, prepared.parameters)
         gate = ReuseGate.for_execution(prepared, image_id=self._image_id, run_started=_run_started(context))
         if gate is not None:
             decision = gate.lookup()
@@ -226,7 +226,7 @@ class ValohaiExecutionOperator(DockerOperator):
                 f"Outputs were still collected ({len(manifest.get('outputs', []))} file(s)); work dir kept at "
                 f"{prepared.workdir.root}." + (f" Last lines:\n{tail}" if tail else "")
             )
-            control.after_failure(self, context, self.node, manifest, message)
+            control_tasks.after_failure(self, context, self.node, manifest, message)
             if timed_out:
                 raise AirflowTaskTimeout(message) from failure  # the same kind of failure for Airflow
             raise AirflowException(message) from (None if stopped else failure)  # not the engine's 404
@@ -234,7 +234,7 @@ class ValohaiExecutionOperator(DockerOperator):
             gate.record(manifest)
         if valohai_settings().clean_work_dirs:
             shutil.rmtree(prepared.workdir.root, ignore_errors=True)
-        control.after_success(self, context, self.node, manifest)
+        control_tasks.after_success(self, context, self.node, manifest)
         return manifest
 
     @property

@@ -14,15 +14,15 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from valohai_airflow.airflow import control
+from valohai_airflow.airflow import control_tasks
 from valohai_airflow.airflow.operators import upstream_values
 from valohai_airflow.airflow.settings import valohai_settings
 from valohai_airflow.errors import ValohaiAirflowError
+from valohai_airflow.plan.blueprints import label
 from valohai_airflow.plan.model import NodePlan, PipelinePlan
-from valohai_airflow.plan.variants import label
-from valohai_airflow.runtime.edges import resolve_edges
+from valohai_airflow.runtime.edge_resolution import resolve_edges
+from valohai_airflow.runtime.fan_out import node_variants
 from valohai_airflow.runtime.manifest import load_upstream
-from valohai_airflow.runtime.variants import node_variants
 from valohai_airflow.store import open_store
 
 VARIANTS_SUFFIX = "__variants"
@@ -43,7 +43,7 @@ class ValohaiVariantsOperator(BaseOperator):
         self.node = node
 
     def execute(self, context: Any) -> list[dict[str, Any]]:
-        control.check_upstreams(self, context, self.pipeline, self.node)
+        control_tasks.check_upstreams(self, context, self.pipeline, self.node)
         settings = valohai_settings()
         try:
             store = open_store(settings.store_url, **settings.s3_options)

@@ -26,7 +26,7 @@ from valohai_airflow.loading import pickle_cache
 from valohai_airflow.loading.folder_index import FolderIndex
 from valohai_airflow.plan.compile import compile_config
 from valohai_airflow.plan.model import ProjectPlan
-from valohai_airflow.plan.settings import check_settings
+from valohai_airflow.plan.sidecar_checks import check_settings
 from valohai_airflow.spec.diagnostics import Diagnostic, Location, Severity, ValohaiSpecError
 from valohai_airflow.spec.parse import parse_text
 from valohai_airflow.spec.sidecar import SIDECAR_NAME, ProjectSettings, parse_sidecar_text

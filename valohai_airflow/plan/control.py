@@ -3,7 +3,7 @@ actions fire at a moment of a node's life.
 
 Valohai's `on-error` (stop-all, stop-next, continue, retry) and node `actions` (`when`, `if`,
 `then`) are decided here from plain data, so the same rules hold wherever a node runs; the
-airflow layer (`airflow/control.py`) maps the decisions onto trigger rules, skips and failures.
+airflow layer (`airflow/control_tasks.py`) maps the decisions onto trigger rules, skips and failures.
 """
 
 from __future__ import annotations

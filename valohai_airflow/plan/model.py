@@ -10,7 +10,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
-from valohai_airflow.plan.params import node_parameter_key
+from valohai_airflow.plan.conf_keys import node_parameter_key
 from valohai_airflow.spec.diagnostics import Diagnostic, Location
 from valohai_airflow.spec.endpoint import Endpoint
 from valohai_airflow.spec.parameter import Parameter

@@ -7,11 +7,11 @@ pipeline parameters checked after it.
 from __future__ import annotations
 
 from valohai_airflow.plan.actions import compile_actions
+from valohai_airflow.plan.blueprints import VariantError, expand_blueprint
 from valohai_airflow.plan.context import PipelineContext, ResolvedNode
 from valohai_airflow.plan.model import NodeKind, NodePlan
 from valohai_airflow.plan.naming import task_id_for
 from valohai_airflow.plan.overrides import effective_step
-from valohai_airflow.plan.variants import VariantError, expand_blueprint
 from valohai_airflow.spec.hints import did_you_mean
 from valohai_airflow.spec.parameter import ParameterValueError, coerce_parameter_value
 from valohai_airflow.spec.pipeline import DeploymentNode, ExecutionNode, Override, TaskNode

@@ -10,10 +10,10 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from valohai_airflow.plan.conf_keys import node_parameter_key
 from valohai_airflow.plan.context import PipelineContext
 from valohai_airflow.plan.edges import edge_kind
 from valohai_airflow.plan.model import EdgeKind, EdgePlan, NodeKind, PipelineParameterPlan
-from valohai_airflow.plan.params import node_parameter_key
 from valohai_airflow.spec.hints import did_you_mean
 from valohai_airflow.spec.parameter import Parameter, ParameterValueError, coerce_parameter_value
 from valohai_airflow.spec.pipeline import PipelineParameter

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
+from valohai_airflow.plan.blueprints import varied_parameters
+from valohai_airflow.plan.conf_keys import node_input_key, node_parameter_key
 from valohai_airflow.plan.model import (
     EdgeKind,
     EdgePlan,
@@ -27,8 +29,6 @@ from valohai_airflow.plan.model import (
     PipelineParameterPlan,
     ValueSource,
 )
-from valohai_airflow.plan.params import node_input_key, node_parameter_key
-from valohai_airflow.plan.variants import varied_parameters
 
 
 def pipeline_sources(

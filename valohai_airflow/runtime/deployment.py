@@ -30,7 +30,7 @@ from typing import Any
 
 from valohai_airflow.errors import ValohaiAirflowError
 from valohai_airflow.plan.model import EdgeKind, NodePlan, PipelinePlan
-from valohai_airflow.runtime.edges import selected_files
+from valohai_airflow.runtime.edge_resolution import selected_files
 from valohai_airflow.runtime.ids import ExecutionKey, safe_segment
 from valohai_airflow.runtime.manifest import Manifest, ManifestFile, load_upstream
 from valohai_airflow.runtime.outputs import sha256_file

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from valohai_airflow.errors import ValohaiAirflowError
+from valohai_airflow.plan.conf_keys import node_input_key
 from valohai_airflow.plan.model import NodePlan, PipelinePlan
-from valohai_airflow.plan.params import node_input_key
 from valohai_airflow.runtime.config_files import (
     CONTAINER_ROOT,
     InputFileEntry,
@@ -25,7 +25,7 @@ from valohai_airflow.runtime.config_files import (
     write_config_files,
 )
 from valohai_airflow.runtime.confinement import ConfinementError, InputPolicy
-from valohai_airflow.runtime.edges import EdgeFile, edge_for_parameter, resolve_edges
+from valohai_airflow.runtime.edge_resolution import EdgeFile, edge_for_parameter, resolve_edges
 from valohai_airflow.runtime.ids import ExecutionKey
 from valohai_airflow.runtime.inputs import DownloadCache, InputError, InputSource, materialise_input
 from valohai_airflow.runtime.manifest import (

@@ -2,7 +2,7 @@
 
 from valohai_airflow.spec.commands import build_command, build_script
 from valohai_airflow.spec.config import Config
-from valohai_airflow.spec.deployment import Deployment, DeploymentDefaults
+from valohai_airflow.spec.deployment_defaults import Deployment, DeploymentDefaults
 from valohai_airflow.spec.diagnostics import (
     Diagnostic,
     Diagnostics,

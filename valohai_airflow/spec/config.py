@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from valohai_airflow.spec.deployment import Deployment
+from valohai_airflow.spec.deployment_defaults import Deployment
 from valohai_airflow.spec.endpoint import Endpoint
 from valohai_airflow.spec.pipeline import Pipeline
 from valohai_airflow.spec.step import Step

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from valohai_airflow.spec._base import SpecModel, UnknownKey, error_text, to_plain
 from valohai_airflow.spec.config import Config
-from valohai_airflow.spec.deployment import Deployment
+from valohai_airflow.spec.deployment_defaults import Deployment
 from valohai_airflow.spec.diagnostics import Diagnostics, Location, Severity, ValohaiSpecError, shown
 from valohai_airflow.spec.endpoint import Endpoint
 from valohai_airflow.spec.hints import closest

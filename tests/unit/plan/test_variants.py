@@ -8,8 +8,7 @@ import time
 import pytest
 
 from tests.unit.plan.support import compile_text, plan_errors
-from valohai_airflow.plan.model import NodePlan
-from valohai_airflow.plan.variants import (
+from valohai_airflow.plan.blueprints import (
     MAX_VARIANTS,
     VariantError,
     expand_blueprint,
@@ -17,6 +16,7 @@ from valohai_airflow.plan.variants import (
     variant_count,
     varied_parameters,
 )
+from valohai_airflow.plan.model import NodePlan
 from valohai_airflow.spec.task import Task
 
 STEP = """\

@@ -8,7 +8,7 @@ import pytest
 
 from tests.unit.plan.support import compile_text
 from valohai_airflow.plan.model import PipelinePlan
-from valohai_airflow.runtime.edges import EdgeFile, EdgeResolutionError, resolve_edges
+from valohai_airflow.runtime.edge_resolution import EdgeFile, EdgeResolutionError, resolve_edges
 from valohai_airflow.runtime.manifest import Manifest, ManifestFile
 
 YAML = """\
@@ -109,7 +109,7 @@ def test_one_source_bringing_a_name_many_times_loses_no_file() -> None:
 def test_a_basename_in_every_one_of_many_folders_gets_numbered_names_and_a_short_log() -> None:
     """100 folders of the same 30 names: every file arrives under its own name, the renames are
     logged one by one up to LOGGED_RENAMES per edge and then counted in one line."""
-    from valohai_airflow.runtime.edges import LOGGED_RENAMES
+    from valohai_airflow.runtime.edge_resolution import LOGGED_RENAMES
 
     plan = pipeline("a.output.**, use.input.x")
     paths = [f"shard-{s:03d}/part-{p:02d}.csv" for s in range(100) for p in range(30)]

@@ -7,11 +7,11 @@ from typing import Any
 import pytest
 
 from tests.unit.plan.support import compile_text
+from valohai_airflow.plan.blueprints import VariantError
 from valohai_airflow.plan.model import PipelinePlan
-from valohai_airflow.plan.variants import VariantError
-from valohai_airflow.runtime.edges import EdgeResolutionError, resolve_edges
+from valohai_airflow.runtime.edge_resolution import EdgeResolutionError, resolve_edges
+from valohai_airflow.runtime.fan_out import node_variants
 from valohai_airflow.runtime.manifest import Manifest, ManifestFile, load_upstream
-from valohai_airflow.runtime.variants import node_variants
 
 YAML = """\
 - step:

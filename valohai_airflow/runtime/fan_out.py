@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from valohai_airflow.plan.blueprints import MAX_VARIANTS, Variant, VariantError, combine, expand_blueprint
 from valohai_airflow.plan.model import EdgeKind, NodeKind, NodePlan, PipelinePlan
-from valohai_airflow.plan.variants import MAX_VARIANTS, Variant, VariantError, combine, expand_blueprint
 
 
 def _spread_values(
