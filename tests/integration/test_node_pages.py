@@ -116,7 +116,7 @@ def test_links_and_pages_show_outputs_and_metadata_only_to_logged_in_users(
             assert entry["sha256"] in text
             assert f">{entry['size']} B<" in text
             href = f"{page}/outputs/{urllib.parse.quote(path)}"
-            assert f"<a href='{href}' download>" in text  # every file downloadable from the page
+            assert f'<a href="{href}" download>' in text  # every file downloadable from the page
         assert "a &lt;x&gt;.txt" in text and "<x>" not in text  # names are escaped, never markup
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text and "<script>" not in text
         last = dict(re.findall(r"<tr><td>(\w+)</td><td><code>([^<]*)</code></td></tr>", text))
@@ -161,7 +161,7 @@ def test_links_and_pages_show_outputs_and_metadata_only_to_logged_in_users(
         second = f"/valohai/nodes/web__pages/{_quote(second_id)}/make/-1/1"
         reused = client.get(second)
         assert reused.status_code == 200
-        assert f"href='/dags/web__pages/runs/{_quote(run_id)}'" in reused.text
+        assert f'href="/dags/web__pages/runs/{_quote(run_id)}"' in reused.text
         assert client.get(f"{second}/outputs/sub/b.bin").content == b"second"
         assert client.get(second + "/metadata.jsonl").text == series.text
     finally:

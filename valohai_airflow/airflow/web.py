@@ -11,7 +11,6 @@ was killed, or has not finished) lists no outputs, whatever partial objects its 
 
 from __future__ import annotations
 
-import html
 import json
 import mimetypes
 import shutil
@@ -20,6 +19,7 @@ import urllib.parse
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import jinja2
 from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
 from airflow.api_fastapi.common.db.common import SessionDep
 from airflow.api_fastapi.core_api.security import requires_access_dag
@@ -166,120 +166,56 @@ def _clean_path(path: str) -> str:
     return "/".join(p for p in parts if p not in ("", "."))
 
 
-def _size(size: int | None) -> str:
-    return size_text(size) if size is not None else ""
-
-
 def _value(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, default=str)
 
 
-_STYLE = """
-body { font-family: system-ui, sans-serif; margin: 1.5rem 2rem; color: #1a202c; }
-h1 { font-size: 1.4rem; } h2 { font-size: 1.1rem; margin-top: 2rem; }
-table { border-collapse: collapse; margin-top: .5rem; }
-th, td { border: 1px solid #cbd5e0; padding: .3rem .6rem; text-align: left; vertical-align: top; }
-th { background: #edf2f7; } td.num { text-align: right; white-space: nowrap; }
-code, td.hash { font-family: ui-monospace, monospace; font-size: .85rem; }
-.note { color: #4a5568; }
-"""
+#: The page's HTML (templates/node_page.html); user content reaches it only as escaped variables.
+_templates = jinja2.Environment(
+    loader=jinja2.PackageLoader("valohai_airflow.airflow", "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+_templates.filters.update(
+    size=lambda size: size_text(size) if size is not None else "",
+    value=_value,
+    urlquote=urllib.parse.quote,
+)
 
 
 def _page(t: _Try) -> str:
-    e = html.escape
     key = t.key
-    base = ui_path(node_page_path(key.dag_id, key.run_id, key.node, key.map_index, key.try_number))
-    task_page = ui_path(
-        f"/dags/{urllib.parse.quote(key.dag_id, safe='')}/runs/{urllib.parse.quote(key.run_id, safe='')}"
-        f"/tasks/{urllib.parse.quote(key.node, safe='')}"
-        + (f"/mapped/{key.map_index}" if key.map_index >= 0 else "")
-    )
     m = t.manifest
-    title = m.node if m else key.node
-    parts = [
-        f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{e(title)} · outputs</title>",
-        f"<style>{_STYLE}</style></head><body>",
-        f"<h1>{e(title)}: outputs and metadata</h1>",
-        f"<p>DAG <code>{e(key.dag_id)}</code>, run <code>{e(key.run_id)}</code>, task <code>{e(key.node)}</code>"
-        + (f", map index {key.map_index}" if key.map_index >= 0 else "")
-        + f", try {key.try_number}. <a href='{e(task_page)}'>Back to the task in Airflow</a></p>",
-    ]
-    if m:
-        if m.status != "completed" and not m.reused_from:
-            parts.append(
-                f"<p class='note'>This try {e(str(m.status))}; its stage-out finished, so the files it wrote "
-                "before that are its outputs.</p>"
-            )
-        parts.append(
-            f"<p>Step <code>{e(m.step)}</code>, image <code>{e(m.image)}</code>, status "
-            f"<b>{e(str(m.status))}</b>, exit code {e(str(m.exit_code))}.</p>"
-        )
-        if m.reused_from:
-            source = m.reused_from
-            run_page = ui_path(
-                f"/dags/{urllib.parse.quote(source.get('dag_id', ''), safe='')}"
-                f"/runs/{urllib.parse.quote(source.get('run_id', ''), safe='')}"
-            )
-            parts.append(
-                f"<p>Reused: these are the results of run <a href='{e(run_page)}'>"
-                f"{e(source.get('run_id', ''))}</a> (reuse-executions); the files stay where that run stored them.</p>"
-            )
-    else:
-        parts.append(
-            "<p class='note'>No manifest for this try: it has not finished, or it was killed or failed "
-            "before its outputs were all stored, so it has no outputs (a stage-out is all or nothing).</p>"
-        )
-    outputs = t.outputs()
-    parts.append(f"<h2 id='outputs'>Outputs ({len(outputs)})</h2>")
-    if outputs:
-        parts.append("<table><tr><th>file</th><th>size</th><th>sha256</th></tr>")
-        for f in outputs:
-            href = f"{base}/outputs/{urllib.parse.quote(f.path)}"
-            parts.append(
-                f"<tr><td><a href='{e(href)}' download>{e(f.path)}</a></td>"
-                f"<td class='num' title='{f.size if f.size is not None else ''} bytes'>{e(_size(f.size))}</td>"
-                f"<td class='hash'>{e(f.sha256 or '')}</td></tr>"
-            )
-        parts.append("</table>")
-    else:
-        parts.append("<p class='note'>The node wrote no files to /valohai/outputs.</p>")
-    if m and m.skipped_outputs:
-        parts.append(
-            "<p class='note'>Not stored (a symlink out of the outputs dir, a name that is not UTF-8; the task log says why): "
-            + ", ".join(f"<code>{e(p)}</code>" for p in m.skipped_outputs)
-            + "</p>"
-        )
     series = t.series()
-    last = t.last_values(series)
-    parts.append("<h2 id='metadata'>Metadata</h2>")
-    if last:
-        parts.append("<table><tr><th>key</th><th>last value</th></tr>")
-        parts += [f"<tr><td>{e(k)}</td><td><code>{e(_value(v))}</code></td></tr>" for k, v in last.items()]
-        parts.append("</table>")
-    else:
-        parts.append("<p class='note'>The node printed no metadata (JSON objects on stdout).</p>")
-    if series:
-        columns: list[str] = []
-        for point in series:
-            columns += [k for k in point if k != TIME_KEY and k not in columns]
-        shown = series[:MAX_SERIES_ROWS]
-        parts.append(
-            f"<h2 id='series'>Series ({len(series)} point{'' if len(series) == 1 else 's'})</h2>"
-            f"<p><a href='{e(base)}/metadata.jsonl'>metadata.jsonl</a>"
-            + (f" (the first {len(shown)} are shown)" if len(shown) < len(series) else "")
-            + (" · the node printed more points than were kept" if m and m.metadata_truncated else "")
-            + "</p><table><tr><th>#</th><th>time</th>"
-            + "".join(f"<th>{e(c)}</th>" for c in columns)
-            + "</tr>"
+    columns: list[str] = []
+    for point in series:
+        columns += [k for k in point if k != TIME_KEY and k not in columns]
+    reused = m.reused_from if m else None
+    return _templates.get_template("node_page.html").render(
+        key=key,
+        m=m,
+        title=m.node if m else key.node,
+        base=ui_path(node_page_path(key.dag_id, key.run_id, key.node, key.map_index, key.try_number)),
+        task_page=ui_path(
+            f"/dags/{urllib.parse.quote(key.dag_id, safe='')}/runs/{urllib.parse.quote(key.run_id, safe='')}"
+            f"/tasks/{urllib.parse.quote(key.node, safe='')}"
+            + (f"/mapped/{key.map_index}" if key.map_index >= 0 else "")
+        ),
+        reused_run_page=ui_path(
+            f"/dags/{urllib.parse.quote(reused.get('dag_id', ''), safe='')}"
+            f"/runs/{urllib.parse.quote(reused.get('run_id', ''), safe='')}"
         )
-        for number, point in enumerate(shown, 1):
-            cells = "".join(f"<td>{e(_value(point[c])) if c in point else ''}</td>" for c in columns)
-            parts.append(
-                f"<tr><td class='num'>{number}</td><td>{e(str(point.get(TIME_KEY, '')))}</td>{cells}</tr>"
-            )
-        parts.append("</table>")
-    parts.append("</body></html>")
-    return "".join(parts)
+        if reused
+        else "",
+        outputs=t.outputs(),
+        last=t.last_values(series),
+        series=series,
+        shown=series[:MAX_SERIES_ROWS],
+        columns=columns,
+        time_key=TIME_KEY,
+    )
 
 
 @app.get(NODE, response_class=HTMLResponse, dependencies=_readable)
