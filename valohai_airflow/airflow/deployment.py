@@ -28,7 +28,6 @@ from valohai_airflow.runtime.rollout import Rollout
 from valohai_airflow.runtime.serving import ServingRequest, prepare_servers, version_dir
 from valohai_airflow.spec.diagnostics import ValohaiAirflowError
 from valohai_airflow.spec.sidecar import DeploymentSettings
-from valohai_airflow.store import open_store
 
 SERVING_XCOM_KEY = "valohai_serving"
 SERVING_DIR = "deployments"  # below [valohai] work_dir; dag ids always hold "__", so no clash
@@ -87,9 +86,8 @@ class ValohaiDeploymentOperator(BaseOperator):
             pipeline=self.pipeline,
             node=self.node,
             upstream=upstream_values(context, self.pipeline, self.node),
-            store=open_store(settings.store_url, **settings.s3_options),
+            stores=settings.stores,
             image_ids=self._image_ids(),
-            s3_options=settings.s3_options,
         )
         try:
             result = publish(request)

@@ -42,7 +42,6 @@ from valohai_airflow.runtime.execution import ExecutionRequest, PreparedExecutio
 from valohai_airflow.runtime.ids import ExecutionKey
 from valohai_airflow.runtime.inputs import DownloadCache
 from valohai_airflow.runtime.reuse import ReuseGate
-from valohai_airflow.store import open_store
 
 LABEL = "valohai-airflow"
 WORKER_LABEL = f"{LABEL}.worker"  # the Airflow hostname of the worker whose task started the container
@@ -135,10 +134,9 @@ class ValohaiExecutionOperator(DockerOperator):
             conf=dict(context["params"]),
             upstream=upstream_values(context, self.pipeline, self.node),
             variant=self.variant,
-            store=open_store(settings.store_url, **settings.s3_options),
+            stores=settings.stores,
             work_base=settings.work_dir,
             cache=DownloadCache(settings.input_cache_dir),
-            s3_options=settings.s3_options,
             input_policy=settings.input_policy,
         )
 

@@ -36,6 +36,7 @@ from valohai_airflow.runtime.serving import (
 )
 from valohai_airflow.spec.sidecar import DeploymentSettings
 from valohai_airflow.store import LocalStore
+from valohai_airflow.store.resolver import StoreResolver
 
 YAML = """\
 - step:
@@ -87,7 +88,7 @@ def published(tmp_path: Path, weights: bytes = b"weights") -> tuple[LocalStore, 
             pipeline=plan,
             node=plan.node("deploy"),
             upstream={"train": manifest},
-            store=store,
+            stores=StoreResolver(store),
         )
     )
     return store, plan, result["deployment"]
