@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from airflow.providers.docker.exceptions import DockerContainerFailedException
 from airflow.providers.docker.operators.docker import DockerOperator
@@ -196,7 +196,7 @@ class ValohaiExecutionOperator(DockerOperator):
         guard = container_guard.start(self.container_name or "", self.engine.url)
         watchdog = _SilenceWatchdog(self, self.no_output_timeout) if self.no_output_timeout else None
         self.container = None  # type: ignore[assignment]  # DockerOperator sets it once this try's container exists
-        run = _ContainerRun(stopped=False)
+        run = _ContainerRun()
         try:
             lines = super().execute(context)
             run.log_lines = [str(line) for line in lines] if isinstance(lines, list) else []
@@ -229,7 +229,7 @@ class ValohaiExecutionOperator(DockerOperator):
 
     def _fail(
         self, context: Any, prepared: PreparedExecution, manifest: dict[str, Any], run: _ContainerRun
-    ) -> None:
+    ) -> NoReturn:
         """Fail the task with what happened, the outputs still collected and the log's last lines."""
         tail = "\n".join(run.log_lines[-TAIL_LINES:])
         reason = STOPPED if run.stopped else f"the step {self._failure_reason(run)}"
@@ -384,7 +384,7 @@ def container_limits(machine: MachinePlan) -> dict[str, Any]:
 class _ContainerRun:
     """How one run of the node's container went."""
 
-    stopped: bool  # SIGTERM (on_kill), not a time-out
+    stopped: bool = False  # SIGTERM (on_kill), not a time-out
     failure: BaseException | None = None
     log_lines: list[str] = field(default_factory=list)
     exit_code: int | None = None
