@@ -13,6 +13,7 @@ from valohai_airflow.runtime.inputs import DownloadCache, InputError, InputSourc
 from valohai_airflow.runtime.manifest import Manifest, load_manifest, output_entries, to_xcom
 from valohai_airflow.runtime.outputs import collect_outputs, sha256_file, upload_outputs
 from valohai_airflow.store import LocalStore, open_store
+from valohai_airflow.store.resolver import StoreResolver
 
 
 def write(path: Path, data: bytes | str) -> Path:
@@ -47,6 +48,7 @@ def test_s3_inputs_with_wildcards_and_cache(
     }
     store = open_store(f"s3://{s3_bucket}", **opts)
     store.put_tree(data_dir, "ds")
+    stores = StoreResolver(s3=opts)
     cache = DownloadCache(tmp_path / "cache")
     inputs = tmp_path / "inputs"
     result = materialise_input(
@@ -55,15 +57,15 @@ def test_s3_inputs_with_wildcards_and_cache(
         inputs,
         cache,
         keep_directories="suffix",
-        s3_options=opts,
+        stores=stores,
     )
     assert tree(inputs, "s3") == {"a/x.csv": b"ax", "b/x.csv": b"bx"}
     assert [f.uri for f in result.files] == [f"s3://{s3_bucket}/ds/a/x.csv", f"s3://{s3_bucket}/ds/b/x.csv"]
     assert cache.downloads == 2
-    materialise_input("again", [InputSource(f"s3://{s3_bucket}/ds/a/x.csv")], inputs, cache, s3_options=opts)
+    materialise_input("again", [InputSource(f"s3://{s3_bucket}/ds/a/x.csv")], inputs, cache, stores=stores)
     assert cache.downloads == 2  # same ETag: served from the cache
     store.put_bytes(b"changed", "ds/a/x.csv")
-    materialise_input("after", [InputSource(f"s3://{s3_bucket}/ds/a/x.csv")], inputs, cache, s3_options=opts)
+    materialise_input("after", [InputSource(f"s3://{s3_bucket}/ds/a/x.csv")], inputs, cache, stores=stores)
     assert cache.downloads == 3 and tree(inputs, "after") == {"x.csv": b"changed"}
     full = materialise_input(
         "full",
@@ -71,15 +73,15 @@ def test_s3_inputs_with_wildcards_and_cache(
         inputs,
         cache,
         keep_directories="full",
-        s3_options=opts,
+        stores=stores,
     )
     assert sorted(f.name for f in full.files) == ["ds/a/x.csv", "ds/b/deep/z.csv", "ds/b/x.csv"]
     with pytest.raises(InputError, match="cannot download"):
         materialise_input(
-            "gone", [InputSource(f"s3://{s3_bucket}/ds/nope.csv")], inputs, cache, s3_options=opts
+            "gone", [InputSource(f"s3://{s3_bucket}/ds/nope.csv")], inputs, cache, stores=stores
         )
     empty = materialise_input(
-        "none", [InputSource(f"s3://{s3_bucket}/ds/*.parquet")], inputs, cache, s3_options=opts
+        "none", [InputSource(f"s3://{s3_bucket}/ds/*.parquet")], inputs, cache, stores=stores
     )
     assert empty.files == [] and "matched no files" in empty.warnings[0]
     # hashed as the parts arrived: a manifest that expects other bytes still fails the input
@@ -89,7 +91,7 @@ def test_s3_inputs_with_wildcards_and_cache(
             [InputSource(f"s3://{s3_bucket}/ds/b/x.csv", sha256="0" * 64)],
             inputs,
             cache,
-            s3_options=opts,
+            stores=stores,
         )
 
 
@@ -121,7 +123,7 @@ def test_large_manifest_on_s3(s3_endpoint: S3Endpoint, s3_bucket: str, tmp_path:
     )
     xcom = to_xcom(m, store, "dag/run/train/-1/1/manifest-files.json", max_inline_files=10)
     assert xcom["files_uri"].startswith(f"s3://{s3_bucket}/")
-    full = load_manifest(xcom, **opts)
+    full = load_manifest(xcom, StoreResolver(s3=opts))  # outside any configured store: its parent
     assert [f.path for f in full.outputs] == c.paths
     got = store.get_file("dag/run/train/-1/1/outputs/shard/7.txt", tmp_path / "7.txt")
     assert sha256_file(got) == full.outputs[[f.path for f in full.outputs].index("shard/7.txt")].sha256

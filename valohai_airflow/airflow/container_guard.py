@@ -7,7 +7,7 @@ this module as a small process in its own session (signals to the task's process
 it) that waits for its parent, the task's process, to end: on a pidfd where Linux has one, else by
 polling `os.getppid()` (it changes when the parent dies). Then it force-removes the container by
 name and exits. A task that ends normally stops its guard first (`stop`). The guard imports nothing
-of Airflow, and Docker's client only once the parent is gone: one idle interpreter per running node.
+of Airflow, and the engine's client only once the parent is gone: one idle interpreter per running node.
 """
 
 from __future__ import annotations
@@ -64,20 +64,20 @@ def wait_for_parent(parent: int) -> None:
 
 def remove_container(container_name: str, docker_url: str) -> None:
     """Force-remove the container; the next try of the node removes it if all attempts fail."""
-    import docker
-    from docker.errors import DockerException
+    from valohai_airflow.engine.base import EngineError
+    from valohai_airflow.engine.docker import DockerEngine
 
-    client = docker.APIClient(base_url=docker_url, version="auto")
+    engine = DockerEngine(docker_url)
     try:
         for delay in RETRY_DELAYS:
             time.sleep(delay)
             try:
-                client.remove_container(container_name, force=True)
+                engine.remove(container_name)
                 return
-            except DockerException:  # not there (yet), or the engine is busy: try again
+            except EngineError:  # not there (yet), or the engine is busy: try again
                 continue
     finally:
-        client.close()
+        engine.close()
 
 
 def main(argv: list[str]) -> None:

@@ -1,57 +1,36 @@
 """The deployment node's task: publishes the endpoint bundle (`runtime.deployment`) and, when the
-sidecar says `deployments: {<name>: {serve: true}}`, serves it (`runtime.serving`).
+sidecar says `deployments: {<name>: {serve: true}}`, serves it (`runtime.rollout`, blue/green).
 
 It gathers what the runtime needs from Airflow (the upstream manifests of this run, the store) and
-asks the Docker engine for the endpoint images' ids, which the bundle records when the worker has
-the image; an engine that cannot answer leaves them unknown instead of failing.
-
-Serving: one container per endpoint, created with the runtime's command, mounts, labels and
-Docker HEALTHCHECK, then the task waits until the engine reports every new container `healthy`.
-Only then are the previous version's containers of the deployment (found by the labels project +
-deployment) removed, with their directories. A new container that exits, or is not healthy within
-`health_timeout_seconds`, fails the task with the last health probe's output and the server's log;
-the new containers are removed and the old ones keep serving. The serving containers outlive the
-task on purpose: they are the deployment (restart policy `unless-stopped` once healthy).
+asks the container engine for the endpoint images' ids, which the bundle records when the worker has
+the image; an engine that cannot answer leaves them unknown instead of failing. The serving
+containers outlive the task on purpose: they are the deployment.
 """
 
 from __future__ import annotations
 
 import shutil
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import docker
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException
-from docker.errors import DockerException, ImageNotFound, NotFound
-from docker.types import Mount
 
 from valohai_airflow.airflow.operators import LABEL, upstream_values
 from valohai_airflow.airflow.settings import valohai_settings
+from valohai_airflow.engine.base import ContainerEngine, EngineError
+from valohai_airflow.engine.docker import DockerEngine
 from valohai_airflow.errors import ValohaiAirflowError
 from valohai_airflow.plan.model import NodePlan, PipelinePlan
 from valohai_airflow.runtime.deployment import DeploymentRequest, publish
 from valohai_airflow.runtime.ids import ExecutionKey
-from valohai_airflow.runtime.serving import (
-    EndpointServer,
-    ServingRequest,
-    deployment_labels,
-    directory_of,
-    health_output,
-    label_filters,
-    prepare_servers,
-    remove_directory,
-    version_dir,
-)
+from valohai_airflow.runtime.rollout import Rollout
+from valohai_airflow.runtime.serving import ServingRequest, prepare_servers, version_dir
 from valohai_airflow.spec.sidecar import DeploymentSettings
-from valohai_airflow.store import open_store
 
 SERVING_XCOM_KEY = "valohai_serving"
 SERVING_DIR = "deployments"  # below [valohai] work_dir; dag ids always hold "__", so no clash
-LOG_TAIL_LINES = 20
-POLL_SECONDS = 0.5
 
 
 class ValohaiDeploymentOperator(BaseOperator):
@@ -78,23 +57,24 @@ class ValohaiDeploymentOperator(BaseOperator):
         self.docker_url = docker_url
         self.project_root = project_root
         self.serving = serving
-        self._pending: list[str] = []  # new serving containers not yet healthy (on_kill removes them)
+        self._rollout: Rollout | None = None  # while serving: on_kill removes its unhealthy containers
 
-    def _client(self) -> docker.APIClient:
-        return docker.APIClient(base_url=self.docker_url) if self.docker_url else docker.from_env().api
+    def _engine(self) -> ContainerEngine:
+        return DockerEngine(self.docker_url)
 
     def _image_ids(self) -> dict[str, str | None]:
         images = sorted({e.image for e in self.node.endpoint_specs})
         ids: dict[str, str | None] = dict.fromkeys(images)
+        engine = self._engine()
         try:
-            client = self._client()
             for image in images:
-                try:
-                    ids[image] = str(client.inspect_image(image)["Id"])
-                except DockerException:
+                ids[image] = engine.image_id(image)
+                if ids[image] is None:
                     self.log.info("Image %s is not on this Docker engine: its id stays unknown", image)
-        except DockerException as error:
+        except EngineError as error:
             self.log.info("No Docker engine to ask for image ids (%s)", error)
+        finally:
+            engine.close()
         return ids
 
     def execute(self, context: Any) -> dict[str, Any]:
@@ -106,9 +86,8 @@ class ValohaiDeploymentOperator(BaseOperator):
             pipeline=self.pipeline,
             node=self.node,
             upstream=upstream_values(context, self.pipeline, self.node),
-            store=open_store(settings.store_url, **settings.s3_options),
+            stores=settings.stores,
             image_ids=self._image_ids(),
-            s3_options=settings.s3_options,
         )
         try:
             result = publish(request)
@@ -164,50 +143,16 @@ class ValohaiDeploymentOperator(BaseOperator):
                 ignore_errors=True,
             )
             raise self._error(error) from error
-        wanted = deployment_labels(LABEL, self.project_name, str(deployment["id"]))
+        engine = self._engine()
+        self._rollout = Rollout(
+            engine, self.node.name, LABEL, base_dir, self.serving.health_path, log=self.log
+        )
         try:
-            client = self._client()
-            previous = client.containers(all=True, filters={"label": label_filters(wanted)})
-        except DockerException as error:
-            for server in servers:
-                remove_directory(server.directory)
-            raise AirflowException(
-                f"node {self.node.name!r}: deployment {deployment['name']!r} version {deployment['version_id']} "
-                f"was published but cannot be served: the Docker engine did not answer ({error})"
-            ) from error
-        started: dict[str, EndpointServer] = {}
-        try:
-            for server in servers:
-                started[self._start(client, server)] = server
-            for container_id, server in started.items():
-                self._wait_healthy(
-                    client, container_id, server, any(c.get("State") == "running" for c in previous)
-                )
-        except BaseException:
-            for container_id in started:
-                self._remove(client, container_id, "the new version did not become healthy")
-            for server in servers:
-                remove_directory(server.directory)
-            raise
+            started = self._rollout.run(self.project_name, str(deployment["id"]), servers)
+        except ValohaiAirflowError as error:
+            raise self._error(error) from error
         finally:
-            self._pending = []
-        for container_id in started:
-            try:
-                client.update_container(container_id, restart_policy={"Name": "unless-stopped"})
-            except DockerException as error:
-                self.log.warning("Could not set a restart policy on %s: %s", container_id[:12], error)
-        for container in previous:
-            if container["Id"] in started:
-                continue
-            labels = container.get("Labels") or {}
-            self._remove(
-                client,
-                container["Id"],
-                f"replaced: endpoint {labels.get(f'{LABEL}.endpoint')!r} version {labels.get(f'{LABEL}.version')}",
-            )
-            directory = directory_of(labels, base_dir, LABEL)
-            if directory is not None:
-                remove_directory(directory)
+            engine.close()
         return [
             {
                 "endpoint": server.endpoint,
@@ -220,141 +165,7 @@ class ValohaiDeploymentOperator(BaseOperator):
             for container_id, server in started.items()
         ]
 
-    def _start(self, client: docker.APIClient, server: EndpointServer) -> str:
-        self._ensure_image(client, server)
-        host_config = client.create_host_config(
-            mounts=[Mount(target, source, type="bind", read_only=ro) for source, target, ro in server.mounts],
-            network_mode=server.network_mode,
-            port_bindings=server.port_bindings or None,
-        )
-        try:
-            created = client.create_container(
-                server.image,
-                command=list(server.command),
-                name=server.name,
-                labels=dict(server.labels),
-                environment=dict(server.environment),
-                working_dir=server.working_dir,
-                healthcheck=server.healthcheck.docker(),
-                ports=[server.port] if server.publish is not None else None,
-                host_config=host_config,
-            )
-        except DockerException as error:
-            hint = (
-                f"; `publish` needs an engine with a bridge network (this one answered: {error})"
-                if server.publish is not None
-                else f": {error}"
-            )
-            raise AirflowException(
-                f"node {self.node.name!r}: {server.describe()}: the container could not be created{hint}"
-            ) from error
-        container_id = str(created["Id"])
-        self._pending.append(container_id)
-        try:
-            client.start(container_id)
-        except DockerException as error:
-            self._remove(client, container_id, "it did not start")
-            raise AirflowException(
-                f"node {self.node.name!r}: {server.describe()}: the container did not start: {error}"
-            ) from error
-        if server.publish is not None:
-            self._check_published(client, container_id, server)
-        self.log.info(
-            "Started %s as container %s (%s), waiting up to %g s until it is healthy on its 127.0.0.1:%s",
-            server.describe(),
-            server.name,
-            container_id[:12],
-            server.health_timeout_seconds,
-            server.port,
-        )
-        return container_id
-
-    def _check_published(self, client: docker.APIClient, container_id: str, server: EndpointServer) -> None:
-        """An engine without a bridge network (`dockerd --bridge=none`) starts the container with
-        loopback only and binds nothing, silently: say so instead of pretending the port is there."""
-        ports = client.inspect_container(container_id)["NetworkSettings"].get("Ports") or {}
-        if ports.get(f"{server.port}/tcp"):
-            return
-        self._remove(client, container_id, "its port could not be published")
-        raise AirflowException(
-            f"node {self.node.name!r}: {server.describe()}: `publish` asked for 127.0.0.1:{server.publish}, "
-            "but the Docker engine bound no port: `publish` needs an engine with a bridge network, and this "
-            "one has none (dockerd --bridge=none?). Remove `publish` from valohai-airflow.yaml (the endpoint "
-            "is still reachable inside its container on 127.0.0.1) or use an engine with a network"
-        )
-
-    def _ensure_image(self, client: docker.APIClient, server: EndpointServer) -> None:
-        try:
-            client.inspect_image(server.image)
-            return
-        except ImageNotFound:
-            pass
-        try:
-            client.pull(server.image)
-        except DockerException as error:
-            raise AirflowException(
-                f"node {self.node.name!r}: {server.describe()}: image {server.image!r} is not on this Docker "
-                f"engine and could not be pulled ({error}); build or load it on the worker, or fix the "
-                "endpoint's `image:` in valohai.yaml. Nothing was started"
-            ) from error
-
-    def _wait_healthy(
-        self, client: docker.APIClient, container_id: str, server: EndpointServer, replacing: bool
-    ) -> None:
-        deadline = time.monotonic() + server.health_timeout_seconds
-        state: dict[str, Any] = {}
-        while True:
-            try:
-                state = client.inspect_container(container_id)["State"]
-            except NotFound as error:
-                raise AirflowException(
-                    f"node {self.node.name!r}: {server.describe()}: container {server.name} was removed by "
-                    "someone else while it was starting"
-                ) from error
-            health = (state.get("Health") or {}).get("Status")
-            if health == "healthy":
-                self.log.info("%s is healthy: %s", server.describe(), health_output(state))
-                return
-            if state.get("Status") in ("exited", "dead"):
-                problem = f"its server exited with code {state.get('ExitCode')} before it became healthy"
-                break
-            if time.monotonic() >= deadline:
-                problem = (
-                    f"it did not become healthy within {server.health_timeout_seconds:g} s "
-                    "(health_timeout_seconds in valohai-airflow.yaml)"
-                )
-                break
-            time.sleep(POLL_SECONDS)
-        tail = self._log_tail(client, container_id)
-        keeps = "the previous version keeps serving" if replacing else "nothing else was serving it"
-        raise AirflowException(
-            f"node {self.node.name!r}: {server.describe()} (container {server.name}): {problem}. "
-            f"Last health check (GET 127.0.0.1:{server.port}{self._health_path()} inside the container): "
-            f"{health_output(state)}. The new container was removed; {keeps}. Server log:\n{tail}"
-        )
-
-    def _health_path(self) -> str:
-        return self.serving.health_path if self.serving is not None else "/"
-
-    def _log_tail(self, client: docker.APIClient, container_id: str) -> str:
-        try:
-            raw = client.logs(container_id, stdout=True, stderr=True, tail=LOG_TAIL_LINES)
-        except DockerException as error:
-            return f"(no log: {error})"
-        text = raw.decode(errors="replace").rstrip() if isinstance(raw, bytes) else ""
-        return text or "(the server printed nothing)"
-
-    def _remove(self, client: docker.APIClient, container_id: str, why: str) -> None:
-        self.log.info("Removing serving container %s (%s)", container_id[:12], why)
-        try:
-            client.remove_container(container_id, force=True)
-        except DockerException as error:
-            self.log.info("Container %s already gone: %s", container_id[:12], error)
-
     def on_kill(self) -> None:
         """A killed task removes the containers it started and that are not serving yet."""
-        if not self._pending:
-            return
-        client = self._client()
-        for container_id in self._pending:
-            self._remove(client, container_id, "the task was killed before it was healthy")
+        if self._rollout is not None:
+            self._rollout.abort()

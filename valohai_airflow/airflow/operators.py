@@ -7,27 +7,35 @@ container outlives its task.
 
 from __future__ import annotations
 
+import functools
 import shutil
 import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, NoReturn
 
 from airflow.providers.docker.exceptions import DockerContainerFailedException
 from airflow.providers.docker.operators.docker import DockerOperator
 from airflow.sdk import BaseOperator
 from airflow.sdk.api.client import get_hostname
 from airflow.sdk.exceptions import AirflowException, AirflowTaskTimeout
-from docker import APIClient
-from docker.errors import APIError
-from docker.types import DeviceRequest, Mount
 
 from valohai_airflow.airflow import container_guard, control_tasks
 from valohai_airflow.airflow.links import NODE_LINKS
 from valohai_airflow.airflow.settings import valohai_settings
+from valohai_airflow.engine.base import EngineError, force_remove, remove_labelled
+from valohai_airflow.engine.docker import (
+    DockerAPIError,
+    DockerEngine,
+    HostConfigClient,
+    bind_mounts,
+    engine_url,
+    gpu_requests,
+)
 from valohai_airflow.plan.blueprints import label as variant_label
 from valohai_airflow.plan.model import EdgeKind, MachinePlan, NodePlan, PipelinePlan
 from valohai_airflow.runtime.execution import ExecutionRequest, PreparedExecution, finish, prepare
@@ -35,7 +43,6 @@ from valohai_airflow.runtime.ids import ExecutionKey
 from valohai_airflow.runtime.inputs import DownloadCache
 from valohai_airflow.runtime.reuse import ReuseGate
 from valohai_airflow.sizes import size_text
-from valohai_airflow.store import open_store
 
 LABEL = "valohai-airflow"
 WORKER_LABEL = f"{LABEL}.worker"  # the Airflow hostname of the worker whose task started the container
@@ -76,7 +83,7 @@ class ValohaiExecutionOperator(DockerOperator):
         super().__init__(
             image=step.image,
             command=None,
-            docker_url=docker_url,
+            docker_url=engine_url(docker_url),
             auto_remove="never",  # removed by execute() after reading its OOM state, or by on_kill
             mount_tmp_dir=False,
             network_mode="none",
@@ -95,12 +102,19 @@ class ValohaiExecutionOperator(DockerOperator):
         self._stopped = False  # on_kill ran: the task got SIGTERM
 
     @property
-    def cli(self) -> APIClient:
+    def cli(self) -> Any:
         """The hook's Docker client; with a CPU quota, one that adds it to the container's host config."""
         client = self.hook.api_client
         if self.node.machine.cpus is None:
             return client
-        return cast(APIClient, _HostConfigClient(client, nano_cpus=round(self.node.machine.cpus * 1e9)))
+        return HostConfigClient(client, nano_cpus=round(self.node.machine.cpus * 1e9))
+
+    @functools.cached_property
+    def engine(self) -> DockerEngine:
+        """Everything beside running the container (labels, OOM state, logs, removal), on the hook's
+        client and engine."""
+        url = self.docker_url
+        return DockerEngine(url[0] if isinstance(url, list) else str(url), client=self.hook.api_client)
 
     @property
     def variant_label(self) -> str:
@@ -120,28 +134,17 @@ class ValohaiExecutionOperator(DockerOperator):
             conf=dict(context["params"]),
             upstream=upstream_values(context, self.pipeline, self.node),
             variant=self.variant,
-            store=open_store(settings.store_url, **settings.s3_options),
+            stores=settings.stores,
             work_base=settings.work_dir,
             cache=DownloadCache(settings.input_cache_dir),
-            s3_options=settings.s3_options,
             input_policy=settings.input_policy,
         )
-
-    def _remove_leftovers(self, key: ExecutionKey) -> None:
-        """A killed earlier try of this execution may have left its container: a retry starts clean.
-        Only this execution's (the map index too): a task node's siblings run at the same time."""
-        filters = {"label": [f"{name}={value}" for name, value in _execution_labels(key).items()]}
-        for container in self.cli.containers(all=True, filters=filters):
-            self.log.warning("Removing container %s left by an earlier try", container["Id"][:12])
-            self.cli.remove_container(container["Id"], force=True)
 
     def _configure(self, prepared: PreparedExecution) -> None:
         key = prepared.request.key
         self.command = prepared.command
         self.environment = dict(prepared.environment)
-        self.mounts = [
-            Mount(target, source, type="bind", read_only=ro) for source, target, ro in prepared.mounts()
-        ]
+        self.mounts = bind_mounts(prepared.mounts())
         self.labels = {
             **self._node_labels,
             **_execution_labels(key),
@@ -152,10 +155,8 @@ class ValohaiExecutionOperator(DockerOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:  # type: ignore[override]  # a manifest, not log lines
         control_tasks.check_upstreams(self, context, self.pipeline, self.node)
-        request = self._request(context)
-        prepared = prepare(request)
-        for line in prepared.log:
-            self.log.info("%s", line)
+        prepared = prepare(self._request(context))
+        self._log(prepared.log)
         control_tasks.before_start(self, context, self.node, prepared.parameters)
         gate = ReuseGate.for_execution(prepared, image_id=self._image_id, run_started=_run_started(context))
         if gate is not None:
@@ -165,71 +166,19 @@ class ValohaiExecutionOperator(DockerOperator):
                 shutil.rmtree(prepared.workdir.root, ignore_errors=True)
                 return decision.manifest
         self._configure(prepared)
-        self._remove_leftovers(request.key)
+        # a killed earlier try of this execution (the map index too: siblings run at the same time)
+        remove_labelled(
+            self.engine, _execution_labels(prepared.request.key), self.log, "left by an earlier try"
+        )
         if self._stopped:
             raise AirflowException(f"node {self.node.name!r}: {STOPPED}; the container was not started")
         self.log.info("Running node %s: %s", self.node.name, prepared.script)
-        guard = container_guard.start(self.container_name or "", self._docker_url)
-        watchdog = _SilenceWatchdog(self, self.no_output_timeout) if self.no_output_timeout else None
-        self.container = None  # type: ignore[assignment]  # DockerOperator sets it once this try's container exists
-        failure: BaseException | None = None
-        log_lines: list[str] = []
-        exit_code: int | None = None
-        try:
-            lines = super().execute(context)
-            log_lines = [str(line) for line in lines] if isinstance(lines, list) else []
-            exit_code = 0
-        except DockerContainerFailedException as error:
-            failure = error
-            log_lines = [str(line) for line in error.logs or []]
-            exit_code = _exit_code(error)
-        except AirflowTaskTimeout as error:
-            failure = error
-        except APIError as error:
-            if not self._stopped:  # on_kill removed the container under the engine's /wait (a 404)
-                self._raise_if_image_missing(error)
-                self._raise_if_no_gpus(error)
-                raise
-            failure = error
-        finally:
-            if watchdog:
-                watchdog.stop()
-            try:
-                oom_killed, logged = self._remove_container(want_logs=failure is not None and not log_lines)
-            finally:
-                container_guard.stop(guard)
-        log_lines = log_lines or logged
-        timed_out = isinstance(failure, AirflowTaskTimeout)
-        stopped = self._stopped and not timed_out
-        status = (
-            "timed out"
-            if timed_out
-            else "stopped"
-            if stopped or (watchdog and watchdog.fired)
-            else "failed"
-            if failure
-            else "completed"
-        )
-        logged_lines = len(prepared.log)
-        manifest = finish(prepared, exit_code=exit_code, log_lines=log_lines, status=status)
-        for line in prepared.log[logged_lines:]:
-            self.log.info("%s", line)
-        if failure is not None or self._stopped:
-            tail = "\n".join(log_lines[-TAIL_LINES:])
-            reason = (
-                STOPPED
-                if stopped
-                else f"the step {self._failure_reason(exit_code, oom_killed, watchdog, timed_out)}"
-            )
-            message = (
-                f"node {self.node.name!r}: {reason}. "
-                f"Outputs were still collected ({len(manifest.get('outputs', []))} file(s)); work dir kept at "
-                f"{prepared.workdir.root}." + (f" Last lines:\n{tail}" if tail else "")
-            )
-            control_tasks.after_failure(self, context, self.node, manifest, message)
-            if timed_out:
-                raise AirflowTaskTimeout(message) from failure  # the same kind of failure for Airflow
-            raise AirflowException(message) from (None if stopped else failure)  # not the engine's 404
+        run = self._run_container(context)
+        logged = len(prepared.log)
+        manifest = finish(prepared, exit_code=run.exit_code, log_lines=run.log_lines, status=run.status)
+        self._log(prepared.log[logged:])
+        if run.failure is not None or self._stopped:
+            self._fail(context, prepared, manifest, run)
         if gate:
             gate.record(manifest)
         if valohai_settings().clean_work_dirs:
@@ -237,34 +186,83 @@ class ValohaiExecutionOperator(DockerOperator):
         control_tasks.after_success(self, context, self.node, manifest)
         return manifest
 
-    @property
-    def _docker_url(self) -> str:
-        """The engine this operator's hook talks to (the first, when given several)."""
-        url = self.docker_url
-        return url[0] if isinstance(url, list) else str(url)
+    def _log(self, lines: Sequence[str]) -> None:
+        for line in lines:
+            self.log.info("%s", line)
+
+    def _run_container(self, context: Any) -> _ContainerRun:
+        """Run the container through DockerOperator, guarded (`container_guard`) and watched
+        (`no-output-timeout`); it is removed afterwards whatever happened."""
+        guard = container_guard.start(self.container_name or "", self.engine.url)
+        watchdog = _SilenceWatchdog(self, self.no_output_timeout) if self.no_output_timeout else None
+        self.container = None  # type: ignore[assignment]  # DockerOperator sets it once this try's container exists
+        run = _ContainerRun()
+        try:
+            lines = super().execute(context)
+            run.log_lines = [str(line) for line in lines] if isinstance(lines, list) else []
+            run.exit_code = 0
+        except DockerContainerFailedException as error:
+            run.failure = error
+            run.log_lines = [str(line) for line in error.logs or []]
+            run.exit_code = _exit_code(error)
+        except AirflowTaskTimeout as error:
+            run.failure = error
+        except DockerAPIError as error:
+            if not self._stopped:  # on_kill removed the container under the engine's /wait (a 404)
+                self._raise_if_image_missing(error)
+                self._raise_if_no_gpus(error)
+                raise
+            run.failure = error
+        finally:
+            if watchdog:
+                watchdog.stop()
+            try:
+                run.oom_killed, logged = self._remove_container(
+                    want_logs=run.failure is not None and not run.log_lines
+                )
+            finally:
+                container_guard.stop(guard)
+        run.log_lines = run.log_lines or logged
+        run.silent = bool(watchdog and watchdog.fired)
+        run.stopped = self._stopped and not run.timed_out
+        return run
+
+    def _fail(
+        self, context: Any, prepared: PreparedExecution, manifest: dict[str, Any], run: _ContainerRun
+    ) -> NoReturn:
+        """Fail the task with what happened, the outputs still collected and the log's last lines."""
+        tail = "\n".join(run.log_lines[-TAIL_LINES:])
+        reason = STOPPED if run.stopped else f"the step {self._failure_reason(run)}"
+        message = (
+            f"node {self.node.name!r}: {reason}. "
+            f"Outputs were still collected ({len(manifest.get('outputs', []))} file(s)); work dir kept at "
+            f"{prepared.workdir.root}." + (f" Last lines:\n{tail}" if tail else "")
+        )
+        control_tasks.after_failure(self, context, self.node, manifest, message)
+        if run.timed_out:
+            raise AirflowTaskTimeout(message) from run.failure  # the same kind of failure for Airflow
+        raise AirflowException(message) from (None if run.stopped else run.failure)  # not the engine's 404
 
     def _image_id(self) -> str | None:
         """The engine's id of the step's image, for reuse keys; None while it is not pulled yet."""
         try:
-            return str(self.cli.inspect_image(self.image)["Id"])
-        except APIError:
+            return self.engine.image_id(self.image)
+        except EngineError:
             return None
 
-    def _failure_reason(
-        self, exit_code: int | None, oom_killed: bool, watchdog: _SilenceWatchdog | None, timed_out: bool
-    ) -> str:
-        if timed_out:
+    def _failure_reason(self, run: _ContainerRun) -> str:
+        if run.timed_out:
             seconds = self.execution_timeout.total_seconds() if self.execution_timeout else 0
             return (
                 f"reached its time-limit of {seconds:g} s (Airflow execution_timeout) and was stopped; "
                 "raise `time-limit` in valohai.yaml if it needs longer"
             )
-        if watchdog and watchdog.fired:
+        if run.silent:
             return (
                 f"printed no output for {self.no_output_timeout} s (no-output-timeout) and was stopped; "
                 "make it log progress or raise `no-output-timeout` in valohai.yaml"
             )
-        if oom_killed:
+        if run.oom_killed:
             machine = self.node.machine
             if machine.memory is not None:
                 memory = f"its limit of {size_text(machine.memory)} ({machine.memory_from}); raise that limit"
@@ -274,10 +272,10 @@ class ValohaiExecutionOperator(DockerOperator):
                     "`memory` of its environment in valohai-airflow.yaml); give it a bigger machine"
                 )
             return (
-                f"was killed for running out of memory (exit code {exit_code}): it needed more than {memory} "
+                f"was killed for running out of memory (exit code {run.exit_code}): it needed more than {memory} "
                 "or make the step use less"
             )
-        return f"exited with code {exit_code}"
+        return f"exited with code {run.exit_code}"
 
     def _remove_container(self, *, want_logs: bool) -> tuple[bool, list[str]]:
         """Read the OOM flag (and the log, when the run was cut short) and then force-remove this
@@ -289,22 +287,17 @@ class ValohaiExecutionOperator(DockerOperator):
         oom_killed, lines = False, []
         try:
             if not self._stopped:
-                oom_killed = bool(self.cli.inspect_container(container_id)["State"].get("OOMKilled"))
+                oom_killed = self.engine.inspect(container_id).oom_killed
                 if want_logs:
-                    raw = self.cli.logs(container_id, stdout=True, stderr=True)
-                    lines = raw.decode(errors="replace").splitlines() if isinstance(raw, bytes) else []
-        except APIError as error:
+                    lines = self.engine.logs(container_id).splitlines()
+        except EngineError as error:
             self.log.info("Container %s not inspectable: %s", container_id[:12], error)
-        try:
-            self.cli.remove_container(container_id, force=True)
-        except APIError as error:
-            if not self._stopped:
-                self.log.info("Container %s already gone: %s", container_id[:12], error)
+        force_remove(self.engine, container_id, self.log, quiet=self._stopped)
         return oom_killed, lines
 
-    def _raise_if_image_missing(self, error: APIError) -> None:
+    def _raise_if_image_missing(self, error: DockerAPIError) -> None:
         """A failed pull (no registry, a typo) surfaces as a bare 500/404 from the engine: name the cause."""
-        if self.cli.images(name=self.image):
+        if self._image_id() is not None:
             return
         assert self.node.step is not None
         raise AirflowException(
@@ -314,7 +307,7 @@ class ValohaiExecutionOperator(DockerOperator):
             "the container was not started"
         ) from error
 
-    def _raise_if_no_gpus(self, error: APIError) -> None:
+    def _raise_if_no_gpus(self, error: DockerAPIError) -> None:
         """An engine without the NVIDIA runtime refuses to start a container with a GPU request."""
         machine = self.node.machine
         text = str(error.explanation or error)
@@ -336,12 +329,7 @@ class ValohaiExecutionOperator(DockerOperator):
         self._stopped = True
         if self.container is None or not self.hook.client_created:
             return
-        container_id = self.container["Id"]
-        self.log.info("Removing container %s", container_id[:12])
-        try:
-            self.cli.remove_container(container_id, force=True)
-        except APIError as error:
-            self.log.info("Container %s already gone: %s", container_id[:12], error)
+        force_remove(self.engine, self.container["Id"], self.log, "the task was stopped")
 
 
 def worker_hostname() -> str:
@@ -379,7 +367,7 @@ def _execution_labels(key: ExecutionKey) -> dict[str, str]:
 
 def container_limits(machine: MachinePlan) -> dict[str, Any]:
     """DockerOperator's arguments for a node's container limits. Its `cpus` is only a relative weight
-    (cpu_shares); the hard quota is added to the host config by `_HostConfigClient`."""
+    (cpu_shares); the hard quota is added to the host config by `HostConfigClient`."""
     limits: dict[str, Any] = {}
     if machine.cpus is not None:
         limits["cpus"] = machine.cpus
@@ -388,24 +376,32 @@ def container_limits(machine: MachinePlan) -> dict[str, Any]:
     if machine.shm_size is not None:
         limits["shm_size"] = machine.shm_size
     if machine.gpus is not None:
-        count = -1 if machine.gpus == "all" else int(machine.gpus)
-        limits["device_requests"] = [DeviceRequest(driver="nvidia", count=count, capabilities=[["gpu"]])]
+        limits["device_requests"] = gpu_requests(str(machine.gpus))
     return limits
 
 
-class _HostConfigClient:
-    """The hook's APIClient with host-config settings DockerOperator has no argument for (NanoCpus, the
-    hard CPU quota `docker run --cpus` sets) added to every `create_host_config`; all else is the client's."""
+@dataclass
+class _ContainerRun:
+    """How one run of the node's container went."""
 
-    def __init__(self, client: APIClient, **extra: Any) -> None:
-        self._client = client
-        self._extra = extra
+    stopped: bool = False  # SIGTERM (on_kill), not a time-out
+    failure: BaseException | None = None
+    log_lines: list[str] = field(default_factory=list)
+    exit_code: int | None = None
+    oom_killed: bool = False
+    silent: bool = False  # the no-output watchdog stopped it
 
-    def create_host_config(self, *args: Any, **kwargs: Any) -> Any:
-        return self._client.create_host_config(*args, **{**kwargs, **self._extra})
+    @property
+    def timed_out(self) -> bool:
+        return isinstance(self.failure, AirflowTaskTimeout)
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._client, name)
+    @property
+    def status(self) -> str:
+        if self.timed_out:
+            return "timed out"
+        if self.stopped or self.silent:
+            return "stopped"
+        return "failed" if self.failure else "completed"
 
 
 def _exit_code(error: DockerContainerFailedException) -> int | None:
@@ -429,17 +425,6 @@ class _SilenceWatchdog:
         self._thread = threading.Thread(target=self._run, name="valohai-no-output-watchdog", daemon=True)
         self._thread.start()
 
-    def _last_output(self, container_id: str, started: float) -> float:
-        tail = self.operator.cli.logs(container_id, stdout=True, stderr=True, timestamps=True, tail=1)
-        text = tail.decode(errors="replace").strip() if isinstance(tail, bytes) else ""
-        if not text:
-            return started
-        stamp = text.split(" ", 1)[0]
-        try:
-            return datetime.fromisoformat(stamp[:26].rstrip("Z") + "+00:00").timestamp()
-        except ValueError:
-            return time.time()
-
     def _run(self) -> None:
         started = time.time()
         poll = max(0.5, min(5.0, self.timeout / 4))
@@ -449,13 +434,14 @@ class _SilenceWatchdog:
                 started = time.time()
                 continue
             try:
-                last = self._last_output(container["Id"], started)
+                printed = self.operator.engine.last_output_at(container["Id"])
+                last = printed.timestamp() if printed else started
                 if datetime.now(UTC).timestamp() - last > self.timeout:
                     self.fired = True
                     self.operator.log.error("No output for %s s: stopping the container", self.timeout)
-                    self.operator.cli.kill(container["Id"])
+                    self.operator.engine.kill(container["Id"])
                     return
-            except APIError:
+            except EngineError:
                 return
 
     def stop(self) -> None:

@@ -16,6 +16,7 @@ from airflow.configuration import conf
 from valohai_airflow.errors import ValohaiAirflowError
 from valohai_airflow.provider import option_default
 from valohai_airflow.runtime.confinement import InputPolicy, parse_networks, parse_roots
+from valohai_airflow.store.resolver import StoreResolver
 
 
 def _airflow_home() -> Path:
@@ -47,6 +48,11 @@ class ValohaiSettings:
             return InputPolicy(roots, parse_networks(self.input_private_networks))
         except ValueError as error:
             raise ValohaiAirflowError(f"[valohai] input_private_networks: {error}") from error
+
+    @functools.cached_property
+    def stores(self) -> StoreResolver:
+        """The artefact store and every store URL, opened with the configured S3 options."""
+        return StoreResolver(self.store_url, s3=self.s3_options)
 
 
 def valohai_settings() -> ValohaiSettings:

@@ -23,7 +23,6 @@ from valohai_airflow.plan.model import NodePlan, PipelinePlan
 from valohai_airflow.runtime.edge_resolution import resolve_edges
 from valohai_airflow.runtime.fan_out import node_variants
 from valohai_airflow.runtime.manifest import load_upstream
-from valohai_airflow.store import open_store
 
 VARIANTS_SUFFIX = "__variants"
 MAP_INDEX_TEMPLATE = "{{ task.variant_label }}"  # a property of ours; user values are data, not templates
@@ -44,11 +43,9 @@ class ValohaiVariantsOperator(BaseOperator):
 
     def execute(self, context: Any) -> list[dict[str, Any]]:
         control_tasks.check_upstreams(self, context, self.pipeline, self.node)
-        settings = valohai_settings()
         try:
-            store = open_store(settings.store_url, **settings.s3_options)
             upstream = load_upstream(
-                upstream_values(context, self.pipeline, self.node), store, **settings.s3_options
+                upstream_values(context, self.pipeline, self.node), valohai_settings().stores
             )
             edges = resolve_edges(self.pipeline, self.node, upstream)
             variants = node_variants(self.pipeline, self.node, dict(context["params"]), edges.parameters)

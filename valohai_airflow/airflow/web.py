@@ -33,7 +33,7 @@ from valohai_airflow.runtime.ids import ExecutionKey
 from valohai_airflow.runtime.manifest import Manifest, ManifestFile, load_manifest, stored_manifest
 from valohai_airflow.runtime.metadata import TIME_KEY
 from valohai_airflow.sizes import size_text
-from valohai_airflow.store import ArtifactStore, LocalStore, ObjectNotFoundError, StoreError, open_store
+from valohai_airflow.store import ArtifactStore, ObjectNotFoundError, StoreError
 from valohai_airflow.store.base import join_key
 
 MAX_SERIES_ROWS = 500
@@ -66,9 +66,9 @@ class _Try:
     ) -> None:
         settings = valohai_settings()
         self.key = ExecutionKey(dag_id, run_id, task_id, map_index, try_number)
-        self.s3_options = settings.s3_options
+        self.stores = settings.stores
         try:
-            self.store: ArtifactStore = open_store(settings.store_url, **settings.s3_options)
+            self.store: ArtifactStore = self.stores.store
         except StoreError as error:
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"artefact store: {error}") from error
         self.manifest = self._manifest(session)
@@ -84,7 +84,7 @@ class _Try:
         if manifest is None:
             return None
         try:
-            return load_manifest(manifest, self.store, **self.s3_options)
+            return load_manifest(manifest, self.stores)
         except StoreError as error:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"the node's file list: {error}") from error
 
@@ -263,9 +263,9 @@ def _serve(store: ArtifactStore, key: str, media_type: str, *, attachment: bool,
     percent-encode it)."""
     name = name or PurePosixPath(key).name
     disposition = "attachment" if attachment else "inline"
-    if isinstance(store, LocalStore):
-        root = store.root.resolve()
-        local = (store.root / key).resolve()
+    if store.local_root is not None:
+        root = store.local_root.resolve()
+        local = (root / key).resolve()
         if not local.is_relative_to(root) or not local.is_file():
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"not in the artefact store: {key}")
         return FileResponse(

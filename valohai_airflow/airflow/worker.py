@@ -16,50 +16,34 @@ Enabled by importing this module into the worker, through Celery's `imports` set
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
-import docker
 from celery.signals import worker_init
-from docker.errors import DockerException
 
 from valohai_airflow.airflow.operators import WORKER_LABEL, worker_hostname
 from valohai_airflow.airflow.settings import valohai_settings
+from valohai_airflow.engine.base import EngineError, remove_labelled
+from valohai_airflow.engine.docker import DockerEngine
 
 log = logging.getLogger(__name__)
 
 
 def remove_leftover_containers(*, docker_url: str | None = None, hostname: str | None = None) -> list[str]:
     """Force-remove every node container labelled with this worker's hostname; returns their ids."""
-    url = (
-        docker_url
-        or valohai_settings().docker_url
-        or os.environ.get("DOCKER_HOST")
-        or "unix://var/run/docker.sock"
-    )
+    engine = DockerEngine(docker_url or valohai_settings().docker_url)
     host = hostname or worker_hostname()
-    client = docker.APIClient(base_url=url, version="auto")
     try:
-        removed = []
-        for container in client.containers(all=True, filters={"label": f"{WORKER_LABEL}={host}"}):
-            client.remove_container(container["Id"], force=True)
-            removed.append(str(container["Id"]))
-            log.warning(
-                "Removed node container %s (%s) left by an earlier worker %s on %s",
-                container["Id"][:12],
-                container.get("State", "?"),
-                host,
-                url,
-            )
-        return removed
+        return remove_labelled(
+            engine, {WORKER_LABEL: host}, log, f"left by an earlier worker {host} on {engine.url}"
+        )
     finally:
-        client.close()
+        engine.close()
 
 
 def _on_worker_init(**_: Any) -> None:
     try:
         removed = remove_leftover_containers()
-    except (DockerException, OSError) as error:  # the worker still starts; its tasks will say more
+    except (EngineError, OSError) as error:  # the worker still starts; its tasks will say more
         log.warning("valohai-airflow: leftover node containers not checked, no Docker engine: %s", error)
         return
     log.info("valohai-airflow: %d leftover node container(s) removed at worker start", len(removed))

@@ -35,8 +35,8 @@ from valohai_airflow.runtime.ids import ExecutionKey, safe_segment
 from valohai_airflow.runtime.manifest import Manifest, ManifestFile, load_upstream
 from valohai_airflow.runtime.outputs import sha256_file
 from valohai_airflow.spec.endpoint import Endpoint
-from valohai_airflow.store import open_store
 from valohai_airflow.store.base import ArtifactStore, InvalidKeyError, join_key, normalize_key
+from valohai_airflow.store.resolver import StoreResolver
 
 BUNDLE_SCHEMA_VERSION = 1
 ROOT = "deployments"
@@ -65,10 +65,13 @@ class DeploymentRequest:
     pipeline: PipelinePlan
     node: NodePlan
     upstream: Mapping[str, Any]  # node name → the XCom value its task returned in this run
-    store: ArtifactStore
+    stores: StoreResolver  # the artefact store, and upstream files elsewhere with its credentials
     image_ids: Mapping[str, str | None] = field(default_factory=dict)  # image → engine id, if known
-    s3_options: Mapping[str, Any] = field(default_factory=dict)
     now: datetime | None = None  # the publish time (tests pin it)
+
+    @property
+    def store(self) -> ArtifactStore:
+        return self.stores.store
 
 
 def version_id(key: ExecutionKey, now: datetime) -> str:
@@ -138,14 +141,6 @@ def endpoint_files(node: NodePlan, upstream: Mapping[str, Sequence[Manifest]]) -
     return found
 
 
-def _fetch(uri: str, store: ArtifactStore, dest: Path, s3_options: Mapping[str, Any]) -> Path:
-    key = store.key_for_uri(uri)
-    if key is not None:
-        return store.get_file(key, dest)
-    parent, _, name = uri.rstrip("/").rpartition("/")
-    return open_store(parent, **s3_options).get_file(name, dest)
-
-
 def endpoint_definition(endpoint: Endpoint) -> dict[str, Any]:
     """The endpoint as valohai.yaml spells it (`server-command`, not `server_command`)."""
     return endpoint.model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -159,7 +154,7 @@ def publish(request: DeploymentRequest) -> dict[str, Any]:
         raise DeploymentError(f"node {node.name!r} names no deployment")
     started = datetime.now(UTC)
     now = request.now or started
-    upstream = load_upstream(request.upstream, request.store, **request.s3_options)
+    upstream = load_upstream(request.upstream, request.stores)
     sources = endpoint_files(node, upstream)
     version = version_id(request.key, now)
     prefix = bundle_prefix(node.deployment, version)
@@ -168,7 +163,7 @@ def publish(request: DeploymentRequest) -> dict[str, Any]:
     files_by_endpoint: dict[str, list[dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory(prefix="valohai-deploy-") as tmp:
         for index, source in enumerate(sources):
-            local = _fetch(source.file.uri or "", request.store, Path(tmp) / str(index), request.s3_options)
+            local = request.stores.get_file(source.file.uri or "", Path(tmp) / str(index))
             sha256 = sha256_file(local)
             if source.file.sha256 and source.file.sha256 != sha256:
                 raise DeploymentError(

@@ -46,7 +46,7 @@ from valohai_airflow.runtime.workdir import WorkDir, create_workdir, valohai_env
 from valohai_airflow.spec.commands import build_script
 from valohai_airflow.spec.paths import is_relative_local
 from valohai_airflow.store.base import ArtifactStore, StoreError, join_key
-from valohai_airflow.store.local import LocalStore
+from valohai_airflow.store.resolver import StoreResolver
 
 REFUSED_SCHEMES = ("datum://", "dataset://")
 
@@ -64,18 +64,21 @@ class ExecutionRequest:
     node: NodePlan
     conf: Mapping[str, Any]  # the run's params (defaults merged with the run conf)
     upstream: Mapping[str, Any]  # node name → the XCom value its task returned in this run
-    store: ArtifactStore
+    stores: StoreResolver  # the artefact store, and s3:// inputs with its credentials
     work_base: Path
     cache: DownloadCache
-    s3_options: Mapping[str, Any] = field(default_factory=dict)
     variant: Mapping[str, Any] = field(default_factory=dict)  # a task node's execution: its values
     input_policy: InputPolicy = field(default_factory=InputPolicy)  # [valohai] input_roots and networks
 
     def source_policy(self) -> InputPolicy:
         """What a run conf's or default's input URLs may reach: the configured roots and networks,
         plus the project folder and a local store (whose files a store URI names)."""
-        roots = [self.project_root, *([self.store.root] if isinstance(self.store, LocalStore) else [])]
-        return self.input_policy.with_roots(*roots)
+        local = self.store.local_root
+        return self.input_policy.with_roots(self.project_root, *([local] if local is not None else []))
+
+    @property
+    def store(self) -> ArtifactStore:
+        return self.stores.store
 
 
 @dataclass
@@ -160,7 +163,7 @@ def _materialise_inputs(
                     request.cache,
                     keep_directories=input_.keep_directories,
                     filename=input_.filename,
-                    s3_options=request.s3_options,
+                    stores=request.stores,
                     policy=policy,
                 )
                 files += done.files
@@ -172,7 +175,7 @@ def _materialise_inputs(
                     workdir.inputs,
                     request.cache,
                     keep_directories="full",
-                    s3_options=request.s3_options,
+                    stores=request.stores,
                 )
                 files += done.files
                 log += done.warnings
@@ -193,7 +196,7 @@ def prepare(request: ExecutionRequest) -> PreparedExecution:
     step = node.step
     if step is None:
         raise ExecutionError(f"node {node.name!r} has no step to run")
-    upstream = load_upstream(request.upstream, request.store, **request.s3_options)
+    upstream = load_upstream(request.upstream, request.stores)
     edges = resolve_edges(pipeline, node, upstream)
     try:
         parameters = resolve_parameters(node, request.conf, {**edges.parameters, **request.variant})

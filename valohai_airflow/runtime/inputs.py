@@ -48,7 +48,7 @@ from valohai_airflow.runtime.globs import compile_glob, has_wildcards
 from valohai_airflow.spec.paths import escape_problem
 from valohai_airflow.store.base import StoreError
 from valohai_airflow.store.files import clone_or_copy, copy_hashed, hash_fd, seal_written, sealed_sha256
-from valohai_airflow.store.s3 import S3Store
+from valohai_airflow.store.resolver import StoreResolver
 
 KeepDirectories = Literal["none", "full", "suffix"]
 HTTP_TIMEOUT = 60.0
@@ -245,12 +245,12 @@ def _resolve_local(text: str, uri: str, policy: InputPolicy | None) -> list[_Res
     return sorted(out, key=lambda r: r.uri)
 
 
-def _resolve_s3(uri: str, s3_options: Mapping[str, Any]) -> list[_Resolved]:
+def _resolve_s3(uri: str, stores: StoreResolver) -> list[_Resolved]:
     parsed = urllib.parse.urlparse(uri)
     bucket, key = parsed.netloc, urllib.parse.unquote(parsed.path).lstrip("/")
     if not bucket or not key:
         raise InputError(f"S3 input URL needs a bucket and a key: {uri!r}")
-    store = S3Store(bucket, "", **s3_options)
+    store = stores.s3_bucket(bucket)
 
     def fetcher(obj_key: str) -> Callable[[DownloadCache, Path, str | None], str]:
         def fetch(cache: DownloadCache, dest: Path, expected: str | None) -> str:
@@ -337,7 +337,7 @@ def _resolve_http(uri: str, policy: InputPolicy | None) -> list[_Resolved]:
 
 
 def _resolve(
-    uri: str, s3_options: Mapping[str, Any] | None = None, policy: InputPolicy | None = None
+    uri: str, stores: StoreResolver | None = None, policy: InputPolicy | None = None
 ) -> list[_Resolved]:
     """The files one input URL or path stands for (wildcards expanded); `policy` checks where a
     local path or http(s) URL leads (None: an upstream output, produced here)."""
@@ -349,7 +349,7 @@ def _resolve(
             "give an s3://, https:// or local URL (or path) for this input instead"
         )
     if scheme == "s3":
-        return _resolve_s3(uri, s3_options or {})
+        return _resolve_s3(uri, stores or StoreResolver())
     if scheme in ("http", "https"):
         if has_wildcards(parsed.path):
             raise InputError(f"wildcards are not supported in HTTP URLs: {uri!r}")
@@ -385,18 +385,19 @@ def materialise_input(
     *,
     keep_directories: KeepDirectories = "none",
     filename: str | None = None,
-    s3_options: Mapping[str, Any] | None = None,
+    stores: StoreResolver | None = None,
     policy: InputPolicy | None = None,
 ) -> MaterialisedInput:
     """Put every file of input `name` under `inputs_dir/name/` and describe it for inputs.json.
 
-    `policy` checks the sources (a run conf's or default's URLs); None means upstream outputs."""
+    `stores` opens `s3://` sources with the configured credentials; `policy` checks the sources (a run
+    conf's or default's URLs); None means upstream outputs."""
     result = MaterialisedInput(name)
     dest_root = confined(Path(inputs_dir), name)
     dest_root.mkdir(parents=True, exist_ok=True)
     planned: list[tuple[_Resolved, InputSource, str]] = []
     for source in sources:
-        resolved = _resolve(source.uri, s3_options, policy)
+        resolved = _resolve(source.uri, stores, policy)
         if not resolved:
             result.warnings.append(f"input {name!r}: {source.uri} matched no files")
         for r in resolved:

@@ -23,8 +23,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from valohai_airflow.runtime.ids import ExecutionKey
 from valohai_airflow.runtime.outputs import OutputCollection
-from valohai_airflow.store import ObjectNotFoundError, read_json_uri
+from valohai_airflow.store import ObjectNotFoundError
 from valohai_airflow.store.base import ArtifactStore, StoreError, join_key
+from valohai_airflow.store.resolver import StoreResolver
 
 SCHEMA_VERSION = 1
 #: Above either limit the file lists move to the store.
@@ -127,14 +128,13 @@ def to_xcom(
     return large.model_dump(mode="json")
 
 
-def load_manifest(
-    data: Mapping[str, Any] | Manifest, store: ArtifactStore | None = None, **opts: Any
-) -> Manifest:
-    """A full manifest from an XCom value in either form (reading the file lists if needed)."""
+def load_manifest(data: Mapping[str, Any] | Manifest, stores: StoreResolver | None = None) -> Manifest:
+    """A full manifest from an XCom value in either form (reading the file lists if needed, through
+    `stores`: the configured store and its credentials)."""
     manifest = data if isinstance(data, Manifest) else Manifest.model_validate(dict(data))
     if manifest.files_uri is None:
         return manifest
-    payload = read_json_uri(manifest.files_uri, store, **opts)
+    payload = (stores or StoreResolver()).read_json(manifest.files_uri)
     if not isinstance(payload, dict):
         raise StoreError(f"{manifest.files_uri} is not a manifest file list")
     inputs = {
@@ -150,14 +150,14 @@ def load_manifest(
 
 
 def load_upstream(
-    values: Mapping[str, Any], store: ArtifactStore | None = None, **opts: Any
+    values: Mapping[str, Any], stores: StoreResolver | None = None
 ) -> dict[str, list[Manifest]]:
     """Upstream XCom values by node → their manifests. A task node's value is the list of its
     executions' manifests (Airflow gives a lone one unwrapped); a node that gave nothing is left out."""
     found: dict[str, list[Manifest]] = {}
     for name, value in values.items():
         items = value if isinstance(value, list | tuple) else [value]
-        manifests = [load_manifest(item, store, **opts) for item in items if item is not None]
+        manifests = [load_manifest(item, stores) for item in items if item is not None]
         if manifests:
             found[name] = sorted(manifests, key=lambda m: m.map_index)
     return found

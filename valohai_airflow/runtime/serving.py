@@ -19,7 +19,7 @@ The command: `server-command` as one script (`execution.script_command`, like a 
 run by the image's `python3` (the callable defaults to `application`, gunicorn's default). A real
 deployment would serve WSGI with gunicorn or uWSGI; wsgiref is what every Python image has.
 
-Health: Docker's own HEALTHCHECK, set when the container is created; it runs inside the container,
+Health: the engine's health check (Docker's own HEALTHCHECK), set when the container is created; it runs inside the container,
 so it reaches the server on the container's own 127.0.0.1 even with `network_mode=none`. It GETs
 `health_path` with the image's `python3` (healthy below HTTP 500: a 404 still means the server
 answers) or, without python3, `wget` (healthy on 2xx/3xx). The output of the last probe is what a
@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from valohai_airflow.engine.base import ContainerSpec, HealthCheck
 from valohai_airflow.errors import ValohaiAirflowError
 from valohai_airflow.plan.model import NodePlan
 from valohai_airflow.runtime.config_files import CONTAINER_ROOT
@@ -113,31 +114,6 @@ class ServingError(ValohaiAirflowError):
     """A version that cannot be served: a bundle that is not complete, a file that changed, a bad path."""
 
 
-@dataclass(frozen=True, slots=True)
-class HealthCheck:
-    """Docker's HEALTHCHECK of one serving container (Docker wants nanoseconds)."""
-
-    test: tuple[str, ...]
-    interval_seconds: float
-    timeout_seconds: float
-    start_period_seconds: float
-    retries: int
-
-    def docker(self) -> dict[str, Any]:
-        """The `healthcheck` argument of the engine's container create call."""
-
-        def ns(seconds: float) -> int:
-            return int(seconds * 1_000_000_000)
-
-        return {
-            "test": list(self.test),
-            "interval": ns(self.interval_seconds),
-            "timeout": ns(self.timeout_seconds),
-            "start_period": ns(self.start_period_seconds),
-            "retries": self.retries,
-        }
-
-
 @dataclass(frozen=True)
 class EndpointServer:
     """Everything the engine needs to run one endpoint of one deployment version."""
@@ -171,6 +147,22 @@ class EndpointServer:
 
     def describe(self) -> str:
         return f"endpoint {self.endpoint!r} of deployment {self.deployment!r} version {self.version}"
+
+    @property
+    def spec(self) -> ContainerSpec:
+        """The container the engine creates for this endpoint."""
+        return ContainerSpec(
+            name=self.name,
+            image=self.image,
+            command=self.command,
+            working_dir=self.working_dir,
+            environment=self.environment,
+            mounts=self.mounts,
+            labels=self.labels,
+            network_mode=self.network_mode,
+            port_bindings=self.port_bindings,
+            healthcheck=self.healthcheck,
+        )
 
 
 @dataclass(frozen=True)
@@ -214,11 +206,6 @@ def health_check(port: int, settings: DeploymentSettings) -> HealthCheck:
 def deployment_labels(label: str, project_name: str, deployment_id: str) -> dict[str, str]:
     """The labels that find every serving container of one deployment of one project."""
     return {f"{label}.serve": "1", f"{label}.project": project_name, f"{label}.deployment": deployment_id}
-
-
-def label_filters(labels: Mapping[str, str]) -> list[str]:
-    """Docker's `label=` filter values for these labels."""
-    return [f"{key}={value}" for key, value in labels.items()]
 
 
 def version_dir(base_dir: Path, project_name: str, deployment_id: str, version: str) -> Path:
@@ -365,13 +352,3 @@ def prepare_servers(request: ServingRequest) -> list[EndpointServer]:
             )
         )
     return servers
-
-
-def health_output(state: Mapping[str, Any]) -> str:
-    """The last health probe's output from a container's `State` (what a failure reports)."""
-    log = (state.get("Health") or {}).get("Log") or []
-    if not log:
-        return "no health check has run yet"
-    last = log[-1]
-    text = str(last.get("Output") or "").strip()
-    return f"{text or 'no output'} (exit code {last.get('ExitCode')})"

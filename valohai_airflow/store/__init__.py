@@ -39,19 +39,6 @@ def open_store(url: str | Path, **opts: Any) -> ArtifactStore:
     return LocalStore(text, **opts)
 
 
-def read_json_uri(uri: str, store: ArtifactStore | None = None, **opts: Any) -> Any:
-    """Read a small JSON object by URL: through `store` when the URL lies inside it, otherwise
-    through a store opened on the URL's parent (with `opts`, e.g. S3 credentials)."""
-    if store is not None:
-        key = store.key_for_uri(uri)
-        if key is not None:
-            return store.read_json(key)
-    parent, _, name = uri.rstrip("/").rpartition("/")
-    if not name or not parent:
-        raise StoreError(f"not an object URL: {uri!r}")
-    return open_store(parent, **opts).read_json(urllib.parse.unquote(name))
-
-
 __all__ = [
     "ArtifactStore",
     "InvalidKeyError",
@@ -60,5 +47,4 @@ __all__ = [
     "StoreError",
     "StoredObject",
     "open_store",
-    "read_json_uri",
 ]

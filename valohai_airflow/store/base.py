@@ -118,6 +118,12 @@ class ArtifactStore(Protocol):
         """The URL of one key (does not check existence)."""
         ...
 
+    @property
+    def local_root(self) -> Path | None:
+        """The folder holding the objects when they are files on this machine (the local store),
+        else None: what may be served or read straight from disk."""
+        ...
+
     def key_for_uri(self, uri: str) -> str | None:
         """The key a URL names if it lies inside this store, else None."""
         ...

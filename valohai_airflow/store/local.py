@@ -78,6 +78,10 @@ class LocalStore:
         return f"LocalStore({str(self.root)!r})"
 
     @property
+    def local_root(self) -> Path:
+        return self.root
+
+    @property
     def url(self) -> str:
         return self.root.as_uri()
 

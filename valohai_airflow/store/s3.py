@@ -136,6 +136,10 @@ class S3Store:
         return f"S3Store({self.url!r})"
 
     @property
+    def local_root(self) -> None:
+        return None
+
+    @property
     def url(self) -> str:
         return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
 

@@ -13,7 +13,8 @@ from docker import APIClient
 from docker.types import DeviceRequest
 
 from valohai_airflow.airflow.factory import build_dag
-from valohai_airflow.airflow.operators import ValohaiExecutionOperator, _HostConfigClient
+from valohai_airflow.airflow.operators import ValohaiExecutionOperator
+from valohai_airflow.engine.docker import HostConfigClient
 from valohai_airflow.loading.project import clear_cache, compile_project
 
 GiB = 1024**3
@@ -113,7 +114,7 @@ def test_container_limits_reach_the_docker_operator(dag) -> None:  # type: ignor
 def test_the_cpu_quota_is_added_to_the_host_config() -> None:
     """DockerOperator's `cpus` is only cpu_shares (a weight): the quota is NanoCpus, as `docker run --cpus`."""
     client = APIClient(base_url="unix:///nonexistent.sock", version="1.41")  # builds configs offline
-    config = _HostConfigClient(client, nano_cpus=500_000_000).create_host_config(
+    config = HostConfigClient(client, nano_cpus=500_000_000).create_host_config(
         cpu_shares=512, mem_limit=16 * GiB, shm_size=2 * GiB
     )
     assert (config["NanoCpus"], config["CpuShares"], config["Memory"], config["ShmSize"]) == (
@@ -122,7 +123,7 @@ def test_the_cpu_quota_is_added_to_the_host_config() -> None:
         16 * GiB,
         2 * GiB,
     )
-    assert _HostConfigClient(client).api_version == "1.41"  # everything else is the client's
+    assert HostConfigClient(client).api_version == "1.41"  # everything else is the client's
 
 
 def test_task_docs_say_which_queue_pool_and_limits_the_node_waits_for(dag) -> None:  # type: ignore[no-untyped-def]

@@ -32,6 +32,7 @@ from valohai_airflow.runtime.execution import ExecutionError, ExecutionRequest, 
 from valohai_airflow.runtime.ids import ExecutionKey
 from valohai_airflow.runtime.inputs import DownloadCache, InputSource, materialise_input
 from valohai_airflow.store import LocalStore
+from valohai_airflow.store.resolver import StoreResolver
 
 YAML = """\
 - step:
@@ -134,7 +135,7 @@ def run(
             node=node or plan.node("train"),
             conf={} if value is None else {"train.input.data": value},
             upstream={},
-            store=LocalStore(tmp_path / "store"),
+            stores=StoreResolver(LocalStore(tmp_path / "store")),
             work_base=tmp_path / "work",
             cache=DownloadCache(tmp_path / "cache"),
             input_policy=policy or InputPolicy(),

@@ -17,6 +17,7 @@ from valohai_airflow.runtime.edge_resolution import resolve_edges
 from valohai_airflow.runtime.ids import ExecutionKey
 from valohai_airflow.runtime.manifest import Manifest, ManifestFile, load_manifest
 from valohai_airflow.store import LocalStore
+from valohai_airflow.store.resolver import StoreResolver
 
 YAML = """\
 - step:
@@ -82,7 +83,7 @@ def request(
         pipeline=plan,
         node=plan.node("deploy"),
         upstream=upstream,
-        store=store,
+        stores=StoreResolver(store),
         image_ids={"python:3.11": "sha256:abc"},
         now=NOW,
         **extra,
@@ -129,7 +130,7 @@ def test_bundle_layout_contents_and_pointers(tmp_path: Path) -> None:
     assert store.read_json(f"deployments/{root}/latest.json") == pointer
     assert store.read_json(f"deployments/{root}/aliases/staging.json") == pointer
 
-    manifest = load_manifest(result, store)
+    manifest = load_manifest(result, StoreResolver(store))
     assert manifest.deployment == {
         "id": root,
         "version_id": version,
@@ -163,7 +164,7 @@ def test_a_retry_publishes_a_new_version_and_moves_latest(tmp_path: Path) -> Non
             pipeline=plan,
             node=plan.node("deploy"),
             upstream=upstream,
-            store=store,
+            stores=StoreResolver(store),
             now=NOW,
         )
     )

@@ -13,6 +13,7 @@ import pytest
 from valohai_airflow.runtime.manifest import Manifest, ManifestFile, load_manifest, output_entries, to_xcom
 from valohai_airflow.runtime.outputs import collect_outputs, stage_outputs, upload_outputs
 from valohai_airflow.store import LocalStore, StoreError
+from valohai_airflow.store.resolver import StoreResolver
 
 
 def write(path: Path, data: bytes | str) -> Path:
@@ -155,12 +156,12 @@ def test_large_manifest_keeps_files_in_the_store(tmp_path: Path) -> None:
     assert xcom["output_count"] == 5000 and xcom["input_counts"] == {"data": 1}
     assert xcom["files_uri"] == store.uri("p/manifest-files.json")
     assert len(json.dumps(xcom)) < 4096
-    full = load_manifest(xcom, store)
+    full = load_manifest(xcom, StoreResolver(store))
     assert full.outputs == m.outputs and full.inputs == m.inputs and not full.is_large
     assert load_manifest(xcom) == full  # without a store: opened from the URI
     (tmp_path / "store/p/manifest-files.json").write_text(json.dumps({"outputs": [], "inputs": {}}))
     with pytest.raises(StoreError, match="lists 0 outputs"):
-        load_manifest(xcom, store)
+        load_manifest(xcom, StoreResolver(store))
 
 
 def test_a_name_that_is_not_utf8_is_skipped_with_a_reason(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ from valohai_airflow.runtime.reuse import (
     reuse_enabled,
 )
 from valohai_airflow.store import LocalStore
+from valohai_airflow.store.resolver import StoreResolver
 
 YAML = """\
 - step:
@@ -74,7 +75,7 @@ def prepared_execution(
             node=plan.node("train"),
             conf=conf or {},
             upstream={},
-            store=LocalStore(tmp_path / "store"),
+            stores=StoreResolver(LocalStore(tmp_path / "store")),
             work_base=tmp_path / "work",
             cache=DownloadCache(tmp_path / "cache"),
         )

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from tests.unit.plan.support import compile_text
+from valohai_airflow.engine.docker import healthcheck_config
 from valohai_airflow.plan.model import PipelinePlan
 from valohai_airflow.runtime.deployment import DeploymentRequest, bundle_prefix, publish
 from valohai_airflow.runtime.ids import ExecutionKey
@@ -29,14 +30,13 @@ from valohai_airflow.runtime.serving import (
     ServingError,
     ServingRequest,
     directory_of,
-    health_output,
-    label_filters,
     prepare_servers,
     remove_directory,
     version_dir,
 )
 from valohai_airflow.spec.sidecar import DeploymentSettings
 from valohai_airflow.store import LocalStore
+from valohai_airflow.store.resolver import StoreResolver
 
 YAML = """\
 - step:
@@ -88,7 +88,7 @@ def published(tmp_path: Path, weights: bytes = b"weights") -> tuple[LocalStore, 
             pipeline=plan,
             node=plan.node("deploy"),
             upstream={"train": manifest},
-            store=store,
+            stores=StoreResolver(store),
         )
     )
     return store, plan, result["deployment"]
@@ -153,7 +153,7 @@ def test_each_endpoint_gets_a_frozen_tree_command_probe_labels_and_no_network(tm
     }
 
     # Docker's HEALTHCHECK: the probe on the container's own 127.0.0.1, in nanoseconds
-    check = predict.healthcheck.docker()
+    check = healthcheck_config(predict.healthcheck)
     assert check["test"] == ["CMD", "/bin/sh", "-c", PROBE_SCRIPT, "probe", "8000", "/"]
     assert (check["interval"], check["start_period"], check["retries"]) == (2_000_000_000, 30_000_000_000, 3)
     assert predict.health_timeout_seconds == 30
@@ -171,7 +171,6 @@ def test_each_endpoint_gets_a_frozen_tree_command_probe_labels_and_no_network(tm
         f"{LABEL}.run": "manual__1",
     }
     assert predict.name == f"vh-serve-{deployment['id']}-predict-{version}"
-    assert label_filters({"a": "1", "b": "x y"}) == ["a=1", "b=x y"]
     assert predict.network_mode == "none" and predict.port_bindings == {} and predict.publish is None
     assert directory_of(predict.labels, tmp_path / "serving", LABEL) == predict.directory
 
@@ -240,14 +239,6 @@ def test_directories_are_only_found_inside_the_base(tmp_path: Path) -> None:
     (base / "proj" / "d" / "v2").mkdir()
     remove_directory(base / "proj" / "d" / "v1" / "e")
     assert sorted(p.name for p in (base / "proj" / "d").iterdir()) == ["v2"]  # the empty v1 went too
-
-
-def test_health_output_reads_the_last_probe() -> None:
-    assert health_output({}) == "no health check has run yet"
-    state = {
-        "Health": {"Log": [{"Output": "old", "ExitCode": 1}, {"Output": "GET x: refused\n", "ExitCode": 1}]}
-    }
-    assert health_output(state) == "GET x: refused (exit code 1)"
 
 
 def _free_port() -> int:

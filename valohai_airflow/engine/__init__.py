@@ -1,0 +1,1 @@
+"""Container engines: the interface (`base`) and Docker's implementation (`docker`)."""
