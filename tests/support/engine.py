@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from valohai_airflow.engine.base import (
+from valohai_airflow.engine.interface import (
     Container,
     ContainerNotFoundError,
     ContainerSpec,

@@ -64,8 +64,8 @@ def wait_for_parent(parent: int) -> None:
 
 def remove_container(container_name: str, docker_url: str) -> None:
     """Force-remove the container; the next try of the node removes it if all attempts fail."""
-    from valohai_airflow.engine.base import EngineError
     from valohai_airflow.engine.docker import DockerEngine
+    from valohai_airflow.engine.interface import EngineError
 
     engine = DockerEngine(docker_url)
     try:

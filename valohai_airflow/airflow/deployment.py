@@ -19,11 +19,11 @@ from airflow.sdk.exceptions import AirflowException
 
 from valohai_airflow.airflow.operators import LABEL, upstream_values
 from valohai_airflow.airflow.settings import valohai_settings
-from valohai_airflow.engine.base import ContainerEngine, EngineError
 from valohai_airflow.engine.docker import DockerEngine
+from valohai_airflow.engine.interface import ContainerEngine, EngineError
 from valohai_airflow.errors import ValohaiAirflowError
 from valohai_airflow.plan.model import NodePlan, PipelinePlan
-from valohai_airflow.runtime.deployment import DeploymentRequest, publish
+from valohai_airflow.runtime.bundles import DeploymentRequest, publish
 from valohai_airflow.runtime.ids import ExecutionKey
 from valohai_airflow.runtime.rollout import Rollout
 from valohai_airflow.runtime.serving import ServingRequest, prepare_servers, version_dir

@@ -27,7 +27,6 @@ from airflow.sdk.exceptions import AirflowException, AirflowTaskTimeout
 from valohai_airflow.airflow import container_guard, control_tasks
 from valohai_airflow.airflow.links import NODE_LINKS
 from valohai_airflow.airflow.settings import valohai_settings
-from valohai_airflow.engine.base import EngineError, force_remove, remove_labelled
 from valohai_airflow.engine.docker import (
     DockerAPIError,
     DockerEngine,
@@ -36,6 +35,7 @@ from valohai_airflow.engine.docker import (
     engine_url,
     gpu_requests,
 )
+from valohai_airflow.engine.interface import EngineError, force_remove, remove_labelled
 from valohai_airflow.plan.blueprints import label as variant_label
 from valohai_airflow.plan.model import EdgeKind, MachinePlan, NodePlan, PipelinePlan
 from valohai_airflow.runtime.execution import ExecutionRequest, PreparedExecution, finish, prepare

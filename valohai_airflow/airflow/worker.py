@@ -22,8 +22,8 @@ from celery.signals import worker_init
 
 from valohai_airflow.airflow.operators import WORKER_LABEL, worker_hostname
 from valohai_airflow.airflow.settings import valohai_settings
-from valohai_airflow.engine.base import EngineError, remove_labelled
 from valohai_airflow.engine.docker import DockerEngine
+from valohai_airflow.engine.interface import EngineError, remove_labelled
 
 log = logging.getLogger(__name__)
 

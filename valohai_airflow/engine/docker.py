@@ -16,7 +16,7 @@ import docker
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.types import DeviceRequest, Mount
 
-from valohai_airflow.engine.base import (
+from valohai_airflow.engine.interface import (
     Container,
     ContainerNotFoundError,
     ContainerSpec,

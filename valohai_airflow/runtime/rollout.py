@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from valohai_airflow.engine.base import (
+from valohai_airflow.engine.interface import (
     Container,
     ContainerEngine,
     ContainerNotFoundError,

@@ -35,11 +35,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from valohai_airflow.engine.base import ContainerSpec, HealthCheck
+from valohai_airflow.engine.interface import ContainerSpec, HealthCheck
 from valohai_airflow.errors import ValohaiAirflowError
 from valohai_airflow.plan.model import NodePlan
+from valohai_airflow.runtime.bundles import bundle_prefix
 from valohai_airflow.runtime.config_files import CONTAINER_ROOT
-from valohai_airflow.runtime.deployment import bundle_prefix
 from valohai_airflow.runtime.execution import script_command
 from valohai_airflow.runtime.ids import safe_segment
 from valohai_airflow.runtime.outputs import sha256_file

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from valohai_airflow.engine.base import HealthCheck
 from valohai_airflow.engine.docker import (
     DEFAULT_URL,
     DockerEngine,
@@ -13,6 +12,7 @@ from valohai_airflow.engine.docker import (
     health_output,
     healthcheck_config,
 )
+from valohai_airflow.engine.interface import HealthCheck
 
 
 def test_engine_url_is_the_configured_one_then_docker_host_then_the_socket(

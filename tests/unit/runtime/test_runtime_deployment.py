@@ -12,7 +12,7 @@ import pytest
 
 from tests.unit.plan.support import compile_text
 from valohai_airflow.plan.model import PipelinePlan
-from valohai_airflow.runtime.deployment import DeploymentError, DeploymentRequest, publish, version_id
+from valohai_airflow.runtime.bundles import DeploymentError, DeploymentRequest, publish, version_id
 from valohai_airflow.runtime.edge_resolution import resolve_edges
 from valohai_airflow.runtime.ids import ExecutionKey
 from valohai_airflow.runtime.manifest import Manifest, ManifestFile, load_manifest

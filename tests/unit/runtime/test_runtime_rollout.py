@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.engine import FakeClock, FakeEngine
-from valohai_airflow.engine.base import HealthCheck
+from valohai_airflow.engine.interface import HealthCheck
 from valohai_airflow.runtime.rollout import Rollout
 from valohai_airflow.runtime.serving import EndpointServer, ServingError, deployment_labels
 

@@ -21,7 +21,7 @@ import pytest
 from tests.unit.plan.support import compile_text
 from valohai_airflow.engine.docker import healthcheck_config
 from valohai_airflow.plan.model import PipelinePlan
-from valohai_airflow.runtime.deployment import DeploymentRequest, bundle_prefix, publish
+from valohai_airflow.runtime.bundles import DeploymentRequest, bundle_prefix, publish
 from valohai_airflow.runtime.ids import ExecutionKey
 from valohai_airflow.runtime.manifest import Manifest, ManifestFile
 from valohai_airflow.runtime.serving import (
