@@ -1,6 +1,6 @@
 """One output edge resolved over an upstream manifest of 100,000 output files.
 
-Subject: `runtime.edges.resolve_edges` (what `prepare` runs: glob match, the name each match
+Subject: `runtime.edge_resolution.resolve_edges` (what `prepare` runs: glob match, the name each match
 gets, name-collision check, one log line per renamed file: in the every-file case 97,000 of the
 100,000 basenames repeat) and, separately, the bare `runtime.globs` filter. Baseline:
 `fnmatch.filter` over the same path list (it has no `**`, and its `*` crosses `/`, so it gets the

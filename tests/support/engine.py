@@ -1,4 +1,4 @@
-"""An in-memory container engine for unit tests of code written against `engine.base.ContainerEngine`.
+"""An in-memory container engine for unit tests of code written against `engine.interface.ContainerEngine`.
 
 It keeps containers in a dict and plays a health script per image instead of running anything:
 `healthy` (healthy on the second look, like a server that needs a moment), `never` (stays

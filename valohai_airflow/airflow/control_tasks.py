@@ -2,7 +2,7 @@
 
 - `stop-next`: Airflow's default `all_success` already blocks only the failed node's dependents.
 - `continue`: a node downstream of a continue node gets `all_done`, so it runs when that upstream
-  failed; the failed node's edges bring nothing (runtime.edges). Before its container starts, the
+  failed; the failed node's edges bring nothing (runtime.edge_resolution). Before its container starts, the
   node checks its *other* upstreams through the execution API (`get_task_states`): one of them not
   successful still blocks it, as `all_success` would have.
 - `stop-all` (and `retry` once the retries are used up): the failed node skips every task of the

@@ -1,4 +1,4 @@
-"""The deployment node's task: publishes the endpoint bundle (`runtime.deployment`) and, when the
+"""The deployment node's task: publishes the endpoint bundle (`runtime.bundles`) and, when the
 sidecar says `deployments: {<name>: {serve: true}}`, serves it (`runtime.rollout`, blue/green).
 
 It gathers what the runtime needs from Airflow (the upstream manifests of this run, the store) and

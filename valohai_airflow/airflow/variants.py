@@ -1,7 +1,7 @@
 """A task node → Airflow's dynamic task mapping.
 
 `<node>__variants` works out, at run time, the parameter values of each of the node's executions
-(`runtime.variants`: the blueprint's variants spread over list-valued pipeline parameters and
+(`runtime.fan_out`: the blueprint's variants spread over list-valued pipeline parameters and
 edges) and returns them as a list; the node itself is `ValohaiExecutionOperator.partial(...)
 .expand(variant=<that list>)`, one map index per execution, each labelled with its values.
 """

@@ -8,7 +8,7 @@
 - `metadata.<key>` → parameter: the last value the upstream printed for key.
 - `environment-variable.<X>` → environment-variable: the upstream's value of X.
 - `deployment.id` / `deployment.version_id` → parameter: what the deployment node published.
-- `dependency`: ordering only; `file` edges are read by the deployment node (`runtime.deployment`).
+- `dependency`: ordering only; `file` edges are read by the deployment node (`runtime.bundles`).
 
 A task node upstream has one manifest per execution that succeeded, in map-index order: file edges
 bring the files of all of them, value edges a list of their values (which spreads over a task node

@@ -49,7 +49,7 @@ def node_variants(
 ) -> list[Variant]:
     """The parameter values that make each execution of `node` differ, one dict per execution.
 
-    `conf` is the run's params, `edge_parameters` what the node's edges bring (runtime.edges).
+    `conf` is the run's params, `edge_parameters` what the node's edges bring (runtime.edge_resolution).
     """
     if node.kind is not NodeKind.TASK or node.step is None:
         return [{}]

@@ -74,7 +74,7 @@ class Manifest(BaseModel):
     files_uri: str | None = None
     input_counts: dict[str, int] = Field(default_factory=dict)
     output_count: int | None = None
-    # deployment nodes: id, version_id and where the bundle is (runtime.deployment)
+    # deployment nodes: id, version_id and where the bundle is (runtime.bundles)
     deployment: dict[str, str] = Field(default_factory=dict)
     # a reused execution: the run and execution whose results these are (runtime.reuse)
     reused_from: dict[str, str] | None = None

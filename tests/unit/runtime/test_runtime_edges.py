@@ -1,4 +1,4 @@
-"""File edges at run time (runtime.edges): which upstream files an edge brings and the names they get."""
+"""File edges at run time (runtime.edge_resolution): which upstream files an edge brings and the names they get."""
 
 from __future__ import annotations
 
