@@ -33,6 +33,7 @@ import pytest
 
 from tests.conftest import AIRFLOW_HOME
 from tests.integration.conftest import BUSYBOX, add_project, dag_bag
+from tests.support.containers import created_events
 from valohai_airflow.runtime.ids import ExecutionKey
 
 pytestmark = pytest.mark.usefixtures("airflow_db", "docker_engine")
@@ -72,33 +73,10 @@ def our_containers() -> list[str]:
 
 def containers_created_since(since: float) -> list[str]:
     """Containers of ours the engine created after `since` (its event log, not our bookkeeping)."""
-    out = subprocess.run(
-        [
-            "docker",
-            "events",
-            "--since",
-            f"{since:.3f}",
-            "--until",
-            f"{time.time():.3f}",
-            "--filter",
-            "type=container",
-            "--filter",
-            "event=create",
-            "--filter",
-            f"label={LABEL}",
-            "--format",
-            f'{{{{.Actor.Attributes.name}}}} {{{{index .Actor.Attributes "{LABEL}.dag"}}}}',
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=30,
-    ).stdout
-    return [
-        line.split()[0]
-        for line in out.splitlines()
-        if line.split()[1:2] and line.split()[1].startswith(PREFIX)
-    ]
+    events = created_events(
+        since, [LABEL], f'{{{{.Actor.Attributes.name}}}} {{{{index .Actor.Attributes "{LABEL}.dag"}}}}'
+    )
+    return [words[0] for words in events if words[1:2] and words[1].startswith(PREFIX)]
 
 
 @pytest.fixture(autouse=True)

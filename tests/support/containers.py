@@ -8,9 +8,10 @@ import time
 LABEL = "valohai-airflow"
 
 
-def containers_created(dag_id: str, run_id: str, since: float) -> list[str]:
-    """Node task ids of the containers the engine created for this run of `dag_id` since `since`
-    (label filter: runs a second apart must not see each other's containers)."""
+def created_events(since: float, labels: list[str], fields: str) -> list[list[str]]:
+    """`fields` (a `docker events --format` of the actor's attributes) of each container the
+    engine created since `since` with every label filter in `labels`, one list of words each."""
+    filters = [arg for label in labels for arg in ("--filter", f"label={label}")]
     out = subprocess.run(
         [
             "docker",
@@ -23,16 +24,24 @@ def containers_created(dag_id: str, run_id: str, since: float) -> list[str]:
             "type=container",
             "--filter",
             "event=create",
-            "--filter",
-            f"label={LABEL}.dag={dag_id}",
-            "--filter",
-            f"label={LABEL}.run={run_id}",
+            *filters,
             "--format",
-            f'{{{{index .Actor.Attributes "{LABEL}.node"}}}}',
+            fields,
         ],
         capture_output=True,
         text=True,
         check=True,
         timeout=30,
     ).stdout
-    return sorted(out.split())
+    return [line.split() for line in out.splitlines() if line.strip()]
+
+
+def containers_created(dag_id: str, run_id: str, since: float) -> list[str]:
+    """Node task ids of the containers the engine created for this run of `dag_id` since `since`
+    (label filter: runs a second apart must not see each other's containers)."""
+    events = created_events(
+        since,
+        [f"{LABEL}.dag={dag_id}", f"{LABEL}.run={run_id}"],
+        f'{{{{index .Actor.Attributes "{LABEL}.node"}}}}',
+    )
+    return sorted(word for words in events for word in words)
