@@ -6,6 +6,10 @@ because an edge Valohai would silently ignore (an output into a parameter, metad
 is a mistake a user wants to hear about before the pipeline runs; and that each socket names a node,
 and something that node has (a parameter, an input, an endpoint file), and that only one edge fills
 a parameter or environment variable.
+
+An edge whose two ends are the same socket (`[n.parameter.p, n.parameter.p]`, as in Valohai's own
+Three-Trainings example) passes a value onto itself: it is accepted with a warning and dropped. Any
+other edge from a node to itself needs the node to finish before it starts, and is reported as a cycle.
 """
 
 from __future__ import annotations
@@ -90,7 +94,7 @@ def edge_kind(written: str) -> tuple[EdgeKind | None, bool]:
 
 
 def compile_edge(context: PipelineContext, edge: Edge) -> EdgePlan | None:
-    """The edge's plan, or None when it is reported (after every check of it has run)."""
+    """The edge's plan, or None when it is reported (after every check of it has run) or does nothing."""
     source_kind = _socket_kind(context, edge.source, edge, "source")
     target_kind = _socket_kind(context, edge.target, edge, "target")
     source = _socket_node(context, edge.source, "source")
@@ -113,6 +117,13 @@ def compile_edge(context: PipelineContext, edge: Edge) -> EdgePlan | None:
     if target is not None:
         ok &= _check_socket(context, edge.target, target_kind, target, "target")
     if not ok or source is None or target is None:
+        return None
+    if (edge.source.node, source_kind, edge.source.key) == (edge.target.node, target_kind, edge.target.key):
+        context.warning(
+            f"edge {edge.source} → {edge.target}: both ends are the same socket, so the edge does nothing; "
+            "it is dropped",
+            edge.location,
+        )
         return None
     return EdgePlan(
         source_node=edge.source.node,

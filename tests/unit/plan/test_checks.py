@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.unit.plan.support import compile_text, messages, plan_errors
-from valohai_airflow.plan.model import EdgeKind, NodeKind
+from valohai_airflow.plan.model import EdgeKind, NodeKind, Origin
 from valohai_airflow.spec.diagnostics import Severity
 from valohai_airflow.spec.parse import parse_text
 
@@ -327,6 +327,64 @@ def test_cycle_is_named() -> None:
     assert [(e.message, e.location.line) for e in errors] == [
         ('pipeline "p": the edges form a cycle: a → b → c → a', line_of(text, "c.output.x, a.input")),
         ('pipeline "p": the edges form a cycle: z → z', line_of(text, "z.output.x")),
+    ]
+
+
+def test_an_edge_from_a_socket_to_itself_warns_and_is_dropped() -> None:
+    """Valohai's Three-Trainings example has `[n.parameter.my_param, n.parameter.my_param]`: it does
+    nothing, so it warns at the edge and is neither a dependency nor a value source of the node."""
+    text = pipeline(
+        TWO_NODES,
+        """
+        - [a.output.x, b.input.dataset]
+        - [b.parameter.epochs, b.parameter.epochs]
+        - [b.parameters.rate, b.parameter.rate]
+        """,
+    )
+    plan = compile_text(text)
+    column = text.splitlines()[line_of(text, "b.parameter.epochs") - 1].index("[") + 1  # the edge's flow list
+    warned = [
+        (d.message, d.location.line, d.location.column)
+        for d in plan.diagnostics
+        if "same socket" in d.message
+    ]
+    assert warned == [
+        (
+            'pipeline "p": edge b.parameter.epochs → b.parameter.epochs: both ends are the same socket, '
+            "so the edge does nothing; it is dropped",
+            line_of(text, "b.parameter.epochs"),
+            column,
+        ),
+        (
+            'pipeline "p": edge b.parameters.rate → b.parameter.rate: both ends are the same socket, '
+            "so the edge does nothing; it is dropped",
+            line_of(text, "b.parameters.rate"),
+            column,
+        ),
+    ]
+    (compiled,) = plan.pipelines
+    assert [(e.source_node, e.target_node) for e in compiled.edges] == [("a", "b")]
+    assert compiled.upstreams("b") == ("a",)
+    b = compiled.node("b").sources
+    assert [e.source_node for e in b.edges] == ["a"]
+    assert b.parameter("epochs").edges == () and b.parameter("epochs").origin is not Origin.EDGE
+    assert b.parameter("rate").edges == () and b.parameter("rate").origin is not Origin.EDGE
+
+
+def test_other_edges_from_a_node_to_itself_are_cycles() -> None:
+    """Output into its own input, metadata into its own parameter, one parameter into another: the node
+    would have to finish before it starts."""
+    text = pipeline(
+        TWO_NODES,
+        """
+        - [b.output.x, b.input.extra]
+        - [b.metadata.m, b.parameter.epochs]
+        - [b.parameter.epochs, b.parameter.rate]
+        """,
+    )
+    errors = plan_errors(text)
+    assert [(e.message, e.location.line) for e in errors] == [
+        ('pipeline "p": the edges form a cycle: b → b', line_of(text, "b.output.x")),
     ]
 
 
