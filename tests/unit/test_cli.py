@@ -59,6 +59,19 @@ def test_lint_a_good_file(
     assert out.splitlines()[-1] == f"{path}: 0 error(s), 2 warning(s)"
 
 
+def test_lint_valohais_three_trainings_pipeline(capsys: pytest.CaptureFixture[str], files: Files) -> None:
+    """The pipeline of Valohai's documentation compiles; its self parameter edge is its only warning."""
+    path = files.path(Case(cases.SHAPES, "three-trainings.yaml"))
+    code, out, _ = run(capsys, "lint", str(path))
+    assert code == 0
+    assert out.splitlines() == [
+        f'{path}:134:9: warning: pipeline "Three-Trainings Pipeline": edge '
+        "find-best-model-node.parameter.my_param → find-best-model-node.parameter.my_param: "
+        "both ends are the same socket, so the edge does nothing; it is dropped",
+        f"{path}: 0 error(s), 1 warning(s)",
+    ]
+
+
 def test_lint_a_file_with_errors(capsys: pytest.CaptureFixture[str], files: Files) -> None:
     path = files.path(BROKEN)
     code, out, _ = run(capsys, "lint", str(path))
