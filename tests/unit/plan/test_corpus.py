@@ -16,6 +16,7 @@ from valohai_yaml.pipelines.conversion import PipelineConverter
 
 from tests.support import cases
 from tests.support.cases import Case, FanOut, Files
+from tests.support.corpus import edges_that_act
 from valohai_airflow.loading.project import clear_cache, compile_project
 from valohai_airflow.plan.model import EdgeKind, NodeKind, ProjectPlan
 from valohai_airflow.spec.diagnostics import Diagnostic, Severity, ValohaiSpecError
@@ -204,8 +205,7 @@ def test_pipelines_match_valohai_yaml_converter(files: Files, case: Case) -> Non
     for pipeline in plan.pipelines:
         converted = expected[pipeline.name]
         assert {n.name for n in pipeline.nodes} == {n["name"] for n in converted["nodes"]}
-        # an edge from a socket to itself does nothing: we warn and drop it (plan/edges.py)
-        edges = [e for e in converted["edges"] if not _same_socket(e)]
+        edges = edges_that_act(converted)
         assert {(e.source_node, e.target_node) for e in pipeline.edges} == {
             (e["source_node"], e["target_node"]) for e in edges
         }
@@ -247,10 +247,6 @@ def test_pipelines_match_valohai_yaml_converter(files: Files, case: Case) -> Non
         assert ours == {
             n: ([t.replace(".parameter.", ".", 1) for t in ts], d) for n, (ts, d) in theirs.items()
         }
-
-
-def _same_socket(edge: dict[str, str]) -> bool:
-    return all(edge[f"source_{part}"] == edge[f"target_{part}"] for part in ("node", "type", "key"))
 
 
 def _coerced(node: Any, values: dict[str, Any]) -> dict[str, Any]:
