@@ -8,7 +8,8 @@ is reported too. Errors: unknown step / task blueprint / node / endpoint; overri
 pipeline parameter targets and action conditions naming parameters or inputs the step lacks; edge
 types that are unknown or do not pair (edges.py); two edges or two pipeline parameters into one
 parameter; cycles (named "a → b → a"); pipeline parameter defaults their targets refuse.
-Warnings: plural socket types (read as singular), `commit:` (the dags-folder copy is used), targetless
+Warnings: plural socket types (read as singular), an edge from a socket to itself (dropped: it does
+nothing), `commit:` (the dags-folder copy is used), targetless
 pipeline parameters, unknown action when/then, unreadable conditions, undeclared environment variables,
 an `environment` valohai-airflow.yaml does not map (machines.py).
 
