@@ -70,7 +70,7 @@ def machine_for(step: Step, settings: ProjectSettings) -> MachinePlan:
 
 def container_network(machine: MachinePlan, environment: Mapping[str, str]) -> tuple[str | None, str]:
     """The network a node's container gets and who asked for it: the step's `VH_DOCKER_NETWORK` (its
-    value at run time, so a run conf can set it) when the sidecar allows it, else the machine's."""
+    value at run time: its default or an edge's) when the sidecar allows it, else the machine's."""
     asked = environment.get(STEP_NETWORK_VARIABLE)
     if not asked:
         return machine.network, machine.network_from
