@@ -190,3 +190,29 @@ def test_without_a_setting_the_container_gets_the_engines_default(
     assert outcome.states == {"only": "success"}
     (config,) = host_configs
     assert config["NetworkMode"] == "default"
+
+
+def test_a_forbidden_vh_docker_network_fails_before_the_container(
+    dags_folder: Path, monkeypatch: pytest.MonkeyPatch, host_configs: list[dict[str, Any]]
+) -> None:
+    valohai = (
+        step_yaml(
+            "s", "echo never", extra="environment-variables:\n  - {name: VH_DOCKER_NETWORK, default: host}"
+        )
+        + """\
+- pipeline:
+    name: p
+    nodes:
+      - {name: only, type: execution, step: s}
+    edges: []
+"""
+    )
+    sidecar = "network: none\nallow_vh_docker_network: false\n"
+    outcome = run_pipeline(
+        dags_folder, monkeypatch, "net-forbidden", valohai, files={"valohai-airflow.yaml": sidecar}
+    )
+    assert outcome.states == {"only": "failed"}
+    (message,) = outcome.errors("only")
+    assert "'only'" in message and "VH_DOCKER_NETWORK='host'" in message, message
+    assert "allow_vh_docker_network: false" in message and "the container was not started" in message, message
+    assert host_configs == []  # no container was created
