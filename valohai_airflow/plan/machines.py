@@ -99,9 +99,10 @@ def resolve_machines(
                 continue
             # nodes share their step's object unless overridden: one MachinePlan per step, shared
             # in the plan and its pickle
-            machine = machines.get(id(node.step)) or machines.setdefault(
-                id(node.step), machine_for(node.step, settings)
-            )
+            if id(node.step) not in machines:
+                machines[id(node.step)] = machine_for(node.step, settings)
+                _check_step_network(node.step, settings, diagnostics)
+            machine = machines[id(node.step)]
             if machine.environment is not None and not machine.mapped:
                 where = node.step.environment_location or node.location
                 users = unmapped.setdefault((machine.environment, where), {})
@@ -125,6 +126,21 @@ def resolve_machines(
             else f"map it under `environments:` in {SIDECAR_NAME} to give it a queue and resources",
         )
     return tuple(resolved)
+
+
+def _check_step_network(step: Step, settings: ProjectSettings, diagnostics: Diagnostics) -> None:
+    """A step that sets VH_DOCKER_NETWORK where the sidecar forbids it: its nodes will fail; say so now."""
+    if settings.allow_vh_docker_network:
+        return
+    for variable in step.environment_variables:
+        if variable.name == STEP_NETWORK_VARIABLE and variable.default:
+            diagnostics.warning(
+                f"step {step.name!r} sets {STEP_NETWORK_VARIABLE}={variable.default!r}, but {SIDECAR_NAME} "
+                "forbids steps to pick their network (`allow_vh_docker_network: false`), so its nodes fail "
+                "before their container starts",
+                variable.location,
+                f"drop {STEP_NETWORK_VARIABLE} from the step, or set `network` of its environment in {SIDECAR_NAME}",
+            )
 
 
 def _limit(value: ResourceRange | None) -> float | None:

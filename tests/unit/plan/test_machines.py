@@ -215,3 +215,22 @@ def test_a_steps_vh_docker_network_wins_unless_the_sidecar_forbids_it(tmp_path: 
         "steps to pick their network (`allow_vh_docker_network: false`) (drop VH_DOCKER_NETWORK from the step, "
         "or set `network` of its environment in valohai-airflow.yaml)"
     )
+
+
+def test_a_forbidden_vh_docker_network_is_a_warning_where_the_step_sets_it(tmp_path: Path) -> None:
+    valohai = VALOHAI.replace(
+        "    environment: cpu-small\n",
+        "    environment: cpu-small\n    environment-variables:\n      - {name: VH_DOCKER_NETWORK, default: host}\n",
+        1,
+    )
+    plan = compiled(tmp_path, SIDECAR + "allow_vh_docker_network: false\n", valohai)
+    warnings = [str(d) for d in plan.diagnostics if "VH_DOCKER_NETWORK" in d.message]
+    assert warnings == [
+        f"{tmp_path / 'valohai.yaml'}:12:9: warning: step 'small' sets VH_DOCKER_NETWORK='host', but "
+        "valohai-airflow.yaml forbids steps to pick their network (`allow_vh_docker_network: false`), so its "
+        "nodes fail before their container starts (drop VH_DOCKER_NETWORK from the step, or set `network` of "
+        "its environment in valohai-airflow.yaml)"
+    ]
+    clear_cache()
+    allowed = compiled(tmp_path, SIDECAR, valohai)
+    assert not [d for d in allowed.diagnostics if "VH_DOCKER_NETWORK" in d.message]
