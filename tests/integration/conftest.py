@@ -6,6 +6,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -65,3 +66,20 @@ def dag_bag(dags_folder: Path):  # type: ignore[no-untyped-def]
     from airflow.dag_processing.dagbag import DagBag
 
     return DagBag(dag_folder=str(dags_folder))
+
+
+@pytest.fixture
+def host_configs(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """Each container's HostConfig as the engine holds it, read just before the operator removes it."""
+    from valohai_airflow.airflow.operators import ValohaiExecutionOperator
+
+    seen: list[dict[str, Any]] = []
+    original = ValohaiExecutionOperator._remove_container
+
+    def inspecting(self: ValohaiExecutionOperator, *, want_logs: bool) -> tuple[bool, list[str]]:
+        if self.container is not None:
+            seen.append(self.cli.inspect_container(self.container["Id"])["HostConfig"])
+        return original(self, want_logs=want_logs)
+
+    monkeypatch.setattr(ValohaiExecutionOperator, "_remove_container", inspecting)
+    return seen

@@ -19,7 +19,6 @@ import pytest
 from tests.integration.pipelines import run_pipeline, step
 from tests.integration.test_faults import one_node, step_yaml
 from tests.integration.test_faults import run_pipeline as run_recording
-from valohai_airflow.airflow.operators import ValohaiExecutionOperator
 
 pytestmark = pytest.mark.usefixtures("airflow_db", "docker_engine")
 
@@ -46,21 +45,6 @@ environments:
   gpu-box:
     gpus: 1
 """
-
-
-@pytest.fixture
-def host_configs(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
-    """Each container's HostConfig as the engine holds it, read just before the operator removes it."""
-    seen: list[dict[str, Any]] = []
-    original = ValohaiExecutionOperator._remove_container
-
-    def inspecting(self: ValohaiExecutionOperator, *, want_logs: bool) -> tuple[bool, list[str]]:
-        if self.container is not None:
-            seen.append(self.cli.inspect_container(self.container["Id"])["HostConfig"])
-        return original(self, want_logs=want_logs)
-
-    monkeypatch.setattr(ValohaiExecutionOperator, "_remove_container", inspecting)
-    return seen
 
 
 def _cpu_quota(text: str) -> float:

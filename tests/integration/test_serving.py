@@ -1,8 +1,9 @@
 """Deployment nodes that serve their endpoints (`deployments: {<name>: {serve: true}}`), run for real:
-dag.test(), the Docker engine, containers with `network_mode=none` and Docker's own HEALTHCHECK.
+dag.test(), the Docker engine, containers on the engine's default network (or the project's `network`)
+and Docker's own HEALTHCHECK.
 
 What a server answers is asked inside its container (`docker exec … python3` against its own
-127.0.0.1), the only way in without a network; which containers exist is asked of the engine
+127.0.0.1), the only way in on an engine without a bridge network (this one); which containers exist is asked of the engine
 (`docker ps` by label). Every serving container a test starts is removed when the test ends, also
 when it fails: they outlive their tasks on purpose, being the deployment.
 """
@@ -76,7 +77,7 @@ def remove_serving_containers() -> Iterator[None]:
 
 
 def ask(container_id: str, port: int, path: str = "/") -> str:
-    """GET http://127.0.0.1:<port><path> from inside the container (it has no other network)."""
+    """GET http://127.0.0.1:<port><path> from inside the container (the engine has no bridge network)."""
     code = (
         "import urllib.request, sys; "
         f"print(urllib.request.urlopen('http://127.0.0.1:{port}{path}', timeout=10).read().decode(), end='')"
@@ -193,7 +194,9 @@ def test_a_wsgi_endpoint_is_served_replaced_by_the_next_version_and_kept_when_on
     version1 = first.ti("deploy").xcom_pull(task_ids="deploy")["deployment"]["version_id"]
     (served,) = serving_containers("srv-wsgi")
     assert (served["endpoint"], served["version"], served["health"]) == ("predict", version1, "healthy")
-    assert served["network"] == "none" and served["restart"] == "unless-stopped"
+    assert (
+        served["network"] == "default" and served["restart"] == "unless-stopped"
+    )  # no `network`: the engine's
     assert ask(served["id"], 8000) == "prediction with v1 on port 8000"  # the bundle's file, not the repo's
     (xcom,) = first.ti("deploy").xcom_pull(task_ids="deploy", key="valohai_serving")
     assert xcom["container"] == served["id"] and xcom["version_id"] == version1 and xcom["publish"] is None
@@ -269,7 +272,7 @@ COMMAND_YAML = f"""\
 def test_server_command_endpoints_are_served_and_one_that_exits_fails_at_once(
     dags_folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sidecar = "deployments:\n  static: {serve: true, health_path: /static/model.bin}\n  static-broken: {serve: true, health_timeout_seconds: 120}\n"
+    sidecar = "network: none\ndeployments:\n  static: {serve: true, health_path: /static/model.bin}\n  static-broken: {serve: true, health_timeout_seconds: 120}\n"
     dag = load_dag(
         dags_folder,
         "srv-cmd",
@@ -281,6 +284,7 @@ def test_server_command_endpoints_are_served_and_one_that_exits_fails_at_once(
     seconds = time.monotonic() - started
     assert outcome.states == {"train": "success", "deploy": "success", "deploy-broken": "failed"}
     served, plain = sorted(serving_containers("srv-cmd"), key=lambda c: c["endpoint"])
+    # the project's `network: none` reaches the servers
     assert (served["endpoint"], served["health"], served["network"]) == ("files", "healthy", "none")
     # an image without python3: busybox's httpd, health-checked with its wget (which wants a 2xx/3xx,
     # hence the health_path of a file both servers have)

@@ -48,6 +48,7 @@ class ValohaiDeploymentOperator(BaseOperator):
         docker_url: str | None = None,
         project_root: str | None = None,
         serving: DeploymentSettings | None = None,
+        network: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(task_id=node.task_id, task_display_name=node.name, **kwargs)
@@ -57,6 +58,7 @@ class ValohaiDeploymentOperator(BaseOperator):
         self.docker_url = docker_url
         self.project_root = project_root
         self.serving = serving
+        self.network = network  # the servers' Docker network; None: the engine's default
         self._rollout: Rollout | None = None  # while serving: on_kill removes its unhealthy containers
 
     def _engine(self) -> ContainerEngine:
@@ -132,6 +134,7 @@ class ValohaiDeploymentOperator(BaseOperator):
             label=LABEL,
             dag_id=self.dag_id,
             run_id=context["ti"].run_id,
+            network=self.network,
         )
         try:
             servers = prepare_servers(request)

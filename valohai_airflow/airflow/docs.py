@@ -15,7 +15,15 @@ from typing import Any
 from valohai_airflow import __version__
 from valohai_airflow.loading import pickle_cache
 from valohai_airflow.plan.blueprints import expand_blueprint, label
-from valohai_airflow.plan.model import EdgeKind, NodeKind, NodePlan, PipelinePlan, ProjectPlan, ValueSource
+from valohai_airflow.plan.model import (
+    EdgeKind,
+    MachinePlan,
+    NodeKind,
+    NodePlan,
+    PipelinePlan,
+    ProjectPlan,
+    ValueSource,
+)
 from valohai_airflow.runtime.config_files import CONTAINER_ROOT
 from valohai_airflow.runtime.execution import script_command
 from valohai_airflow.runtime.ids import ExecutionKey
@@ -225,7 +233,8 @@ def _deployment_doc_md(pipeline: PipelinePlan, node: NodePlan, default: str) -> 
         f"Runs on Airflow's default queue `{_cell(default)}`: valohai.yaml gives a deployment no "
         "`environment`, so `environments:` of valohai-airflow.yaml does not apply, and the containers that "
         "serve its endpoints (`serve: true`) start on the worker that runs this task, without CPU, memory "
-        "or GPU limits.",
+        "or GPU limits. Their network: the project's `network` in valohai-airflow.yaml, else the Docker "
+        "engine's default; an endpoint with a `publish`ed port gets `bridge`.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -278,11 +287,25 @@ def machine_text(node: NodePlan, default: str) -> str:
         )
         limits.append(f"{count} (an NVIDIA device request; the worker needs the NVIDIA Container Toolkit)")
     shown = "; ".join(_cell(limit) for limit in limits) if limits else "none (the host's CPUs and memory)"
-    return f"{where} Container limits: {shown}."
+    return f"{where} Container limits: {shown}. {network_text(machine)}"
+
+
+def network_text(machine: MachinePlan) -> str:
+    """Which Docker network the node's container gets, and whether its step may pick another."""
+    if machine.network is None:
+        network = "the Docker engine's default (`bridge` on a usual engine: online)"
+    else:
+        network = f"`{_cell(machine.network)}` ({_cell(machine.network_from)})"
+    step = (
+        "a `VH_DOCKER_NETWORK` variable of the step picks another"
+        if machine.step_network
+        else "valohai-airflow.yaml forbids `VH_DOCKER_NETWORK` to pick another"
+    )
+    return f"Network: {network}; {step}."
 
 
 # Bump when what the docs say changes, so docs rendered by an older version are not read back.
-DOCS_FORMAT = 2  # 2: one file per project
+DOCS_FORMAT = 3  # 2: one file per project; 3: each node says its network
 
 #: (the pipeline's doc_md, each node's doc_md by node name)
 PipelineDocs = tuple[str, dict[str, str]]

@@ -50,6 +50,7 @@ def _node_tasks(
             docker_url=docker_url,
             project_root=project.root,
             serving=project.settings.deployment(node.deployment or ""),
+            network=project.settings.network,
             doc_md=doc_md,
         )
         return deployment, deployment

@@ -36,7 +36,9 @@ from valohai_airflow.engine.docker import (
     gpu_requests,
 )
 from valohai_airflow.engine.interface import EngineError, force_remove, remove_labelled
+from valohai_airflow.errors import ValohaiAirflowError
 from valohai_airflow.plan.blueprints import label as variant_label
+from valohai_airflow.plan.machines import container_network
 from valohai_airflow.plan.model import EdgeKind, MachinePlan, NodePlan, PipelinePlan
 from valohai_airflow.runtime.execution import ExecutionRequest, PreparedExecution, finish, prepare
 from valohai_airflow.runtime.ids import ExecutionKey
@@ -86,7 +88,7 @@ class ValohaiExecutionOperator(DockerOperator):
             docker_url=engine_url(docker_url),
             auto_remove="never",  # removed by execute() after reading its OOM state, or by on_kill
             mount_tmp_dir=False,
-            network_mode="none",
+            network_mode=node.machine.network,  # None: the engine's default; `_configure` decides
             xcom_all=True,
             working_dir="/valohai/repository",
             **kwargs,
@@ -100,6 +102,7 @@ class ValohaiExecutionOperator(DockerOperator):
         self.no_output_timeout = step.no_output_timeout_seconds
         self.variant = dict(variant or {})
         self._stopped = False  # on_kill ran: the task got SIGTERM
+        self._network_from = node.machine.network_from
 
     @property
     def cli(self) -> Any:
@@ -145,6 +148,12 @@ class ValohaiExecutionOperator(DockerOperator):
         self.command = prepared.command
         self.environment = dict(prepared.environment)
         self.mounts = bind_mounts(prepared.mounts())
+        try:
+            self.network_mode, self._network_from = container_network(self.node.machine, prepared.environment)
+        except ValohaiAirflowError as error:
+            raise AirflowException(
+                f"node {self.node.name!r}: {error}; the container was not started"
+            ) from error
         self.labels = {
             **self._node_labels,
             **_execution_labels(key),
@@ -211,6 +220,7 @@ class ValohaiExecutionOperator(DockerOperator):
             if not self._stopped:  # on_kill removed the container under the engine's /wait (a 404)
                 self._raise_if_image_missing(error)
                 self._raise_if_no_gpus(error)
+                self._raise_if_no_network(error)
                 raise
             run.failure = error
         finally:
@@ -320,6 +330,17 @@ class ValohaiExecutionOperator(DockerOperator):
             f"but the Docker engine of this worker cannot give them ({text}). Run it on a worker with GPUs and "
             f"the NVIDIA Container Toolkit{serving}, or drop `gpus`; "
             "the container did not start"
+        ) from error
+
+    def _raise_if_no_network(self, error: DockerAPIError) -> None:
+        """A network the engine does not know fails the container's start with a bare 404."""
+        text = str(error.explanation or error)
+        if self.network_mode is None or f"network {self.network_mode} not found" not in text:
+            return
+        raise AirflowException(
+            f"node {self.node.name!r}: the Docker engine of this worker has no network {self.network_mode!r}, "
+            f"which {self._network_from} asks for ({text}). Create it on the host (`docker network create "
+            f"{self.network_mode}`) or pick one `docker network ls` lists; the container did not start"
         ) from error
 
     def on_kill(self) -> None:

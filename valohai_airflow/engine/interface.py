@@ -46,7 +46,7 @@ class ContainerSpec:
     environment: Mapping[str, str]
     mounts: Sequence[tuple[str, str, bool]]  # (host path, container path, read only)
     labels: Mapping[str, str]
-    network_mode: str = "none"
+    network_mode: str | None = None  # None: the engine's default network
     port_bindings: Mapping[int, tuple[str, int]] = field(default_factory=dict)  # container port → host
     healthcheck: HealthCheck | None = None
 

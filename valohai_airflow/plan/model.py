@@ -93,6 +93,9 @@ class MachinePlan:
     gpus: int | str | None = None  # a count, or "all"
     cpus_from: str = ""  # where the limit is set, for messages: "`resources.cpu` of step 'x'"
     memory_from: str = ""
+    network: str | None = None  # a Docker network mode or name; None: the engine's default network
+    network_from: str = "the Docker engine's default"  # who asked for `network`, for messages
+    step_network: bool = True  # a step's VH_DOCKER_NETWORK variable may pick the network
 
     @property
     def operator_arguments(self) -> dict[str, Any]:

@@ -20,7 +20,7 @@ run by the image's `python3` (the callable defaults to `application`, gunicorn's
 deployment would serve WSGI with gunicorn or uWSGI; wsgiref is what every Python image has.
 
 Health: the engine's health check (Docker's own HEALTHCHECK), set when the container is created; it runs inside the container,
-so it reaches the server on the container's own 127.0.0.1 even with `network_mode=none`. It GETs
+so it reaches the server on the container's own 127.0.0.1 on any network, `none` too. It GETs
 `health_path` with the image's `python3` (healthy below HTTP 500: a 404 still means the server
 answers) or, without python3, `wget` (healthy on 2xx/3xx). The output of the last probe is what a
 failed deployment reports.
@@ -134,12 +134,13 @@ class EndpointServer:
     healthcheck: HealthCheck
     health_timeout_seconds: float
     directory: Path  # the version's host directory for this endpoint (removed with the container)
+    network: str | None = None  # the project's `network` in valohai-airflow.yaml; None: the engine's default
 
     @property
-    def network_mode(self) -> str:
-        """`none` (loopback only) unless a host port is published, which needs the engine's bridge;
-        never the host's network."""
-        return "bridge" if self.publish is not None else "none"
+    def network_mode(self) -> str | None:
+        """The project's network (None: the engine's default), unless a host port is published, which
+        needs the engine's bridge."""
+        return "bridge" if self.publish is not None else self.network
 
     @property
     def port_bindings(self) -> dict[int, tuple[str, int]]:
@@ -177,6 +178,7 @@ class ServingRequest:
     label: str  # the label prefix every valohai-airflow container carries
     dag_id: str
     run_id: str
+    network: str | None = None  # the project's `network`; None: the engine's default
 
 
 def endpoint_port(endpoint: Endpoint) -> int:
@@ -346,6 +348,7 @@ def prepare_servers(request: ServingRequest) -> list[EndpointServer]:
                 name=container_name(deployment_id, endpoint_name, version),
                 port=port,
                 publish=request.settings.publish.get(endpoint_name),
+                network=request.network,
                 healthcheck=health_check(port, request.settings),
                 health_timeout_seconds=float(request.settings.health_timeout_seconds),
                 directory=directory,

@@ -3,7 +3,7 @@
 Per-pipeline DAG settings, schedules that replace Valohai's (UI-configured) triggers, what
 `on-error: retry` means, how long an approval waits, whether a deployment node also serves its
 endpoints in a local container, and what a Valohai `environment` (machine type) means here: an
-Airflow queue and pool and the container's CPU, memory, /dev/shm and GPU limits. Read with the same located YAML loader as
+Airflow queue and pool, the container's CPU, memory, /dev/shm and GPU limits and its Docker network. Read with the same located YAML loader as
 valohai.yaml, so every problem is a Diagnostic with file:line:column. Checks that need valohai.yaml
 (a trigger naming an unknown pipeline or parameter) happen in the plan layer.
 """
@@ -288,6 +288,21 @@ Gpus = Annotated[
     WithJsonSchema({"anyOf": [{"type": "integer", "minimum": 1, "maximum": MAX_GPUS}, {"const": "all"}]}),
 ]
 Name = Annotated[str, Field(strict=True, pattern=r"^\S+$")]
+_NETWORK_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"  # Docker's network names; none, bridge, host, default too
+
+
+def _check_network(value: str) -> str:
+    if not re.match(_NETWORK_RE, value):
+        raise spec_error(
+            "network",
+            "{value!r} is not a Docker network; write none, bridge, host, default (the engine's) or the name "
+            "of a network the host's operator created (`docker network ls`)",
+            {"value": value},
+        )
+    return value
+
+
+Network = Annotated[Str, AfterValidator(_check_network), Field(json_schema_extra={"pattern": _NETWORK_RE})]
 
 
 class EnvironmentSettings(SpecModel):
@@ -303,6 +318,7 @@ class EnvironmentSettings(SpecModel):
     memory: MemorySize | None = None  # bytes
     shm_size: Size | None = None  # bytes
     gpus: Gpus | None = None
+    network: Network | None = None  # None: the project's `network`
 
 
 class ProjectSettings(SpecModel):
@@ -317,6 +333,8 @@ class ProjectSettings(SpecModel):
     approval: ApprovalSettings = Field(default_factory=ApprovalSettings)
     deployments: dict[str, DeploymentSettings] = Field(default_factory=dict)
     environments: dict[str, EnvironmentSettings] = Field(default_factory=dict)
+    network: Network | None = None  # None: the Docker engine's default network
+    allow_vh_docker_network: Bool = True  # a step's VH_DOCKER_NETWORK variable picks its node's network
     source: str | None = Field(default=None, exclude=True)
 
     def pipeline(self, name: str) -> PipelineSettings:
@@ -435,7 +453,7 @@ def _error_text(error: ErrorDetails, field_name: str | None) -> str:
     subject = f"'{field_name}'" if field_name else "value"
     if error["type"] == "string_pattern_mismatch":
         return f"{subject} must be a name without spaces, got {shown(to_plain(error.get('input')))}"
-    if error["type"] in ("cron", "timezone", "health_path", "size", "gpus", "finite"):
+    if error["type"] in ("cron", "timezone", "health_path", "size", "gpus", "finite", "network"):
         return f"{subject}: {error['msg']}"
     return error_text(error, [field_name] if field_name else [])
 
@@ -451,7 +469,7 @@ def sidecar_json_schema() -> dict[str, Any]:
     schema["description"] = (
         "Airflow settings of a valohai-airflow project, beside valohai.yaml: per-pipeline DAG settings, "
         "scheduled triggers, on-error retry and approval settings, local serving of deployments, and the Airflow "
-        "queue, pool and container resources of each Valohai environment (machine type)."
+        "queue, pool, container resources and network of each Valohai environment (machine type)."
     )
     return schema
 

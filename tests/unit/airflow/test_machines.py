@@ -59,6 +59,7 @@ SIDECAR = textwrap.dedent(
         memory: 16g
         shm_size: 2g
         gpus: 1
+        network: host
       cpu-small:
         queue: cpu
         cpus: 0.5
@@ -126,6 +127,11 @@ def test_the_cpu_quota_is_added_to_the_host_config() -> None:
     assert HostConfigClient(client).api_version == "1.41"  # everything else is the client's
 
 
+def test_the_network_of_the_environment_reaches_the_docker_operator(dag) -> None:  # type: ignore[no-untyped-def]
+    assert dag.get_task("gpu").network_mode == "host"
+    assert dag.get_task("none").network_mode is None  # DockerOperator leaves it to the engine: `default`
+
+
 def test_task_docs_say_which_queue_pool_and_limits_the_node_waits_for(dag) -> None:  # type: ignore[no-untyped-def]
     gpu = dag.get_task("gpu").doc_md
     assert (
@@ -137,8 +143,16 @@ def test_task_docs_say_which_queue_pool_and_limits_the_node_waits_for(dag) -> No
     assert (
         "Container limits: 4 CPUs (`cpus` of environment 'aws-eu-west-1-p3-2xlarge' in valohai-airflow.yaml); "
         "16 GiB memory (`memory` of environment 'aws-eu-west-1-p3-2xlarge' in valohai-airflow.yaml); "
-        "2 GiB `/dev/shm`; 1 GPU (an NVIDIA device request; the worker needs the NVIDIA Container Toolkit)."
-        in gpu
+        "2 GiB `/dev/shm`; 1 GPU (an NVIDIA device request; the worker needs the NVIDIA Container Toolkit). "
+        "Network: `host` (environment 'aws-eu-west-1-p3-2xlarge' in valohai-airflow.yaml); a "
+        "`VH_DOCKER_NETWORK` variable of the step picks another." in gpu
+    )
+    assert (
+        "Network: the Docker engine's default (`bridge` on a usual engine: online); a `VH_DOCKER_NETWORK` "
+        "variable of the step picks another." in dag.get_task("none").doc_md
+    )
+    assert "the project's `network` in valohai-airflow.yaml, else the Docker engine's default" in (
+        dag.get_task("deploy").doc_md
     )
     assert "queue `gpu`" in dag.get_task("sweep").partial_kwargs["doc_md"]
     unmapped = dag.get_task("unmapped").doc_md

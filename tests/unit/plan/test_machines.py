@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from valohai_airflow.errors import ValohaiAirflowError
 from valohai_airflow.loading.project import clear_cache, compile_project
+from valohai_airflow.plan.machines import container_network
 from valohai_airflow.plan.model import MachinePlan, NodeKind
 from valohai_airflow.spec.diagnostics import Severity
 
@@ -165,3 +167,70 @@ def test_one_warning_for_a_step_environment_all_nodes_share(tmp_path: Path) -> N
     )
     assert sorted(by_line) == [5, 10, 30, 31, 40]  # train, small, moved's override, typo's and again's
     assert all(n.machine.operator_arguments == {} for n in plan.pipelines[0].nodes)
+
+
+NETWORK_SIDECAR = """\
+network: host
+environments:
+  aws-eu-west-1-p3-2xlarge: {queue: gpu, network: none}
+  cpu-small: {queue: cpu}
+"""
+
+
+def test_the_network_comes_from_the_environment_else_the_project_else_the_engine(tmp_path: Path) -> None:
+    pipeline = compiled(tmp_path, NETWORK_SIDECAR).pipelines[0]
+    gpu, moved, plain = (pipeline.node(n).machine for n in ("gpu", "moved", "none"))
+    assert (gpu.network, gpu.network_from) == (
+        "none",
+        "environment 'aws-eu-west-1-p3-2xlarge' in valohai-airflow.yaml",
+    )
+    assert (moved.network, moved.network_from) == ("host", "the project's `network` in valohai-airflow.yaml")
+    assert plain.network == "host"  # no environment: the project's network still applies
+    assert pipeline.node("typo").machine.network == "host"  # an unmapped environment too
+
+
+def test_without_a_network_setting_nodes_get_the_engines_default(tmp_path: Path) -> None:
+    machine = compiled(tmp_path).pipelines[0].node("gpu").machine
+    assert (machine.network, machine.network_from) == (None, "the Docker engine's default")
+    assert machine.step_network is True
+
+
+def test_a_steps_vh_docker_network_wins_unless_the_sidecar_forbids_it(tmp_path: Path) -> None:
+    allowed = compiled(tmp_path, NETWORK_SIDECAR).pipelines[0].node("gpu").machine
+    assert container_network(allowed, {}) == ("none", allowed.network_from)
+    assert container_network(allowed, {"VH_DOCKER_NETWORK": ""}) == ("none", allowed.network_from)
+    assert container_network(allowed, {"VH_DOCKER_NETWORK": "host"}) == (
+        "host",
+        "the step's VH_DOCKER_NETWORK variable",
+    )
+    clear_cache()
+    forbidden = compiled(tmp_path, NETWORK_SIDECAR + "allow_vh_docker_network: false\n").pipelines[0]
+    machine = forbidden.node("gpu").machine
+    assert machine.step_network is False
+    assert container_network(machine, {}) == ("none", machine.network_from)
+    with pytest.raises(ValohaiAirflowError) as caught:
+        container_network(machine, {"VH_DOCKER_NETWORK": "host"})
+    assert str(caught.value) == (
+        "the step's VH_DOCKER_NETWORK='host' asks for Docker network 'host', but valohai-airflow.yaml forbids "
+        "steps to pick their network (`allow_vh_docker_network: false`) (drop VH_DOCKER_NETWORK from the step, "
+        "or set `network` of its environment in valohai-airflow.yaml)"
+    )
+
+
+def test_a_forbidden_vh_docker_network_is_a_warning_where_the_step_sets_it(tmp_path: Path) -> None:
+    valohai = VALOHAI.replace(
+        "    environment: cpu-small\n",
+        "    environment: cpu-small\n    environment-variables:\n      - {name: VH_DOCKER_NETWORK, default: host}\n",
+        1,
+    )
+    plan = compiled(tmp_path, SIDECAR + "allow_vh_docker_network: false\n", valohai)
+    warnings = [str(d) for d in plan.diagnostics if "VH_DOCKER_NETWORK" in d.message]
+    assert warnings == [
+        f"{tmp_path / 'valohai.yaml'}:12:9: warning: step 'small' sets VH_DOCKER_NETWORK='host', but "
+        "valohai-airflow.yaml forbids steps to pick their network (`allow_vh_docker_network: false`), so its "
+        "nodes fail before their container starts (drop VH_DOCKER_NETWORK from the step, or set `network` of "
+        "its environment in valohai-airflow.yaml)"
+    ]
+    clear_cache()
+    allowed = compiled(tmp_path, SIDECAR, valohai)
+    assert not [d for d in allowed.diagnostics if "VH_DOCKER_NETWORK" in d.message]

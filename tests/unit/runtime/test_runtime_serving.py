@@ -6,6 +6,7 @@ the way the container runs them (`python3 -c …`, `/bin/sh -c …`).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import re
@@ -123,7 +124,9 @@ def serving_request(
     )
 
 
-def test_each_endpoint_gets_a_frozen_tree_command_probe_labels_and_no_network(tmp_path: Path) -> None:
+def test_each_endpoint_gets_a_frozen_tree_command_probe_labels_and_the_engines_network(
+    tmp_path: Path,
+) -> None:
     store, plan, deployment = published(tmp_path)
     request = serving_request(tmp_path, store, plan, deployment, health_timeout_seconds=30)
     predict, raw = prepare_servers(request)
@@ -171,8 +174,19 @@ def test_each_endpoint_gets_a_frozen_tree_command_probe_labels_and_no_network(tm
         f"{LABEL}.run": "manual__1",
     }
     assert predict.name == f"vh-serve-{deployment['id']}-predict-{version}"
-    assert predict.network_mode == "none" and predict.port_bindings == {} and predict.publish is None
+    # no `network` in valohai-airflow.yaml: the engine's default network (None: Docker's `default`)
+    assert predict.network_mode is None and predict.port_bindings == {} and predict.publish is None
     assert directory_of(predict.labels, tmp_path / "serving", LABEL) == predict.directory
+
+
+def test_the_projects_network_reaches_every_server_that_publishes_nothing(tmp_path: Path) -> None:
+    store, plan, deployment = published(tmp_path)
+    request = dataclasses.replace(
+        serving_request(tmp_path, store, plan, deployment, publish={"raw": 18123}), network="none"
+    )
+    predict, raw = prepare_servers(request)
+    assert predict.network_mode == "none" and predict.spec.network_mode == "none"
+    assert raw.network_mode == "bridge"  # a published port needs the bridge whatever the project says
 
 
 def test_a_vhignored_folder_stays_out_of_the_served_tree(tmp_path: Path) -> None:
@@ -194,7 +208,7 @@ def test_publish_asks_for_the_bridge_and_binds_127_0_0_1_only(tmp_path: Path) ->
         serving_request(tmp_path, store, plan, deployment, publish={"raw": 18123}, health_path="/healthz")
     )
     assert raw.network_mode == "bridge" and raw.port_bindings == {8123: ("127.0.0.1", 18123)}
-    assert predict.network_mode == "none" and predict.port_bindings == {}
+    assert predict.network_mode is None and predict.port_bindings == {}
     assert raw.healthcheck.test[-2:] == ("8123", "/healthz")
 
 

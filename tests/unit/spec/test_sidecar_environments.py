@@ -92,14 +92,15 @@ environment:
 """
     assert errors(text) == [
         "valohai-airflow.yaml:3:5: error: environment settings: unknown key 'queu' (did you mean 'queue'?) "
-        "(valid keys: queue, pool, pool_slots, cpus, memory, shm_size, gpus)",
+        "(valid keys: queue, pool, pool_slots, cpus, memory, shm_size, gpus, network)",
         "valohai-airflow.yaml:4:5: error: environment settings: unknown key 'gpu' (did you mean 'gpus'?) "
-        "(valid keys: queue, pool, pool_slots, cpus, memory, shm_size, gpus)",
+        "(valid keys: queue, pool, pool_slots, cpus, memory, shm_size, gpus, network)",
         "valohai-airflow.yaml:5:5: error: environment settings: unknown key 'memory_limit' (did you mean 'memory'?) "
-        "(valid keys: queue, pool, pool_slots, cpus, memory, shm_size, gpus)",
+        "(valid keys: queue, pool, pool_slots, cpus, memory, shm_size, gpus, network)",
         "valohai-airflow.yaml:6:1: error: valohai-airflow.yaml: unknown key 'environment' "
         "(did you mean 'environments'?) "
-        "(valid keys: pipelines, triggers, on_error_retry, approval, deployments, environments)",
+        "(valid keys: pipelines, triggers, on_error_retry, approval, deployments, environments, network, "
+        "allow_vh_docker_network)",
     ]
 
 
@@ -149,7 +150,8 @@ environments:
         label.format(
             "16:18",
             "not-a-mapping",
-            "'not-a-mapping' must be a mapping with keys queue, pool, pool_slots, cpus, memory, shm_size, gpus",
+            "'not-a-mapping' must be a mapping with keys queue, pool, pool_slots, cpus, memory, shm_size, gpus, "
+            "network",
         ),
     ]
 
@@ -171,3 +173,58 @@ def test_schema_accepts_the_documented_example_and_refuses_bad_values() -> None:
     ):
         assert list(validator.iter_errors(bad)), bad
     assert "environment_location" not in json.dumps(sidecar_json_schema())
+
+
+def test_network_project_wide_and_per_environment() -> None:
+    text = """\
+network: host
+allow_vh_docker_network: false
+environments:
+  offline: {network: none}
+  team: {network: team-net.1}
+  plain: {queue: cpu}
+"""
+    result = parse_sidecar_text(text, "valohai-airflow.yaml")
+    assert result.settings is not None, [str(d) for d in result.diagnostics.items]
+    settings = result.settings
+    assert (settings.network, settings.allow_vh_docker_network) == ("host", False)
+    environments = settings.environments
+    assert (environments["offline"].network, environments["team"].network) == ("none", "team-net.1")
+    assert environments["plain"].network is None  # the project's network applies (plan/machines.py)
+    defaults = parse_sidecar_text("environments: {}\n", "valohai-airflow.yaml").settings
+    assert defaults is not None
+    assert (defaults.network, defaults.allow_vh_docker_network) == (None, True)  # the engine's default
+
+
+def test_a_bad_network_is_an_error_at_its_value() -> None:
+    text = """\
+network: my net
+allow_vh_docker_network: sometimes
+environments:
+  gpu:
+    network: -bad
+  cpu:
+    network: 7
+"""
+    hint = (
+        "is not a Docker network; write none, bridge, host, default (the engine's) or the name of a network "
+        "the host's operator created (`docker network ls`)"
+    )
+    found = errors(text)
+    assert found[0] == f"valohai-airflow.yaml:1:10: error: valohai-airflow.yaml: 'network': 'my net' {hint}"
+    assert found[1].startswith(
+        "valohai-airflow.yaml:2:26: error: valohai-airflow.yaml: 'allow_vh_docker_network'"
+    )
+    assert (
+        found[2] == f"valohai-airflow.yaml:5:14: error: environment settings 'gpu': 'network': '-bad' {hint}"
+    )
+    assert found[3].startswith("valohai-airflow.yaml:7:14: error: environment settings 'cpu': 'network'")
+    assert len(found) == 4
+
+
+def test_the_schema_knows_the_network_keys() -> None:
+    schema = sidecar_json_schema()
+    validator = jsonschema.Draft202012Validator(schema)
+    assert not list(validator.iter_errors({"network": "host", "environments": {"x": {"network": "none"}}}))
+    assert list(validator.iter_errors({"network": "my net"}))
+    assert list(validator.iter_errors({"allow_vh_docker_network": "yes please"}))
