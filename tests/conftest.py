@@ -14,6 +14,9 @@ import pytest
 from tests.support import seaweed
 from tests.support.cases import CORPUS_DIR, CORPUS_SKIP, HAVE_CORPUS, Files
 
+#: Shared fixtures of the support modules (a module of tests/support is not a conftest).
+pytest_plugins = ["tests.support.files"]
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TESTS = Path(__file__).resolve().parent
 KINDS = ("unit", "integration", "e2e")  # the folders under tests/, each its marker (pyproject.toml)

@@ -8,33 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.files import tree, write
 from tests.support.seaweed import S3Endpoint
 from valohai_airflow.runtime.inputs import DownloadCache, InputError, InputSource, materialise_input
 from valohai_airflow.runtime.manifest import Manifest, load_manifest, output_entries, to_xcom
 from valohai_airflow.runtime.outputs import collect_outputs, sha256_file, upload_outputs
 from valohai_airflow.store import LocalStore, open_store
 from valohai_airflow.store.resolver import StoreResolver
-
-
-def write(path: Path, data: bytes | str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data.encode() if isinstance(data, str) else data)
-    return path
-
-
-def tree(inputs: Path, name: str) -> dict[str, bytes]:
-    root = inputs / name
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    d = tmp_path / "data"
-    write(d / "a/x.csv", "ax")
-    write(d / "a/y.txt", "ay")
-    write(d / "b/x.csv", "bx")
-    write(d / "b/deep/z.csv", "bz")
-    return d
 
 
 def test_s3_inputs_with_wildcards_and_cache(
