@@ -150,9 +150,8 @@ def _materialise_inputs(
     policy = request.source_policy()
     for input_ in step.inputs:
         from_edges = edge_files.get(input_.name)
-        urls = _conf_urls(request, input_.name, input_.default)
-        if from_edges is not None and request.node.edge_merge_mode != "append":
-            urls = []
+        replaced = from_edges is not None and request.node.edge_merge_mode != "append"
+        urls = [] if replaced else _conf_urls(request, input_.name, input_.default)  # never read
         files: list[InputFileEntry] = []
         try:
             if urls:
