@@ -9,6 +9,7 @@ from typing import Any
 from valohai_airflow.store.base import (
     ArtifactStore,
     InvalidKeyError,
+    ObjectExistsError,
     ObjectNotFoundError,
     StoredObject,
     StoreError,
@@ -43,6 +44,7 @@ __all__ = [
     "ArtifactStore",
     "InvalidKeyError",
     "LocalStore",
+    "ObjectExistsError",
     "ObjectNotFoundError",
     "StoreError",
     "StoredObject",

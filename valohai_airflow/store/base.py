@@ -33,6 +33,14 @@ class ObjectNotFoundError(StoreError):
         super().__init__(f"not found in the artefact store: {uri}" + (f" ({detail})" if detail else ""))
 
 
+class ObjectExistsError(StoreError):
+    """`create_bytes` found the key taken: another writer created it first."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+        super().__init__(f"already exists in the artefact store: {uri}")
+
+
 class InvalidKeyError(StoreError):
     """A key that would escape the store root or is not a clean relative path."""
 
@@ -142,6 +150,11 @@ class ArtifactStore(Protocol):
     def put_bytes(self, data: bytes, key: str) -> StoredObject: ...
 
     def put_json(self, obj: Any, key: str) -> StoredObject: ...
+
+    def create_bytes(self, data: bytes, key: str) -> StoredObject:
+        """Store `data` under `key` only if no object is there: of two writers racing for one key
+        exactly one succeeds, the other gets ObjectExistsError (the catalogue's append step)."""
+        ...
 
     def list_prefix(self, prefix: str = "") -> list[StoredObject]:
         """Every object under `prefix`, sorted by key."""

@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import stat
+import tempfile
 import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,6 +25,7 @@ from valohai_airflow import atomic
 from valohai_airflow.store.base import (
     SMALL_OBJECT_LIMIT,
     InvalidKeyError,
+    ObjectExistsError,
     ObjectNotFoundError,
     StoredObject,
     StoreError,
@@ -168,6 +170,25 @@ class LocalStore:
 
     def put_json(self, obj: Any, key: str) -> StoredObject:
         return self.put_bytes(json.dumps(obj, sort_keys=True).encode(), key)
+
+    def create_bytes(self, data: bytes, key: str) -> StoredObject:
+        """A complete temp file hard-linked at the key: link() fails with EEXIST when the name is
+        taken, atomically, also on NFS (unlike a rename, which replaces)."""
+        key = normalize_key(key)
+        dest = self._path(key)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=atomic.TEMP_PREFIX, dir=dest.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.link(name, dest)
+        except FileExistsError:
+            raise ObjectExistsError(dest.as_uri()) from None
+        finally:
+            os.unlink(name)
+        return self._object(key, dest)
 
     def list_prefix(self, prefix: str = "") -> list[StoredObject]:
         prefix = normalize_key(prefix, allow_empty=True)

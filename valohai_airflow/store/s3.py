@@ -26,6 +26,7 @@ from s3transfer.subscribers import BaseSubscriber
 from valohai_airflow import atomic
 from valohai_airflow.store.base import (
     SMALL_OBJECT_LIMIT,
+    ObjectExistsError,
     ObjectNotFoundError,
     StoredObject,
     StoreError,
@@ -227,6 +228,21 @@ class S3Store:
 
     def put_json(self, obj: Any, key: str) -> StoredObject:
         return self.put_bytes(json.dumps(obj, sort_keys=True).encode(), key)
+
+    def create_bytes(self, data: bytes, key: str) -> StoredObject:
+        """A conditional PUT (`If-None-Match: *`): S3 and SeaweedFS answer 412 when the key exists,
+        and of two racing PUTs one gets 412 (409 ConditionalRequestConflict on AWS: also "taken")."""
+        full = self._full(key)
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=full, Body=data, IfNoneMatch="*")
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code in ("PreconditionFailed", "ConditionalRequestConflict"):
+                raise ObjectExistsError(self._full_uri(full)) from None
+            raise self._fail(exc, full, "upload") from exc
+        except BotoCoreError as exc:
+            raise self._fail(exc, full, "upload") from exc
+        return StoredObject(key=self._rel(full), size=len(data), uri=self.uri(self._rel(full)))
 
     def _list_full(self, full_prefix: str) -> list[tuple[str, int, str]]:
         """(full key, size, ETag) of every object under the prefix."""
