@@ -34,6 +34,7 @@ class InputFileEntry:
     size: int
     sha256: str
     metadata: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+    datum_id: str | None = None  # a file from the data catalogue (datum://, dataset://, model://)
 
 
 def container_input_path(input_name: str, name: str, container_root: str = CONTAINER_ROOT) -> str:
@@ -43,23 +44,25 @@ def container_input_path(input_name: str, name: str, container_root: str = CONTA
 def inputs_json(
     inputs: Mapping[str, Sequence[InputFileEntry]], container_root: str = CONTAINER_ROOT
 ) -> dict[str, Any]:
-    """`{name: {"files": [{"name","path","uri","size","checksums","metadata"}]}}`."""
+    """`{name: {"files": [{"name","path","uri","size","checksums","metadata"[,"datum_id"]}]}}`."""
     return {
-        input_name: {
-            "files": [
-                {
-                    "name": f.name,
-                    "path": container_input_path(input_name, f.name, container_root),
-                    "uri": f.uri,
-                    "size": f.size,
-                    "checksums": {"sha256": f.sha256},
-                    "metadata": [dict(m) for m in f.metadata],
-                }
-                for f in files
-            ]
-        }
+        input_name: {"files": [_file_entry(input_name, f, container_root) for f in files]}
         for input_name, files in inputs.items()
     }
+
+
+def _file_entry(input_name: str, f: InputFileEntry, container_root: str) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "name": f.name,
+        "path": container_input_path(input_name, f.name, container_root),
+        "uri": f.uri,
+        "size": f.size,
+        "checksums": {"sha256": f.sha256},
+        "metadata": [dict(m) for m in f.metadata],
+    }
+    if f.datum_id is not None:
+        entry["datum_id"] = f.datum_id
+    return entry
 
 
 def execution_json(

@@ -18,6 +18,7 @@ from typing import Any
 from valohai_airflow.errors import ValohaiAirflowError
 from valohai_airflow.plan.conf_keys import node_input_key
 from valohai_airflow.plan.model import NodePlan, PipelinePlan
+from valohai_airflow.runtime.catalogue import input_sources, plan_publication
 from valohai_airflow.runtime.config_files import (
     CONTAINER_ROOT,
     InputFileEntry,
@@ -27,6 +28,7 @@ from valohai_airflow.runtime.config_files import (
 from valohai_airflow.runtime.confinement import ConfinementError, InputPolicy
 from valohai_airflow.runtime.edge_resolution import EdgeFile, edge_for_parameter, resolve_edges
 from valohai_airflow.runtime.ids import ExecutionKey
+from valohai_airflow.runtime.input_urls import InputUrlError, interpolate_url
 from valohai_airflow.runtime.inputs import DownloadCache, InputError, InputSource, materialise_input
 from valohai_airflow.runtime.manifest import (
     Manifest,
@@ -46,9 +48,8 @@ from valohai_airflow.runtime.workdir import WorkDir, create_workdir, valohai_env
 from valohai_airflow.spec.commands import build_script
 from valohai_airflow.spec.paths import is_relative_local
 from valohai_airflow.store.base import ArtifactStore, StoreError, join_key
+from valohai_airflow.store.catalogue import Catalogue, CatalogueError, Producer
 from valohai_airflow.store.resolver import StoreResolver
-
-REFUSED_SCHEMES = ("datum://", "dataset://")
 
 
 class ExecutionError(ValohaiAirflowError):
@@ -119,21 +120,24 @@ def script_command(script: str) -> list[str]:
     return ["/bin/sh", "-c", script]
 
 
-def _conf_urls(request: ExecutionRequest, input_name: str, default: Sequence[str]) -> list[str]:
+def _conf_urls(
+    request: ExecutionRequest, input_name: str, default: Sequence[str], parameters: Mapping[str, Any]
+) -> list[str]:
+    """The run conf's or default URLs, `{parameter:x}` filled in, relative paths in the project."""
     value = request.conf.get(node_input_key(request.node.name, input_name), list(default))
     urls = [value] if isinstance(value, str) else list(value or [])
+    out = []
     for url in urls:
         if not isinstance(url, str):
             raise ExecutionError(
                 f"node {request.node.name!r}: input {input_name!r}: {url!r} is not a URL or path string"
             )
-        if url.startswith(REFUSED_SCHEMES):
-            raise ExecutionError(
-                f"node {request.node.name!r}: input {input_name!r}: {url} is a Valohai data reference; "
-                "valohai-airflow cannot resolve it. Give the file's s3://, https:// or local URL instead, "
-                f"in the run conf as {node_input_key(request.node.name, input_name)!r} or in valohai.yaml"
-            )
-    return [str(request.project_root / url) if is_relative_local(url) else url for url in urls]
+        try:
+            url = interpolate_url(url, parameters)
+        except InputUrlError as error:
+            raise ExecutionError(f"node {request.node.name!r}: input {input_name!r}: {error}") from error
+        out.append(str(request.project_root / url) if is_relative_local(url) else url)
+    return out
 
 
 def _edge_source(file: EdgeFile) -> InputSource:
@@ -142,7 +146,11 @@ def _edge_source(file: EdgeFile) -> InputSource:
 
 
 def _materialise_inputs(
-    request: ExecutionRequest, workdir: WorkDir, edge_files: Mapping[str, Sequence[EdgeFile]], log: list[str]
+    request: ExecutionRequest,
+    workdir: WorkDir,
+    edge_files: Mapping[str, Sequence[EdgeFile]],
+    parameters: Mapping[str, Any],
+    log: list[str],
 ) -> dict[str, list[InputFileEntry]]:
     step = request.node.step
     assert step is not None
@@ -151,13 +159,13 @@ def _materialise_inputs(
     for input_ in step.inputs:
         from_edges = edge_files.get(input_.name)
         replaced = from_edges is not None and request.node.edge_merge_mode != "append"
-        urls = [] if replaced else _conf_urls(request, input_.name, input_.default)  # never read
+        urls = [] if replaced else _conf_urls(request, input_.name, input_.default, parameters)  # never read
         files: list[InputFileEntry] = []
         try:
             if urls:
                 done = materialise_input(
                     input_.name,
-                    [InputSource(url) for url in urls],
+                    input_sources(urls, Catalogue(request.store)),
                     workdir.inputs,
                     request.cache,
                     keep_directories=input_.keep_directories,
@@ -206,7 +214,7 @@ def prepare(request: ExecutionRequest) -> PreparedExecution:
     log = list(edges.log)
     if workdir.excluded:
         log.append(excluded_summary(workdir.excluded))
-    inputs = _materialise_inputs(request, workdir, edges.inputs, log)
+    inputs = _materialise_inputs(request, workdir, edges.inputs, parameters, log)
     step_environment = {v.name: v.default for v in step.environment_variables if v.default is not None}
     step_environment.update(edges.environment)
     write_config_files(
@@ -259,6 +267,13 @@ def finish(
         for number in discard_unfinished_tries(request.store, request.key):
             prepared.log.append(f"removed the partial outputs try {number} left in the store")
         return _stage_out(prepared, metadata, exit_code=exit_code, status=status)
+    except CatalogueError as error:  # a dataset version that exists, a malformed alias: refused
+        discard_try(request.store, request.key)
+        raise ExecutionError(
+            f"node {request.node.name!r}: its outputs ask the data catalogue for something it refuses: "
+            f"{error}. The step itself {status}; no output of this try is kept in the store, "
+            f"the files are kept in {prepared.workdir.outputs}"
+        ) from error
     except (StoreError, OSError) as error:  # a full disk, an S3 server gone mid-upload
         try:
             discard_try(request.store, request.key)
@@ -310,6 +325,26 @@ def _stage_out(
         outputs_prefix_uri=request.store.uri(join_key(prefix, "outputs")),
         skipped_outputs=[s.path for s in collection.skipped],
     )
+    publication = (
+        plan_publication(manifest.outputs, request.key.execution_id) if status == "completed" else None
+    )
+    catalogue = Catalogue(request.store)
+    if publication:
+        publication.check(catalogue)  # an existing dataset version: refused before anything is kept
     value = to_xcom(manifest, request.store, join_key(prefix, "manifest-files.json"))
     store_manifest(value, request.store, request.key)
+    if publication:
+        prepared.log += publication.publish(catalogue, _producer(request))
     return value
+
+
+def _producer(request: ExecutionRequest) -> Producer:
+    key = request.key
+    return Producer(
+        dag_id=key.dag_id,
+        run_id=key.run_id,
+        node=key.node,
+        map_index=key.map_index,
+        try_number=key.try_number,
+        execution_id=key.execution_id,
+    )

@@ -4,7 +4,8 @@ Sources: local paths, `file://`, `s3://` (through the S3 store; wildcards allowe
 `http(s)://`. Remote files go through ONE download cache keyed by URL, reused only while the
 source's validator (ETag / Last-Modified / size) is unchanged and the cached bytes still hash to
 the recorded sha256; concurrent tasks coordinate with a file lock per URL and atomic renames.
-`datum://` and `dataset://` need the Valohai platform and are refused with a hint.
+`datum://`, `dataset://` and `model://` references are resolved through the data catalogue
+before they get here (`runtime.catalogue`); one reaching `materialise_input` is refused.
 
 Integrity: a local file (an upstream output in the local store, a cached download) whose seal
 (`store.files`: the sha256 recorded on the file with the size and mtime it had) is still valid
@@ -65,13 +66,15 @@ class InputSource:
 
     `sha256`/`size` are known for upstream outputs and checked; `metadata` becomes the file's
     `inputs.json` metadata; `path_hint` (e.g. the output's path below /valohai/outputs) is the
-    relative path used by keep-directories instead of the URL's path."""
+    relative path used by keep-directories instead of the URL's path; `datum_id` names a file
+    from the data catalogue (inputs.json carries it)."""
 
     uri: str
     sha256: str | None = None
     size: int | None = None
     metadata: tuple[dict[str, Any], ...] = ()
     path_hint: str | None = None
+    datum_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -343,10 +346,10 @@ def _resolve(
     local path or http(s) URL leads (None: an upstream output, produced here)."""
     parsed = urllib.parse.urlparse(uri)
     scheme = parsed.scheme.lower()
-    if scheme in ("datum", "dataset"):
+    if scheme in ("datum", "dataset", "model"):
         raise InputError(
-            f"{uri!r}: {scheme}:// URLs need the Valohai platform; "
-            "give an s3://, https:// or local URL (or path) for this input instead"
+            f"{uri!r}: {scheme}:// references are resolved through the data catalogue "
+            "(runtime.catalogue.reference_sources), not downloaded"
         )
     if scheme == "s3":
         return _resolve_s3(uri, stores or StoreResolver())
@@ -364,8 +367,8 @@ def _resolve(
 
 
 def _target_name(resolved: _Resolved, source: InputSource, keep: KeepDirectories, many: bool) -> str:
-    if keep == "none":
-        name = resolved.suffix.rpartition("/")[2]
+    if keep == "none":  # a catalogue file is named by its datum name, not by its store key
+        name = (source.path_hint if source.path_hint and not many else resolved.suffix).rpartition("/")[2]
     elif keep == "full":
         name = source.path_hint if source.path_hint and not many else resolved.full
     else:
@@ -416,7 +419,12 @@ def materialise_input(
             )
         digest = r.fetch(cache, dest, source.sha256)
         by_target[target] = InputFileEntry(
-            name=target, uri=r.uri, size=dest.stat().st_size, sha256=digest, metadata=source.metadata
+            name=target,
+            uri=r.uri,
+            size=dest.stat().st_size,
+            sha256=digest,
+            metadata=source.metadata,
+            datum_id=source.datum_id,
         )
     result.files = list(by_target.values())
     return result

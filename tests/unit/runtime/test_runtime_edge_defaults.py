@@ -79,5 +79,7 @@ def test_an_edge_fed_input_never_resolves_its_replaced_default(tmp_path: Path, d
 
 
 def test_with_append_the_default_is_still_resolved(tmp_path: Path) -> None:
-    with pytest.raises(ExecutionError, match=r"node 'use': input 'model': input file not found: .*no-such-folder"):
+    with pytest.raises(
+        ExecutionError, match=r"node 'use': input 'model': input file not found: .*no-such-folder"
+    ):
         prepare_use(tmp_path, "no-such-folder/model.bin", "append")

@@ -75,9 +75,9 @@ def test_keep_directories_full_and_filename(tmp_path: Path, data_dir: Path, cach
     assert tree(inputs, "edge") == {"results/z.csv": b"bz"}
 
 
-def test_datum_and_dataset_urls_are_refused(tmp_path: Path, cache: DownloadCache) -> None:
-    for url in ("datum://0123abcd", "dataset://images/latest"):
-        with pytest.raises(InputError, match=r"give an s3://, https:// or local URL"):
+def test_catalogue_references_are_not_downloaded(tmp_path: Path, cache: DownloadCache) -> None:
+    for url in ("datum://0123abcd", "dataset://images/latest", "model://churn/1"):
+        with pytest.raises(InputError, match=r"resolved through the data catalogue"):
             materialise_input("d", [InputSource(url)], tmp_path / "inputs", cache)
     with pytest.raises(InputError, match="unsupported"):
         materialise_input("d", [InputSource("gs://bucket/x")], tmp_path / "inputs", cache)

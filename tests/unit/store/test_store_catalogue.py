@@ -116,7 +116,7 @@ def test_unknown_references_say_what_there_is(catalogue: Catalogue) -> None:
     catalogue.create_dataset_version("images", "v1", [datum("a.csv")], PRODUCER)
     with pytest.raises(UnknownReferenceError, match="did you mean production-model"):
         catalogue.resolve("datum://production-modle")
-    with pytest.raises(UnknownReferenceError, match="no dataset 'image' .*did you mean images"):
+    with pytest.raises(UnknownReferenceError, match=r"no dataset 'image' .*did you mean images"):
         catalogue.resolve("dataset://image/latest")
     with pytest.raises(UnknownReferenceError, match=r"has no version or alias 'v2' \(it has v1\)"):
         catalogue.resolve("dataset://images/v2")
@@ -161,7 +161,9 @@ def _publish_version(root: str, index: int) -> str:
 
 
 def _publish_model(root: str, index: int) -> int:
-    return Catalogue(LocalStore(root)).create_model_version("race", [datum(f"p{index}.pkl")], PRODUCER).version
+    return (
+        Catalogue(LocalStore(root)).create_model_version("race", [datum(f"p{index}.pkl")], PRODUCER).version
+    )
 
 
 def test_processes_publishing_one_version_at_once_create_it_once(tmp_path: Path) -> None:
