@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from valohai_airflow import data_cli
 from valohai_airflow.loading.dags_folder import VALOHAI_YAML, valohai_yamls
 from valohai_airflow.loading.project import compile_project
 from valohai_airflow.plan.blueprints import variant_count
@@ -125,7 +126,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     graph_parser.add_argument("path", help="a valohai.yaml")
     graph_parser.add_argument("--pipeline", help="only this pipeline")
     graph_parser.add_argument("--format", choices=["text", "mermaid"], default="text")
+    data_cli.add_parser(commands)
     args = parser.parse_args(argv)
+    if args.command == "data":
+        return data_cli.run(args)
     if args.command == "lint":
         return lint(args.paths, strict=args.strict, output=args.format)
     return graph(args.path, args.pipeline, args.format)
