@@ -1,0 +1,118 @@
+"""The data catalogue on a real S3 server (SeaweedFS, tests/support/seaweed.py): conditional creates
+(`If-None-Match: *`), concurrent publishers, a refused existing version, and a team's bucket registered
+without copying (a prefix as a dataset version) then read by a node's input resolution."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from tests.support.seaweed import S3Endpoint
+from valohai_airflow import data
+from valohai_airflow.runtime.catalogue import input_sources
+from valohai_airflow.runtime.inputs import DownloadCache, materialise_input
+from valohai_airflow.store import ObjectExistsError
+from valohai_airflow.store.catalogue import Catalogue, DatumFile, Producer, VersionExistsError
+from valohai_airflow.store.resolver import StoreResolver
+
+
+def resolver(endpoint: S3Endpoint, bucket: str) -> StoreResolver:
+    options = {
+        "endpoint_url": endpoint.endpoint_url,
+        "access_key": endpoint.access_key,
+        "secret_key": endpoint.secret_key,
+        "region_name": endpoint.region,
+    }
+    return StoreResolver(f"s3://{bucket}/store", s3=options)
+
+
+def datum(name: str) -> DatumFile:
+    return DatumFile(datum_id=f"id-{name}", name=name, uri=f"s3://elsewhere/{name}")
+
+
+def test_create_bytes_is_conditional_on_s3(s3_endpoint: S3Endpoint, s3_bucket: str) -> None:
+    store = resolver(s3_endpoint, s3_bucket).store
+    store.create_bytes(b"first", "k.json")
+    with pytest.raises(ObjectExistsError, match=rf"s3://{s3_bucket}/store/k.json"):
+        store.create_bytes(b"second", "k.json")
+    assert store.read_bytes("k.json") == b"first"
+
+    def claim(index: int) -> bool:
+        try:
+            store.create_bytes(str(index).encode(), "race.json")
+        except ObjectExistsError:
+            return False
+        return True
+
+    with ThreadPoolExecutor(8) as pool:
+        assert sorted(pool.map(claim, range(16))) == [False] * 15 + [True]
+
+
+def test_concurrent_publishers_on_s3(s3_endpoint: S3Endpoint, s3_bucket: str) -> None:
+    catalogue = Catalogue(resolver(s3_endpoint, s3_bucket).store)
+    producer = Producer(dag_id="d", run_id="r", node="n", execution_id="e")
+
+    def move(index: int) -> int:
+        return catalogue.set_alias("shared", datum(f"f{index}"), producer).seq
+
+    def version(index: int) -> str:
+        try:
+            catalogue.create_dataset_version("race", "v1", [datum(f"p{index}")], producer)
+        except VersionExistsError:
+            return "refused"
+        return "created"
+
+    with ThreadPoolExecutor(6) as pool:
+        seqs = list(pool.map(move, range(12)))
+        outcomes = list(pool.map(version, range(6)))
+    assert sorted(seqs) == list(range(1, 13))
+    assert [e.seq for e in catalogue.alias_history("shared")] == list(range(1, 13))
+    assert sorted(outcomes) == ["created"] + ["refused"] * 5
+    assert [(e.version, e.alias) for e in catalogue.dataset_history("race")] == [("v1", None)]
+
+
+def test_a_teams_bucket_registered_in_place_and_read_by_a_node(
+    s3_endpoint: S3Endpoint, s3_bucket: str, tmp_path: Path
+) -> None:
+    stores = resolver(s3_endpoint, s3_bucket)
+    team = stores.s3_bucket(s3_bucket)
+    team.put_bytes(b"A", "team/images/a.png")
+    team.put_bytes(b"BB", "team/images/sub/b.png")
+    team.put_bytes(b"model", "team/model.bin")
+    store = stores.store
+    options = dict(stores.s3_options)
+    version = data.create_dataset_version(
+        "images/v1", [f"s3://{s3_bucket}/team/images/"], aliases=["prod"], store=store.url, s3=options
+    )
+    assert sorted((f.name, f.size, f.uri) for f in version.files) == [
+        ("a.png", 1, f"s3://{s3_bucket}/team/images/a.png"),
+        ("sub/b.png", 2, f"s3://{s3_bucket}/team/images/sub/b.png"),
+    ]
+    assert not store.list_prefix("catalogue/files")  # nothing copied
+    copied = data.set_alias(
+        "best", f"s3://{s3_bucket}/team/model.bin", copy=True, store=store.url, s3=options
+    )
+    assert copied.file.uri.startswith(f"s3://{s3_bucket}/store/catalogue/files/") and copied.file.sha256
+
+    catalogue = Catalogue(store)
+    sources = input_sources(["dataset://images/prod", "datum://best"], catalogue)
+    done = materialise_input(
+        "data",
+        sources,
+        tmp_path / "inputs",
+        DownloadCache(tmp_path / "cache"),
+        keep_directories="full",
+        stores=stores,
+    )
+    assert {f.name: (f.size, f.datum_id is not None) for f in done.files} == {
+        "a.png": (1, True),
+        "sub/b.png": (2, True),
+        "model.bin": (5, True),
+    }
+    assert (tmp_path / "inputs" / "data" / "sub" / "b.png").read_bytes() == b"BB"
+    with pytest.raises(VersionExistsError):
+        data.create_dataset_version(
+            "images/v1", [f"s3://{s3_bucket}/team/model.bin"], store=store.url, s3=options
+        )
