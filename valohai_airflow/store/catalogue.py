@@ -384,7 +384,7 @@ class Catalogue:
             excluded=list(exclude),
             producer=producer,
         )
-        key = f"{self._folder('datasets', dataset, 'versions', version)}.json"
+        key = self._version_key(dataset, version)
         existing = self._read_optional(key, DatasetVersion)
         if existing is not None:
             raise VersionExistsError(record.reference, existing)
@@ -409,9 +409,7 @@ class Catalogue:
 
     def check_new_dataset_version(self, dataset: str, version: str) -> None:
         """VersionExistsError now, before anything is published, if the version exists already."""
-        existing = self._read_optional(
-            f"{self._folder('datasets', dataset, 'versions', version)}.json", DatasetVersion
-        )
+        existing = self._read_optional(self._version_key(dataset, version), DatasetVersion)
         if existing is not None:
             raise VersionExistsError(existing.reference, existing)
 
@@ -470,27 +468,23 @@ class Catalogue:
         )
 
     def dataset_version(self, reference: str) -> DatasetVersion:
-        """`dataset://<name>/<version>`, `…/<dataset alias>` or `…/latest`."""
+        """`dataset://<name>/<version>`, `…/<dataset alias>` or `…/latest`. Reads the version record
+        directly, or the dataset's log newest first until the event that names it."""
         _scheme, dataset, version = split_reference(reference)
         check_name(dataset, "dataset")
         if version is None:
             raise CatalogueError(f"{reference!r}: name a version, or latest")
+        if version != LATEST:
+            record = self._read_optional(
+                self._version_key(dataset, check_name(version, "dataset version")), DatasetVersion
+            )
+            if record is not None:
+                return record
+        wanted = None if version == LATEST else version  # latest: the newest "created" event
+        found = self._newest_event(dataset, lambda e: e.alias == wanted)
+        if found is not None:
+            return self._read(self._version_key(dataset, found.version), DatasetVersion)
         events = self._dataset_events(dataset)
-        if version == LATEST:
-            created = [e for e in events if e.alias is None]
-            if not created:
-                raise self._unknown_dataset(reference, dataset)
-            version = created[-1].version
-        else:
-            check_name(version, "dataset version")
-        record = self._read_optional(
-            f"{self._folder('datasets', dataset, 'versions', version)}.json", DatasetVersion
-        )
-        if record is not None:
-            return record
-        moved = [e for e in events if e.alias == version]
-        if moved:
-            return self.dataset_version(f"dataset://{dataset}/{moved[-1].version}")
         if not events:
             raise self._unknown_dataset(reference, dataset)
         known = {e.version for e in events} | {e.alias for e in events if e.alias}
@@ -498,6 +492,17 @@ class Catalogue:
             f"{reference}: dataset {dataset!r} has no version or alias {version!r} "
             f"(it has {', '.join(sorted(known))}){_suggest(version, known)}"
         )
+
+    def _version_key(self, dataset: str, version: str) -> str:
+        return f"{self._folder('datasets', dataset, 'versions', version)}.json"
+
+    def _newest_event(self, dataset: str, match: Callable[[DatasetEvent], bool]) -> DatasetEvent | None:
+        log = self._folder("datasets", dataset, "log")
+        for number in reversed(self._numbered(log)):
+            event = self._read(f"{log}/{_seq_key(number)}", DatasetEvent)
+            if match(event):
+                return event
+        return None
 
     def _unknown_dataset(self, reference: str, dataset: str) -> UnknownReferenceError:
         return UnknownReferenceError(
@@ -534,43 +539,48 @@ class Catalogue:
     # --- listing and history ------------------------------------------------------------------
 
     def entries(self) -> list[Entry]:
-        """Every alias, dataset and model with its current target, sorted by kind and name."""
+        """Every alias, dataset and model with its current target, sorted by kind and name (one
+        listing and the newest record of each name)."""
         out: list[Entry] = []
         for name in sorted(self._names("aliases")):
-            events = self.alias_history(name)
-            last = events[-1]
+            folder = self._folder("aliases", name)
+            numbers = self._numbered(folder)
+            alias = self._read(f"{folder}/{_seq_key(numbers[-1])}", AliasEvent)
             out.append(
                 Entry(
                     kind="alias",
                     name=name,
-                    current=last.file.uri,
-                    events=len(events),
-                    updated_at=last.producer.at,
+                    current=alias.file.uri,
+                    events=len(numbers),
+                    updated_at=alias.producer.at,
                 )
             )
         for name in sorted(self._names("datasets")):
-            log = self._dataset_events(name)
-            created = [e for e in log if e.alias is None]
-            if created:
+            log = self._folder("datasets", name, "log")
+            numbers = self._numbered(log)
+            created = self._newest_event(name, lambda e: e.alias is None)
+            if created is not None:
+                last = self._read(f"{log}/{_seq_key(numbers[-1])}", DatasetEvent)
                 out.append(
                     Entry(
                         kind="dataset",
                         name=name,
-                        current=created[-1].version,
-                        events=len(log),
-                        updated_at=log[-1].producer.at,
+                        current=created.version,
+                        events=len(numbers),
+                        updated_at=last.producer.at,
                     )
                 )
         for name in sorted(self._names("models")):
-            versions = self.model_history(name)
-            last_model = versions[-1]
+            folder = self._folder("models", name)
+            numbers = self._numbered(folder)
+            model = self._read(f"{folder}/{_seq_key(numbers[-1])}", ModelVersion)
             out.append(
                 Entry(
                     kind="model",
                     name=name,
-                    current=str(last_model.version),
-                    events=len(versions),
-                    updated_at=last_model.producer.at,
+                    current=str(model.version),
+                    events=len(numbers),
+                    updated_at=model.producer.at,
                 )
             )
         return out
