@@ -159,7 +159,8 @@ def _materialise_inputs(
     for input_ in step.inputs:
         from_edges = edge_files.get(input_.name)
         replaced = from_edges is not None and request.node.edge_merge_mode != "append"
-        urls = [] if replaced else _conf_urls(request, input_.name, input_.default, parameters)  # never read
+        # a default that edges replace is never read (nor refused, nor resolved from the catalogue)
+        urls = [] if replaced else _conf_urls(request, input_.name, input_.default, parameters)
         files: list[InputFileEntry] = []
         try:
             if urls:
@@ -268,11 +269,14 @@ def finish(
             prepared.log.append(f"removed the partial outputs try {number} left in the store")
         return _stage_out(prepared, metadata, exit_code=exit_code, status=status)
     except CatalogueError as error:  # a dataset version that exists, a malformed alias: refused
-        discard_try(request.store, request.key)
+        try:
+            discard_try(request.store, request.key)
+            kept = "no output of this try is kept in the store"
+        except (StoreError, OSError) as cleanup:
+            kept = f"removing what this try had stored failed ({cleanup})"
         raise ExecutionError(
             f"node {request.node.name!r}: its outputs ask the data catalogue for something it refuses: "
-            f"{error}. The step itself {status}; no output of this try is kept in the store, "
-            f"the files are kept in {prepared.workdir.outputs}"
+            f"{error}. The step itself {status}; {kept}; the files are kept in {prepared.workdir.outputs}"
         ) from error
     except (StoreError, OSError) as error:  # a full disk, an S3 server gone mid-upload
         try:

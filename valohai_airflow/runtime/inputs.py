@@ -349,7 +349,7 @@ def _resolve(
     if scheme in ("datum", "dataset", "model"):
         raise InputError(
             f"{uri!r}: {scheme}:// references are resolved through the data catalogue "
-            "(runtime.catalogue.reference_sources), not downloaded"
+            "(runtime.catalogue.input_sources), not downloaded"
         )
     if scheme == "s3":
         return _resolve_s3(uri, stores or StoreResolver())
