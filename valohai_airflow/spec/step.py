@@ -5,7 +5,14 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, ClassVar, cast
 
-from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from valohai_airflow.spec._base import (
     Bool,
@@ -90,6 +97,14 @@ class EnvironmentVariable(SpecModel):
     description: Str | None = None
 
 
+def _mount_fields(text: str) -> dict[str, Any]:
+    """The "/source:/destination" form as the mapping form's keys."""
+    if not re.match(r"^/.+:/.+$", text):
+        raise spec_error("mount", "mount {value!r} must look like '/source:/destination'", {"value": text})
+    source, destination = text.split(":", 1)
+    return {"source": source, "destination": destination}
+
+
 class Mount(SpecModel):
     """A host/volume mount, from "/src:/dst" or the mapping form."""
 
@@ -104,14 +119,7 @@ class Mount(SpecModel):
     @model_validator(mode="before")
     @classmethod
     def _from_string(cls, data: Any) -> Any:
-        if isinstance(data, str):
-            if not re.match(r"^/.+:/.+$", data):
-                raise spec_error(
-                    "mount", "mount {value!r} must look like '/source:/destination'", {"value": data}
-                )
-            source, destination = data.split(":", 1)
-            return {"source": source, "destination": destination}
-        return data
+        return _mount_fields(data) if isinstance(data, str) else data
 
     @field_validator("type", mode="after")
     @classmethod
@@ -125,7 +133,7 @@ def _located_mounts(value: Any) -> Any:
     if not isinstance(value, YamlList):
         return value
     return [
-        {**Mount._from_string(item), "location": value.item_locations[index]} if isinstance(item, str) else item
+        {**_mount_fields(item), "location": value.item_locations[index]} if isinstance(item, str) else item
         for index, item in enumerate(value)
     ]
 

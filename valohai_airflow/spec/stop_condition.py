@@ -31,7 +31,7 @@ def expression_problem(expression: str) -> str | None:
     """Why valohai-yaml's lint rejects `expression` ("is not a valid expression: …"), None if it does not."""
     try:
         _KeywordRewriter(VerifierUniverse(), max_depth=8).evaluate_expression(expression)
-    except Exception as error:  # noqa: BLE001  # upstream catches everything the same way
+    except Exception as error:  # upstream catches everything the same way
         return str(error) or type(error).__name__
     return None
 
@@ -50,6 +50,6 @@ def evaluate(expression: str, metadata: Mapping[str, Any]) -> tuple[bool, str]:
         holds = bool(_EVALUATOR.evaluate(expression, values))
     except NoSuchValue as error:
         return False, f"a key it reads was not printed yet ({error})"
-    except Exception as error:  # noqa: BLE001  # a value leval cannot compare: the condition does not hold
+    except Exception as error:  # a value leval cannot compare: the condition does not hold
         return False, f"cannot be evaluated on these values ({type(error).__name__}: {error})"
     return holds, "holds" if holds else "does not hold"

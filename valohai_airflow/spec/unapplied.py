@@ -21,8 +21,12 @@ _PRESET = (
     "Valohai's runtime config presets live on its platform; the container gets what its "
     "`environment` maps to in valohai-airflow.yaml"
 )
-_AUTORESTART = "there are no spot instances to restart after; a failed node follows its `on-error` (`retry` retries it)"
-_KUBERNETES = "Kubernetes scheduling of Valohai's endpoint servers; a served endpoint here is a local Docker container"
+_AUTORESTART = (
+    "there are no spot instances to restart after; a failed node follows its `on-error` (`retry` retries it)"
+)
+_KUBERNETES = (
+    "Kubernetes scheduling of Valohai's endpoint servers; a served endpoint here is a local Docker container"
+)
 
 STEP: dict[str, str] = {
     "cache-volumes": (
@@ -67,7 +71,9 @@ OVERRIDE: dict[str, str] = {"runtime-config-preset": _PRESET, "autorestart": _AU
 PIPELINE_PARAMETER: dict[str, str] = {
     "category": "only Valohai's UI groups parameters by it; the trigger form shows pipeline parameters first",
 }
-EDGE: dict[str, str] = {"configuration": "edge configuration is not read; the edge passes its files or value as it is"}
+EDGE: dict[str, str] = {
+    "configuration": "edge configuration is not read; the edge passes its files or value as it is"
+}
 ON_DEMAND = (
     "`download: on-demand` is not applied: the input is fetched before the command starts, like "
     "`download: always` (inputs.json still marks its files on-demand, so valohai-utils finds them in place)"
@@ -123,7 +129,9 @@ def _pipeline(data: YamlMap, label: str, diagnostics: Diagnostics) -> None:
         if edge.get("configuration"):
             _keys(edge, f"{label}, edge", EDGE, diagnostics)
     for parameter in _items(data, "parameters"):
-        _keys(parameter, f"{label}, parameter {shown(parameter.get('name'))}", PIPELINE_PARAMETER, diagnostics)
+        _keys(
+            parameter, f"{label}, parameter {shown(parameter.get('name'))}", PIPELINE_PARAMETER, diagnostics
+        )
 
 
 def _on_demand(input_: YamlMap, label: str, diagnostics: Diagnostics) -> None:
