@@ -3,12 +3,41 @@ line and column saying what happens instead; `stop-condition` is checked as valo
 
 from __future__ import annotations
 
+import re
 import textwrap
+from pathlib import Path
 
 import pytest
 
 from valohai_airflow.spec import parse_text
+from valohai_airflow.spec.deployment_defaults import Deployment
+from valohai_airflow.spec.endpoint import Endpoint, EndpointFile
+from valohai_airflow.spec.input import Input
+from valohai_airflow.spec.parameter import Parameter, ParameterWidget
+from valohai_airflow.spec.pipeline import (
+    DeploymentNode,
+    Edge,
+    ExecutionNode,
+    NodeAction,
+    Override,
+    Pipeline,
+    PipelineParameter,
+    TaskNode,
+)
+from valohai_airflow.spec.step import EnvironmentVariable, Mount, Output, ResourceRange, Step, StepResources
 from valohai_airflow.spec.stop_condition import evaluate, expression_problem
+from valohai_airflow.spec.task import Task, VariantParameter, VariantParameterRules
+from valohai_airflow.spec.unapplied import (
+    EDGE,
+    ENDPOINT,
+    OVERRIDE,
+    PARAMETER,
+    PIPELINE_PARAMETER,
+    RESOURCES,
+    RULES,
+    STEP,
+    TASK,
+)
 
 FILE = textwrap.dedent(
     """\
@@ -171,3 +200,52 @@ def test_stop_condition_evaluates_over_the_last_metadata(
     expression: str, metadata: dict[str, object], holds: bool
 ) -> None:
     assert evaluate(expression, metadata)[0] is holds
+
+
+def _documented_keys() -> dict[str, set[str]]:
+    """item → keys, from the "Every key of valohai.yaml" table of docs/mapping.md."""
+    text = (Path(__file__).parents[3] / "docs" / "mapping.md").read_text()
+    table = text.split("## Every key of valohai.yaml", 1)[1].split("\n### ", 1)[0]
+    keys: dict[str, set[str]] = {}
+    for row in table.splitlines():
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        if row.startswith("| ") and len(cells) == 3 and cells[0] not in ("item", "---"):
+            keys.setdefault(cells[0], set()).update(re.findall(r"`([a-z-]+)`", cells[1]))
+    return keys
+
+
+DOCUMENTED = {
+    "step": Step,
+    "resources": StepResources,
+    "resource": ResourceRange,
+    "parameter": Parameter,
+    "widget": ParameterWidget,
+    "input": Input,
+    "output": Output,
+    "environment variable": EnvironmentVariable,
+    "mount": Mount,
+    "task": Task,
+    "variant parameter": VariantParameter,
+    "rules": VariantParameterRules,
+    "pipeline": Pipeline,
+    "node": (ExecutionNode, TaskNode, DeploymentNode),
+    "override": Override,
+    "action": NodeAction,
+    "edge": Edge,
+    "pipeline parameter": PipelineParameter,
+    "endpoint": Endpoint,
+    "endpoint file": EndpointFile,
+    "deployment (top-level item)": Deployment,
+}
+
+
+def test_the_docs_mapping_table_says_what_happens_to_every_key() -> None:
+    documented = _documented_keys()
+    assert set(documented) == set(DOCUMENTED)
+    for item, classes in DOCUMENTED.items():
+        keys = {k for cls in (classes if isinstance(classes, tuple) else (classes,)) for k in cls.yaml_keys()}
+        assert keys <= documented[item], (
+            f"{item}: {sorted(keys - documented[item])} missing in docs/mapping.md"
+        )
+    for table in (STEP, RESOURCES, PARAMETER, TASK, RULES, ENDPOINT, OVERRIDE, PIPELINE_PARAMETER, EDGE):
+        assert all(any(key in keys for keys in documented.values()) for key in table)
