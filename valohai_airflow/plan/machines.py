@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 
 from valohai_airflow.errors import ValohaiAirflowError
 from valohai_airflow.plan.model import MachinePlan, NodeKind, PipelinePlan
-from valohai_airflow.plan.mounts import mounts_for, warn_mounts
+from valohai_airflow.plan.mounts import mounts_for
 from valohai_airflow.spec.diagnostics import Diagnostics, Location
 from valohai_airflow.spec.hints import did_you_mean
 from valohai_airflow.spec.sidecar import SIDECAR_NAME, EnvironmentSettings, ProjectSettings
@@ -93,7 +93,6 @@ def resolve_machines(
     unmapped: dict[tuple[str, Location], dict[str, list[str]]] = {}  # → pipeline → node names
     resolved = []
     machines: dict[int, MachinePlan] = {}
-    mounts_seen: set[Location] = set()
     for pipeline in pipelines:
         nodes = []
         for node in pipeline.nodes:
@@ -105,7 +104,6 @@ def resolve_machines(
             if id(node.step) not in machines:
                 machines[id(node.step)] = machine_for(node.step, settings)
                 _check_step_network(node.step, settings, diagnostics)
-                warn_mounts(node.step, settings, diagnostics, mounts_seen)
             machine = machines[id(node.step)]
             if machine.environment is not None and not machine.mapped:
                 where = node.step.environment_location or node.location

@@ -18,8 +18,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from valohai_airflow.errors import ValohaiAirflowError
-from valohai_airflow.spec.diagnostics import Diagnostics, Location
+from valohai_airflow.spec.config import Config
+from valohai_airflow.spec.diagnostics import Diagnostics
 from valohai_airflow.spec.pickling import pickled_by_fields
+from valohai_airflow.spec.pipeline import DeploymentNode
 from valohai_airflow.spec.sidecar import SIDECAR_NAME, ProjectSettings
 from valohai_airflow.spec.step import Mount, Step
 
@@ -73,26 +75,31 @@ def mounts_for(step: Step, settings: ProjectSettings) -> tuple[BindMount, ...]:
     return tuple(d for d in decided if isinstance(d, BindMount))
 
 
-def warn_mounts(step: Step, settings: ProjectSettings, diagnostics: Diagnostics, seen: set[Location]) -> None:
-    """A warning at each mount that is not made (once per mount, however many nodes use its step)."""
-    for mount in step.mounts:
-        if mount.location in seen:
-            continue
-        seen.add(mount.location)
-        decided = decide(mount, settings.mounts.allow)
-        if isinstance(decided, str):
-            diagnostics.warning(
-                f"step {step.name!r}, mount {mount.source}:{mount.destination}: {decided}, so the container "
-                "runs without it",
-                mount.location,
-                f"add the host folder to `mounts: {{allow: [...]}}` in {SIDECAR_NAME} to mount it",
-            )
-        elif mount.options:
-            diagnostics.warning(
-                f"step {step.name!r}, mount {mount.source}:{mount.destination}: `options` are not applied; "
-                "it is a plain bind mount" + (" (read-only)" if mount.readonly else ""),
-                mount.location,
-            )
+def warn_mounts(config: Config, settings: ProjectSettings, diagnostics: Diagnostics) -> None:
+    """A warning at each mount of a step or a node override that is not made, once per mount."""
+    places = [(f"step {step.name!r}", step.mounts) for step in config.steps.values()]
+    places += [
+        (f"pipeline {pipeline.name!r}, node {node.name!r} override", node.override.mounts)
+        for pipeline in config.pipelines.values()
+        for node in pipeline.nodes
+        if not isinstance(node, DeploymentNode) and node.override is not None
+    ]
+    for label, mounts in places:
+        for mount in mounts:
+            decided = decide(mount, settings.mounts.allow)
+            where = f"{label}, mount {mount.source}:{mount.destination}"
+            if isinstance(decided, str):
+                diagnostics.warning(
+                    f"{where}: {decided}, so the container runs without it",
+                    mount.location,
+                    f"add the host folder to `mounts: {{allow: [...]}}` in {SIDECAR_NAME} to mount it",
+                )
+            elif mount.options:
+                diagnostics.warning(
+                    f"{where}: `options` are not applied; it is a plain bind mount"
+                    + (" (read-only)" if mount.readonly else ""),
+                    mount.location,
+                )
 
 
 def checked_mounts(node: str, mounts: Sequence[BindMount]) -> list[tuple[str, str, bool]]:

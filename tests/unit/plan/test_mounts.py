@@ -87,3 +87,15 @@ def test_the_worker_checks_each_source_again(host: Path) -> None:
     gone = BindMount(f"{host}/shared/missing", "/m", False, f"{host}/shared")
     with pytest.raises(MountError, match="does not exist on this worker"):
         checked_mounts("n", [gone])
+
+
+def test_a_node_overrides_mount_is_checked_too(host: Path) -> None:
+    path = _project(host, f"      - {host}/shared:/data\n", f"mounts:\n  allow: ['{host}/shared']\n")
+    text = path.read_text().replace("step: s}", f"step: s, override: {{mounts: ['{host}/private:/p']}}}}")
+    path.write_text(text)
+    clear_cache()
+    plan = compile_project(path)
+    assert plan.pipelines[0].nodes[0].machine.mounts == ()  # the override replaces the step's mounts
+    (warning,) = plan.diagnostics
+    assert warning.message.startswith(f"pipeline 'p', node 'n' override, mount {host}/private:/p: host path")
+    assert warning.location.line == 10
