@@ -169,3 +169,34 @@ def test_on_demand_input_is_fetched_before_start_and_marked_in_inputs_json(dags_
     (warning,) = [d for d in warnings if "on-demand" in d.message]
     assert (warning.location.line, warning.location.column) == (6, 41)
     assert "fetched before the command starts" in warning.message
+
+
+def test_a_task_blueprints_stop_condition_stops_each_execution_that_meets_it(dags_folder: Path) -> None:
+    """dag.test() runs a batch of ready executions whole, so the skip of the siblings that have not
+    started is seen with the real scheduler (tests/e2e/test_stop_condition.py)."""
+    yaml = step(
+        "train",
+        r"printf '\173"
+        + '"score": %s}'
+        + r"\n' {parameter-value:n}; [ {parameter-value:n} -lt 2 ] || sleep 120",
+        "parameters:\n  - {name: n, type: integer, default: 0}",
+    )
+    yaml += textwrap.dedent(
+        """\
+        - task:
+            name: sweep
+            step: train
+            stop-condition: score >= 2
+            parameters:
+              - {name: n, style: multiple, rules: {items: [1, 2, 3]}}
+        """
+    )
+    yaml += _pipeline("train", "task: sweep", kind="task")
+    outcome = run_pipeline(dags_folder, f"{PREFIX}-taskstop", yaml)
+    assert outcome.state == "success", outcome.states
+    manifests = [t.xcom_pull(task_ids="train", map_indexes=t.map_index) for t in outcome.executions("train")]
+    assert [(m["metadata"]["score"], m["status"]) for m in manifests] == [
+        (1, "completed"),
+        (2, "stopped"),
+        (3, "stopped"),
+    ]

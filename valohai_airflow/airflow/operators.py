@@ -136,6 +136,15 @@ class ValohaiExecutionOperator(DockerOperator):
         return DockerEngine(url[0] if isinstance(url, list) else str(url), client=self.hook.api_client)
 
     @property
+    def _step_condition(self) -> str | None:
+        return self.node.step.stop_condition if self.node.step else None
+
+    @property
+    def _task_condition(self) -> str | None:
+        """A task blueprint's stop-condition: met by one execution, it stops the task."""
+        return self.node.blueprint.stop_condition if self.node.blueprint else None
+
+    @property
     def variant_label(self) -> str:
         """A task node's execution as the UI names it (`map_index_template`): its varied values."""
         return variant_label(self.variant)
@@ -206,6 +215,8 @@ class ValohaiExecutionOperator(DockerOperator):
             self._fail(context, prepared, manifest, run)
         if gate:
             gate.record(manifest)
+        if run.stop_condition and self._stop_watch and self._stop_watch.held == self._task_condition:
+            control_tasks.stop_siblings(self, context, f"task {self._stop_watch.reason}")
         if valohai_settings().clean_work_dirs:
             shutil.rmtree(prepared.workdir.root, ignore_errors=True)
         control_tasks.after_success(self, context, self.node, manifest)
@@ -221,8 +232,8 @@ class ValohaiExecutionOperator(DockerOperator):
         guard = container_guard.start(self.container_name or "", self.engine.url)
         watchdog = _SilenceWatchdog(self, self.no_output_timeout) if self.no_output_timeout else None
         self.container = None  # type: ignore[assignment]  # DockerOperator sets it once this try's container exists
-        condition = self.node.step.stop_condition if self.node.step else None
-        self._stop_watch = StopWatch(condition) if condition else None
+        conditions = [c for c in (self._step_condition, self._task_condition) if c]
+        self._stop_watch = StopWatch(*conditions) if conditions else None
         run = _ContainerRun()
         try:
             lines = super().execute(context)

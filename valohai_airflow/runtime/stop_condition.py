@@ -1,5 +1,6 @@
-"""A step's `stop-condition` at run time: watch the metadata as the container prints it and say,
-once, when the condition holds (spec/stop_condition.py evaluates it).
+"""`stop-condition` at run time (a step's, and a task blueprint's for each of its executions):
+watch the metadata as the container prints it and say, once, when a condition holds
+(spec/stop_condition.py evaluates it).
 
 The watch sees the container's output chunk by chunk (the engine's attach stream), keeps the last
 value per metadata key, as the manifest does, and evaluates after each metadata point, so the
@@ -19,12 +20,13 @@ MAX_BUFFER = 1024 * 1024  # a "line" longer than this without a newline is not m
 
 
 class StopWatch:
-    """Feed it the container's output; `feed` is True once, when the condition first holds."""
+    """Feed it the container's output; `feed` is True once, when one of the conditions first holds."""
 
-    def __init__(self, expression: str) -> None:
-        self.expression = expression
+    def __init__(self, *expressions: str) -> None:
+        self.expressions = expressions
         self.last: dict[str, Any] = {}
-        self.reason: str | None = None  # set when the condition held: which metadata made it hold
+        self.held: str | None = None  # the expression that held
+        self.reason: str | None = None  # set when it held: which metadata made it hold
         self._buffer = ""
 
     def feed(self, chunk: bytes | str) -> bool:
@@ -41,8 +43,9 @@ class StopWatch:
         if point is None:
             return False
         self.last.update((k, v) for k, v in point.items() if k != TIME_KEY)
-        holds, _ = evaluate(self.expression, self.last)
-        if holds:
-            printed = shown(json.loads(json.dumps(point, default=str)))
-            self.reason = f"stop-condition `{self.expression}` holds after the metadata point {printed}"
-        return holds
+        self.held = next((e for e in self.expressions if evaluate(e, self.last)[0]), None)
+        if self.held is None:
+            return False
+        printed = shown(json.loads(json.dumps(point, default=str)))
+        self.reason = f"stop-condition `{self.held}` holds after the metadata point {printed}"
+        return True

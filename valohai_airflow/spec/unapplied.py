@@ -51,10 +51,6 @@ TASK: dict[str, str] = {
     "optimization-target-metric": "Valohai's optimiser is not here: `bayesian_tpe` explores at random",
     "optimization-target-value": "Valohai's optimiser is not here: `bayesian_tpe` explores at random",
     "engine": "Valohai's optimiser is not here: `bayesian_tpe` explores at random",
-    "stop-condition": (
-        "a task's stop-condition does not stop its other executions; each runs to its end "
-        "(a step's `stop-condition` stops its own execution)"
-    ),
     "reuse-children": "executions are not reused between tasks; `reuse-executions: true` of the pipeline reuses whole nodes",
 }
 RULES: dict[str, str] = {

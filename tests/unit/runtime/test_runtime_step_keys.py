@@ -85,3 +85,9 @@ def test_on_demand_inputs_are_described_as_valohai_describes_them() -> None:
     )
     assert "input_id" not in described["other"]
     assert "download_intent" not in described["other"]["files"][0]
+
+
+def test_the_watch_names_which_of_several_conditions_held() -> None:
+    watch = StopWatch("loss < 0.1", "score >= 2")
+    assert watch.feed('{"score": 2}\n')
+    assert watch.held == "score >= 2"

@@ -125,11 +125,6 @@ EXPECTED = [
     (26, "optimization-target-metric", "`optimization-target-metric` is not applied"),
     (27, "optimization-target-value", "`optimization-target-value` is not applied"),
     (28, "engine", "`engine` is not applied"),
-    (
-        29,
-        "stop-condition",
-        "task 'sweep': `stop-condition` is not applied: a task's stop-condition does not stop",
-    ),
     (30, "reuse-children", "`reuse-children` is not applied"),
     (32, "numberify", "variant parameter 'lr': `numberify` is not applied"),
     (37, "node-selector", "endpoint 'predict': `node-selector` is not applied: Kubernetes scheduling"),
