@@ -10,6 +10,7 @@ and its nodes run on Airflow's default queue without limits from it. The step's 
 The container's Docker network: the environment's `network`, else the project's, else the engine's
 default (a normal engine's `bridge`: online, as Valohai executions are). A step's `VH_DOCKER_NETWORK`
 variable wins over both, as on Valohai's private workers, unless `allow_vh_docker_network: false`.
+The machine also carries the step's `mounts` that `mounts.allow` admits (mounts.py).
 """
 
 from __future__ import annotations
