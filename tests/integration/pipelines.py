@@ -64,8 +64,10 @@ def run_pipeline(
     sidecar: str | None = None,
     conf: dict[str, Any] | None = None,
     helper: Callable[[str], None] | None = None,
+    files: dict[str, str] | None = None,
 ) -> Outcome:
-    files = {"valohai-airflow.yaml": textwrap.dedent(sidecar)} if sidecar else None
+    """`files`: more files of the project folder (relative path → text)."""
+    files = {**(files or {}), **({"valohai-airflow.yaml": textwrap.dedent(sidecar)} if sidecar else {})}
     add_project(dags_folder, name, textwrap.dedent(valohai_yaml), files)
     bag = dag_bag(dags_folder)
     assert bag.import_errors == {}

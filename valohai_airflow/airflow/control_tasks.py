@@ -233,6 +233,13 @@ def after_failure(
         skip_now(_instances(context, [], own=task))
 
 
+def stop_siblings(task: BaseOperator, context: Any, reason: str) -> None:
+    """A task blueprint's stop-condition met by this execution: the task's executions that have not
+    started are skipped (running ones run to their end)."""
+    task.log.info("%s: the task stops; its executions that have not started are skipped", reason)
+    skip_now(_instances(context, [], own=task))
+
+
 class ApprovalGate(ApprovalOperator):
     """`require-approval` before a node: Airflow's human-in-the-loop Approve/Reject task.
 

@@ -149,7 +149,11 @@ def node_doc_md(
         f"`{_cell(step.image)}`, on error `{node.on_error}`.",
         "",
     ]
+    if step.description:
+        lines += [step.description, ""]
     lines += [machine_text(node, default), ""]
+    for line in _step_keys_text(node):
+        lines += [line, ""]
     if node.kind is NodeKind.TASK:
         lines += [_task_text(node, variants), ""]
     lines += [
@@ -184,6 +188,22 @@ def node_doc_md(
     names = _environment_names(node)
     lines += ["", "Environment variables (names only): " + ", ".join(f"`{_cell(n)}`" for n in names) + "."]
     return "\n".join(lines) + "\n"
+
+
+def _step_keys_text(node: NodePlan) -> list[str]:
+    """What the step's `stop-condition` and allowed `mounts` do, when it has them."""
+    assert node.step is not None
+    lines = []
+    if node.step.stop_condition:
+        lines.append(
+            f"Stops when `{_cell(node.step.stop_condition)}` holds over its metadata (stop-condition); "
+            "the task then succeeds with the outputs written so far."
+        )
+    lines += [
+        f"Mounts host folder `{_cell(m.source)}` at `{_cell(m.destination)}`{' read-only' if m.readonly else ''}."
+        for m in node.machine.mounts
+    ]
+    return lines
 
 
 def _origin_text(source: ValueSource) -> str:

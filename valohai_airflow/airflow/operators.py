@@ -31,6 +31,7 @@ from valohai_airflow.engine.docker import (
     DockerAPIError,
     DockerEngine,
     HostConfigClient,
+    OutputTapClient,
     bind_mounts,
     engine_url,
     gpu_requests,
@@ -44,6 +45,7 @@ from valohai_airflow.runtime.execution import ExecutionRequest, PreparedExecutio
 from valohai_airflow.runtime.ids import ExecutionKey
 from valohai_airflow.runtime.inputs import DownloadCache
 from valohai_airflow.runtime.reuse import ReuseGate
+from valohai_airflow.runtime.stop_condition import StopWatch
 from valohai_airflow.sizes import size_text
 
 LABEL = "valohai-airflow"
@@ -103,14 +105,28 @@ class ValohaiExecutionOperator(DockerOperator):
         self.variant = dict(variant or {})
         self._stopped = False  # on_kill ran: the task got SIGTERM
         self._network_from = node.machine.network_from
+        self._stop_watch: StopWatch | None = None  # the step's stop-condition, watched during a try
 
     @property
     def cli(self) -> Any:
         """The hook's Docker client; with a CPU quota, one that adds it to the container's host config."""
         client = self.hook.api_client
-        if self.node.machine.cpus is None:
-            return client
-        return HostConfigClient(client, nano_cpus=round(self.node.machine.cpus * 1e9))
+        if self.node.machine.cpus is not None:
+            client = HostConfigClient(client, nano_cpus=round(self.node.machine.cpus * 1e9))
+        if self._stop_watch is not None:
+            client = OutputTapClient(client, self._watch_output)
+        return client
+
+    def _watch_output(self, chunk: bytes) -> None:
+        """Stop the container (through the engine) once the step's stop-condition holds."""
+        watch = self._stop_watch
+        if watch is None or not watch.feed(chunk) or self.container is None:
+            return
+        self.log.info("%s: stopping the execution; its outputs are kept and the task succeeds", watch.reason)
+        try:
+            self.engine.kill(self.container["Id"])
+        except EngineError as error:
+            self.log.info("Container %s already gone: %s", self.container["Id"][:12], error)
 
     @functools.cached_property
     def engine(self) -> DockerEngine:
@@ -118,6 +134,15 @@ class ValohaiExecutionOperator(DockerOperator):
         client and engine."""
         url = self.docker_url
         return DockerEngine(url[0] if isinstance(url, list) else str(url), client=self.hook.api_client)
+
+    @property
+    def _step_condition(self) -> str | None:
+        return self.node.step.stop_condition if self.node.step else None
+
+    @property
+    def _task_condition(self) -> str | None:
+        """A task blueprint's stop-condition: met by one execution, it stops the task."""
+        return self.node.blueprint.stop_condition if self.node.blueprint else None
 
     @property
     def variant_label(self) -> str:
@@ -190,6 +215,8 @@ class ValohaiExecutionOperator(DockerOperator):
             self._fail(context, prepared, manifest, run)
         if gate:
             gate.record(manifest)
+        if run.stop_condition and self._stop_watch and self._stop_watch.held == self._task_condition:
+            control_tasks.stop_siblings(self, context, f"task {self._stop_watch.reason}")
         if valohai_settings().clean_work_dirs:
             shutil.rmtree(prepared.workdir.root, ignore_errors=True)
         control_tasks.after_success(self, context, self.node, manifest)
@@ -205,6 +232,8 @@ class ValohaiExecutionOperator(DockerOperator):
         guard = container_guard.start(self.container_name or "", self.engine.url)
         watchdog = _SilenceWatchdog(self, self.no_output_timeout) if self.no_output_timeout else None
         self.container = None  # type: ignore[assignment]  # DockerOperator sets it once this try's container exists
+        conditions = [c for c in (self._step_condition, self._task_condition) if c]
+        self._stop_watch = StopWatch(*conditions) if conditions else None
         run = _ContainerRun()
         try:
             lines = super().execute(context)
@@ -234,6 +263,13 @@ class ValohaiExecutionOperator(DockerOperator):
                 container_guard.stop(guard)
         run.log_lines = run.log_lines or logged
         run.silent = bool(watchdog and watchdog.fired)
+        if (
+            self._stop_watch is not None
+            and self._stop_watch.reason
+            and not self._stopped
+            and not run.timed_out
+        ):
+            run.failure, run.stop_condition = None, self._stop_watch.reason  # stopped as asked: a success
         run.stopped = self._stopped and not run.timed_out
         return run
 
@@ -411,6 +447,7 @@ class _ContainerRun:
     exit_code: int | None = None
     oom_killed: bool = False
     silent: bool = False  # the no-output watchdog stopped it
+    stop_condition: str | None = None  # the step's stop-condition held and stopped it (a success)
 
     @property
     def timed_out(self) -> bool:
@@ -420,7 +457,7 @@ class _ContainerRun:
     def status(self) -> str:
         if self.timed_out:
             return "timed out"
-        if self.stopped or self.silent:
+        if self.stopped or self.silent or self.stop_condition:
             return "stopped"
         return "failed" if self.failure else "completed"
 

@@ -8,7 +8,7 @@ force-removal, leftovers, serving containers, the guard) goes through `DockerEng
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -59,6 +59,28 @@ class HostConfigClient:
 
     def create_host_config(self, *args: Any, **kwargs: Any) -> Any:
         return self._client.create_host_config(*args, **{**kwargs, **self._extra})
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
+class OutputTapClient:
+    """An APIClient whose streamed `attach` also hands each chunk of the container's output to `tap`
+    as it arrives, after the operator has logged it (a step's stop-condition watches its metadata this
+    way); all else is the client's."""
+
+    def __init__(self, client: Any, tap: Callable[[bytes], None]) -> None:
+        self._client = client
+        self._tap = tap
+
+    def attach(self, *args: Any, **kwargs: Any) -> Any:
+        stream = self._client.attach(*args, **kwargs)
+        return self._tee(stream) if kwargs.get("stream") else stream
+
+    def _tee(self, stream: Iterable[bytes]) -> Iterator[bytes]:
+        for chunk in stream:
+            yield chunk
+            self._tap(chunk)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)

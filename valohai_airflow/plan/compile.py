@@ -11,7 +11,7 @@ parameter; cycles (named "a → b → a"); pipeline parameter defaults their tar
 Warnings: plural socket types (read as singular), an edge from a socket to itself (dropped: it does
 nothing), `commit:` (the dags-folder copy is used), targetless
 pipeline parameters, unknown action when/then, unreadable conditions, undeclared environment variables,
-an `environment` valohai-airflow.yaml does not map (machines.py).
+an `environment` valohai-airflow.yaml does not map (machines.py), a mount it does not allow (mounts.py).
 
 The checks live by what they check, each a function of the pipeline's context (context.py): size
 limits (limits.py), nodes (nodes.py, with their actions in actions.py), edges (edges.py), pipeline
@@ -30,6 +30,7 @@ from valohai_airflow.plan.graph import find_cycles, topological_order
 from valohai_airflow.plan.limits import check_size, pipeline_too_big
 from valohai_airflow.plan.machines import resolve_machines
 from valohai_airflow.plan.model import EdgePlan, PipelinePlan, ProjectPlan
+from valohai_airflow.plan.mounts import warn_mounts
 from valohai_airflow.plan.nodes import check_task_ids, compile_node
 from valohai_airflow.plan.pipeline_parameters import compile_parameters
 from valohai_airflow.plan.sources import pipeline_sources
@@ -56,6 +57,7 @@ def compile_config(
     pipelines = resolve_machines(
         [p for p in compiled if p is not None], settings or ProjectSettings(), diagnostics
     )
+    warn_mounts(config, settings or ProjectSettings(), diagnostics)
     diagnostics.raise_if_errors()
     return ProjectPlan(
         name=project_name,

@@ -10,6 +10,7 @@ and its nodes run on Airflow's default queue without limits from it. The step's 
 The container's Docker network: the environment's `network`, else the project's, else the engine's
 default (a normal engine's `bridge`: online, as Valohai executions are). A step's `VH_DOCKER_NETWORK`
 variable wins over both, as on Valohai's private workers, unless `allow_vh_docker_network: false`.
+The machine also carries the step's `mounts` that `mounts.allow` admits (mounts.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Mapping, Sequence
 
 from valohai_airflow.errors import ValohaiAirflowError
 from valohai_airflow.plan.model import MachinePlan, NodeKind, PipelinePlan
+from valohai_airflow.plan.mounts import mounts_for
 from valohai_airflow.spec.diagnostics import Diagnostics, Location
 from valohai_airflow.spec.hints import did_you_mean
 from valohai_airflow.spec.sidecar import SIDECAR_NAME, EnvironmentSettings, ProjectSettings
@@ -65,6 +67,7 @@ def machine_for(step: Step, settings: ProjectSettings) -> MachinePlan:
         network=network,
         network_from=network_from,
         step_network=settings.allow_vh_docker_network,
+        mounts=mounts_for(step, settings),
     )
 
 

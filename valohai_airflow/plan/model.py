@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from valohai_airflow.plan.conf_keys import node_parameter_key
+from valohai_airflow.plan.mounts import BindMount
 from valohai_airflow.spec.diagnostics import Diagnostic, Location
 from valohai_airflow.spec.endpoint import Endpoint
 from valohai_airflow.spec.parameter import Parameter
@@ -96,6 +97,7 @@ class MachinePlan:
     network: str | None = None  # a Docker network mode or name; None: the engine's default network
     network_from: str = "the Docker engine's default"  # who asked for `network`, for messages
     step_network: bool = True  # a step's VH_DOCKER_NETWORK variable may pick the network
+    mounts: tuple[BindMount, ...] = ()  # the step's `mounts` that valohai-airflow.yaml allows (mounts.py)
 
     @property
     def operator_arguments(self) -> dict[str, Any]:

@@ -42,13 +42,24 @@ def container_input_path(input_name: str, name: str, container_root: str = CONTA
 
 
 def inputs_json(
-    inputs: Mapping[str, Sequence[InputFileEntry]], container_root: str = CONTAINER_ROOT
+    inputs: Mapping[str, Sequence[InputFileEntry]],
+    container_root: str = CONTAINER_ROOT,
+    on_demand: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """`{name: {"files": [{"name","path","uri","size","checksums","metadata"[,"datum_id"]}]}}`."""
-    return {
-        input_name: {"files": [_file_entry(input_name, f, container_root) for f in files]}
-        for input_name, files in inputs.items()
-    }
+    """`{name: {"files": [{"name","path","uri","size","checksums","metadata"[,"datum_id"]}]}}`. An
+    input in `on_demand` (name → input id) is described as Valohai describes a `download: on-demand`
+    one: its `input_id`, and on each file `input_id` and `download_intent: "on-demand"` (its files
+    are in place already, so valohai-utils asks for nothing)."""
+    on_demand = on_demand or {}
+    result: dict[str, Any] = {}
+    for input_name, files in inputs.items():
+        input_id = on_demand.get(input_name)
+        entries = [_file_entry(input_name, f, container_root) for f in files]
+        if input_id:
+            for entry in entries:
+                entry.update(input_id=input_id, download_intent="on-demand")
+        result[input_name] = {"files": entries, **({"input_id": input_id} if input_id else {})}
+    return result
 
 
 def _file_entry(input_name: str, f: InputFileEntry, container_root: str) -> dict[str, Any]:
@@ -138,7 +149,8 @@ def write_config_files(
     inputs: Mapping[str, Sequence[InputFileEntry]],
     execution: Mapping[str, Any],
     container_root: str = CONTAINER_ROOT,
+    on_demand: Mapping[str, str] | None = None,
 ) -> None:
     write_config_file(config_dir, "parameters", parameters)
-    write_config_file(config_dir, "inputs", inputs_json(inputs, container_root))
+    write_config_file(config_dir, "inputs", inputs_json(inputs, container_root, on_demand))
     write_config_file(config_dir, "execution", execution)

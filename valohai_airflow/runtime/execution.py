@@ -9,6 +9,7 @@ the manifest in its XCom form. The operator only runs the container in between.
 from __future__ import annotations
 
 import shlex
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,15 +18,19 @@ from typing import Any
 
 from valohai_airflow.errors import ValohaiAirflowError
 from valohai_airflow.plan.conf_keys import node_input_key
+from valohai_airflow.plan.machines import container_network
 from valohai_airflow.plan.model import NodePlan, PipelinePlan
+from valohai_airflow.plan.mounts import MountError, checked_mounts
 from valohai_airflow.runtime.catalogue import input_sources, plan_publication
 from valohai_airflow.runtime.config_files import (
     CONTAINER_ROOT,
     InputFileEntry,
     execution_json,
+    write_config_file,
     write_config_files,
 )
 from valohai_airflow.runtime.confinement import ConfinementError, InputPolicy
+from valohai_airflow.runtime.distributed import distributed_group
 from valohai_airflow.runtime.edge_resolution import EdgeFile, edge_for_parameter, resolve_edges
 from valohai_airflow.runtime.ids import ExecutionKey
 from valohai_airflow.runtime.input_urls import InputUrlError, interpolate_url
@@ -50,6 +55,8 @@ from valohai_airflow.spec.paths import is_relative_local
 from valohai_airflow.store.base import ArtifactStore, StoreError, join_key
 from valohai_airflow.store.catalogue import Catalogue, CatalogueError, Producer
 from valohai_airflow.store.resolver import StoreResolver
+
+ON_DEMAND_IDS = uuid.UUID("0b7f3c1e-6a55-5d2e-9c1f-4e8d2a6b9f30")  # namespace of on-demand input ids
 
 
 class ExecutionError(ValohaiAirflowError):
@@ -93,6 +100,7 @@ class PreparedExecution:
     inputs: dict[str, list[InputFileEntry]]
     log: list[str]
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    host_mounts: list[tuple[str, str, bool]] = field(default_factory=list)  # the step's allowed `mounts`
 
     @property
     def command(self) -> list[str]:
@@ -106,6 +114,7 @@ class PreparedExecution:
             (str(w.inputs), f"{CONTAINER_ROOT}/inputs", True),
             (str(w.outputs), f"{CONTAINER_ROOT}/outputs", False),
             (str(w.config), f"{CONTAINER_ROOT}/config", True),
+            *self.host_mounts,
         ]
 
 
@@ -199,6 +208,14 @@ def _materialise_inputs(
     return result
 
 
+def _network(node: NodePlan, step_environment: Mapping[str, str]) -> str | None:
+    """The Docker network the node's container will get (the operator refuses a forbidden one)."""
+    try:
+        return container_network(node.machine, step_environment)[0]
+    except ValohaiAirflowError:
+        return node.machine.network
+
+
 def prepare(request: ExecutionRequest) -> PreparedExecution:
     node, pipeline = request.node, request.pipeline
     step = node.step
@@ -211,17 +228,39 @@ def prepare(request: ExecutionRequest) -> PreparedExecution:
     except NodeParameterError as error:
         culprit = next((edge_for_parameter(node, p) for p in edges.parameters if p in str(error)), None)
         raise ExecutionError(f"{error}" + (f" (set by edge {culprit})" if culprit else "")) from error
+    try:
+        host_mounts = checked_mounts(node.name, node.machine.mounts)
+    except MountError as error:
+        raise ExecutionError(str(error)) from error
     workdir = create_workdir(request.work_base, request.key, request.project_root)
     log = list(edges.log)
+    log += [f"mount: host folder {h} → {c}{' (read-only)' if ro else ''}" for h, c, ro in host_mounts]
     if workdir.excluded:
         log.append(excluded_summary(workdir.excluded))
     inputs = _materialise_inputs(request, workdir, edges.inputs, parameters, log)
     step_environment = {v.name: v.default for v in step.environment_variables if v.default is not None}
     step_environment.update(edges.environment)
+    on_demand = {
+        i.name: str(uuid.uuid5(ON_DEMAND_IDS, f"{request.key.execution_id}/{i.name}"))
+        for i in step.inputs
+        if i.download == "on-demand"
+    }
+    log += [
+        f"input {name!r} is `download: on-demand`: it was fetched before the command starts"
+        for name in on_demand
+    ]
+    group = distributed_group(node, request.key, _network(node, step_environment))
+    if group is not None:
+        write_config_file(workdir.config, "distributed", group[1])
+        log.append(
+            f"distributed task: member {request.key.map_index} of {group[0]['VH_DIST_MEMBER_COUNT']} "
+            "(/valohai/config/distributed.json, VH_DIST_*)"
+        )
     write_config_files(
         workdir.config,
         parameters=parameters,
         inputs=inputs,
+        on_demand=on_demand,
         execution=execution_json(
             execution_id=request.key.execution_id,
             step=step.name,
@@ -242,6 +281,7 @@ def prepare(request: ExecutionRequest) -> PreparedExecution:
             pipeline_id=request.key.run_id,
             pipeline_node_id=node.name,
         ),
+        **(group[0] if group else {}),
     }
     return PreparedExecution(
         request=request,
@@ -252,6 +292,7 @@ def prepare(request: ExecutionRequest) -> PreparedExecution:
         step_environment=step_environment,
         inputs=inputs,
         log=log,
+        host_mounts=host_mounts,
     )
 
 

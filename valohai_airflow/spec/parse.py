@@ -24,6 +24,7 @@ from valohai_airflow.spec.pipeline import Pipeline
 from valohai_airflow.spec.source import read_source
 from valohai_airflow.spec.step import Step
 from valohai_airflow.spec.task import Task
+from valohai_airflow.spec.unapplied import warn_unapplied
 from valohai_airflow.spec.yaml_loader import YamlList, YamlMap, load_yaml, locate
 
 # Same order as valohai-yaml's Config.get_top_level_parsers: the first matching key wins.
@@ -171,6 +172,7 @@ def _parse_items(data: YamlList | list[Any], filename: str, diagnostics: Diagnos
             continue
         first_seen[key] = model_location
         parsed[attr][name] = model
+        warn_unapplied(kind, item[kind], diagnostics)
         if isinstance(model, Step):
             _warn_bad_defaults(model, diagnostics)
     if unparsed and unparsed == len(data):

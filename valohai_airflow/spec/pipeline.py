@@ -20,7 +20,7 @@ from valohai_airflow.spec._base import (
 from valohai_airflow.spec.diagnostics import Location, Severity
 from valohai_airflow.spec.input import Input
 from valohai_airflow.spec.parameter import Parameter
-from valohai_airflow.spec.step import EnvironmentVariable, Mount
+from valohai_airflow.spec.step import EnvironmentVariable, Mounts
 from valohai_airflow.spec.yaml_loader import YamlList, YamlMap
 
 ErrorAction = Literal["stop-all", "stop-next", "continue", "retry"]
@@ -151,7 +151,7 @@ class Override(SpecModel):
     parameters: tuple[Parameter, ...] = ()
     inputs: tuple[Input, ...] = ()
     environment_variables: tuple[EnvironmentVariable, ...] = Field(default=(), alias="environment-variables")
-    mounts: tuple[Mount, ...] = ()
+    mounts: Mounts = ()
     environment: Str | None = None
     environment_location: Location | None = Field(default=None, exclude=True, repr=False)
     runtime_config_preset: Str | None = Field(default=None, alias="runtime-config-preset")

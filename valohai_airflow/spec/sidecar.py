@@ -321,6 +321,25 @@ class EnvironmentSettings(SpecModel):
     network: Network | None = None  # None: the project's `network`
 
 
+def _host_folder(value: str) -> str:
+    if not value.startswith("/") or ".." in value.split("/"):
+        raise spec_error(
+            "mount_root",
+            "{value!r} must be an absolute host path without '..' (a folder whose contents steps may mount)",
+            {"value": value},
+        )
+    return value
+
+
+class MountSettings(SpecModel):
+    """Which host folders a step's `mounts` may bind into its container (plan/mounts.py): none by
+    default, since a mount gives the step's code the host's files."""
+
+    kind: ClassVar[str] = "mounts"
+
+    allow: tuple[Annotated[Str, AfterValidator(_host_folder)], ...] = ()
+
+
 class ProjectSettings(SpecModel):
     """The whole sidecar; defaults everywhere, so a project without one gets `ProjectSettings()`."""
 
@@ -335,6 +354,7 @@ class ProjectSettings(SpecModel):
     environments: dict[str, EnvironmentSettings] = Field(default_factory=dict)
     network: Network | None = None  # None: the Docker engine's default network
     allow_vh_docker_network: Bool = True  # a step's VH_DOCKER_NETWORK variable picks its node's network
+    mounts: MountSettings = Field(default_factory=MountSettings)
     source: str | None = Field(default=None, exclude=True)
 
     def pipeline(self, name: str) -> PipelineSettings:

@@ -5,7 +5,14 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, ClassVar, cast
 
-from pydantic import BeforeValidator, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from valohai_airflow.spec._base import (
     Bool,
@@ -21,6 +28,8 @@ from valohai_airflow.spec._base import (
 from valohai_airflow.spec.diagnostics import Location
 from valohai_airflow.spec.input import Input
 from valohai_airflow.spec.parameter import Parameter
+from valohai_airflow.spec.stop_condition import expression_problem
+from valohai_airflow.spec.yaml_loader import YamlList
 
 _PARAMETER_INDEX = "parameter_index"  # Step.parameter's, in the instance dict
 _DURATION_RE = re.compile(r"(?P<value>[.\d]+)\s*(?P<suffix>[a-z]*)", re.IGNORECASE)
@@ -88,6 +97,14 @@ class EnvironmentVariable(SpecModel):
     description: Str | None = None
 
 
+def _mount_fields(text: str) -> dict[str, Any]:
+    """The "/source:/destination" form as the mapping form's keys."""
+    if not re.match(r"^/.+:/.+$", text):
+        raise spec_error("mount", "mount {value!r} must look like '/source:/destination'", {"value": text})
+    source, destination = text.split(":", 1)
+    return {"source": source, "destination": destination}
+
+
 class Mount(SpecModel):
     """A host/volume mount, from "/src:/dst" or the mapping form."""
 
@@ -102,19 +119,36 @@ class Mount(SpecModel):
     @model_validator(mode="before")
     @classmethod
     def _from_string(cls, data: Any) -> Any:
-        if isinstance(data, str):
-            if not re.match(r"^/.+:/.+$", data):
-                raise spec_error(
-                    "mount", "mount {value!r} must look like '/source:/destination'", {"value": data}
-                )
-            source, destination = data.split(":", 1)
-            return {"source": source, "destination": destination}
-        return data
+        return _mount_fields(data) if isinstance(data, str) else data
 
     @field_validator("type", mode="after")
     @classmethod
     def _lower(cls, value: str | None) -> str | None:
         return value.lower() if value else None
+
+
+def _located_mounts(value: Any) -> Any:
+    """The "/src:/dst" string form has no location of its own: give it its list item's, so a mount
+    valohai-airflow.yaml does not allow is a warning at its own line (plan/mounts.py)."""
+    if not isinstance(value, YamlList):
+        return value
+    return [
+        {**_mount_fields(item), "location": value.item_locations[index]} if isinstance(item, str) else item
+        for index, item in enumerate(value)
+    ]
+
+
+Mounts = Annotated[tuple[Mount, ...], BeforeValidator(_located_mounts)]
+
+
+def _stop_condition(value: str | None) -> str | None:
+    problem = None if value is None else expression_problem(value)
+    if problem:
+        raise spec_error("stop_condition", "is not a valid expression: {problem}", {"problem": problem})
+    return value
+
+
+StopCondition = Annotated[Str | None, AfterValidator(_stop_condition)]
 
 
 class Output(SpecModel):
@@ -181,14 +215,14 @@ class Step(SpecModel):
     environment_location: Location | None = Field(default=None, exclude=True, repr=False)
     environment_variables: tuple[EnvironmentVariable, ...] = Field(default=(), alias="environment-variables")
     environment_variable_groups: StrList = Field(default=(), alias="environment-variable-groups")
-    mounts: tuple[Mount, ...] = ()
+    mounts: Mounts = ()
     cache_volumes: StrList = Field(default=(), alias="cache-volumes")
     time_limit_seconds: Duration = Field(default=None, alias="time-limit")
     no_output_timeout_seconds: Duration = Field(default=None, alias="no-output-timeout")
     resources: StepResources | None = None
     runtime_config_preset: Str | None = Field(default=None, alias="runtime-config-preset")
     autorestart: Bool | None = None
-    stop_condition: Str | None = Field(default=None, alias="stop-condition")
+    stop_condition: StopCondition = Field(default=None, alias="stop-condition")
     upload_store: Annotated[str, StringConstraints(strict=True, max_length=64)] | None = Field(
         default=None, alias="upload-store"
     )

@@ -7,6 +7,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from valohai_airflow.spec._base import Bool, Int, Number, SpecModel, Str, spec_error, to_plain
+from valohai_airflow.spec.step import StopCondition
 
 TaskType = Literal["grid_search", "random_search", "bayesian_tpe", "manual_search", "distributed"]
 OnChildError = Literal["continue-and-complete", "continue-and-error", "stop-all-and-error"]
@@ -96,7 +97,7 @@ class Task(SpecModel):
     on_child_error: Annotated[OnChildError | None, BeforeValidator(_on_child_error)] = Field(
         default=None, alias="on-child-error"
     )
-    stop_condition: Str | None = Field(default=None, alias="stop-condition")
+    stop_condition: StopCondition = Field(default=None, alias="stop-condition")
     reuse_children: Bool = Field(default=False, alias="reuse-children")
 
     @field_validator("parameter_sets", mode="before")

@@ -287,3 +287,31 @@ def test_docs_rendered_once_per_plan_are_read_back_from_the_cache_dir(tmp_path: 
     edited = compile_project(project / "valohai.yaml")
     (dag,) = build_dags(edited, cache_dir=cache).values()
     assert "busybox:1.37" in dag.doc_md and len(list(cache.glob("docs-*.pickle"))) == 2
+
+
+def test_task_doc_shows_the_steps_description_stop_condition_and_mounts(tmp_path: Path) -> None:
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "valohai.yaml").write_text(
+        textwrap.dedent(
+            f"""\
+            - step:
+                name: s
+                image: busybox
+                command: date
+                description: Trains the *model*.
+                stop-condition: loss < 0.1
+                mounts:
+                  - {{source: {tmp_path}/shared, destination: /data, readonly: true}}
+            - pipeline:
+                name: p
+                nodes: [{{name: n, type: execution, step: s}}]
+                edges: []
+            """
+        )
+    )
+    (tmp_path / "valohai-airflow.yaml").write_text(f"mounts: {{allow: ['{tmp_path}']}}\n")
+    plan = compile_project(tmp_path / "valohai.yaml", project_name="keys")
+    doc = str(build_dag(plan, plan.pipelines[0]).get_task("n").doc_md)
+    assert "\nTrains the *model*.\n" in doc
+    assert "Stops when `loss < 0.1` holds over its metadata (stop-condition)" in doc
+    assert f"Mounts host folder `{tmp_path}/shared` at `/data` read-only." in doc

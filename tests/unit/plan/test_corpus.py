@@ -71,8 +71,6 @@ SPEC_STRICTER = {"tests/warning_examples/duplicate_step_names.yaml"}
 
 # Error examples whose error is below the plan layer and which we do not report yet.
 GAPS = {
-    "tests/error_examples/step-stop-condition.yaml": "stop-condition expression not checked",
-    "tests/error_examples/task-stop-condition.yaml": "stop-condition expression not checked",
     "tests/error_examples/endpoint-shared-volumes-invalid-paths.yaml": "endpoint shared-volumes not checked",
     "tests/error_examples/endpoint-workspace-volume-invalid-paths.yaml": "endpoint workspace-volume not checked",
     "tests/error_examples/pipeline-with-null-autorestart-override.yaml": "override `autorestart: null` not rejected",

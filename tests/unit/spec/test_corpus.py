@@ -12,7 +12,6 @@ step after overrides) parse without spec errors here; the plan layer must reject
 - invalid-task-blueprint-reference: task node references the non-existent task blueprint.
 - pipeline-with-preset-override-without-environment: the node override sets runtime-config-preset,
   the effective step has no environment.
-- step-stop-condition, task-stop-condition: stop-condition is not a valid expression.
 - endpoint-*-volume-invalid-paths, pipeline-with-null-autorestart-override: new in valohai-yaml 0.61.0's
   sdist, not checked yet (xfail in tests/unit/plan/test_corpus.py).
 
@@ -42,8 +41,10 @@ SPEC_INVALID = {
     "tests/error_examples/invalid-upload-store-value.yaml": r"'upload-store' .* too long",
     "tests/error_examples/step-invalid-resources.yaml": r"'resources.cpu.min' must be a number",
     "tests/error_examples/step-missing-required-properties.yaml": r"missing required key 'command'",
+    "tests/error_examples/step-stop-condition.yaml": r"'stop-condition' is not a valid expression: invalid syntax",
     "tests/error_examples/step-preset-without-environment.yaml": r"missing 'environment'",
     "tests/error_examples/step-with-error-tasks.yaml": r"missing required key 'style'",
+    "tests/error_examples/task-stop-condition.yaml": r"task 'no-stop': 'stop-condition' is not a valid expression",
     "tests/error_examples/wrong-edge-merge-mode.yaml": r"'edge-merge-mode' must be .*boo-boo",
     "tests/warning_examples/duplicate_step_names.yaml": r"duplicate step name 'my step'",
 }
@@ -52,8 +53,6 @@ PLAN_INVALID = {
     "tests/error_examples/invalid-pipeline-with-override-example.yaml",
     "tests/error_examples/invalid-task-blueprint-reference.yaml",
     "tests/error_examples/pipeline-with-preset-override-without-environment.yaml",
-    "tests/error_examples/step-stop-condition.yaml",
-    "tests/error_examples/task-stop-condition.yaml",
     "tests/error_examples/endpoint-shared-volumes-invalid-paths.yaml",
     "tests/error_examples/endpoint-workspace-volume-invalid-paths.yaml",
     "tests/error_examples/pipeline-with-null-autorestart-override.yaml",
