@@ -476,7 +476,16 @@ def _error_text(error: ErrorDetails, field_name: str | None) -> str:
     subject = f"'{field_name}'" if field_name else "value"
     if error["type"] == "string_pattern_mismatch":
         return f"{subject} must be a name without spaces, got {shown(to_plain(error.get('input')))}"
-    if error["type"] in ("cron", "timezone", "health_path", "size", "gpus", "finite", "network", *_VARIABLE_ERRORS):
+    if error["type"] in (
+        "cron",
+        "timezone",
+        "health_path",
+        "size",
+        "gpus",
+        "finite",
+        "network",
+        *_VARIABLE_ERRORS,
+    ):
         return f"{subject}: {error['msg']}"
     return error_text(error, [field_name] if field_name else [])
 

@@ -41,7 +41,9 @@ def _check_field(value: str) -> str:
     return value
 
 
-ConnectionField = Annotated[Str, AfterValidator(_check_field), Field(json_schema_extra={"pattern": _FIELD_RE})]
+ConnectionField = Annotated[
+    Str, AfterValidator(_check_field), Field(json_schema_extra={"pattern": _FIELD_RE})
+]
 Key = Annotated[str, Field(strict=True, pattern=r"^\S+$")]
 
 
