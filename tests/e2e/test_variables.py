@@ -66,9 +66,7 @@ def test_a_secret_printed_by_the_container_is_masked_in_the_task_log(airflow_ser
         run = server.wait_for_run(dag_id, run_id)
         assert run["state"] == "success", server.failures(dag_id, run_id)
 
-        files = [
-            p for p in (server.home / "logs").rglob("*") if p.is_file() and f"run_id={run_id}" in str(p)
-        ]
+        files = [p for p in (server.home / "logs").rglob("*") if p.is_file() and f"run_id={run_id}" in str(p)]
         assert files, "Airflow wrote no task log file"
         log_file = "\n".join(p.read_text(errors="replace") for p in files)
         quoted = urllib.parse.quote(run_id, safe="")

@@ -130,8 +130,9 @@ def _knobs(plan: PipelinePlan) -> tuple[_Knobs, dict[str, str]]:
         for variable in node.variables:
             if variable.offered:
                 knobs[variable.conf_key(node.name)] = _VARIABLE
-            elif variable.edge is None:  # a secret: its own source decides (an edge's is the upstream's key)
-                hidden[variable.conf_key(node.name)] = f"environment variable {variable.name!r} is secret"
+            elif variable.edge is None:  # its own source decides (an edge's key is the upstream's)
+                why = "is secret" if variable.secret else "picks the container's network"
+                hidden[variable.conf_key(node.name)] = f"environment variable {variable.name!r} {why}"
     return knobs, hidden
 
 

@@ -14,7 +14,8 @@ A node's variables, lowest first (a later layer replaces an earlier one's source
    source (it is read again when this node starts: the manifest keeps names only);
 
 and at run time, for a variable that is not secret and no edge fills, the run conf's
-`<node>.variable.<NAME>` (the trigger form's field, like `vh exec run --var`). A variable valohai.yaml
+`<node>.variable.<NAME>` (the trigger form's field, like `vh exec run --var`); never for
+`VH_DOCKER_NETWORK`, which picks the container's network. A variable valohai.yaml
 declares `optional: false` that ends with no source fails its node before any container starts.
 """
 
@@ -25,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from valohai_airflow.plan.conf_keys import node_variable_key
+from valohai_airflow.plan.machines import STEP_NETWORK_VARIABLE
 from valohai_airflow.plan.model import EdgeKind, EdgePlan, NodeKind, NodePlan, PipelinePlan
 from valohai_airflow.spec.config import Config
 from valohai_airflow.spec.diagnostics import Diagnostics, Location
@@ -59,9 +61,17 @@ class VariablePlan:
     upstream: VariablePlan | None = None  # ... and this is the upstream node's variable
 
     @property
+    def settable(self) -> bool:
+        """The run conf may set it: not secret, and not the network a step picks (who triggers a run
+        does not choose the container's network); for an edge, when it may set the upstream's."""
+        if self.edge is not None:
+            return self.upstream is not None and self.upstream.settable
+        return not self.secret and self.name != STEP_NETWORK_VARIABLE
+
+    @property
     def offered(self) -> bool:
-        """The trigger form offers `<node>.variable.<NAME>`: not secret, not filled by an edge."""
-        return not self.secret and self.edge is None
+        """The trigger form offers `<node>.variable.<NAME>`: settable, and no edge fills it."""
+        return self.settable and self.edge is None
 
     def conf_key(self, node: str) -> str:
         """The run-conf key that sets it on `node`: its own, or for an edge the upstream's."""

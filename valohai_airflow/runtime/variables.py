@@ -139,7 +139,7 @@ def resolve_variables(node: NodePlan, conf: Mapping[str, Any], source: SecretSou
     problems: list[str] = []
     for variable in node.variables:
         key = variable.conf_key(node.name)
-        given = conf.get(key) if not variable.secret else None
+        given = conf.get(key) if variable.settable else None
         if given is not None:
             if not isinstance(given, str):
                 problems.append(
@@ -160,7 +160,7 @@ def resolve_variables(node: NodePlan, conf: Mapping[str, Any], source: SecretSou
                 f"{_where(node.name, variable)}: it has no value and valohai.yaml says `optional: false`; "
                 f"give it a source in `variables:` of {SIDECAR_NAME} (of the project, the pipeline, the step "
                 "or the node: a `value`, an Airflow `variable` or `connection`)"
-                + (f", or a value in the run conf as {key!r}" if not variable.secret else "")
+                + (f", or a value in the run conf as {key!r}" if variable.settable else "")
             )
     if problems:
         raise VariableError("; ".join(problems) + ". The container was not started")

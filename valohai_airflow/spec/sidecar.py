@@ -509,6 +509,7 @@ def sidecar_json_schema() -> dict[str, Any]:
 
 
 _NUMBER = [{"type": "number"}, {"type": "integer"}]
+_VARIABLE_REF = {"$ref": "#/$defs/VariableSpec"}
 _BOUNDS = {"ge": "minimum", "gt": "exclusiveMinimum", "le": "maximum"}
 
 
@@ -527,6 +528,8 @@ def _clean_schema(node: Any) -> Any:
     if out.get("anyOf") == _NUMBER:
         del out["anyOf"]
         out["type"] = "number"
+    if out == _VARIABLE_REF:  # `NAME: text` is short for `NAME: {value: text}`
+        return {"anyOf": [{"type": "string"}, out]}
     return out
 
 
