@@ -2,7 +2,7 @@
 Variable set through `Variable.set` and an Airflow Connection added to the metadata DB (Airflow's own
 API; the task reads them through the Task SDK and the secrets backends), a real container that
 prints them, and then a scan of what the run left for the secrets' values: the XCom rows, the task's
-doc_md and rendered template fields, and every file of the store. (`dag.test()` writes no task log
+doc_md and rendered template fields, the Outputs page and every file of the store. (`dag.test()` writes no task log
 file and its console logging has no masker: the masked task log is tests/e2e/test_variables.py's.)
 Bad sources (a missing Variable, a missing Connection, an empty Connection field) fail the node
 before any container starts, proved by the Docker engine's own event log.
@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,7 @@ import pytest
 
 from tests.conftest import AIRFLOW_HOME
 from tests.integration.test_faults import Outcome, one_node, run_pipeline, step_yaml
+from tests.integration.test_node_pages import client, token  # noqa: F401  (fixtures: the Outputs page)
 from tests.support.containers import containers_created
 
 pytestmark = pytest.mark.usefixtures("airflow_db", "docker_engine")
@@ -111,7 +113,11 @@ def stored_files() -> list[tuple[Path, bytes]]:
 
 
 def test_secrets_reach_the_container_and_nothing_else(
-    dags_folder: Path, monkeypatch: pytest.MonkeyPatch, airflow_secrets: None
+    dags_folder: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    airflow_secrets: None,
+    client: Any,  # noqa: F811
+    token: str,  # noqa: F811
 ) -> None:
     from airflow.models.renderedtifields import RenderedTaskInstanceFields
     from airflow.models.xcom import XComModel
@@ -151,12 +157,19 @@ def test_secrets_reach_the_container_and_nothing_else(
     assert "API_TOKEN" in xcom_text
     doc = outcome.run.dag.get_task("only").doc_md
     assert "`API_TOKEN`" in doc and f"Airflow Variable '{VARIABLE_KEY}'" in doc
+    page = f"/valohai/nodes/{outcome.run.dag_id}/{urllib.parse.quote(outcome.run.run_id, safe='')}/only/-1/1"
+    headers = {"Authorization": f"Bearer {token}"}
+    outputs_page = client.get(page, headers=headers)
+    series = client.get(page + "/metadata.jsonl", headers=headers)
+    assert outputs_page.status_code == series.status_code == 200
+    assert "seen.txt" in outputs_page.text and '"leak": "***"' in series.text
     stored = stored_files()
     assert any(p.name == "manifest.json" for p, _ in stored)
     for secret in (TOKEN, PASSWORD, URI):
         assert secret not in xcom_text, "a secret in XCom"
         assert secret not in rendered_text, "a secret in the rendered fields"
         assert secret not in doc, "a secret in the task docs"
+        assert secret not in outputs_page.text + series.text, "a secret on the Outputs page"
         leaks = [str(p) for p, data in stored if secret.encode() in data]
         assert leaks == [], f"a secret in the store: {leaks}"
 
