@@ -32,6 +32,7 @@ from valohai_airflow.spec.config import Config
 from valohai_airflow.spec.diagnostics import Diagnostics, Location
 from valohai_airflow.spec.hints import did_you_mean
 from valohai_airflow.spec.pickling import pickled_by_fields
+from valohai_airflow.spec.pipeline import DeploymentNode
 from valohai_airflow.spec.sidecar import SIDECAR_NAME, ProjectSettings
 from valohai_airflow.spec.step import Step
 from valohai_airflow.spec.variables import VariableSpec
@@ -119,8 +120,7 @@ def _from_spec(name: str, spec: VariableSpec, declared: str, required: bool) -> 
 class _Layers:
     """The sidecar's declarations as VariablePlans, built once per (level, name) and shared."""
 
-    def __init__(self, settings: ProjectSettings) -> None:
-        self.settings = settings
+    def __init__(self) -> None:
         self._built: dict[tuple[str, str, bool], VariablePlan] = {}
 
     def plans(
@@ -152,7 +152,7 @@ def _step_plans(step: Step) -> list[VariablePlan]:
     ]
 
 
-def node_variables(
+def _node_variables(
     pipeline: str,
     node: NodePlan,
     settings: ProjectSettings,
@@ -208,7 +208,7 @@ def resolve_variables(
     """The pipelines with every execution and task node's variables set (nodes are in topological
     order, so an edge's upstream is done first); the sidecar's step, node and group names checked."""
     check_names(config, settings, diagnostics)
-    layers = _Layers(settings)
+    layers = _Layers()
     resolved = []
     for pipeline in pipelines:
         done: dict[str, dict[str, VariablePlan]] = {}
@@ -217,7 +217,7 @@ def resolve_variables(
             if node.kind is NodeKind.DEPLOYMENT:
                 nodes.append(node)
                 continue
-            variables = node_variables(pipeline.name, node, settings, layers, done)
+            variables = _node_variables(pipeline.name, node, settings, layers, done)
             done[node.name] = {v.name: v for v in variables}
             nodes.append(dataclasses.replace(node, variables=variables))
         resolved.append(dataclasses.replace(pipeline, nodes=tuple(nodes)))
@@ -239,13 +239,19 @@ def check_names(config: Config, settings: ProjectSettings, diagnostics: Diagnost
         pipeline = config.pipelines.get(pipeline_name)
         if pipeline is None:
             continue  # reported by sidecar_checks (an unknown pipeline)
-        nodes = [n.name for n in pipeline.nodes]
+        nodes = {n.name: n for n in pipeline.nodes}
         for node_name, node_settings in pipeline_settings.nodes.items():
             if node_name not in nodes:
                 diagnostics.error(
                     f"node settings {node_name!r}: pipeline {pipeline_name!r} has no node {node_name!r}",
                     node_settings.location,
                     did_you_mean(node_name, nodes),
+                )
+            elif isinstance(nodes[node_name], DeploymentNode) and node_settings.variables:
+                diagnostics.warning(
+                    f"node settings {node_name!r}: a deployment node runs no step, so its `variables:` "
+                    "are not used",
+                    node_settings.location,
                 )
     for step in config.steps.values():
         for group in step.environment_variable_groups:

@@ -212,7 +212,9 @@ def prepare(request: ExecutionRequest) -> PreparedExecution:
     if workdir.excluded:
         log.append(excluded_summary(workdir.excluded))
     inputs = _materialise_inputs(request, workdir, edges.inputs, log)
-    given = request.variables or resolve_variables(node, request.conf, NO_SECRETS)
+    given = request.variables
+    if given is None:
+        given = resolve_variables(node, request.conf, NO_SECRETS)
     variables = given.without(edges.dropped_variables)
     write_config_files(
         workdir.config,

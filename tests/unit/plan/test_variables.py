@@ -181,3 +181,21 @@ def test_unknown_step_and_node_names_are_errors(tmp_path: Path, sidecar: str, ex
         f"{Path(d.location.file).name}:{d.location.line}: {d.message}" + (f" ({d.hint})" if d.hint else "")
         for d in info.value.diagnostics
     ] == [expected]
+
+
+def test_variables_of_a_deployment_node_are_a_warning(tmp_path: Path) -> None:
+    valohai = VALOHAI.replace(
+        "- pipeline:\n",
+        "- endpoint:\n    name: serve\n    image: busybox\n    port: 8000\n    server-command: serve\n- pipeline:\n",
+    ).replace(
+        "      - {name: last, type: execution, step: report}\n",
+        "      - {name: last, type: execution, step: report}\n"
+        "      - {name: ship, type: deployment, deployment: d, endpoints: [serve]}\n",
+    )
+    sidecar = "pipelines:\n  p:\n    nodes:\n      ship: {variables: {A: x}}\n"
+    plan = compiled(tmp_path, sidecar, valohai)
+    (warning,) = [d for d in plan.diagnostics if "deployment node" in d.message]
+    assert warning.message == (
+        "node settings 'ship': a deployment node runs no step, so its `variables:` are not used"
+    )
+    assert plan.pipelines[0].node("ship").variables == ()
