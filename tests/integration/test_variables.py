@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import AIRFLOW_HOME
+from tests.integration.conftest import BUSYBOX
 from tests.integration.test_faults import Outcome, one_node, run_pipeline, step_yaml
 from tests.integration.test_node_pages import client, token  # noqa: F401  (fixtures: the Outputs page)
 from tests.support.containers import containers_created
@@ -212,3 +213,58 @@ def test_a_missing_source_fails_the_node_before_any_container(
     assert f"node 'only': {expected}" in message, message
     assert "The container was not started" in message
     assert containers_created(outcome.run.dag_id, outcome.run.run_id, since) == []
+
+
+EDGE_PIPELINE = f"""\
+- step:
+    name: up
+    image: {BUSYBOX}
+    command: echo up
+    environment-variables:
+      - {{name: HANDLE}}
+- step:
+    name: down
+    image: {BUSYBOX}
+    command: printf %s "$COPIED" | sha256sum > /valohai/outputs/seen-$VH_EXECUTION_ID.txt
+    parameters:
+      - {{name: i, type: integer, default: 0}}
+- task:
+    step: down
+    name: sweep
+    type: grid_search
+    parameters:
+      - {{name: i, style: multiple, rules: {{items: [1, 2]}}}}
+- pipeline:
+    name: p
+    nodes:
+      - {{name: first, type: execution, step: up}}
+      - {{name: fan, type: task, task: sweep}}
+    edges:
+      - [first.environment-variable.HANDLE, fan.environment-variable.COPIED]
+"""
+
+
+def test_an_edge_carries_a_secret_to_every_execution_of_a_task_node(
+    dags_folder: Path, monkeypatch: pytest.MonkeyPatch, airflow_secrets: None
+) -> None:
+    """The manifest keeps names only, so the edge's value is read again from the upstream's source:
+    both mapped executions get the Airflow Variable, and no XCom holds it."""
+    outcome = run_pipeline(
+        dags_folder,
+        monkeypatch,
+        "vars-edge",
+        EDGE_PIPELINE,
+        files={
+            "valohai-airflow.yaml": f"steps:\n  up:\n    variables:\n      HANDLE: {{variable: {VARIABLE_KEY}}}\n"
+        },
+    )
+    assert set(outcome.states.values()) == {"success"}, outcome.tries
+    assert outcome.xcom("first")["variables"] == ["HANDLE"]
+    executions = list(outcome.xcom("fan"))
+    assert len(executions) == 2
+    digest = f"{hashlib.sha256(TOKEN.encode()).hexdigest()}  -\n"
+    for manifest in executions:
+        assert manifest["variables"] == ["COPIED"]
+        (seen,) = manifest["outputs"]
+        assert Path(seen["uri"].removeprefix("file://")).read_text() == digest
+    assert TOKEN not in json.dumps([outcome.xcom("first"), executions])
