@@ -113,9 +113,23 @@ def _listify(command: str | Sequence[str]) -> list[str]:
     return [command] if isinstance(command, str) else list(command)
 
 
-def _environment_names(node: NodePlan) -> list[str]:
-    """Names only: a value may be a secret."""
-    return sorted({s.name for s in node.sources.environment} | _system_names())
+def _variables_text(node: NodePlan) -> list[str]:
+    """The node's environment variables by name and source, never a value (plan/variables.py); then
+    the `VH_*` names every node gets."""
+    lines = []
+    if node.variables:
+        lines += ["", "| environment variable | from | secret | declared in |", "| --- | --- | --- | --- |"]
+        for variable in node.variables:
+            source = variable.source_text
+            if variable.offered:
+                source += f"; trigger form `{_cell(variable.conf_key(node.name))}`"
+            required = " (required)" if variable.required else ""
+            lines.append(
+                f"| `{_cell(variable.name)}`{required} | {_cell(source)} | {'yes' if variable.secret else 'no'} "
+                f"| {_cell(variable.declared)} |"
+            )
+    system = ", ".join(f"`{_cell(n)}`" for n in sorted(_system_names()))
+    return [*lines, "", f"Valohai's system variables: {system}."]
 
 
 @functools.cache
@@ -185,8 +199,7 @@ def node_doc_md(
                 f"| {_cell(input_.name)}{' (optional)' if input_.optional else ''} "
                 f"| {', '.join(f'`{_cell(u)}`' for u in urls)} | {', '.join(into)}{merge} |"
             )
-    names = _environment_names(node)
-    lines += ["", "Environment variables (names only): " + ", ".join(f"`{_cell(n)}`" for n in names) + "."]
+    lines += _variables_text(node)
     return "\n".join(lines) + "\n"
 
 

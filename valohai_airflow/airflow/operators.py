@@ -27,6 +27,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowTaskTimeout
 from valohai_airflow.airflow import container_guard, control_tasks
 from valohai_airflow.airflow.links import NODE_LINKS
 from valohai_airflow.airflow.settings import valohai_settings
+from valohai_airflow.airflow.variables import node_environment
 from valohai_airflow.engine.docker import (
     DockerAPIError,
     DockerEngine,
@@ -161,6 +162,7 @@ class ValohaiExecutionOperator(DockerOperator):
             node=self.node,
             conf=dict(context["params"]),
             upstream=upstream_values(context, self.pipeline, self.node),
+            variables=node_environment(self.node, context["params"]),
             variant=self.variant,
             stores=settings.stores,
             work_base=settings.work_dir,
@@ -171,7 +173,10 @@ class ValohaiExecutionOperator(DockerOperator):
     def _configure(self, prepared: PreparedExecution) -> None:
         key = prepared.request.key
         self.command = prepared.command
-        self.environment = dict(prepared.environment)
+        secret = prepared.variables.secret_names
+        self.environment = {k: v for k, v in prepared.environment.items() if k not in secret}
+        # secrets as DockerOperator's `private_environment` (its attribute: set per try, never rendered)
+        self._private_environment = {k: prepared.environment[k] for k in secret if k in prepared.environment}
         self.mounts = bind_mounts(prepared.mounts())
         try:
             self.network_mode, self._network_from = container_network(self.node.machine, prepared.environment)
@@ -208,6 +213,7 @@ class ValohaiExecutionOperator(DockerOperator):
             raise AirflowException(f"node {self.node.name!r}: {STOPPED}; the container was not started")
         self.log.info("Running node %s: %s", self.node.name, prepared.script)
         run = self._run_container(context)
+        run.log_lines = prepared.variables.redacted(run.log_lines)  # metadata, messages: no secret
         logged = len(prepared.log)
         manifest = finish(prepared, exit_code=run.exit_code, log_lines=run.log_lines, status=run.status)
         self._log(prepared.log[logged:])

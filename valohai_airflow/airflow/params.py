@@ -7,6 +7,7 @@ from typing import Any
 from airflow.sdk import Param
 
 from valohai_airflow.plan.model import NodeKind, PipelinePlan
+from valohai_airflow.plan.variables import VariablePlan
 from valohai_airflow.runtime.reuse import CONF_KEY as REUSE_KEY
 from valohai_airflow.spec.parameter import Parameter
 
@@ -61,9 +62,21 @@ def parameter_param(parameter: Parameter, default: Any, section: str | None) -> 
     return Param(default, **kwargs)
 
 
+def variable_param(variable: VariablePlan, section: str) -> Param:
+    """A non-secret environment variable in the trigger form (`vh exec run --var NAME=value`)."""
+    return Param(
+        variable.value,
+        type=["string", "null"],
+        title=f"{variable.name} (environment variable)",
+        description=f"From {variable.source_text} ({variable.declared}); a value here replaces it",
+        section=section,
+    )
+
+
 def pipeline_params(pipeline: PipelinePlan) -> dict[str, Param]:
-    """Pipeline parameters first (ungrouped), then each node's own parameters and input URLs by node:
-    the keys each node's table (plan/sources.py) says the form offers.
+    """Pipeline parameters first (ungrouped), then each node's own parameters, input URLs and
+    non-secret environment variables by node: the keys each node's table (plan/sources.py) and
+    variables (plan/variables.py) say the form offers.
 
     A node parameter that a pipeline parameter, an edge or a task blueprint fills is not offered
     separately: the pipeline parameter (the upstream node, the blueprint) decides its value, as on
@@ -94,6 +107,9 @@ def pipeline_params(pipeline: PipelinePlan) -> dict[str, Param]:
                 "inside the project folder or a folder [valohai] input_roots allows",
                 section=node.name,
             )
+        for variable in node.variables:
+            if variable.offered:
+                params[variable.conf_key(node.name)] = variable_param(variable, node.name)
     if pipeline.reuse_executions:
         params[REUSE_KEY] = Param(
             True,

@@ -38,7 +38,8 @@ __all__ = ["clear_cache", "compile_project", "folder_index"]
 # 3: ProjectSettings.deployments; 4: NodePlan.blueprint; 5: NodePlan.machine; 6: PipelinePlan indexes;
 # 7: plan classes pickled by their init fields; 8: NodePlan.sources, PipelineParameterPlan.parameter;
 # 9: MachinePlan.mounts
-PLAN_FORMAT = 9
+# 10: NodePlan.variables (the sidecar's variables)
+PLAN_FORMAT = 10
 
 # path → (content hash, project name, plan). One entry per file, so edits replace rather than pile up.
 # A broken file is re-read every parse loop as well: its errors are cached like a plan.

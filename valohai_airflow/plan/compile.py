@@ -34,6 +34,7 @@ from valohai_airflow.plan.mounts import warn_mounts
 from valohai_airflow.plan.nodes import check_task_ids, compile_node
 from valohai_airflow.plan.pipeline_parameters import compile_parameters
 from valohai_airflow.plan.sources import pipeline_sources
+from valohai_airflow.plan.variables import resolve_variables
 from valohai_airflow.spec.config import Config
 from valohai_airflow.spec.diagnostics import Diagnostics
 from valohai_airflow.spec.sidecar import ProjectSettings
@@ -49,15 +50,16 @@ def compile_config(
 ) -> ProjectPlan:
     """Check and resolve every pipeline; raise ValohaiSpecError with ALL errors, keep the warnings.
 
-    `settings` (valohai-airflow.yaml) maps the nodes' environments to their machines (machines.py)."""
+    `settings` (valohai-airflow.yaml) maps the nodes' environments to their machines (machines.py) and
+    gives their run-time environment variables (variables.py)."""
     diagnostics = Diagnostics()
     check_size(config, diagnostics)
     diagnostics.raise_if_errors()
     compiled = [_compile_pipeline(PipelineContext(config, p, diagnostics)) for p in config.pipelines.values()]
-    pipelines = resolve_machines(
-        [p for p in compiled if p is not None], settings or ProjectSettings(), diagnostics
-    )
-    warn_mounts(config, settings or ProjectSettings(), diagnostics)
+    settings = settings or ProjectSettings()
+    pipelines = resolve_machines([p for p in compiled if p is not None], settings, diagnostics)
+    pipelines = resolve_variables(config, pipelines, settings, diagnostics)
+    warn_mounts(config, settings, diagnostics)
     diagnostics.raise_if_errors()
     return ProjectPlan(
         name=project_name,

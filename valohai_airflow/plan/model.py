@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from valohai_airflow.plan.conf_keys import node_parameter_key
 from valohai_airflow.plan.mounts import BindMount
@@ -20,6 +20,9 @@ from valohai_airflow.spec.pipeline import socket_text
 from valohai_airflow.spec.sidecar import ProjectSettings
 from valohai_airflow.spec.step import Step
 from valohai_airflow.spec.task import Task
+
+if TYPE_CHECKING:
+    from valohai_airflow.plan.variables import VariablePlan
 
 
 class EdgeKind(enum.StrEnum):
@@ -178,6 +181,8 @@ class NodePlan:
     # Set once the pipeline's edges are known; derived, so left out of the hash (a pipeline
     # parameter's list default would make the node unhashable).
     sources: NodeSources = field(default_factory=NodeSources, hash=False)
+    # Its run-time environment variables by name, sources only (plan/variables.py); set last.
+    variables: tuple[VariablePlan, ...] = field(default=(), hash=False)
 
     def __str__(self) -> str:
         """Short, because Airflow's serializer stores str() of a mapped task's plan arguments."""

@@ -46,6 +46,8 @@ def check_settings(
     for plan in plans:
         triggers = [t for t in settings.triggers if t.pipeline == plan.name]
         _check_timezones(plan.name, [t for t in triggers if t.enabled], diagnostics)
+        if not triggers:
+            continue
         knobs = _knobs(plan)
         for trigger in triggers:
             _check_parameters(trigger, plan, knobs, diagnostics)
@@ -104,6 +106,7 @@ def _check_timezones(pipeline: str, triggers: list[Trigger], diagnostics: Diagno
 
 # Param key → (the parameter whose type and bounds apply, or None for input URLs)
 _Knobs = dict[str, Parameter | None]
+_VARIABLE = Parameter(name="environment variable", type="string")  # `<node>.variable.<NAME>`: a string
 
 
 def _knobs(plan: PipelinePlan) -> tuple[_Knobs, dict[str, str]]:
@@ -124,6 +127,12 @@ def _knobs(plan: PipelinePlan) -> tuple[_Knobs, dict[str, str]]:
                 knobs[source.conf_key] = parameter
         for input_source in node.sources.inputs:
             knobs[input_source.conf_key] = None
+        for variable in node.variables:
+            if variable.offered:
+                knobs[variable.conf_key(node.name)] = _VARIABLE
+            elif variable.edge is None:  # its own source decides (an edge's key is the upstream's)
+                why = "is secret" if variable.secret else "picks the container's network"
+                hidden[variable.conf_key(node.name)] = f"environment variable {variable.name!r} {why}"
     return knobs, hidden
 
 
@@ -139,7 +148,7 @@ def _check_parameters(
         if key not in knobs:
             diagnostics.error(
                 f"{label}: pipeline {plan.name!r} has no such parameter; keys are pipeline parameter names, "
-                "'<node>.parameter.<name>' or '<node>.input.<name>'",
+                "'<node>.parameter.<name>', '<node>.input.<name>' or '<node>.variable.<NAME>'",
                 trigger.location,
                 did_you_mean(str(key), knobs),
             )

@@ -6,7 +6,9 @@
   (`evaluate.input.model*` takes all files of the input `model`), as in Valohai's Three-Trainings.
 - `parameter.<p>` → parameter: the upstream's resolved value of p.
 - `metadata.<key>` → parameter: the last value the upstream printed for key.
-- `environment-variable.<X>` → environment-variable: the upstream's value of X.
+- `environment-variable.<X>` → environment-variable: the upstream's X, whose source the plan copied
+  (plan/variables.py): the manifest keeps variable names only, so here the edge is checked (the
+  upstream ran with X) and a failed `on-error: continue` upstream drops the variable.
 - `deployment.id` / `deployment.version_id` → parameter: what the deployment node published.
 - `dependency`: ordering only; `file` edges are read by the deployment node (`runtime.bundles`).
 
@@ -105,7 +107,7 @@ class EdgeFiles(Sequence[EdgeFile]):
 class EdgeValues:
     inputs: dict[str, EdgeFiles] = field(default_factory=dict)
     parameters: dict[str, Any] = field(default_factory=dict)
-    environment: dict[str, str] = field(default_factory=dict)
+    dropped_variables: set[str] = field(default_factory=set)  # their upstream failed (on-error: continue)
     log: list[str] = field(default_factory=list)
 
 
@@ -208,11 +210,11 @@ def _value(edge: EdgePlan, manifest: Manifest) -> Any:
             )
         return manifest.metadata[key]
     if kind is EdgeKind.ENVIRONMENT_VARIABLE:
-        if key not in manifest.environment:
+        if key not in manifest.variables:
             raise EdgeResolutionError(
                 f"{edge.text}: {_source(manifest)!r} has no environment variable {key!r}"
             )
-        return manifest.environment[key]
+        return key
     if key not in manifest.deployment:
         raise EdgeResolutionError(f"{edge.text}: {_source(manifest)!r} published no deployment {key!r}")
     return manifest.deployment[key]
@@ -232,6 +234,8 @@ def resolve_edges(
         manifests = upstream.get(edge.source_node)
         if not manifests and source.on_error == "continue":
             values.log.append(f"{edge.text}: nothing ({edge.source_node!r} failed; on-error: continue)")
+            if edge.target_kind is EdgeKind.ENVIRONMENT_VARIABLE:
+                values.dropped_variables.add(edge.target_key)
             continue
         if not manifests:
             raise EdgeResolutionError(
@@ -248,22 +252,10 @@ def resolve_edges(
             values.log.append(f"{edge.text}: {count} file(s)")
             continue
         found = [_value(edge, manifest) for manifest in manifests]
-        if source.kind is not NodeKind.TASK:
-            value: Any = found[0]
-        elif edge.source_kind is EdgeKind.ENVIRONMENT_VARIABLE:
-            distinct = list(dict.fromkeys(found))
-            if len(distinct) > 1:
-                raise EdgeResolutionError(
-                    f"{edge.text}: the executions of task node {edge.source_node!r} disagree "
-                    f"({', '.join(map(repr, distinct))}); an environment variable takes one value"
-                )
-            value = distinct[0]
-        else:
-            value = found  # one value per execution: spreads over a task node downstream
         if edge.target_kind is EdgeKind.ENVIRONMENT_VARIABLE:
-            values.environment[edge.target_key] = value
-        else:
-            values.parameters[edge.target_key] = value
+            continue  # checked; the value comes from the upstream's source (runtime/variables.py)
+        # a task node upstream: one value per execution, which spreads over a task node downstream
+        values.parameters[edge.target_key] = found[0] if source.kind is not NodeKind.TASK else found
     return values
 
 

@@ -49,6 +49,7 @@ from valohai_airflow.runtime.metadata import MetadataCollector
 from valohai_airflow.runtime.outputs import stage_outputs
 from valohai_airflow.runtime.parameters import NodeParameterError, resolve_parameters
 from valohai_airflow.runtime.repository import excluded_summary
+from valohai_airflow.runtime.variables import NO_SECRETS, ResolvedVariables, resolve_variables
 from valohai_airflow.runtime.workdir import WorkDir, create_workdir, valohai_environment
 from valohai_airflow.spec.commands import build_script
 from valohai_airflow.spec.paths import is_relative_local
@@ -77,6 +78,9 @@ class ExecutionRequest:
     cache: DownloadCache
     variant: Mapping[str, Any] = field(default_factory=dict)  # a task node's execution: its values
     input_policy: InputPolicy = field(default_factory=InputPolicy)  # [valohai] input_roots and networks
+    # the node's environment variables, resolved at task start with their secrets masked (the airflow
+    # layer's); None: resolved here from literals and the run conf only (no Airflow to read secrets from)
+    variables: ResolvedVariables | None = None
 
     def source_policy(self) -> InputPolicy:
         """What a run conf's or default's input URLs may reach: the configured roots and networks,
@@ -95,8 +99,8 @@ class PreparedExecution:
     workdir: WorkDir
     parameters: dict[str, Any]
     script: str
-    environment: dict[str, str]
-    step_environment: dict[str, str]
+    environment: dict[str, str]  # everything the container gets: the variables, then the `VH_*` ones
+    variables: ResolvedVariables  # the node's own variables (the manifest lists their names)
     inputs: dict[str, list[InputFileEntry]]
     log: list[str]
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
@@ -238,8 +242,10 @@ def prepare(request: ExecutionRequest) -> PreparedExecution:
     if workdir.excluded:
         log.append(excluded_summary(workdir.excluded))
     inputs = _materialise_inputs(request, workdir, edges.inputs, parameters, log)
-    step_environment = {v.name: v.default for v in step.environment_variables if v.default is not None}
-    step_environment.update(edges.environment)
+    given = request.variables
+    if given is None:
+        given = resolve_variables(node, request.conf, NO_SECRETS)
+    variables = given.without(edges.dropped_variables)
     on_demand = {
         i.name: str(uuid.uuid5(ON_DEMAND_IDS, f"{request.key.execution_id}/{i.name}"))
         for i in step.inputs
@@ -249,7 +255,7 @@ def prepare(request: ExecutionRequest) -> PreparedExecution:
         f"input {name!r} is `download: on-demand`: it was fetched before the command starts"
         for name in on_demand
     ]
-    group = distributed_group(node, request.key, _network(node, step_environment))
+    group = distributed_group(node, request.key, _network(node, variables.environment))
     if group is not None:
         write_config_file(workdir.config, "distributed", group[1])
         log.append(
@@ -274,7 +280,7 @@ def prepare(request: ExecutionRequest) -> PreparedExecution:
         ),
     )
     environment = {
-        **step_environment,
+        **variables.environment,
         **valohai_environment(
             request.key,
             project_id=request.project_name,
@@ -289,7 +295,7 @@ def prepare(request: ExecutionRequest) -> PreparedExecution:
         parameters=parameters,
         script=build_script(step, parameters),
         environment=environment,
-        step_environment=step_environment,
+        variables=variables,
         inputs=inputs,
         log=log,
         host_mounts=host_mounts,
@@ -358,7 +364,7 @@ def _stage_out(
         started_at=prepared.started_at,
         finished_at=datetime.now(UTC),
         parameters=prepared.parameters,
-        environment=prepared.step_environment,
+        variables=sorted(prepared.variables.environment),
         inputs={
             name: [ManifestFile(path=f.name, uri=f.uri, size=f.size, sha256=f.sha256) for f in files]
             for name, files in prepared.inputs.items()

@@ -1,7 +1,7 @@
 """The manifest: what one node try did, returned as its XCom and read by downstream nodes.
 
 It names the node, step, image and command, the exit code and timings, the resolved parameters,
-the input files, the output files (path, uri, size, sha256, properties), the last metadata value
+the names (never the values) of its environment variables, the input files, the output files (path, uri, size, sha256, properties), the last metadata value
 per key and where the full metadata series is stored. A manifest with many files would be too
 big for XCom, so its "large" form keeps the file lists in the store (`files_uri`) and only the
 counts inline; `load_manifest` accepts either form and returns the full one.
@@ -27,7 +27,7 @@ from valohai_airflow.store import ObjectNotFoundError
 from valohai_airflow.store.base import ArtifactStore, StoreError, join_key
 from valohai_airflow.store.resolver import StoreResolver
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: `variables` (names) replaced `environment` (valohai.yaml values)
 #: Above either limit the file lists move to the store.
 MAX_INLINE_FILES = 1000
 MAX_INLINE_BYTES = 256 * 1024
@@ -61,8 +61,8 @@ class Manifest(BaseModel):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     parameters: dict[str, Any] = Field(default_factory=dict)
-    # the step's environment variables from valohai.yaml (never secrets: those are not written here)
-    environment: dict[str, str] = Field(default_factory=dict)
+    # the names of the environment variables it ran with (runtime/variables.py), never their values
+    variables: list[str] = Field(default_factory=list)
     inputs: dict[str, list[ManifestFile]] = Field(default_factory=dict)
     outputs: list[ManifestFile] = Field(default_factory=list)
     metadata: dict[str, Any] = Field(default_factory=dict)

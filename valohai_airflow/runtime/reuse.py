@@ -11,8 +11,11 @@ made them. The ingredients, hashed into the cache key:
 - every input file's name and sha256 (edge files and URL inputs alike);
 - the content hash of the project folder (the files the work dir's repository copy gets: not
   `.git`, caches, virtualenvs or what `.vhignore` excludes);
-- the effective step's settings (environment variables with their values, mounts, resources,
-  time limits, ...), minus descriptions.
+- the environment variables: a non-secret one by its value, a secret one by its source only (an
+  Airflow Variable's key, a Connection's id and field), never its value nor a hash of it: a rotated
+  credential does not make a step a different execution, while reading another one does;
+- the effective step's settings (valohai.yaml's environment variables, mounts, resources, time
+  limits, ...), minus descriptions.
 
 The index lives in the store: `reuse/<key>/<finished>-<execution id>.json`, one entry per completed
 execution, holds its XCom value, the run that made it and when it finished. A run reuses only an
@@ -40,7 +43,7 @@ from valohai_airflow.store.base import ArtifactStore, ObjectNotFoundError, join_
 
 #: The run conf / Param key that turns reuse off for one run.
 CONF_KEY = "valohai.reuse_executions"
-KEY_VERSION = 2  # 2: the index keeps one entry per execution, with its run and finish time
+KEY_VERSION = 3  # 2: one entry per execution, with its run and finish time; 3: `variables`
 _SHOWN_REFUSALS = 3
 _UNHASHED_SETTINGS = frozenset({"description", "icon", "category", "widget", "source_path"})
 
@@ -75,6 +78,16 @@ def _settings(value: Any) -> Any:
     return value
 
 
+def _variables(prepared: PreparedExecution) -> dict[str, str]:
+    """The node's variables as reuse sees them: a secret's source in place of its value."""
+    given = prepared.variables
+    sources = {v.name: v.source_text for v in prepared.request.node.variables}
+    return {
+        name: f"secret: {sources.get(name, 'run time')}" if name in given.secret_names else value
+        for name, value in sorted(given.environment.items())
+    }
+
+
 def cache_ingredients(
     prepared: PreparedExecution, *, image_id: str | None, repository: str
 ) -> dict[str, Any]:
@@ -90,7 +103,7 @@ def cache_ingredients(
         "inputs": {
             name: sorted([f.name, f.sha256] for f in files) for name, files in sorted(prepared.inputs.items())
         },
-        "environment": prepared.step_environment,
+        "variables": _variables(prepared),
         "repository": repository,
         "step": _settings(step.model_dump(mode="json")),
     }

@@ -3,7 +3,8 @@
 Per-pipeline DAG settings, schedules that replace Valohai's (UI-configured) triggers, what
 `on-error: retry` means, how long an approval waits, whether a deployment node also serves its
 endpoints in a local container, and what a Valohai `environment` (machine type) means here: an
-Airflow queue and pool, the container's CPU, memory, /dev/shm and GPU limits and its Docker network. Read with the same located YAML loader as
+Airflow queue and pool, the container's CPU, memory, /dev/shm and GPU limits and its Docker network; and
+the run-time environment variables of its nodes (spec/variables.py). Read with the same located YAML loader as
 valohai.yaml, so every problem is a Diagnostic with file:line:column. Checks that need valohai.yaml
 (a trigger naming an unknown pipeline or parameter) happen in the plan layer.
 """
@@ -39,6 +40,7 @@ from valohai_airflow.spec._base import (
 from valohai_airflow.spec.diagnostics import Diagnostics, Location, ValohaiSpecError, shown
 from valohai_airflow.spec.hints import closest
 from valohai_airflow.spec.source import read_source
+from valohai_airflow.spec.variables import NodeSettings, StepSettings, Variables
 from valohai_airflow.spec.yaml_loader import MAX_BYTES, YamlMap, load_yaml, locate
 
 SIDECAR_NAME = "valohai-airflow.yaml"
@@ -146,6 +148,8 @@ class PipelineSettings(SpecModel):
     max_active_runs: Concurrency | None = None
     max_active_tasks: Concurrency | None = None
     description: Str | None = None
+    variables: Variables = Field(default_factory=dict)
+    nodes: dict[str, NodeSettings] = Field(default_factory=dict)
 
 
 class Trigger(SpecModel):
@@ -355,6 +359,9 @@ class ProjectSettings(SpecModel):
     network: Network | None = None  # None: the Docker engine's default network
     allow_vh_docker_network: Bool = True  # a step's VH_DOCKER_NETWORK variable picks its node's network
     mounts: MountSettings = Field(default_factory=MountSettings)
+    variables: Variables = Field(default_factory=dict)  # every node's (spec/variables.py)
+    variable_groups: dict[str, Variables] = Field(default_factory=dict)  # environment-variable-groups
+    steps: dict[str, StepSettings] = Field(default_factory=dict)
     source: str | None = Field(default=None, exclude=True)
 
     def pipeline(self, name: str) -> PipelineSettings:
@@ -436,7 +443,18 @@ def _report_validation(exc: ValidationError, data: YamlMap, diagnostics: Diagnos
             continue
         seen.add(key)
         field_name = str(path[-1]) if path and isinstance(path[-1], str) else None
-        diagnostics.error(f"{label}: {_error_text(error, field_name)}", locate(data, path, Location("?")))
+        text = _error_text(error, field_name)
+        if field_name and label.endswith(repr(field_name)):  # "variable 'X': 'X': ..." says it twice
+            text = text.removeprefix(f"'{field_name}': ")
+        diagnostics.error(f"{label}: {text}", locate(data, path, Location("?")))
+
+
+_LABELS = {
+    "variables": "variable",
+    "variable_groups": "variable group",
+    "steps": "step settings",
+    "nodes": "node settings",
+}
 
 
 def _describe(data: YamlMap, loc: tuple[Any, ...]) -> tuple[tuple[Any, ...], str]:
@@ -455,6 +473,8 @@ def _describe(data: YamlMap, loc: tuple[Any, ...]) -> tuple[tuple[Any, ...], str
                 label = f"deployment settings {part!r}"
             elif parent_key == "environments" and len(path) == 2:
                 label = f"environment settings {part!r}"
+            elif parent_key in _LABELS and not isinstance(part, int):
+                label = f"{_LABELS[parent_key]} {part!r}"
             elif len(path) == 1 and part in ("on_error_retry", "approval"):
                 label = str(part)
         elif isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current):
@@ -468,12 +488,24 @@ def _describe(data: YamlMap, loc: tuple[Any, ...]) -> tuple[tuple[Any, ...], str
     return tuple(path), label
 
 
+_VARIABLE_ERRORS = ("connection_field", "variable_value", "variable_source", "variable_name")
+
+
 def _error_text(error: ErrorDetails, field_name: str | None) -> str:
     """The sidecar's own wording for its names and its checks; the rest as in valohai.yaml."""
     subject = f"'{field_name}'" if field_name else "value"
     if error["type"] == "string_pattern_mismatch":
         return f"{subject} must be a name without spaces, got {shown(to_plain(error.get('input')))}"
-    if error["type"] in ("cron", "timezone", "health_path", "size", "gpus", "finite", "network"):
+    if error["type"] in (
+        "cron",
+        "timezone",
+        "health_path",
+        "size",
+        "gpus",
+        "finite",
+        "network",
+        *_VARIABLE_ERRORS,
+    ):
         return f"{subject}: {error['msg']}"
     return error_text(error, [field_name] if field_name else [])
 
@@ -489,12 +521,15 @@ def sidecar_json_schema() -> dict[str, Any]:
     schema["description"] = (
         "Airflow settings of a valohai-airflow project, beside valohai.yaml: per-pipeline DAG settings, "
         "scheduled triggers, on-error retry and approval settings, local serving of deployments, and the Airflow "
-        "queue, pool, container resources and network of each Valohai environment (machine type)."
+        "queue, pool, container resources and network of each Valohai environment (machine type), and run-time "
+        "environment variables from literals, Airflow Variables and Airflow Connections (project, pipeline, step "
+        "and node level, and the groups valohai.yaml's environment-variable-groups name)."
     )
     return schema
 
 
 _NUMBER = [{"type": "number"}, {"type": "integer"}]
+_VARIABLE_REF = {"$ref": "#/$defs/VariableSpec"}
 _BOUNDS = {"ge": "minimum", "gt": "exclusiveMinimum", "le": "maximum"}
 
 
@@ -513,6 +548,8 @@ def _clean_schema(node: Any) -> Any:
     if out.get("anyOf") == _NUMBER:
         del out["anyOf"]
         out["type"] = "number"
+    if out == _VARIABLE_REF:  # `NAME: text` is short for `NAME: {value: text}`
+        return {"anyOf": [{"type": "string"}, out]}
     return out
 
 

@@ -305,3 +305,32 @@ def test_the_form_offers_what_the_nodes_tables_offer() -> None:
     hidden = [s.conf_key for node in pipeline.nodes for s in node.sources.parameters if not s.offered]
     assert list(pipeline_params(pipeline)) == offered
     assert hidden == ["train.parameter.lr", "train.parameter.batch"]
+
+
+def test_non_secret_variables_are_string_params_and_secrets_are_not(tmp_path: Any) -> None:
+    from tests.unit.plan.test_variables import compiled
+
+    (pipeline,) = compiled(tmp_path).pipelines
+    params = pipeline_params(pipeline)
+    variables = sorted(key for key in params if key.startswith("first.variable."))
+    assert variables == [
+        "first.variable.EVERYWHERE",
+        "first.variable.LEVEL",
+        "first.variable.OPTIONAL_NOTHING",
+        "first.variable.PASSWORD",
+    ]
+    level = params["first.variable.LEVEL"]
+    assert (level.value, level.schema["type"], level.schema["section"]) == (
+        "step",
+        ["string", "null"],
+        "first",
+    )
+    assert "valohai-airflow.yaml" in level.description
+    assert not params["first.variable.PASSWORD"].value  # no source: empty, filled in by whoever triggers
+    # secrets (Variables, Connections), the step's network and edge-filled variables have no field
+    assert not any(
+        name in key
+        for key in params
+        for name in ("DATABASE_URL", "AWS_SECRET", "VH_DOCKER_NETWORK", "FROM_UPSTREAM", "SECRET_COPY")
+    )
+    ParamsDict(params).validate()

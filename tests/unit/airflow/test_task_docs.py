@@ -140,11 +140,26 @@ def test_task_doc_shows_step_image_and_the_command_with_the_forms_defaults(tmp_p
         ["data", "`data/a.csv`, `s3://bucket/b.csv`", "`prep.output.*.csv` (append)"],
         ["extra (optional)", "", ""],
     ]
-    names = re.search(r"Environment variables \(names only\): (.*)\.$", doc, re.MULTILINE)
-    assert names, doc
-    listed = names.group(1).replace("`", "").split(", ")
-    assert {"SEED", "REGION", "VH_OUTPUTS_DIR", "VH_EXECUTION_ID", "VH_JOB_ID"} <= set(listed)
-    assert '"1"' not in doc.split("Environment variables", 1)[1]
+    assert table_rows(doc, "environment variable") == [
+        [
+            "`REGION`",
+            "no source, from edge prep.environment-variable.REGION → train.environment-variable.REGION",
+            "no",
+            "edge prep.environment-variable.REGION → train.environment-variable.REGION",
+        ],
+        [
+            "`SEED`",
+            "a literal value; trigger form `train.variable.SEED`",
+            "no",
+            "`environment-variables` of step 'train' in valohai.yaml",
+        ],
+    ]
+    system = re.search(r"Valohai's system variables: (.*)\.$", doc, re.MULTILINE)
+    assert system, doc
+    assert {"VH_OUTPUTS_DIR", "VH_EXECUTION_ID", "VH_JOB_ID"} <= set(
+        system.group(1).replace("`", "").split(", ")
+    )
+    assert '"1"' not in doc.split("| environment variable |", 1)[1]  # names and sources, never a value
 
 
 def test_task_doc_never_shows_environment_values(tmp_path: Path) -> None:

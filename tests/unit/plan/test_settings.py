@@ -122,7 +122,7 @@ def test_trigger_parameters_must_be_params_of_the_dag(tmp_path: Path) -> None:
     errors = compile_errors(project(tmp_path, sidecar))
     assert [e.split(": ", 1)[1] for e in errors] == [
         "trigger 'T', parameter 'epochs': pipeline 'weekly' has no such parameter; keys are pipeline parameter "
-        "names, '<node>.parameter.<name>' or '<node>.input.<name>'",
+        "names, '<node>.parameter.<name>', '<node>.input.<name>' or '<node>.variable.<NAME>'",
         "trigger 'T', parameter 'a.parameter.rate': cannot be set by a trigger: pipeline parameter 'speed' sets it",
         "trigger 'T', parameter 'b.parameter.epochs': cannot be set by a trigger: an edge fills it from an "
         "upstream node",

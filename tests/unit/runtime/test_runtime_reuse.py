@@ -146,9 +146,7 @@ def test_the_key_changes_with_every_ingredient(tmp_path: Path, project: Path, ch
 
 
 def _env_changed(tmp_path: Path, project: Path) -> str:
-    prepared = prepared_execution(tmp_path, project)
-    prepared.step_environment["MODE"] = "slow"  # what an environment-variable edge would deliver
-    return key_of(prepared)
+    return key_of(prepared_execution(tmp_path, project, conf={"train.variable.MODE": "slow"}))
 
 
 def test_reuse_is_on_only_for_reuse_pipelines_and_a_run_can_turn_it_off(

@@ -92,7 +92,10 @@ def test_an_execution_node_runs_once(plan: PipelinePlan) -> None:
 
 
 def execution(
-    map_index: int, score: int, mode: str = "x", files: tuple[str, ...] = ("model.txt",)
+    map_index: int,
+    score: int,
+    variables: tuple[str, ...] = ("MODE",),
+    files: tuple[str, ...] = ("model.txt",),
 ) -> Manifest:
     return Manifest(
         execution_id=f"e{map_index}",
@@ -101,7 +104,7 @@ def execution(
         step="work",
         image="busybox",
         metadata={"score": score},
-        environment={"MODE": mode},
+        variables=list(variables),
         outputs=[ManifestFile(path=f, uri=f"file:///s/{map_index}/{f}", size=1) for f in files],
     )
 
@@ -116,16 +119,16 @@ def test_a_task_node_upstream_gives_every_file_and_a_list_of_values() -> None:
         ("work-2-model.txt", "file:///s/2/model.txt"),
     ]
     assert values.parameters == {"tags": [10, 30]}
-    assert values.environment == {"MODE": "x"}  # the executions agree
+    assert values.dropped_variables == set()  # MODE's value comes from its source, not the manifest
     assert "input 'x': 'model.txt' from work-2 arrives as 'work-2-model.txt'" in values.log
 
 
-def test_a_lone_execution_is_a_list_of_one_and_disagreeing_environments_fail() -> None:
+def test_a_lone_execution_is_a_list_of_one_and_an_upstream_without_the_variable_fails() -> None:
     (pipeline,) = compile_text(YAML).pipelines
     alone = resolve_edges(pipeline, pipeline.node("report"), load_upstream({"work": execution(0, 10)}))
     assert alone.parameters == {"tags": [10]}
-    upstream = load_upstream({"work": [execution(0, 1, "a"), execution(1, 2, "b")]})
-    with pytest.raises(EdgeResolutionError, match="the executions of task node 'work' disagree"):
+    upstream = load_upstream({"work": [execution(0, 1), execution(1, 2, variables=())]})
+    with pytest.raises(EdgeResolutionError, match="'work-1' has no environment variable 'MODE'"):
         resolve_edges(pipeline, pipeline.node("report"), upstream)
 
 
