@@ -41,6 +41,7 @@ GOOD = textwrap.dedent(
           - [a-b.output.*, a_b.input.x]
     """
 )
+GOOD_DAGS = "DAGs: 1 pipeline(s) (p); 1 step(s) (hello); 0 task blueprint(s)"
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -68,6 +69,8 @@ def test_lint_valohais_three_trainings_pipeline(capsys: pytest.CaptureFixture[st
         f'{path}:134:9: warning: pipeline "Three-Trainings Pipeline": edge '
         "find-best-model-node.parameter.my_param → find-best-model-node.parameter.my_param: "
         "both ends are the same socket, so the edge does nothing; it is dropped",
+        f"{path}: DAGs: 1 pipeline(s) (Three-Trainings Pipeline); 4 step(s) (Preprocess dataset (MNIST), "
+        "Train model (MNIST), Batch inference (MNIST), Compare predictions (MNIST)); 0 task blueprint(s)",
         f"{path}: 0 error(s), 1 warning(s)",
     ]
 
@@ -118,7 +121,9 @@ def test_a_directory_is_searched(capsys: pytest.CaptureFixture[str], tmp_path: P
     code, out, _ = run(capsys, "lint", str(tmp_path))
     assert code == 0
     assert out.splitlines() == [
+        f"{tmp_path}/deep/er/two/valohai.yaml: {GOOD_DAGS}",
         f"{tmp_path}/deep/er/two/valohai.yaml: 0 error(s), 0 warning(s)",
+        f"{tmp_path}/one/valohai.yaml: {GOOD_DAGS}",
         f"{tmp_path}/one/valohai.yaml: 0 error(s), 0 warning(s)",
     ]
 
@@ -130,7 +135,10 @@ def test_a_directory_holding_a_virtualenv(capsys: pytest.CaptureFixture[str], tm
     (tmp_path / "valohai.yaml").write_text(GOOD)
     code, out, err = run(capsys, "lint", str(tmp_path))
     assert code == 0
-    assert out.splitlines() == [f"{tmp_path}/valohai.yaml: 0 error(s), 0 warning(s)"]
+    assert out.splitlines() == [
+        f"{tmp_path}/valohai.yaml: {GOOD_DAGS}",
+        f"{tmp_path}/valohai.yaml: 0 error(s), 0 warning(s)",
+    ]
     assert "without following symlinks" in err
 
 
@@ -297,8 +305,10 @@ def test_lint_warns_about_an_environment_the_sidecar_does_not_map(
     assert code == 0
     assert out.splitlines() == [
         f"{path}:6:18: warning: environment 'aws-eu-west-1-p3-2xlarg' has no mapping in `environments:` of "
-        'valohai-airflow.yaml, so nodes "a-b", "a_b" of pipeline "p" run on Airflow\'s default queue, with no '
-        'pool, CPU, memory or GPU settings from it (did you mean "aws-eu-west-1-p3-2xlarge"?)',
+        'valohai-airflow.yaml, so nodes "a-b", "a_b" of pipeline "p"; node "hello" of the DAG of step "hello" '
+        "run on Airflow's default queue, with no pool, CPU, memory or GPU settings from it "
+        '(did you mean "aws-eu-west-1-p3-2xlarge"?)',
+        f"{path}: {GOOD_DAGS}",
         f"{path}: 0 error(s), 1 warning(s)",
     ]
     assert run(capsys, "lint", "--strict", str(path))[0] == 1

@@ -1,4 +1,5 @@
-"""Plan → Airflow: one DAG per pipeline, one task per node (a task node: its variants task and its
+"""Plan → Airflow: one DAG per pipeline (and per step and task blueprint run on its own: a one-node
+pipeline, plan/standalone.py), one task per node (a task node: its variants task and its
 mapped executions), one dependency per edge."""
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ def build_dag(
     docs: PipelineDocs | None = None,
 ) -> DAG:
     """`params` and `docs`: the pipeline's Params and task docs, when the caller has them already."""
-    dag_id = dag_id_for(project.name, pipeline.name)
+    dag_id = dag_id_for(project.name, pipeline.name, pipeline.kind)
     params = pipeline_params(pipeline) if params is None else params
     problem = schedule_problem(pipeline, project.settings, params)
     if problem:
@@ -97,7 +98,7 @@ def build_dag(
     if docs is None:
         docs = pipeline_docs(project, pipeline, param_defaults(params), default_queue())
     dag_doc, node_docs = docs
-    arguments = {"description": f"Valohai pipeline {pipeline.name!r} of {project.name}"}
+    arguments = {"description": f"Valohai {pipeline.title.removeprefix('the DAG of ')} of {project.name}"}
     with DAG(
         dag_id=dag_id,
         dag_display_name=pipeline.name,
@@ -144,12 +145,13 @@ def build_dags(
     project: ProjectPlan, *, docker_url: str | None = None, cache_dir: Path | None = None
 ) -> dict[str, DAG]:
     """`cache_dir`: where the task docs of this plan are kept between parses (the plan cache's)."""
-    if not project.pipelines:  # most valohai.yaml files: steps only
+    plans = project.dag_plans  # the pipelines, and the steps and blueprints run on their own
+    if not plans:
         return {}
-    params = {p.name: pipeline_params(p) for p in project.pipelines}
-    docs = project_docs(project, {name: param_defaults(ps) for name, ps in params.items()}, cache_dir)
+    params = {p.title: pipeline_params(p) for p in plans}
+    docs = project_docs(project, {title: param_defaults(ps) for title, ps in params.items()}, cache_dir)
     dags = (
-        build_dag(project, p, docker_url=docker_url, params=params[p.name], docs=docs[p.name])
-        for p in project.pipelines
+        build_dag(project, p, docker_url=docker_url, params=params[p.title], docs=docs[p.title])
+        for p in plans
     )
     return {dag.dag_id: dag for dag in dags}

@@ -36,8 +36,9 @@ __all__ = ["clear_cache", "compile_project", "folder_index"]
 
 # Bump when the plan model or the compiler's output changes, so old pickles are not read back.
 # 3: ProjectSettings.deployments; 4: NodePlan.blueprint; 5: NodePlan.machine; 6: PipelinePlan indexes;
-# 7: plan classes pickled by their init fields; 8: NodePlan.sources, PipelineParameterPlan.parameter
-PLAN_FORMAT = 8
+# 7: plan classes pickled by their init fields; 8: NodePlan.sources, PipelineParameterPlan.parameter;
+# 9: ProjectPlan.standalone, PipelinePlan.kind (steps and task blueprints as DAGs)
+PLAN_FORMAT = 9
 
 # path → (content hash, project name, plan). One entry per file, so edits replace rather than pile up.
 # A broken file is re-read every parse loop as well: its errors are cached like a plan.
@@ -182,7 +183,13 @@ def _compile(data: bytes, sidecar: bytes | None, path: Path, name: str, content_
     except ValohaiSpecError as exc:
         errors.extend(exc.diagnostics)
     checked = (
-        check_settings(settings, result.config.pipelines, plan.pipelines if plan else ())
+        check_settings(
+            settings,
+            result.config.pipelines,
+            plan.dag_plans if plan else (),
+            steps=result.config.steps,
+            tasks=result.config.tasks,
+        )
         if settings is not None
         else None
     )

@@ -33,6 +33,7 @@ from valohai_airflow.plan.model import EdgePlan, PipelinePlan, ProjectPlan
 from valohai_airflow.plan.nodes import check_task_ids, compile_node
 from valohai_airflow.plan.pipeline_parameters import compile_parameters
 from valohai_airflow.plan.sources import pipeline_sources
+from valohai_airflow.plan.standalone import compile_standalone
 from valohai_airflow.spec.config import Config
 from valohai_airflow.spec.diagnostics import Diagnostics
 from valohai_airflow.spec.sidecar import ProjectSettings
@@ -53,17 +54,19 @@ def compile_config(
     check_size(config, diagnostics)
     diagnostics.raise_if_errors()
     compiled = [_compile_pipeline(PipelineContext(config, p, diagnostics)) for p in config.pipelines.values()]
-    pipelines = resolve_machines(
-        [p for p in compiled if p is not None], settings or ProjectSettings(), diagnostics
-    )
+    settings = settings or ProjectSettings()
+    kept = [p for p in compiled if p is not None]
+    standalone = compile_standalone(config, settings, diagnostics, _compile_pipeline)
+    resolved = resolve_machines([*kept, *standalone], settings, diagnostics)
     diagnostics.raise_if_errors()
     return ProjectPlan(
         name=project_name,
         root=root,
         source=config.source,
         content_hash=content_hash,
-        pipelines=pipelines,
+        pipelines=resolved[: len(kept)],
         diagnostics=tuple(diagnostics.warnings),
+        standalone=resolved[len(kept) :],
     )
 
 

@@ -31,9 +31,14 @@ class PipelineContext:
     pipeline: Pipeline
     diagnostics: Diagnostics
     resolved: dict[str, ResolvedNode] = field(default_factory=dict)
+    subject: str = ""  # what messages name; '' for `pipeline "<name>"` (a step's DAG: `step "<name>"`)
 
     def error(self, message: str, location: Location, hint: str | None = None) -> None:
-        self.diagnostics.error(f'pipeline "{self.pipeline.name}": {message}', location, hint)
+        self.diagnostics.error(f"{self._subject}: {message}", location, hint)
 
     def warning(self, message: str, location: Location, hint: str | None = None) -> None:
-        self.diagnostics.warning(f'pipeline "{self.pipeline.name}": {message}', location, hint)
+        self.diagnostics.warning(f"{self._subject}: {message}", location, hint)
+
+    @property
+    def _subject(self) -> str:
+        return self.subject or f'pipeline "{self.pipeline.name}"'

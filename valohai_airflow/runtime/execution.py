@@ -17,7 +17,7 @@ from typing import Any
 
 from valohai_airflow.errors import ValohaiAirflowError
 from valohai_airflow.plan.conf_keys import node_input_key
-from valohai_airflow.plan.model import NodePlan, PipelinePlan
+from valohai_airflow.plan.model import DagKind, NodePlan, PipelinePlan
 from valohai_airflow.runtime.config_files import (
     CONTAINER_ROOT,
     InputFileEntry,
@@ -208,6 +208,7 @@ def prepare(request: ExecutionRequest) -> PreparedExecution:
     if workdir.excluded:
         log.append(excluded_summary(workdir.excluded))
     inputs = _materialise_inputs(request, workdir, edges.inputs, log)
+    in_pipeline = pipeline.kind is DagKind.PIPELINE  # a step run on its own is no pipeline's node, as on Valohai
     step_environment = {v.name: v.default for v in step.environment_variables if v.default is not None}
     step_environment.update(edges.environment)
     write_config_files(
@@ -221,9 +222,9 @@ def prepare(request: ExecutionRequest) -> PreparedExecution:
             project_name=request.project_name,
             title=node.name,
             created_at=datetime.now(UTC),
-            pipeline_id=request.key.run_id,
-            pipeline_title=pipeline.name,
-            pipeline_node_id=node.name,
+            pipeline_id=request.key.run_id if in_pipeline else None,
+            pipeline_title=pipeline.name if in_pipeline else None,
+            pipeline_node_id=node.name if in_pipeline else None,
         ),
     )
     environment = {
@@ -231,8 +232,8 @@ def prepare(request: ExecutionRequest) -> PreparedExecution:
         **valohai_environment(
             request.key,
             project_id=request.project_name,
-            pipeline_id=request.key.run_id,
-            pipeline_node_id=node.name,
+            pipeline_id=request.key.run_id if in_pipeline else None,
+            pipeline_node_id=node.name if in_pipeline else None,
         ),
     }
     return PreparedExecution(

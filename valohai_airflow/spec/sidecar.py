@@ -21,7 +21,7 @@ from functools import lru_cache
 from typing import Annotated, Any, ClassVar, Literal
 
 from croniter import CroniterBadCronError, croniter
-from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, WithJsonSchema
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, WithJsonSchema, model_validator
 from pydantic_core import ErrorDetails
 
 from valohai_airflow.spec._base import (
@@ -36,6 +36,7 @@ from valohai_airflow.spec._base import (
     spec_error,
     to_plain,
 )
+from valohai_airflow.spec.dag_choice import DagChoice
 from valohai_airflow.spec.diagnostics import Diagnostics, Location, ValohaiSpecError, shown
 from valohai_airflow.spec.hints import closest
 from valohai_airflow.spec.source import read_source
@@ -149,18 +150,40 @@ class PipelineSettings(SpecModel):
 
 
 class Trigger(SpecModel):
-    """A Valohai scheduled trigger: run `pipeline` on `cron` in `timezone` with `parameters` overridden."""
+    """A Valohai scheduled trigger: run `pipeline` (or, Valohai's "Run execution" action, a `step` or a
+    `task` blueprint: its DAG) on `cron` in `timezone` with `parameters` overridden."""
 
     kind: ClassVar[str] = "trigger"
 
     title: Str
-    pipeline: Str
+    pipeline: Str | None = None
+    step: Str | None = None
+    task: Str | None = None
     cron: Cron
     timezone: TimeZone = "UTC"
     parameters: PlainDict = Field(default_factory=dict)
     enabled: Bool = True
     catchup: Bool = False
     start_date: dt.date | None = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> Trigger:
+        if sum(name is not None for name in (self.pipeline, self.step, self.task)) != 1:
+            raise spec_error(
+                "trigger_target",
+                "trigger {title!r} needs exactly one of 'pipeline', 'step' or 'task' (what it runs)",
+                {"title": self.title},
+            )
+        return self
+
+    @property
+    def target(self) -> tuple[str, str]:
+        """(what it runs: "pipeline", "step" or "task", its name)."""
+        for kind in ("pipeline", "step", "task"):
+            name = getattr(self, kind)
+            if name is not None:
+                return kind, name
+        raise AssertionError("validated: a trigger has a target")
 
     @property
     def expression(self) -> str:
@@ -335,6 +358,8 @@ class ProjectSettings(SpecModel):
     environments: dict[str, EnvironmentSettings] = Field(default_factory=dict)
     network: Network | None = None  # None: the Docker engine's default network
     allow_vh_docker_network: Bool = True  # a step's VH_DOCKER_NETWORK variable picks its node's network
+    steps: DagChoice = True  # which steps get a DAG of their own (spec/dag_choice.py)
+    tasks: DagChoice = True  # which task blueprints do
     source: str | None = Field(default=None, exclude=True)
 
     def pipeline(self, name: str) -> PipelineSettings:
@@ -345,9 +370,9 @@ class ProjectSettings(SpecModel):
         """The settings of one deployment, by its name in valohai.yaml (defaults: publish only)."""
         return self.deployments.get(name) or DeploymentSettings()
 
-    def triggers_for(self, pipeline: str) -> tuple[Trigger, ...]:
-        """The enabled triggers of one pipeline, in file order."""
-        return tuple(t for t in self.triggers if t.enabled and t.pipeline == pipeline)
+    def triggers_for(self, pipeline: str, kind: str = "pipeline") -> tuple[Trigger, ...]:
+        """The enabled triggers of one pipeline (`kind` "step" / "task": a step's, a blueprint's DAG), in file order."""
+        return tuple(t for t in self.triggers if t.enabled and t.target == (kind, pipeline))
 
 
 @dataclass(frozen=True)
@@ -453,7 +478,16 @@ def _error_text(error: ErrorDetails, field_name: str | None) -> str:
     subject = f"'{field_name}'" if field_name else "value"
     if error["type"] == "string_pattern_mismatch":
         return f"{subject} must be a name without spaces, got {shown(to_plain(error.get('input')))}"
-    if error["type"] in ("cron", "timezone", "health_path", "size", "gpus", "finite", "network"):
+    if error["type"] in (
+        "cron",
+        "timezone",
+        "health_path",
+        "size",
+        "gpus",
+        "finite",
+        "network",
+        "dag_choice",
+    ):
         return f"{subject}: {error['msg']}"
     return error_text(error, [field_name] if field_name else [])
 

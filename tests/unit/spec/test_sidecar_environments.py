@@ -100,7 +100,7 @@ environment:
         "valohai-airflow.yaml:6:1: error: valohai-airflow.yaml: unknown key 'environment' "
         "(did you mean 'environments'?) "
         "(valid keys: pipelines, triggers, on_error_retry, approval, deployments, environments, network, "
-        "allow_vh_docker_network)",
+        "allow_vh_docker_network, steps, tasks)",
     ]
 
 
