@@ -312,3 +312,75 @@ def test_lint_warns_about_an_environment_the_sidecar_does_not_map(
         f"{path}: 0 error(s), 1 warning(s)",
     ]
     assert run(capsys, "lint", "--strict", str(path))[0] == 1
+
+
+def test_graph_of_a_file_without_pipelines_shows_its_steps_and_blueprints(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """It used to print `no pipeline None` and exit 1: a file of steps has DAGs too (issue 25)."""
+    (tmp_path / "valohai.yaml").write_text(GOOD.split("- pipeline:")[0] + SWEEP)
+    code, out, err = run(capsys, "graph", str(tmp_path / "valohai.yaml"))
+    assert (code, err) == (0, "")
+    assert out.splitlines() == [
+        "step hello",
+        "  hello [execution] step hello in busybox",
+        "",
+        "task blueprint sweep",
+        "  sweep [task] step hello in busybox, 2 execution(s) from task blueprint sweep",
+    ]
+
+
+SWEEP = """\
+    parameters:
+      - {name: n, type: integer, default: 1}
+- task:
+    name: sweep
+    step: hello
+    type: grid_search
+    parameters:
+      - {name: n, style: multiple, rules: {items: [1, 2]}}
+"""
+
+
+def test_graph_shows_a_step_or_blueprint_dag_by_name(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "valohai.yaml"
+    path.write_text(
+        GOOD.replace(
+            "    inputs:\n",
+            SWEEP.split("- task:")[0].replace("    parameters", "    parameters", 1) + "    inputs:\n",
+            1,
+        )
+        + "- task:"
+        + SWEEP.split("- task:")[1]
+    )
+    code, out, _ = run(capsys, "graph", str(path), "--step", "hello", "--format", "mermaid")
+    assert (code, out.splitlines()) == (0, ["flowchart LR", '    n0["hello"]'])
+    code, out, _ = run(capsys, "graph", str(path), "--task", "sweep")
+    assert code == 0 and out.startswith("task blueprint sweep\n")
+    code, out, err = run(capsys, "graph", str(path), "--step", "helo")
+    assert (code, out) == (1, "")
+    assert err.strip() == f"{path}: no step 'helo' (steps with a DAG: hello)"
+
+
+def test_lint_lists_the_dags_of_a_file_without_pipelines(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    (tmp_path / "valohai.yaml").write_text(GOOD.split("- pipeline:")[0] + SWEEP)
+    (tmp_path / "valohai-airflow.yaml").write_text("steps: [helo]\n")
+    code, out, _ = run(capsys, "lint", str(tmp_path / "valohai.yaml"))
+    assert code == 1
+    assert out.splitlines()[0] == (
+        f"{tmp_path}/valohai-airflow.yaml:1:9: error: `steps:` of valohai-airflow.yaml names step 'helo', which "
+        'valohai.yaml does not have (did you mean "hello"?)'
+    )
+    (tmp_path / "valohai-airflow.yaml").write_text("tasks: false\n")
+    code, out, _ = run(capsys, "lint", str(tmp_path / "valohai.yaml"))
+    assert (code, out.splitlines()) == (
+        0,
+        [
+            f"{tmp_path}/valohai.yaml: DAGs: 0 pipeline(s); 1 step(s) (hello); 0 task blueprint(s)",
+            f"{tmp_path}/valohai.yaml: 0 error(s), 0 warning(s)",
+        ],
+    )

@@ -94,6 +94,16 @@ def pipeline_params(pipeline: PipelinePlan) -> dict[str, Param]:
                 "inside the project folder or a folder [valohai] input_roots allows",
                 section=node.name,
             )
+        for variable in node.step.environment_variables:  # offered in a step's or blueprint's own DAG
+            env_source = next((e for e in node.sources.environment if e.name == variable.name), None)
+            if env_source is not None and env_source.offered:
+                params[env_source.conf_key] = Param(
+                    variable.default,
+                    type=["string", "null"],
+                    title=f"{variable.name} (environment variable)",
+                    description=variable.description or "The container's environment variable; empty: unset",
+                    section=node.name,
+                )
     if pipeline.reuse_executions:
         params[REUSE_KEY] = Param(
             True,

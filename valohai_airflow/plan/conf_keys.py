@@ -15,3 +15,8 @@ def node_parameter_key(node: str, parameter: str) -> str:
 
 def node_input_key(node: str, input_name: str) -> str:
     return socket_text(node, "input", input_name)
+
+
+def node_environment_key(node: str, variable: str) -> str:
+    """A step's environment variable in the form of its own DAG (plan/standalone.py)."""
+    return socket_text(node, "environment-variable", variable)

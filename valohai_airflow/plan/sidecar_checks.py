@@ -152,6 +152,8 @@ def _knobs(plan: PipelinePlan) -> tuple[_Knobs, dict[str, str]]:
                 hidden[source.conf_key] = f"pipeline parameter {source.pipeline_parameter.name!r} sets it"
             elif source.edges:
                 hidden[source.conf_key] = "an edge fills it from an upstream node"
+            elif source.blueprint is not None:
+                hidden[source.conf_key] = f"task blueprint {source.blueprint!r} varies it"
             else:
                 knobs[source.conf_key] = parameter
         for input_source in node.sources.inputs:

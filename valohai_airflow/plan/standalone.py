@@ -15,8 +15,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
+from valohai_airflow.plan.conf_keys import node_environment_key
 from valohai_airflow.plan.context import PipelineContext
-from valohai_airflow.plan.model import DagKind, PipelinePlan
+from valohai_airflow.plan.model import DagKind, NodePlan, Origin, PipelinePlan
 from valohai_airflow.spec.config import Config
 from valohai_airflow.spec.dag_choice import ChosenName, is_chosen
 from valohai_airflow.spec.diagnostics import Diagnostics, Location, Severity
@@ -62,8 +63,25 @@ def compile_standalone(
             else:
                 diagnostics.items.extend(found.items)
             if plan is not None and not found.errors:
-                plans.append(replace(plan, kind=kind))
+                plans.append(
+                    replace(plan, kind=kind, nodes=tuple(_with_environment_form(n) for n in plan.nodes))
+                )
     return plans
+
+
+def _with_environment_form(node: NodePlan) -> NodePlan:
+    """Valohai's Create-execution form edits the step's environment variables too: each is offered in
+    the trigger form, under `<node>.environment-variable.<NAME>`, its default the step's value."""
+    environment = tuple(
+        replace(
+            source,
+            origin=Origin.RUN_CONF,
+            conf_key=node_environment_key(node.name, source.name),
+            offered=True,
+        )
+        for source in node.sources.environment
+    )
+    return replace(node, sources=replace(node.sources, environment=environment))
 
 
 def _demote(found: Diagnostics, diagnostics: Diagnostics) -> None:

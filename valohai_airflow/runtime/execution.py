@@ -208,9 +208,19 @@ def prepare(request: ExecutionRequest) -> PreparedExecution:
     if workdir.excluded:
         log.append(excluded_summary(workdir.excluded))
     inputs = _materialise_inputs(request, workdir, edges.inputs, log)
-    in_pipeline = pipeline.kind is DagKind.PIPELINE  # a step run on its own is no pipeline's node, as on Valohai
+    in_pipeline = (
+        pipeline.kind is DagKind.PIPELINE
+    )  # a step run on its own is no pipeline's node, as on Valohai
     step_environment = {v.name: v.default for v in step.environment_variables if v.default is not None}
     step_environment.update(edges.environment)
+    for offered in (e for e in node.sources.environment if e.offered):  # a step's own DAG: its form's
+        if offered.conf_key not in request.conf:
+            continue
+        value = request.conf[offered.conf_key]
+        if value is None or value == "":
+            step_environment.pop(offered.name, None)
+        else:
+            step_environment[offered.name] = str(value)
     write_config_files(
         workdir.config,
         parameters=parameters,
