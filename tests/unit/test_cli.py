@@ -346,15 +346,8 @@ def test_graph_shows_a_step_or_blueprint_dag_by_name(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     path = tmp_path / "valohai.yaml"
-    path.write_text(
-        GOOD.replace(
-            "    inputs:\n",
-            SWEEP.split("- task:")[0].replace("    parameters", "    parameters", 1) + "    inputs:\n",
-            1,
-        )
-        + "- task:"
-        + SWEEP.split("- task:")[1]
-    )
+    head, pipeline = GOOD.split("- pipeline:")
+    path.write_text(head + SWEEP + "- pipeline:" + pipeline)  # with a pipeline: steps by name
     code, out, _ = run(capsys, "graph", str(path), "--step", "hello", "--format", "mermaid")
     assert (code, out.splitlines()) == (0, ["flowchart LR", '    n0["hello"]'])
     code, out, _ = run(capsys, "graph", str(path), "--task", "sweep")

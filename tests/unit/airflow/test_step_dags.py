@@ -79,7 +79,7 @@ def test_a_wrong_typed_value_is_refused_naming_the_parameter(tmp_path: Path) -> 
     """What Airflow's REST API does with a run conf (a 400 with this message): the e2e test triggers it."""
     step_dag = next(d for i, d in dags(tmp_path).items() if i.startswith("team__step__train_model_"))
     params = ParamsDict(step_dag.params)  # type: ignore[attr-defined]
-    with pytest.raises(ParamValidationError, match="train model.parameter.epochs: 'many' is not of type"):
+    with pytest.raises(ParamValidationError, match=r"train model\.parameter\.epochs: 'many' is not of type"):
         params["train model.parameter.epochs"] = "many"
 
 
