@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import AIRFLOW_HOME, REPO_ROOT
-from tests.integration.conftest import BUSYBOX, add_project, dag_bag
+from tests.integration.conftest import BUSYBOX, add_project, dag_bag, pipeline_dag
 
 GOOD = textwrap.dedent(
     f"""
@@ -63,8 +63,9 @@ def test_every_pipeline_becomes_a_dag_with_names_as_written(dags_folder: Path) -
     add_project(dags_folder, "greeter", GOOD)
     bag = dag_bag(dags_folder)
     assert bag.import_errors == {}
-    (dag_id,) = bag.dags
-    dag = bag.dags.get(dag_id)
+    dag = pipeline_dag(bag, "greeter")
+    dag_id = dag.dag_id
+    assert set(bag.dags) == {dag_id, "greeter__step__hello"}  # the step runs on its own too
     assert dag_id.startswith("greeter__Greet_Twice_")
     assert dag.dag_display_name == "Greet Twice"
     assert {t.task_display_name for t in dag.tasks} == {"first one", "second"}
@@ -221,7 +222,7 @@ def test_a_worker_builds_only_the_dag_it_runs(dags_folder: Path) -> None:
 def test_a_shell_pipeline_runs_in_docker(dags_folder: Path) -> None:
     add_project(dags_folder, "greeter", GOOD)
     bag = dag_bag(dags_folder)
-    (dag_id,) = bag.dags
+    dag_id = pipeline_dag(bag, "greeter").dag_id
     hostile = "$(rm -rf /) {{ conn.aws_default.password }}"
     dag = bag.dags.get(dag_id)
     run = dag.test(run_conf={"first one.parameter.greeting": hostile})
