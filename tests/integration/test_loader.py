@@ -210,12 +210,14 @@ def test_a_worker_builds_only_the_dag_it_runs(dags_folder: Path) -> None:
         print(sorted(k for k, v in namespace.items() if isinstance(v, DAG)))
         """
     )
-    greeter_id = next(d for d in dag_bag(dags_folder).dags if d.startswith("greeter__"))
-    env = {**os.environ, "_AIRFLOW_PARSING_CONTEXT_DAG_ID": greeter_id, "AIRFLOW_HOME": str(AIRFLOW_HOME)}
-    result = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, cwd=REPO_ROOT
-    )
-    assert result.stdout.strip().splitlines()[-1] == repr([greeter_id])
+    bag = dag_bag(dags_folder)
+    # not even its project's other DAGs: the pipeline, or the step's own DAG, alone
+    for greeter_id in (pipeline_dag(bag, "greeter").dag_id, "greeter__step__hello"):
+        env = {**os.environ, "_AIRFLOW_PARSING_CONTEXT_DAG_ID": greeter_id, "AIRFLOW_HOME": str(AIRFLOW_HOME)}
+        result = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, cwd=REPO_ROOT
+        )
+        assert result.stdout.strip().splitlines()[-1] == repr([greeter_id])
 
 
 @pytest.mark.usefixtures("airflow_db", "docker_engine")

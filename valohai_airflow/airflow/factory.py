@@ -142,10 +142,17 @@ def _unschedulable_dag(dag_id: str, pipeline: PipelinePlan, problem: str) -> DAG
 
 
 def build_dags(
-    project: ProjectPlan, *, docker_url: str | None = None, cache_dir: Path | None = None
+    project: ProjectPlan,
+    *,
+    docker_url: str | None = None,
+    cache_dir: Path | None = None,
+    only: str | None = None,
 ) -> dict[str, DAG]:
-    """`cache_dir`: where the task docs of this plan are kept between parses (the plan cache's)."""
+    """`cache_dir`: where the task docs of this plan are kept between parses (the plan cache's).
+    `only`: the one DAG id a worker runs (a project of forty steps need not build forty DAGs there)."""
     plans = project.dag_plans  # the pipelines, and the steps and blueprints run on their own
+    if only is not None:
+        plans = tuple(p for p in plans if dag_id_for(project.name, p.name, p.kind) == only) or plans
     if not plans:
         return {}
     params = {p.title: pipeline_params(p) for p in plans}

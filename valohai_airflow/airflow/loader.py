@@ -140,7 +140,11 @@ def _load_dags(dags_folder: str | os.PathLike[str] | None) -> dict[str, DAG]:
                     f"{valohai_yaml}: dag id(s) {'; '.join(taken[valohai_yaml])} would belong to two projects or "
                     "DAGs; rename the folder, the pipeline, or the step or task blueprint"
                 )
-            dags.update(build_dags(plan, docker_url=settings.docker_url, cache_dir=settings.plan_cache_dir))
+            dags.update(
+                build_dags(
+                    plan, docker_url=settings.docker_url, cache_dir=settings.plan_cache_dir, only=wanted
+                )
+            )
         except Exception as error:
             _add_error_dag(
                 dags, settings.strict_loading, plan.name, valohai_yaml, error, error_dag_id(plan.name)
