@@ -134,6 +134,12 @@ def graph(path: str, name: str | None, output: str, kind: DagKind = DagKind.PIPE
         plans = list(project.standalone)
     else:
         plans = [p for p in project.dag_plans if p.kind is kind and name in (None, p.name)]
+    if not plans and name is None:
+        print(
+            f"{path}: no pipelines, and valohai-airflow.yaml gives no step or task blueprint a DAG",
+            file=sys.stderr,
+        )
+        return 1
     if not plans:
         what = _HEADINGS[kind]
         names = ", ".join(p.name for p in project.dag_plans if p.kind is kind) or "none"

@@ -355,6 +355,13 @@ def test_graph_shows_a_step_or_blueprint_dag_by_name(
     code, out, err = run(capsys, "graph", str(path), "--step", "helo")
     assert (code, out) == (1, "")
     assert err.strip() == f"{path}: no step 'helo' (steps with a DAG: hello)"
+    (tmp_path / "valohai.yaml").write_text(GOOD.split("- pipeline:")[0])
+    (tmp_path / "valohai-airflow.yaml").write_text("steps: false\n")
+    code, out, err = run(capsys, "graph", str(path))
+    assert (code, out) == (1, "")
+    assert (
+        err.strip() == f"{path}: no pipelines, and valohai-airflow.yaml gives no step or task blueprint a DAG"
+    )
 
 
 def test_lint_lists_the_dags_of_a_file_without_pipelines(

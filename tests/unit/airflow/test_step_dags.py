@@ -42,6 +42,7 @@ def test_a_file_without_pipelines_gives_a_dag_per_step_and_blueprint(tmp_path: P
     (task,) = step_dag.tasks  # type: ignore[attr-defined]
     assert isinstance(task, ValohaiExecutionOperator)
     assert (task.task_id, task.task_display_name) == (step_dag.tasks[0].task_id, "train model")  # type: ignore[attr-defined]
+    assert {link.name for link in task.operator_extra_links} >= {"Outputs", "Metadata (metadata.jsonl)"}
     assert "Valohai step run on its own" in step_dag.doc_md  # type: ignore[attr-defined]
     assert "train {parameters}" not in (task.doc_md or "") and "train --epochs=5 --rate=0.1" in (
         task.doc_md or ""
