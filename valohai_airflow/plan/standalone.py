@@ -35,8 +35,8 @@ def compile_standalone(
     """The chosen steps' and blueprints' plans, in file order (steps first); `compile_pipeline` is
     compile.py's, so a one-node pipeline is checked and resolved as any pipeline is.
 
-    A blueprint that pipeline nodes already run has its problems reported once, by those nodes; one
-    that cannot run on its own gets no DAG and warnings (_demote)."""
+    A blueprint that pipeline nodes already run has its problems reported once, by those nodes (at
+    the same places); one that cannot run on its own gets no DAG and warnings (_demote)."""
     _check_names(config, settings, diagnostics)
     used = {
         node.task
@@ -55,8 +55,9 @@ def compile_standalone(
             found = Diagnostics()
             spec = one_node_pipeline(kind, name, item.location)
             plan = compile_pipeline(PipelineContext(config, spec, found, subject=f'{_WHAT[kind]} "{name}"'))
-            if kind is DagKind.TASK and name in used:
-                pass  # its pipeline nodes report the same problems
+            reported = {d.location for d in diagnostics.items}
+            if kind is DagKind.TASK and name in used and all(d.location in reported for d in found.items):
+                pass  # its pipeline nodes reported the same problems
             elif found.errors:
                 _demote(found, diagnostics)
                 continue
@@ -85,8 +86,8 @@ def _with_environment_form(node: NodePlan) -> NodePlan:
 
 
 def _demote(found: Diagnostics, diagnostics: Diagnostics) -> None:
-    """A blueprint no pipeline runs that cannot run on its own (Valohai's parser lets it pass, e.g.
-    one that varies nothing): it gets no DAG, and each of its problems is a warning saying so."""
+    """A blueprint (or step) that cannot run on its own, though Valohai's parser lets it pass (e.g. a
+    blueprint that varies nothing): it gets no DAG, and each of its problems is a warning saying so."""
     for problem in found.items:
         suffix = "; it gets no DAG of its own" if problem.severity is Severity.ERROR else ""
         diagnostics.warning(problem.message + suffix, problem.location, problem.hint)
@@ -114,7 +115,7 @@ def _check_names(config: Config, settings: ProjectSettings, diagnostics: Diagnos
                 diagnostics.error(
                     f"`{key}:` of {SIDECAR_NAME} names {what} {item.name!r}, which valohai.yaml does not have",
                     item.location,
-                    did_you_mean(item.name, named) or f"valohai.yaml has no {key}",
+                    did_you_mean(item.name, named) or (None if named else f"valohai.yaml has no {what}s"),
                 )
 
 

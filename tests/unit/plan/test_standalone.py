@@ -259,3 +259,24 @@ def test_a_blueprint_a_pipeline_runs_is_reported_once_by_its_node() -> None:
     assert [d.message for d in info.value.diagnostics] == [
         'pipeline "p": node "n": task blueprint "used" gives parameter "epochs" the value 2.5: 2.5 is not an integer'
     ]
+
+
+def test_a_blueprint_valid_only_under_a_nodes_override_gets_a_warning_not_a_silent_gap() -> None:
+    """The node's override makes `epochs` a float, so the pipeline compiles; on its own the blueprint
+    gives 2.5 to an integer: no DAG, and the warning says why (it used to vanish without a word)."""
+    text = (
+        BLUEPRINTS.split("- task:\n    name: empty")[0]
+        + "- task:"
+        + BLUEPRINTS.split("- task:")[2]
+        + (
+            "- pipeline:\n    name: p\n    nodes:\n      - name: n\n        type: task\n        task: used\n"
+            "        override:\n          parameters:\n            - {name: epochs, type: float, default: 1.0}\n"
+            "    edges: []\n"
+        )
+    )
+    plan = compile_text(text)
+    assert [p.title for p in plan.dag_plans] == ['pipeline "p"', 'the DAG of step "train"']
+    assert [d.message for d in plan.diagnostics] == [
+        'task blueprint "used": task blueprint "used" gives parameter "epochs" the value 2.5: 2.5 is not an '
+        "integer; it gets no DAG of its own"
+    ]
