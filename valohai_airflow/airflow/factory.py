@@ -24,7 +24,7 @@ from valohai_airflow.airflow.operators import FailWithMessageOperator, ValohaiEx
 from valohai_airflow.airflow.params import pipeline_params
 from valohai_airflow.airflow.schedules import START_DATE, dag_arguments, retry_arguments, schedule_problem
 from valohai_airflow.airflow.variants import MAP_INDEX_TEMPLATE, ValohaiVariantsOperator
-from valohai_airflow.plan.model import NodeKind, NodePlan, PipelinePlan, ProjectPlan
+from valohai_airflow.plan.model import DagKind, NodeKind, NodePlan, PipelinePlan, ProjectPlan
 from valohai_airflow.plan.naming import dag_id_for
 
 if TYPE_CHECKING:
@@ -98,7 +98,8 @@ def build_dag(
     if docs is None:
         docs = pipeline_docs(project, pipeline, param_defaults(params), default_queue())
     dag_doc, node_docs = docs
-    arguments = {"description": f"Valohai {pipeline.title.removeprefix('the DAG of ')} of {project.name}"}
+    what = {DagKind.STEP: "step", DagKind.TASK: "task blueprint"}.get(pipeline.kind, "pipeline")
+    arguments = {"description": f"Valohai {what} {pipeline.name!r} of {project.name}"}
     with DAG(
         dag_id=dag_id,
         dag_display_name=pipeline.name,

@@ -16,7 +16,8 @@ an `environment` valohai-airflow.yaml does not map (machines.py).
 The checks live by what they check, each a function of the pipeline's context (context.py): size
 limits (limits.py), nodes (nodes.py, with their actions in actions.py), edges (edges.py), pipeline
 parameters (pipeline_parameters.py); here they are called in order and the plan is put together.
-Node overrides are merged into each node's effective step (overrides.py).
+Node overrides are merged into each node's effective step (overrides.py). Steps and task blueprints
+run on their own are one-node pipelines compiled here too (standalone.py).
 """
 
 from __future__ import annotations

@@ -191,6 +191,20 @@ def _materialise_inputs(
     return result
 
 
+def _with_form_environment(
+    node: NodePlan, conf: Mapping[str, Any], environment: dict[str, str]
+) -> dict[str, str]:
+    """A step's own DAG offers its environment variables in the trigger form (plan/standalone.py):
+    the run conf's value wins; an empty one unsets the variable."""
+    for offered in (e for e in node.sources.environment if e.offered and e.conf_key in conf):
+        value = conf[offered.conf_key]
+        if value is None or value == "":
+            environment.pop(offered.name, None)
+        else:
+            environment[offered.name] = str(value)
+    return environment
+
+
 def prepare(request: ExecutionRequest) -> PreparedExecution:
     node, pipeline = request.node, request.pipeline
     step = node.step
@@ -208,19 +222,10 @@ def prepare(request: ExecutionRequest) -> PreparedExecution:
     if workdir.excluded:
         log.append(excluded_summary(workdir.excluded))
     inputs = _materialise_inputs(request, workdir, edges.inputs, log)
-    in_pipeline = (
-        pipeline.kind is DagKind.PIPELINE
-    )  # a step run on its own is no pipeline's node, as on Valohai
+    in_pipeline = pipeline.kind is DagKind.PIPELINE  # a step run on its own is no pipeline's node
     step_environment = {v.name: v.default for v in step.environment_variables if v.default is not None}
     step_environment.update(edges.environment)
-    for offered in (e for e in node.sources.environment if e.offered):  # a step's own DAG: its form's
-        if offered.conf_key not in request.conf:
-            continue
-        value = request.conf[offered.conf_key]
-        if value is None or value == "":
-            step_environment.pop(offered.name, None)
-        else:
-            step_environment[offered.name] = str(value)
+    step_environment = _with_form_environment(node, request.conf, step_environment)
     write_config_files(
         workdir.config,
         parameters=parameters,

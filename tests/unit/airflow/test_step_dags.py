@@ -38,7 +38,7 @@ def test_a_file_without_pipelines_gives_a_dag_per_step_and_blueprint(tmp_path: P
     assert step_dag.dag_display_name == "train model"  # type: ignore[attr-defined]
     assert step_dag.tags == {"valohai", "valohai-step", "team"}  # type: ignore[attr-defined]
     assert step_dag.schedule is None  # type: ignore[attr-defined]  # manual runs only
-    assert step_dag.description == 'Valohai step "train model" of team'  # type: ignore[attr-defined]
+    assert step_dag.description == "Valohai step 'train model' of team"  # type: ignore[attr-defined]
     (task,) = step_dag.tasks  # type: ignore[attr-defined]
     assert isinstance(task, ValohaiExecutionOperator)
     assert (task.task_id, task.task_display_name) == (step_dag.tasks[0].task_id, "train model")  # type: ignore[attr-defined]
