@@ -68,6 +68,16 @@ def dag_bag(dags_folder: Path):  # type: ignore[no-untyped-def]
     return DagBag(dag_folder=str(dags_folder))
 
 
+def pipeline_dag(bag: Any, project: str) -> Any:
+    """The one pipeline DAG of `project` (its steps and task blueprints have DAGs of their own too)."""
+    (dag,) = (
+        d
+        for dag_id, d in bag.dags.items()
+        if dag_id.startswith(f"{project}__") and not {"valohai-step", "valohai-task"} & set(d.tags)
+    )
+    return dag
+
+
 @pytest.fixture
 def host_configs(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     """Each container's HostConfig as the engine holds it, read just before the operator removes it."""

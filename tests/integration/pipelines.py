@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.integration.conftest import BUSYBOX, add_project, dag_bag
+from tests.integration.conftest import BUSYBOX, add_project, dag_bag, pipeline_dag
 
 WATCHDOG_SECONDS = 180
 
@@ -71,7 +71,7 @@ def run_pipeline(
     add_project(dags_folder, name, textwrap.dedent(valohai_yaml), files)
     bag = dag_bag(dags_folder)
     assert bag.import_errors == {}
-    (dag,) = (d for dag_id, d in bag.dags.items() if dag_id.startswith(f"{name}__"))
+    dag = pipeline_dag(bag, name)
     done = threading.Event()
     threads = [
         threading.Thread(target=_fail_run_after, args=(WATCHDOG_SECONDS, dag.dag_id, done), daemon=True)

@@ -4,8 +4,10 @@ Two groups (tests/support/corpus.py): the shape fixtures with valohai-yaml's sdi
 clone has, and the optional corpus.
 
 Every file that compiles must give one DAG per pipeline whose tasks and dependencies are exactly the
-nodes and edges that valohai-yaml's own `PipelineConverter` reads from the same text; every file that
-does not compile must give one error DAG that names a line, and must not hide any other project.
+nodes and edges that valohai-yaml's own `PipelineConverter` reads from the same text, and one DAG per
+step and per task blueprint (run on their own, as on Valohai; a blueprint that cannot run on its own
+has a lint warning saying so instead); every file that does not compile must give one error DAG that
+names a line, and must not hide any other project.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from valohai_airflow.airflow.variants import VARIANTS_SUFFIX
 from valohai_airflow.loading.project import compile_project
 from valohai_airflow.plan.naming import dag_id_for
 from valohai_airflow.spec.diagnostics import ValohaiSpecError
+from valohai_airflow.spec.parse import parse_text
 
 
 def _project_name(label: str) -> str:
@@ -81,6 +84,23 @@ def _reference(text: str) -> dict[str, dict[str, Any]] | None:
     return converted
 
 
+def _kind(dag: Any) -> str:
+    """What a DAG runs, by its tags: a step, a task blueprint, or a pipeline."""
+    return next((kind for kind in ("step", "task") if f"valohai-{kind}" in dag.tags), "pipeline")
+
+
+def _defined(path: Path) -> tuple[set[str], set[str]]:
+    """The steps and task blueprints the file defines, as valohai-yaml reads them (our own parser's
+    view where valohai-yaml refuses the whole file)."""
+    try:
+        config = valohai_yaml.parse(path.read_text())
+    except Exception:  # valohai-yaml's own error types vary
+        ours = parse_text(path.read_bytes(), str(path)).config
+        assert ours is not None
+        return set(ours.steps), set(ours.tasks)
+    return set(config.steps), set(config.tasks)
+
+
 def _ours(task_id: str) -> bool:
     """Extra tasks of ours: `require-approval` gates, and a task node's variants task."""
     return task_id.endswith((APPROVAL_SUFFIX, VARIANTS_SUFFIX))
@@ -126,17 +146,43 @@ def test_every_corpus_file_in_one_dagbag(dags_folder: Path, files: Files, group:
 
     by_project: dict[str, list[Any]] = defaultdict(list)
     for dag in bag.dags.values():
-        (project,) = set(dag.tags) - {"valohai", "valohai-error"}
+        (project,) = set(dag.tags) - {"valohai", "valohai-error", "valohai-step", "valohai-task"}
         by_project[project].append(dag)
-    with_pipelines = {name for name, path in split.good.items() if compile_project(path).pipelines}
-    assert set(by_project) == with_pipelines | set(split.bad)  # a file of steps only gives no DAG
+    plans = {name: compile_project(path) for name, path in split.good.items()}
+    with_pipelines = {name for name, plan in plans.items() if plan.pipelines}
+    assert set(by_project) == {name for name, plan in plans.items() if plan.dag_plans} | set(split.bad)
+
+    standalone = blueprints_left_out = 0
+    for name, path in split.good.items():
+        plan = plans[name]
+        own = {(_kind(dag), dag.dag_display_name): dag for dag in by_project.get(name, [])}
+        assert len(own) == len(by_project.get(name, [])), name
+        steps = {p.name for p in plan.standalone if p.kind.value == "step"}
+        tasks = {p.name for p in plan.standalone if p.kind.value == "task"}
+        defined_steps, defined_tasks = _defined(path)
+        assert {n for k, n in own if k == "step"} == steps == defined_steps, name
+        assert {n for k, n in own if k == "task"} == tasks, name
+        left_out = {  # each with its warning (`task blueprint "x": …; it gets no DAG of its own`)
+            d.message.split('"')[1]
+            for d in plan.diagnostics
+            if d.message.endswith("it gets no DAG of its own")
+        }
+        assert tasks | left_out == defined_tasks and not tasks & left_out, name
+        blueprints_left_out += len(left_out)
+        for kind, names in (("step", steps), ("task", tasks)):
+            for step_name in names:
+                dag = own[(kind, step_name)]
+                assert dag.dag_id == dag_id_for(name, step_name, kind), (name, step_name)
+                assert dag.schedule is None and dag.tasks, (name, step_name)
+                standalone += 1
 
     pipelines = compared = 0
     skipped: list[str] = []
     for name, path in split.good.items():
         plan = compile_project(path)
-        dags = {dag.dag_display_name: dag for dag in by_project.get(name, [])}
-        assert len(dags) == len(by_project.get(name, [])), name
+        pipeline_dags = [dag for dag in by_project.get(name, []) if _kind(dag) == "pipeline"]
+        dags = {dag.dag_display_name: dag for dag in pipeline_dags}
+        assert len(dags) == len(pipeline_dags), name
         assert set(dags) == {p.name for p in plan.pipelines}, name
         assert not any(dag.dag_id.startswith("valohai_error__") for dag in dags.values()), name
         reference = _reference(path.read_text())
@@ -167,9 +213,10 @@ def test_every_corpus_file_in_one_dagbag(dags_folder: Path, files: Files, group:
 
     print(
         f"\n{group}: {len(split.good) + len(split.bad)} files, {len(split.good)} compile, "
-        f"{len(with_pipelines)} of them with pipelines, {len(split.bad)} error DAGs; {pipelines} pipelines → {pipelines} DAGs, {compared} compared "
+        f"{len(with_pipelines)} of them with pipelines, {len(split.bad)} error DAGs; {pipelines} pipelines → {pipelines} DAGs, "
+        f"{standalone} step and blueprint DAGs ({blueprints_left_out} blueprints left out, with a warning), {compared} compared "
         f"with PipelineConverter, {len(skipped)} skipped ({'; '.join(skipped)}); "
         f"{len(bag.dags)} DAGs in the bag, parsed in {parse_seconds:.1f} s"
     )
-    assert len(bag.dags) == pipelines + len(split.bad)
+    assert len(bag.dags) == pipelines + standalone + len(split.bad)
     assert compared > 0 and compared + len(skipped) == pipelines

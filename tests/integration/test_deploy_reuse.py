@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import AIRFLOW_HOME
-from tests.integration.conftest import BUSYBOX, PYTHON, add_project, dag_bag
+from tests.integration.conftest import BUSYBOX, PYTHON, add_project, dag_bag, pipeline_dag
 from tests.support.containers import containers_created
 from valohai_airflow.store import LocalStore
 
@@ -28,7 +28,7 @@ def load_dag(dags_folder: Path, name: str, valohai_yaml: str) -> Any:
     add_project(dags_folder, name, textwrap.dedent(valohai_yaml))
     bag = dag_bag(dags_folder)
     assert bag.import_errors == {}
-    (dag,) = (d for dag_id, d in bag.dags.items() if dag_id.startswith(f"{name}__"))
+    dag = pipeline_dag(bag, name)
     return dag
 
 

@@ -32,7 +32,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import AIRFLOW_HOME
-from tests.integration.conftest import BUSYBOX, add_project, dag_bag
+from tests.integration.conftest import BUSYBOX, add_project, dag_bag, pipeline_dag
 from tests.support.containers import created_events
 from valohai_airflow.runtime.ids import ExecutionKey
 
@@ -134,7 +134,7 @@ def run_pipeline(
     add_project(dags_folder, name, textwrap.dedent(valohai_yaml), files)
     bag = dag_bag(dags_folder)
     assert bag.import_errors == {}
-    (dag,) = (d for dag_id, d in bag.dags.items() if dag_id.startswith(f"{name}__"))
+    dag = pipeline_dag(bag, name)
     for task in dag.tasks:
         task.retries = retries
         task.retry_delay = timedelta(0)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import AIRFLOW_HOME, REPO_ROOT
-from tests.integration.conftest import BUSYBOX, add_project, dag_bag
+from tests.integration.conftest import BUSYBOX, add_project, dag_bag, pipeline_dag
 
 GOOD = textwrap.dedent(
     f"""
@@ -63,8 +63,9 @@ def test_every_pipeline_becomes_a_dag_with_names_as_written(dags_folder: Path) -
     add_project(dags_folder, "greeter", GOOD)
     bag = dag_bag(dags_folder)
     assert bag.import_errors == {}
-    (dag_id,) = bag.dags
-    dag = bag.dags.get(dag_id)
+    dag = pipeline_dag(bag, "greeter")
+    dag_id = dag.dag_id
+    assert set(bag.dags) == {dag_id, "greeter__step__hello"}  # the step runs on its own too
     assert dag_id.startswith("greeter__Greet_Twice_")
     assert dag.dag_display_name == "Greet Twice"
     assert {t.task_display_name for t in dag.tasks} == {"first one", "second"}
@@ -209,19 +210,21 @@ def test_a_worker_builds_only_the_dag_it_runs(dags_folder: Path) -> None:
         print(sorted(k for k, v in namespace.items() if isinstance(v, DAG)))
         """
     )
-    greeter_id = next(d for d in dag_bag(dags_folder).dags if d.startswith("greeter__"))
-    env = {**os.environ, "_AIRFLOW_PARSING_CONTEXT_DAG_ID": greeter_id, "AIRFLOW_HOME": str(AIRFLOW_HOME)}
-    result = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, cwd=REPO_ROOT
-    )
-    assert result.stdout.strip().splitlines()[-1] == repr([greeter_id])
+    bag = dag_bag(dags_folder)
+    # not even its project's other DAGs: the pipeline, or the step's own DAG, alone
+    for greeter_id in (pipeline_dag(bag, "greeter").dag_id, "greeter__step__hello"):
+        env = {**os.environ, "_AIRFLOW_PARSING_CONTEXT_DAG_ID": greeter_id, "AIRFLOW_HOME": str(AIRFLOW_HOME)}
+        result = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, cwd=REPO_ROOT
+        )
+        assert result.stdout.strip().splitlines()[-1] == repr([greeter_id])
 
 
 @pytest.mark.usefixtures("airflow_db", "docker_engine")
 def test_a_shell_pipeline_runs_in_docker(dags_folder: Path) -> None:
     add_project(dags_folder, "greeter", GOOD)
     bag = dag_bag(dags_folder)
-    (dag_id,) = bag.dags
+    dag_id = pipeline_dag(bag, "greeter").dag_id
     hostile = "$(rm -rf /) {{ conn.aws_default.password }}"
     dag = bag.dags.get(dag_id)
     run = dag.test(run_conf={"first one.parameter.greeting": hostile})

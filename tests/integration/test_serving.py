@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import AIRFLOW_HOME
-from tests.integration.conftest import BUSYBOX, PYTHON, add_project, dag_bag
+from tests.integration.conftest import BUSYBOX, PYTHON, add_project, dag_bag, pipeline_dag
 
 pytestmark = pytest.mark.usefixtures("airflow_db", "docker_engine")
 
@@ -110,7 +110,7 @@ def load_dag(dags_folder: Path, name: str, valohai_yaml: str, files: dict[str, s
     add_project(dags_folder, name, textwrap.dedent(valohai_yaml), files)
     bag = dag_bag(dags_folder)
     assert bag.import_errors == {}
-    (dag,) = (d for dag_id, d in bag.dags.items() if dag_id.startswith(f"{name}__"))
+    dag = pipeline_dag(bag, name)
     return dag
 
 

@@ -41,6 +41,7 @@ GOOD = textwrap.dedent(
           - [a-b.output.*, a_b.input.x]
     """
 )
+GOOD_DAGS = "DAGs: 1 pipeline(s) (p); 1 step(s) (hello); 0 task blueprint(s)"
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -68,6 +69,8 @@ def test_lint_valohais_three_trainings_pipeline(capsys: pytest.CaptureFixture[st
         f'{path}:134:9: warning: pipeline "Three-Trainings Pipeline": edge '
         "find-best-model-node.parameter.my_param → find-best-model-node.parameter.my_param: "
         "both ends are the same socket, so the edge does nothing; it is dropped",
+        f"{path}: DAGs: 1 pipeline(s) (Three-Trainings Pipeline); 4 step(s) (Preprocess dataset (MNIST), "
+        "Train model (MNIST), Batch inference (MNIST), Compare predictions (MNIST)); 0 task blueprint(s)",
         f"{path}: 0 error(s), 1 warning(s)",
     ]
 
@@ -118,7 +121,9 @@ def test_a_directory_is_searched(capsys: pytest.CaptureFixture[str], tmp_path: P
     code, out, _ = run(capsys, "lint", str(tmp_path))
     assert code == 0
     assert out.splitlines() == [
+        f"{tmp_path}/deep/er/two/valohai.yaml: {GOOD_DAGS}",
         f"{tmp_path}/deep/er/two/valohai.yaml: 0 error(s), 0 warning(s)",
+        f"{tmp_path}/one/valohai.yaml: {GOOD_DAGS}",
         f"{tmp_path}/one/valohai.yaml: 0 error(s), 0 warning(s)",
     ]
 
@@ -130,7 +135,10 @@ def test_a_directory_holding_a_virtualenv(capsys: pytest.CaptureFixture[str], tm
     (tmp_path / "valohai.yaml").write_text(GOOD)
     code, out, err = run(capsys, "lint", str(tmp_path))
     assert code == 0
-    assert out.splitlines() == [f"{tmp_path}/valohai.yaml: 0 error(s), 0 warning(s)"]
+    assert out.splitlines() == [
+        f"{tmp_path}/valohai.yaml: {GOOD_DAGS}",
+        f"{tmp_path}/valohai.yaml: 0 error(s), 0 warning(s)",
+    ]
     assert "without following symlinks" in err
 
 
@@ -297,8 +305,82 @@ def test_lint_warns_about_an_environment_the_sidecar_does_not_map(
     assert code == 0
     assert out.splitlines() == [
         f"{path}:6:18: warning: environment 'aws-eu-west-1-p3-2xlarg' has no mapping in `environments:` of "
-        'valohai-airflow.yaml, so nodes "a-b", "a_b" of pipeline "p" run on Airflow\'s default queue, with no '
-        'pool, CPU, memory or GPU settings from it (did you mean "aws-eu-west-1-p3-2xlarge"?)',
+        'valohai-airflow.yaml, so nodes "a-b", "a_b" of pipeline "p"; node "hello" of the DAG of step "hello" '
+        "run on Airflow's default queue, with no pool, CPU, memory or GPU settings from it "
+        '(did you mean "aws-eu-west-1-p3-2xlarge"?)',
+        f"{path}: {GOOD_DAGS}",
         f"{path}: 0 error(s), 1 warning(s)",
     ]
     assert run(capsys, "lint", "--strict", str(path))[0] == 1
+
+
+def test_graph_of_a_file_without_pipelines_shows_its_steps_and_blueprints(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """It used to print `no pipeline None` and exit 1: a file of steps has DAGs too (issue 25)."""
+    (tmp_path / "valohai.yaml").write_text(GOOD.split("- pipeline:")[0] + SWEEP)
+    code, out, err = run(capsys, "graph", str(tmp_path / "valohai.yaml"))
+    assert (code, err) == (0, "")
+    assert out.splitlines() == [
+        "step hello",
+        "  hello [execution] step hello in busybox",
+        "",
+        "task blueprint sweep",
+        "  sweep [task] step hello in busybox, 2 execution(s) from task blueprint sweep",
+    ]
+
+
+SWEEP = """\
+    parameters:
+      - {name: n, type: integer, default: 1}
+- task:
+    name: sweep
+    step: hello
+    type: grid_search
+    parameters:
+      - {name: n, style: multiple, rules: {items: [1, 2]}}
+"""
+
+
+def test_graph_shows_a_step_or_blueprint_dag_by_name(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "valohai.yaml"
+    head, pipeline = GOOD.split("- pipeline:")
+    path.write_text(head + SWEEP + "- pipeline:" + pipeline)  # with a pipeline: steps by name
+    code, out, _ = run(capsys, "graph", str(path), "--step", "hello", "--format", "mermaid")
+    assert (code, out.splitlines()) == (0, ["flowchart LR", '    n0["hello"]'])
+    code, out, _ = run(capsys, "graph", str(path), "--task", "sweep")
+    assert code == 0 and out.startswith("task blueprint sweep\n")
+    code, out, err = run(capsys, "graph", str(path), "--step", "helo")
+    assert (code, out) == (1, "")
+    assert err.strip() == f"{path}: no step 'helo' (steps with a DAG: hello)"
+    (tmp_path / "valohai.yaml").write_text(GOOD.split("- pipeline:")[0])
+    (tmp_path / "valohai-airflow.yaml").write_text("step_dags: false\n")
+    code, out, err = run(capsys, "graph", str(path))
+    assert (code, out) == (1, "")
+    assert (
+        err.strip() == f"{path}: no pipelines, and valohai-airflow.yaml gives no step or task blueprint a DAG"
+    )
+
+
+def test_lint_lists_the_dags_of_a_file_without_pipelines(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    (tmp_path / "valohai.yaml").write_text(GOOD.split("- pipeline:")[0] + SWEEP)
+    (tmp_path / "valohai-airflow.yaml").write_text("step_dags: [helo]\n")
+    code, out, _ = run(capsys, "lint", str(tmp_path / "valohai.yaml"))
+    assert code == 1
+    assert out.splitlines()[0] == (
+        f"{tmp_path}/valohai-airflow.yaml:1:13: error: `step_dags:` of valohai-airflow.yaml names step 'helo', which "
+        'valohai.yaml does not have (did you mean "hello"?)'
+    )
+    (tmp_path / "valohai-airflow.yaml").write_text("task_dags: false\n")
+    code, out, _ = run(capsys, "lint", str(tmp_path / "valohai.yaml"))
+    assert (code, out.splitlines()) == (
+        0,
+        [
+            f"{tmp_path}/valohai.yaml: DAGs: 0 pipeline(s); 1 step(s) (hello); 0 task blueprint(s)",
+            f"{tmp_path}/valohai.yaml: 0 error(s), 0 warning(s)",
+        ],
+    )

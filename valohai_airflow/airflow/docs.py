@@ -16,6 +16,7 @@ from valohai_airflow import __version__
 from valohai_airflow.loading import pickle_cache
 from valohai_airflow.plan.blueprints import expand_blueprint, label
 from valohai_airflow.plan.model import (
+    DagKind,
     EdgeKind,
     MachinePlan,
     NodeKind,
@@ -37,11 +38,18 @@ def _cell(text: object) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+_ABOUT = {
+    DagKind.PIPELINE: "Valohai pipeline",
+    DagKind.STEP: "A Valohai step run on its own (Valohai's Create execution)",
+    DagKind.TASK: "A Valohai task blueprint run on its own (a Task: one execution per variant)",
+}
+
+
 def pipeline_doc_md(project: ProjectPlan, pipeline: PipelinePlan) -> str:
     lines = [
         f"# {_cell(pipeline.name)}",
         "",
-        f"Valohai pipeline from `{project.source}` (project `{project.name}`).",
+        f"{_ABOUT[pipeline.kind]} from `{project.source}` (project `{project.name}`).",
         "",
         "| node | kind | step | image |",
         "| --- | --- | --- | --- |",
@@ -338,7 +346,7 @@ def network_text(machine: MachinePlan) -> str:
 
 
 # Bump when what the docs say changes, so docs rendered by an older version are not read back.
-DOCS_FORMAT = 3  # 2: one file per project; 3: each node says its network
+DOCS_FORMAT = 4  # 2: one file per project; 3: each node says its network; 4: keyed by title, steps too
 
 #: (the pipeline's doc_md, each node's doc_md by node name)
 PipelineDocs = tuple[str, dict[str, str]]
@@ -357,7 +365,7 @@ def pipeline_docs(
 def project_docs(
     project: ProjectPlan, confs: Mapping[str, Mapping[str, Any]], cache_dir: Path | None = None
 ) -> dict[str, PipelineDocs]:
-    """Every pipeline's docs by pipeline name (`confs`: each one's DAG defaults). Rendering them is a
+    """Every DAG plan's docs (pipelines, steps, blueprints) by its title (`confs`: each one's DAG defaults). Rendering them is a
     sixth of building a large DAG, and they follow from the plan alone: a parse with the plan from
     the on-disk cache reads them from one file beside it, unless Airflow's default queue, which they
     name, has changed."""
@@ -367,7 +375,7 @@ def project_docs(
     cached = pickle_cache.load(path) if path is not None else None
     if isinstance(cached, dict):
         return cached
-    docs = {p.name: pipeline_docs(project, p, confs[p.name], default) for p in project.pipelines}
+    docs = {p.title: pipeline_docs(project, p, confs[p.title], default) for p in project.dag_plans}
     if path is not None:
         pickle_cache.store(path, docs)
     return docs

@@ -1,4 +1,5 @@
-"""Plan → Airflow: one DAG per pipeline, one task per node (a task node: its variants task and its
+"""Plan → Airflow: one DAG per pipeline (and per step and task blueprint run on its own: a one-node
+pipeline, plan/standalone.py), one task per node (a task node: its variants task and its
 mapped executions), one dependency per edge."""
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from valohai_airflow.airflow.operators import FailWithMessageOperator, ValohaiEx
 from valohai_airflow.airflow.params import pipeline_params
 from valohai_airflow.airflow.schedules import START_DATE, dag_arguments, retry_arguments, schedule_problem
 from valohai_airflow.airflow.variants import MAP_INDEX_TEMPLATE, ValohaiVariantsOperator
-from valohai_airflow.plan.model import NodeKind, NodePlan, PipelinePlan, ProjectPlan
+from valohai_airflow.plan.model import DagKind, NodeKind, NodePlan, PipelinePlan, ProjectPlan
 from valohai_airflow.plan.naming import dag_id_for
 
 if TYPE_CHECKING:
@@ -89,7 +90,7 @@ def build_dag(
     docs: PipelineDocs | None = None,
 ) -> DAG:
     """`params` and `docs`: the pipeline's Params and task docs, when the caller has them already."""
-    dag_id = dag_id_for(project.name, pipeline.name)
+    dag_id = dag_id_for(project.name, pipeline.name, pipeline.kind)
     params = pipeline_params(pipeline) if params is None else params
     problem = schedule_problem(pipeline, project.settings, params)
     if problem:
@@ -97,7 +98,8 @@ def build_dag(
     if docs is None:
         docs = pipeline_docs(project, pipeline, param_defaults(params), default_queue())
     dag_doc, node_docs = docs
-    arguments = {"description": f"Valohai pipeline {pipeline.name!r} of {project.name}"}
+    what = {DagKind.STEP: "step", DagKind.TASK: "task blueprint"}.get(pipeline.kind, "pipeline")
+    arguments = {"description": f"Valohai {what} {pipeline.name!r} of {project.name}"}
     with DAG(
         dag_id=dag_id,
         dag_display_name=pipeline.name,
@@ -141,15 +143,23 @@ def _unschedulable_dag(dag_id: str, pipeline: PipelinePlan, problem: str) -> DAG
 
 
 def build_dags(
-    project: ProjectPlan, *, docker_url: str | None = None, cache_dir: Path | None = None
+    project: ProjectPlan,
+    *,
+    docker_url: str | None = None,
+    cache_dir: Path | None = None,
+    only: str | None = None,
 ) -> dict[str, DAG]:
-    """`cache_dir`: where the task docs of this plan are kept between parses (the plan cache's)."""
-    if not project.pipelines:  # most valohai.yaml files: steps only
+    """`cache_dir`: where the task docs of this plan are kept between parses (the plan cache's).
+    `only`: the one DAG id a worker runs (a project of forty steps need not build forty DAGs there)."""
+    plans = project.dag_plans  # the pipelines, and the steps and blueprints run on their own
+    if only is not None:
+        plans = tuple(p for p in plans if dag_id_for(project.name, p.name, p.kind) == only) or plans
+    if not plans:
         return {}
-    params = {p.name: pipeline_params(p) for p in project.pipelines}
-    docs = project_docs(project, {name: param_defaults(ps) for name, ps in params.items()}, cache_dir)
+    params = {p.title: pipeline_params(p) for p in plans}
+    docs = project_docs(project, {title: param_defaults(ps) for title, ps in params.items()}, cache_dir)
     dags = (
-        build_dag(project, p, docker_url=docker_url, params=params[p.name], docs=docs[p.name])
-        for p in project.pipelines
+        build_dag(project, p, docker_url=docker_url, params=params[p.title], docs=docs[p.title])
+        for p in plans
     )
     return {dag.dag_id: dag for dag in dags}

@@ -31,7 +31,7 @@ from valohai_airflow.airflow.factory import START_DATE, build_dags
 from valohai_airflow.airflow.operators import FailWithMessageOperator
 from valohai_airflow.airflow.settings import valohai_settings
 from valohai_airflow.errors import ValohaiAirflowError
-from valohai_airflow.loading.dags_folder import name_clashes, project_name_for
+from valohai_airflow.loading.dags_folder import dag_id_clashes, name_clashes, project_name_for
 from valohai_airflow.loading.project import compile_project, folder_index
 from valohai_airflow.plan.model import ProjectPlan
 from valohai_airflow.plan.naming import dag_id_for, project_dag_prefix
@@ -127,23 +127,24 @@ def _load_dags(dags_folder: str | os.PathLike[str] | None) -> dict[str, DAG]:
             _add_error_dag(dags, settings.strict_loading, project_name, valohai_yaml, error, error_id)
         else:
             plans.append((valohai_yaml, plan))
-    owners: dict[str, list[Path]] = {}
-    for valohai_yaml, plan in plans:
-        for dag_id in {dag_id_for(plan.name, p.name) for p in plan.pipelines}:
-            owners.setdefault(dag_id, []).append(valohai_yaml)
+    taken = dag_id_clashes(
+        {
+            valohai_yaml: [dag_id_for(plan.name, p.name, p.kind) for p in plan.dag_plans]
+            for valohai_yaml, plan in plans
+        }
+    )
     for valohai_yaml, plan in plans:
         try:
-            taken = sorted(
-                f"{dag_id} (also {', '.join(str(o) for o in owners[dag_id] if o != valohai_yaml)})"
-                for dag_id in {dag_id_for(plan.name, p.name) for p in plan.pipelines}
-                if len(owners[dag_id]) > 1
-            )
-            if taken:
+            if valohai_yaml in taken:
                 raise ValohaiAirflowError(
-                    f"{valohai_yaml}: dag id(s) {'; '.join(taken)} would belong to two projects; "
-                    "rename the folder or the pipeline"
+                    f"{valohai_yaml}: dag id(s) {'; '.join(taken[valohai_yaml])} would belong to two projects or "
+                    "DAGs; rename the folder, the pipeline, or the step or task blueprint"
                 )
-            dags.update(build_dags(plan, docker_url=settings.docker_url, cache_dir=settings.plan_cache_dir))
+            dags.update(
+                build_dags(
+                    plan, docker_url=settings.docker_url, cache_dir=settings.plan_cache_dir, only=wanted
+                )
+            )
         except Exception as error:
             _add_error_dag(
                 dags, settings.strict_loading, plan.name, valohai_yaml, error, error_dag_id(plan.name)

@@ -68,7 +68,8 @@ def variable_param(variable: VariablePlan, section: str) -> Param:
         variable.value,
         type=["string", "null"],
         title=f"{variable.name} (environment variable)",
-        description=f"From {variable.source_text} ({variable.declared}); a value here replaces it",
+        description=(f"{variable.description}. " if variable.description else "")
+        + f"From {variable.source_text} ({variable.declared}); a value here replaces it",
         section=section,
     )
 

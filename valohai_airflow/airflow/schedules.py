@@ -21,8 +21,8 @@ from typing import Any
 from airflow.sdk import CronTriggerTimetable, MultipleCronTriggerTimetable, Param
 from airflow.sdk.definitions.param import ParamsDict
 
-from valohai_airflow.plan.model import NodePlan, PipelinePlan, ProjectPlan
-from valohai_airflow.spec.sidecar import ProjectSettings, Trigger
+from valohai_airflow.plan.model import DagKind, NodePlan, PipelinePlan, ProjectPlan
+from valohai_airflow.spec.sidecar import PipelineSettings, ProjectSettings, Trigger
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +43,10 @@ def dag_schedule(triggers: tuple[Trigger, ...]) -> Any:
 def dag_arguments(project: ProjectPlan, pipeline: PipelinePlan) -> dict[str, Any]:
     """schedule, catchup, start_date, tags, run limits and default_args of one pipeline's DAG."""
     settings = project.settings
-    triggers = settings.triggers_for(pipeline.name)
-    pipeline_settings = settings.pipeline(pipeline.name)
+    triggers = settings.triggers_for(pipeline.name, pipeline.kind)
+    standalone = pipeline.kind is not DagKind.PIPELINE  # `pipelines:` settings name pipelines only
+    pipeline_settings = PipelineSettings() if standalone else settings.pipeline(pipeline.name)
+    kind_tag = [f"valohai-{pipeline.kind.value}"] if standalone else []
     starts = [datetime.combine(t.start_date, datetime.min.time(), UTC) for t in triggers if t.start_date]
     default_args: dict[str, Any] = {}
     if pipeline_settings.retries is not None:
@@ -57,7 +59,7 @@ def dag_arguments(project: ProjectPlan, pipeline: PipelinePlan) -> dict[str, Any
         "schedule": dag_schedule(triggers),
         "catchup": any(t.catchup for t in triggers),
         "start_date": min(starts) if starts else START_DATE,
-        "tags": list(dict.fromkeys(["valohai", project.name, *pipeline_settings.tags])),
+        "tags": list(dict.fromkeys(["valohai", *kind_tag, project.name, *pipeline_settings.tags])),
         "default_args": default_args,
     }
     if pipeline_settings.max_active_runs is not None:
@@ -74,7 +76,7 @@ def schedule_problem(
 ) -> str | None:
     """Why Airflow would refuse this scheduled DAG: a schedule makes it check every Param's default
     when it parses the file, and a scheduled run has nobody to fill in a required value."""
-    triggers = settings.triggers_for(pipeline.name)
+    triggers = settings.triggers_for(pipeline.name, pipeline.kind)
     if not triggers:
         return None
     missing = []
@@ -87,7 +89,7 @@ def schedule_problem(
         return None
     titles = ", ".join(repr(t.title) for t in triggers)
     return (
-        f"pipeline {pipeline.name!r} is scheduled by trigger(s) {titles} in {settings.source}, but "
+        f"{pipeline.title} is scheduled by trigger(s) {titles} in {settings.source}, but "
         f"parameter(s) {', '.join(repr(k) for k in missing)} have no usable default. Airflow checks the "
         "defaults of a scheduled DAG when it parses it, and a scheduled run has nobody to fill them in: "
         "give them defaults in valohai.yaml (or mark them optional), or disable the trigger(s)."

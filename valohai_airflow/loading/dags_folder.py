@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from valohai_airflow.plan.naming import project_dag_prefix
@@ -40,3 +40,24 @@ def name_clashes(names: Mapping[Path, str]) -> dict[Path, list[Path]]:
         if len(group) > 1
         for path in group
     }
+
+
+def dag_id_clashes(dag_ids: Mapping[Path, Sequence[str]]) -> dict[Path, list[str]]:
+    """Per project (by its valohai.yaml), each of its DAG ids that another project, or another of its own
+    DAGs, also has: a pipeline, a step's DAG (`<project>__step__<step>`) or a blueprint's
+    (`<project>__task__<blueprint>`). Project `a` with step `x` meets project `a/step` with pipeline `x`;
+    a pipeline named `step__x` meets step `x` of its own project. Such projects become errors."""
+    owners: dict[str, list[Path]] = {}
+    for valohai_yaml, ids in dag_ids.items():
+        for dag_id in ids:
+            owners.setdefault(dag_id, []).append(valohai_yaml)
+    clashes: dict[Path, list[str]] = {}
+    for valohai_yaml, ids in dag_ids.items():
+        taken = sorted(
+            f"{dag_id} (also {', '.join(str(o) for o in dict.fromkeys(owners[dag_id]) if o != valohai_yaml) or 'this project'})"
+            for dag_id in dict.fromkeys(ids)
+            if len(owners[dag_id]) > 1
+        )
+        if taken:
+            clashes[valohai_yaml] = taken
+    return clashes

@@ -39,7 +39,8 @@ __all__ = ["clear_cache", "compile_project", "folder_index"]
 # 7: plan classes pickled by their init fields; 8: NodePlan.sources, PipelineParameterPlan.parameter;
 # 9: MachinePlan.mounts
 # 10: NodePlan.variables (the sidecar's variables)
-PLAN_FORMAT = 10
+# 11: ProjectPlan.standalone, PipelinePlan.kind (steps and task blueprints as DAGs)
+PLAN_FORMAT = 11
 
 # path → (content hash, project name, plan). One entry per file, so edits replace rather than pile up.
 # A broken file is re-read every parse loop as well: its errors are cached like a plan.
@@ -184,7 +185,13 @@ def _compile(data: bytes, sidecar: bytes | None, path: Path, name: str, content_
     except ValohaiSpecError as exc:
         errors.extend(exc.diagnostics)
     checked = (
-        check_settings(settings, result.config.pipelines, plan.pipelines if plan else ())
+        check_settings(
+            settings,
+            result.config.pipelines,
+            plan.dag_plans if plan else (),
+            steps=result.config.steps,
+            tasks=result.config.tasks,
+        )
         if settings is not None
         else None
     )

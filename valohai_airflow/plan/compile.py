@@ -16,7 +16,8 @@ an `environment` valohai-airflow.yaml does not map (machines.py), a mount it doe
 The checks live by what they check, each a function of the pipeline's context (context.py): size
 limits (limits.py), nodes (nodes.py, with their actions in actions.py), edges (edges.py), pipeline
 parameters (pipeline_parameters.py); here they are called in order and the plan is put together.
-Node overrides are merged into each node's effective step (overrides.py).
+Node overrides are merged into each node's effective step (overrides.py). Steps and task blueprints
+run on their own are one-node pipelines compiled here too (standalone.py).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from valohai_airflow.plan.mounts import warn_mounts
 from valohai_airflow.plan.nodes import check_task_ids, compile_node
 from valohai_airflow.plan.pipeline_parameters import compile_parameters
 from valohai_airflow.plan.sources import pipeline_sources
+from valohai_airflow.plan.standalone import compile_standalone
 from valohai_airflow.plan.variables import resolve_variables
 from valohai_airflow.spec.config import Config
 from valohai_airflow.spec.diagnostics import Diagnostics
@@ -57,8 +59,10 @@ def compile_config(
     diagnostics.raise_if_errors()
     compiled = [_compile_pipeline(PipelineContext(config, p, diagnostics)) for p in config.pipelines.values()]
     settings = settings or ProjectSettings()
-    pipelines = resolve_machines([p for p in compiled if p is not None], settings, diagnostics)
-    pipelines = resolve_variables(config, pipelines, settings, diagnostics)
+    kept = [p for p in compiled if p is not None]
+    standalone = compile_standalone(config, settings, diagnostics, _compile_pipeline)
+    resolved = resolve_machines([*kept, *standalone], settings, diagnostics)
+    resolved = resolve_variables(config, resolved, settings, diagnostics)
     warn_mounts(config, settings, diagnostics)
     diagnostics.raise_if_errors()
     return ProjectPlan(
@@ -66,8 +70,9 @@ def compile_config(
         root=root,
         source=config.source,
         content_hash=content_hash,
-        pipelines=pipelines,
+        pipelines=resolved[: len(kept)],
         diagnostics=tuple(diagnostics.warnings),
+        standalone=resolved[len(kept) :],
     )
 
 

@@ -31,9 +31,17 @@ class PipelineContext:
     pipeline: Pipeline
     diagnostics: Diagnostics
     resolved: dict[str, ResolvedNode] = field(default_factory=dict)
+    subject: str = ""  # what messages name; '' for `pipeline "<name>"` (a step's DAG: `step "<name>"`)
 
     def error(self, message: str, location: Location, hint: str | None = None) -> None:
-        self.diagnostics.error(f'pipeline "{self.pipeline.name}": {message}', location, hint)
+        self.diagnostics.error(self._text(message), location, hint)
 
     def warning(self, message: str, location: Location, hint: str | None = None) -> None:
-        self.diagnostics.warning(f'pipeline "{self.pipeline.name}": {message}', location, hint)
+        self.diagnostics.warning(self._text(message), location, hint)
+
+    def _text(self, message: str) -> str:
+        if not self.subject:
+            return f'pipeline "{self.pipeline.name}": {message}'
+        # a step's or blueprint's own pipeline: its one node is named after it, and says nothing more
+        node = f'node "{self.pipeline.name}"'
+        return f"{self.subject}: {message.removeprefix(node + ': ').removeprefix(node + ', ')}"

@@ -109,15 +109,13 @@ def resolve_machines(
             if machine.environment is not None and not machine.mapped:
                 where = node.step.environment_location or node.location
                 users = unmapped.setdefault((machine.environment, where), {})
-                users.setdefault(pipeline.name, []).append(node.name)
+                users.setdefault(pipeline.title, []).append(node.name)
             nodes.append(dataclasses.replace(node, machine=machine))
         resolved.append(dataclasses.replace(pipeline, nodes=tuple(nodes)))
     for (environment, where), users in unmapped.items():
         who = "; ".join(
-            ("node " if len(names) == 1 else "nodes ")
-            + ", ".join(f'"{n}"' for n in names)
-            + f' of pipeline "{name}"'
-            for name, names in users.items()
+            ("node " if len(names) == 1 else "nodes ") + ", ".join(f'"{n}"' for n in names) + f" of {title}"
+            for title, names in users.items()
         )
         hint = did_you_mean(environment, settings.environments)
         diagnostics.warning(

@@ -38,6 +38,14 @@ class EdgeKind(enum.StrEnum):
     DEPENDENCY = "dependency"
 
 
+class DagKind(enum.StrEnum):
+    """What one DAG of a project runs: a pipeline, or a step or task blueprint on its own (plan/standalone.py)."""
+
+    PIPELINE = "pipeline"
+    STEP = "step"
+    TASK = "task"
+
+
 class NodeKind(enum.StrEnum):
     EXECUTION = "execution"
     TASK = "task"
@@ -227,6 +235,7 @@ class PipelinePlan:
     parameters: tuple[PipelineParameterPlan, ...] = ()
     reuse_executions: bool = False
     location: Location = field(default_factory=lambda: Location(""))
+    kind: DagKind = DagKind.PIPELINE  # a step or blueprint DAG is a one-node pipeline named after it
     # Indexes over `nodes`, so that per-node lookups keep building a DAG linear in nodes + edges (a
     # scan per node is nodes × edges: minutes at a few thousand nodes); each node's table holds its edges.
     _positions: dict[str, int] = field(init=False, repr=False, compare=False)
@@ -244,6 +253,14 @@ class PipelinePlan:
 
     def __str__(self) -> str:
         return f"pipeline {self.name!r}"
+
+    @property
+    def title(self) -> str:
+        """What it is in messages (unique within a project): `pipeline "x"`, `the DAG of step "x"`,
+        `the DAG of task blueprint "x"`."""
+        if self.kind is DagKind.PIPELINE:
+            return f'pipeline "{self.name}"'
+        return f'the DAG of {"task blueprint" if self.kind is DagKind.TASK else "step"} "{self.name}"'
 
     def node(self, name: str) -> NodePlan:
         return self.nodes[self._positions[name]]
@@ -270,3 +287,9 @@ class ProjectPlan:
     pipelines: tuple[PipelinePlan, ...]
     diagnostics: tuple[Diagnostic, ...] = ()  # warnings (a plan with errors is never built)
     settings: ProjectSettings = field(default_factory=ProjectSettings)  # valohai-airflow.yaml, or defaults
+    standalone: tuple[PipelinePlan, ...] = ()  # the chosen steps and task blueprints, each a DAG of its own
+
+    @property
+    def dag_plans(self) -> tuple[PipelinePlan, ...]:
+        """Every plan that becomes a DAG: the pipelines, then the steps and blueprints on their own."""
+        return self.pipelines + self.standalone

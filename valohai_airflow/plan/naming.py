@@ -42,7 +42,10 @@ def project_dag_prefix(project_name: str) -> str:
     return _safe(project_name, _PROJECT_LIMIT, "project") + _SEPARATOR
 
 
-def dag_id_for(project_name: str, pipeline_name: str) -> str:
-    """`<project>__<pipeline>`: the DAG of one pipeline of one project folder."""
+def dag_id_for(project_name: str, pipeline_name: str, kind: str = "pipeline") -> str:
+    """`<project>__<pipeline>`: the DAG of one pipeline of one project folder; `<project>__step__<step>`
+    and `<project>__task__<blueprint>` (`kind` "step", "task"): a step or task blueprint run on its own."""
     prefix = project_dag_prefix(project_name)
-    return prefix + _safe(pipeline_name, MAX_ID - len(prefix), "pipeline")
+    if kind != "pipeline":
+        prefix += kind + _SEPARATOR
+    return prefix + _safe(pipeline_name, MAX_ID - len(prefix), kind)

@@ -1,6 +1,7 @@
 """Checks of the sidecar (valohai-airflow.yaml) that need valohai.yaml: which pipelines and Params exist.
 
-Errors: a trigger or a `pipelines:` entry naming a pipeline valohai.yaml lacks; a trigger parameter
+Errors: a trigger or a `pipelines:` entry naming a pipeline valohai.yaml lacks (a trigger naming a step or
+task blueprint: one valohai.yaml lacks, or one whose DAG `step_dags:` / `task_dags:` leave out); a trigger parameter
 that is not a Param of the pipeline's DAG (or that an edge or a pipeline parameter fills, so the
 trigger's value would never be used); a value its parameter refuses; enabled triggers of one pipeline
 in different time zones (one DAG has one timetable, and Airflow's multi-cron timetable has one zone);
@@ -21,9 +22,15 @@ from valohai_airflow.spec.sidecar import ProjectSettings, Trigger
 
 
 def check_settings(
-    settings: ProjectSettings, pipeline_names: Iterable[str], plans: Iterable[PipelinePlan] = ()
+    settings: ProjectSettings,
+    pipeline_names: Iterable[str],
+    plans: Iterable[PipelinePlan] = (),
+    *,
+    steps: Iterable[str] = (),
+    tasks: Iterable[str] = (),
 ) -> Diagnostics:
-    """Every sidecar problem that needs valohai.yaml; `plans` (when it compiled) adds the Param checks."""
+    """Every sidecar problem that needs valohai.yaml; `plans` (when it compiled: the pipelines', steps'
+    and blueprints' DAG plans) adds the Param checks. `steps`, `tasks`: the names valohai.yaml has."""
     diagnostics = Diagnostics()
     names = sorted(pipeline_names)
     for name, pipeline_settings in settings.pipelines.items():
@@ -33,19 +40,15 @@ def check_settings(
                 pipeline_settings.location,
                 did_you_mean(name, names),
             )
-    for trigger in settings.triggers:
-        if trigger.pipeline not in names:
-            diagnostics.error(
-                f"trigger {trigger.title!r}: valohai.yaml has no pipeline {trigger.pipeline!r}",
-                trigger.location,
-                did_you_mean(trigger.pipeline, names),
-            )
     plans = tuple(plans)
+    defined = {"pipeline": names, "step": sorted(steps), "task": sorted(tasks)}
+    for trigger in settings.triggers:
+        _check_target(trigger, defined, plans, diagnostics)
     if plans:  # without plans (valohai.yaml did not compile) the deployment names are unknown
         _check_deployments(settings, plans, diagnostics)
     for plan in plans:
-        triggers = [t for t in settings.triggers if t.pipeline == plan.name]
-        _check_timezones(plan.name, [t for t in triggers if t.enabled], diagnostics)
+        triggers = [t for t in settings.triggers if t.target == (plan.kind.value, plan.name)]
+        _check_timezones(_named(plan), [t for t in triggers if t.enabled], diagnostics)
         if not triggers:
             continue
         knobs = _knobs(plan)
@@ -90,6 +93,35 @@ def _check_deployments(
                 ports[port] = f"endpoint {endpoint!r} of deployment {name!r}"
 
 
+_WHAT = {"pipeline": "pipeline", "step": "step", "task": "task blueprint"}
+
+
+def _named(plan: PipelinePlan) -> str:
+    """`pipeline 'x'`, `step 'x'`, `task blueprint 'x'`: a DAG's plan in sidecar messages."""
+    return f"{_WHAT[plan.kind.value]} {plan.name!r}"
+
+
+def _check_target(
+    trigger: Trigger, defined: dict[str, list[str]], plans: tuple[PipelinePlan, ...], diagnostics: Diagnostics
+) -> None:
+    """The pipeline, step or task blueprint a trigger runs exists (and, a step or blueprint, has its DAG)."""
+    kind, name = trigger.target
+    what = _WHAT[kind]
+    if name not in defined[kind]:
+        diagnostics.error(
+            f"trigger {trigger.title!r}: valohai.yaml has no {what} {name!r}",
+            trigger.location,
+            did_you_mean(name, defined[kind]),
+        )
+    elif kind != "pipeline" and plans and not any((p.kind.value, p.name) == (kind, name) for p in plans):
+        diagnostics.error(
+            f"trigger {trigger.title!r}: {what} {name!r} has no DAG to run: `{kind}_dags:` of the sidecar leaves "
+            "it out (or valohai-airflow lint warns why it cannot run on its own)",
+            trigger.location,
+            f"add {name!r} to `{kind}_dags:`",
+        )
+
+
 def _check_timezones(pipeline: str, triggers: list[Trigger], diagnostics: Diagnostics) -> None:
     if not triggers:
         return
@@ -98,7 +130,7 @@ def _check_timezones(pipeline: str, triggers: list[Trigger], diagnostics: Diagno
         if trigger.timezone != first.timezone:
             diagnostics.error(
                 f"trigger {trigger.title!r}: time zone {trigger.timezone!r} differs from {first.timezone!r} of "
-                f"trigger {first.title!r}; the triggers of pipeline {pipeline!r} share one Airflow timetable, "
+                f"trigger {first.title!r}; the triggers of {pipeline} share one Airflow timetable, "
                 "so they need one time zone (write the cron in that zone)",
                 trigger.location,
             )
@@ -123,6 +155,8 @@ def _knobs(plan: PipelinePlan) -> tuple[_Knobs, dict[str, str]]:
                 hidden[source.conf_key] = f"pipeline parameter {source.pipeline_parameter.name!r} sets it"
             elif source.edges:
                 hidden[source.conf_key] = "an edge fills it from an upstream node"
+            elif source.blueprint is not None:
+                hidden[source.conf_key] = f"task blueprint {source.blueprint!r} varies it"
             else:
                 knobs[source.conf_key] = parameter
         for input_source in node.sources.inputs:
@@ -147,7 +181,7 @@ def _check_parameters(
             continue
         if key not in knobs:
             diagnostics.error(
-                f"{label}: pipeline {plan.name!r} has no such parameter; keys are pipeline parameter names, "
+                f"{label}: {_named(plan)} has no such parameter; keys are pipeline parameter names, "
                 "'<node>.parameter.<name>', '<node>.input.<name>' or '<node>.variable.<NAME>'",
                 trigger.location,
                 did_you_mean(str(key), knobs),

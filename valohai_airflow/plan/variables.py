@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from valohai_airflow.plan.conf_keys import node_variable_key
 from valohai_airflow.plan.machines import STEP_NETWORK_VARIABLE
-from valohai_airflow.plan.model import EdgeKind, EdgePlan, NodeKind, NodePlan, PipelinePlan
+from valohai_airflow.plan.model import DagKind, EdgeKind, EdgePlan, NodeKind, NodePlan, PipelinePlan
 from valohai_airflow.spec.config import Config
 from valohai_airflow.spec.diagnostics import Diagnostics, Location
 from valohai_airflow.spec.hints import did_you_mean
@@ -56,6 +56,7 @@ class VariablePlan:
     value: str | None = None  # a literal's value (VALUE only)
     secret: bool = False
     required: bool = False  # valohai.yaml's `optional: false`
+    description: str = ""  # for the trigger form: the sidecar's, else valohai.yaml's
     declared: str = ""  # where, for messages and docs: "`variables:` of pipeline 'p' in valohai-airflow.yaml"
     location: Location = dataclasses.field(default_factory=lambda: Location(""))
     edge: EdgePlan | None = None  # an edge fills it: the source above is the upstream's
@@ -112,6 +113,7 @@ def _from_spec(name: str, spec: VariableSpec, declared: str, required: bool) -> 
         value=spec.value,
         secret=spec.is_secret,
         required=required,
+        description=spec.description or "",
         declared=declared,
         location=spec.location,
     )
@@ -145,6 +147,7 @@ def _step_plans(step: Step) -> list[VariablePlan]:
             kind=NONE if v.default is None else VALUE,
             value=v.default,
             required=not v.optional,
+            description=v.description or "",
             declared=f"`environment-variables` of step {step.name!r} in valohai.yaml",
             location=v.location,
         )
@@ -153,7 +156,7 @@ def _step_plans(step: Step) -> list[VariablePlan]:
 
 
 def _node_variables(
-    pipeline: str,
+    pipeline: str | None,
     node: NodePlan,
     settings: ProjectSettings,
     layers: _Layers,
@@ -171,7 +174,7 @@ def _node_variables(
         for group in step.environment_variable_groups
         if group in settings.variable_groups
     ]
-    pipeline_settings = settings.pipelines.get(pipeline)
+    pipeline_settings = settings.pipelines.get(pipeline) if pipeline is not None else None
     step_settings = settings.steps.get(step.name)
     node_settings = pipeline_settings.nodes.get(node.name) if pipeline_settings else None
     if pipeline_settings:
@@ -199,6 +202,10 @@ def _node_variables(
                 edge=edge,
                 upstream=base,
             )
+    for variable in step.environment_variables:  # valohai.yaml's description where the sidecar gives none
+        chosen = found[variable.name]
+        if variable.description and not chosen.description:
+            found[variable.name] = dataclasses.replace(chosen, description=variable.description)
     return tuple(found[name] for name in sorted(found))
 
 
@@ -217,7 +224,10 @@ def resolve_variables(
             if node.kind is NodeKind.DEPLOYMENT:
                 nodes.append(node)
                 continue
-            variables = _node_variables(pipeline.name, node, settings, layers, done)
+            named = (
+                pipeline.name if pipeline.kind is DagKind.PIPELINE else None
+            )  # a step's own DAG: no pipeline
+            variables = _node_variables(named, node, settings, layers, done)
             done[node.name] = {v.name: v for v in variables}
             nodes.append(dataclasses.replace(node, variables=variables))
         resolved.append(dataclasses.replace(pipeline, nodes=tuple(nodes)))

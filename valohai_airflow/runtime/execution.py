@@ -19,7 +19,7 @@ from typing import Any
 from valohai_airflow.errors import ValohaiAirflowError
 from valohai_airflow.plan.conf_keys import node_input_key
 from valohai_airflow.plan.machines import container_network
-from valohai_airflow.plan.model import NodePlan, PipelinePlan
+from valohai_airflow.plan.model import DagKind, NodePlan, PipelinePlan
 from valohai_airflow.plan.mounts import MountError, checked_mounts
 from valohai_airflow.runtime.catalogue import input_sources, plan_publication
 from valohai_airflow.runtime.config_files import (
@@ -242,6 +242,7 @@ def prepare(request: ExecutionRequest) -> PreparedExecution:
     if workdir.excluded:
         log.append(excluded_summary(workdir.excluded))
     inputs = _materialise_inputs(request, workdir, edges.inputs, parameters, log)
+    in_pipeline = pipeline.kind is DagKind.PIPELINE  # a step run on its own is no pipeline's node
     given = request.variables
     if given is None:
         given = resolve_variables(node, request.conf, NO_SECRETS)
@@ -274,9 +275,9 @@ def prepare(request: ExecutionRequest) -> PreparedExecution:
             project_name=request.project_name,
             title=node.name,
             created_at=datetime.now(UTC),
-            pipeline_id=request.key.run_id,
-            pipeline_title=pipeline.name,
-            pipeline_node_id=node.name,
+            pipeline_id=request.key.run_id if in_pipeline else None,
+            pipeline_title=pipeline.name if in_pipeline else None,
+            pipeline_node_id=node.name if in_pipeline else None,
         ),
     )
     environment = {
@@ -284,8 +285,8 @@ def prepare(request: ExecutionRequest) -> PreparedExecution:
         **valohai_environment(
             request.key,
             project_id=request.project_name,
-            pipeline_id=request.key.run_id,
-            pipeline_node_id=node.name,
+            pipeline_id=request.key.run_id if in_pipeline else None,
+            pipeline_node_id=node.name if in_pipeline else None,
         ),
         **(group[0] if group else {}),
     }

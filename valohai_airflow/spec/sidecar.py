@@ -22,7 +22,7 @@ from functools import lru_cache
 from typing import Annotated, Any, ClassVar, Literal
 
 from croniter import CroniterBadCronError, croniter
-from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, WithJsonSchema
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, WithJsonSchema, model_validator
 from pydantic_core import ErrorDetails
 
 from valohai_airflow.spec._base import (
@@ -37,6 +37,7 @@ from valohai_airflow.spec._base import (
     spec_error,
     to_plain,
 )
+from valohai_airflow.spec.dag_choice import DagChoice
 from valohai_airflow.spec.diagnostics import Diagnostics, Location, ValohaiSpecError, shown
 from valohai_airflow.spec.hints import closest
 from valohai_airflow.spec.source import read_source
@@ -153,18 +154,40 @@ class PipelineSettings(SpecModel):
 
 
 class Trigger(SpecModel):
-    """A Valohai scheduled trigger: run `pipeline` on `cron` in `timezone` with `parameters` overridden."""
+    """A Valohai scheduled trigger: run `pipeline` (or, Valohai's "Run execution" action, a `step` or a
+    `task` blueprint: its DAG) on `cron` in `timezone` with `parameters` overridden."""
 
     kind: ClassVar[str] = "trigger"
 
     title: Str
-    pipeline: Str
+    pipeline: Str | None = None
+    step: Str | None = None
+    task: Str | None = None
     cron: Cron
     timezone: TimeZone = "UTC"
     parameters: PlainDict = Field(default_factory=dict)
     enabled: Bool = True
     catchup: Bool = False
     start_date: dt.date | None = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> Trigger:
+        if sum(name is not None for name in (self.pipeline, self.step, self.task)) != 1:
+            raise spec_error(
+                "trigger_target",
+                "trigger {title!r} needs exactly one of 'pipeline', 'step' or 'task' (what it runs)",
+                {"title": self.title},
+            )
+        return self
+
+    @property
+    def target(self) -> tuple[str, str]:
+        """(what it runs: "pipeline", "step" or "task", its name)."""
+        for kind in ("pipeline", "step", "task"):
+            name = getattr(self, kind)
+            if name is not None:
+                return kind, name
+        raise AssertionError("validated: a trigger has a target")
 
     @property
     def expression(self) -> str:
@@ -362,6 +385,8 @@ class ProjectSettings(SpecModel):
     variables: Variables = Field(default_factory=dict)  # every node's (spec/variables.py)
     variable_groups: dict[str, Variables] = Field(default_factory=dict)  # environment-variable-groups
     steps: dict[str, StepSettings] = Field(default_factory=dict)
+    step_dags: DagChoice = True  # which steps get a DAG of their own (spec/dag_choice.py)
+    task_dags: DagChoice = True  # which task blueprints do
     source: str | None = Field(default=None, exclude=True)
 
     def pipeline(self, name: str) -> PipelineSettings:
@@ -372,9 +397,9 @@ class ProjectSettings(SpecModel):
         """The settings of one deployment, by its name in valohai.yaml (defaults: publish only)."""
         return self.deployments.get(name) or DeploymentSettings()
 
-    def triggers_for(self, pipeline: str) -> tuple[Trigger, ...]:
-        """The enabled triggers of one pipeline, in file order."""
-        return tuple(t for t in self.triggers if t.enabled and t.pipeline == pipeline)
+    def triggers_for(self, pipeline: str, kind: str = "pipeline") -> tuple[Trigger, ...]:
+        """The enabled triggers of one pipeline (`kind` "step" / "task": a step's, a blueprint's DAG), in file order."""
+        return tuple(t for t in self.triggers if t.enabled and t.target == (kind, pipeline))
 
 
 @dataclass(frozen=True)
@@ -505,6 +530,7 @@ def _error_text(error: ErrorDetails, field_name: str | None) -> str:
         "finite",
         "network",
         *_VARIABLE_ERRORS,
+        "dag_choice",
     ):
         return f"{subject}: {error['msg']}"
     return error_text(error, [field_name] if field_name else [])

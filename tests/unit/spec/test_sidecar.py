@@ -125,7 +125,7 @@ def test_unknown_keys_have_lines_and_did_you_mean() -> None:
         "(valid keys: tags, retries, retry_delay_seconds, max_active_runs, max_active_tasks, description, variables, nodes)",
         "valohai-airflow.yaml:4:1: error: valohai-airflow.yaml: unknown key 'trigers' (did you mean 'triggers'?) "
         "(valid keys: pipelines, triggers, on_error_retry, approval, deployments, environments, network, "
-        "allow_vh_docker_network, mounts, variables, variable_groups, steps)",
+        "allow_vh_docker_network, mounts, variables, variable_groups, steps, step_dags, task_dags)",
         "valohai-airflow.yaml:6:3: error: on_error_retry: unknown key 'delay' "
         "(valid keys: retries, delay_seconds, backoff, max_delay_seconds)",
     ]
@@ -221,7 +221,7 @@ def test_every_number_is_finite_and_bounded_with_its_line() -> None:
 def test_not_a_mapping_and_not_yaml() -> None:
     assert errors("- a\n- b\n") == [
         "valohai-airflow.yaml:1:1: error: the top level of valohai-airflow.yaml must be a mapping with keys "
-        "pipelines, triggers, on_error_retry, approval, deployments, environments, network, allow_vh_docker_network, mounts, variables, variable_groups, steps"
+        "pipelines, triggers, on_error_retry, approval, deployments, environments, network, allow_vh_docker_network, mounts, variables, variable_groups, steps, step_dags, task_dags"
     ]
     (error,) = errors("triggers: [\n")
     assert error.startswith("valohai-airflow.yaml:2:1: error: not valid YAML")

@@ -100,7 +100,7 @@ environment:
         "valohai-airflow.yaml:6:1: error: valohai-airflow.yaml: unknown key 'environment' "
         "(did you mean 'environments'?) "
         "(valid keys: pipelines, triggers, on_error_retry, approval, deployments, environments, network, "
-        "allow_vh_docker_network, mounts, variables, variable_groups, steps)",
+        "allow_vh_docker_network, mounts, variables, variable_groups, steps, step_dags, task_dags)",
     ]
 
 
