@@ -72,7 +72,9 @@ def test_the_trigger_form_is_valohais_create_execution_form(tmp_path: Path) -> N
     assert params["train model.input.data"] == ["s3://bucket/a.csv", "s3://bucket/b.csv"]
     assert schemas["train model.input.data"]["type"] == "array"
     assert params["train model.variable.MODE"] == "fast"
-    assert params.get_param("train model.variable.MODE").description.startswith("how to train. From a literal")
+    assert params.get_param("train model.variable.MODE").description.startswith(
+        "how to train. From a literal"
+    )
     assert params["train model.variable.TOKEN"] is None
 
 

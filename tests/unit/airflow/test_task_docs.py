@@ -268,7 +268,9 @@ def test_docs_rendered_once_per_plan_are_read_back_from_the_cache_dir(tmp_path: 
     project = tmp_path / "proj"
     project.mkdir()
     (project / "valohai.yaml").write_text(YAML)
-    (project / "valohai-airflow.yaml").write_text("step_dags: false\ntask_dags: false\n")  # the pipeline's DAG only
+    (project / "valohai-airflow.yaml").write_text(
+        "step_dags: false\ntask_dags: false\n"
+    )  # the pipeline's DAG only
     cache = tmp_path / "cache"
     plan = compile_project(project / "valohai.yaml")
     fresh = {dag_id: dag for dag_id, dag in build_dags(plan).items()}
