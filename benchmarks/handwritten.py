@@ -8,7 +8,8 @@ of the plan classes (a node's step once, shared by its nodes, each node once, sh
 and its task; arguments left out where they equal the default), as one writes a data structure by
 hand. Dependencies are one `[upstreams] >> task`
 per task, and the Params are set on the DAG once its tasks exist (not passed to `DAG(params=...)`,
-which makes every operator deep-copy them), as the factory does.
+which makes every operator deep-copy them), as the factory does. DAG-level settings beyond ids,
+names, docs and tags (a schedule, run limits) are left out: a few calls per DAG, not per task.
 """
 
 from __future__ import annotations
