@@ -6,12 +6,14 @@ integer parameter and one optional input each, 4 edges per node) of 100, 500, 1,
 nodes. The loader is measured with a cold plan cache (in-process and on-disk caches emptied before
 each run) and a warm one (only the on-disk cache survives, as in a DAG processor's fresh process).
 
-The baseline is generated once per case from the loader's own DAGs and is what an expert writes by
-hand for the same graph: plain `DAG(...)` and `DockerOperator(...)` calls with the same ids,
-images, commands and task docs, one `[upstreams] >> task` per task, and the same Params set on the
-DAG once its tasks exist (not passed to `DAG(params=...)`, which makes every operator deep-copy
-them). Both files are imported the way Airflow's DagBag imports a DAG file (importlib's source
-loader), in alternating rounds. Cold against cold, warm against warm: the first parse after an edit
+The baseline is generated once per case from all the DAGs the loader built and is what an expert
+writes by hand for the same graph with the same operator classes (benchmarks/handwritten.py: the
+plan objects the operators take spelled out as constructor calls, one `[upstreams] >> task` per
+task, the same Params set on the DAG once its tasks exist). The peer is dag-factory 1.1 building
+the same DAGs from a YAML config generated from them (benchmarks/dag_factory_peer.py); it has no
+cache, so each parse is the same for it, and both loader parses are compared with it. The files
+are imported the way Airflow's DagBag imports a DAG file (importlib's source loader), in
+alternating rounds. Cold against cold, warm against warm: the first parse after an edit
 compiles the hand-written file to bytecode (its `__pycache__` removed before each cold run) as it
 compiles a valohai.yaml to a plan; later parses read the bytecode, and the plan from the on-disk
 cache.
@@ -33,49 +35,19 @@ import time
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from benchmarks.common import CORPUS_DIR, REPO_ROOT, Row, corpus_files_that_compile
+from benchmarks.dag_factory_peer import ENVIRONMENT as DAG_FACTORY_ENVIRONMENT
+from benchmarks.dag_factory_peer import write_peer
+from benchmarks.handwritten import handwritten_source
 from tests.support.synthetic import synthetic_yaml
 
 SIZES = (100, 500, 1000, 2000)
+PEER = "dag-factory"
+# dag-factory passes the Params to DAG(params=...), so every operator deep-copies all of them
+# (nodes × parameters): minutes a parse at 1,000 nodes, one round there, none at 2,000
+PEER_ROUNDS = {100: 3, 500: 3, 1000: 1}
 IMPORT_TIMEOUT_SECONDS = 30.0  # Airflow's [core] dagbag_import_timeout default
-
-
-def handwritten_source(dags: dict[str, Any]) -> str:
-    """Python that builds the given DAGs with plain DAG + DockerOperator calls."""
-    out = [
-        "from datetime import datetime, timezone",
-        "from airflow.sdk import DAG, Param",
-        "from airflow.providers.docker.operators.docker import DockerOperator",
-        "START = datetime(2024, 1, 1, tzinfo=timezone.utc)",
-    ]
-    for dag_id, dag in dags.items():
-        params = {
-            key: (param.value if param.has_value else None, dict(param.schema))
-            for key, param in dag.params.items()
-        }
-        out.append(
-            f"with DAG(dag_id={dag_id!r}, dag_display_name={dag.dag_display_name!r}, schedule=None, "
-            f"start_date=START, catchup=False, doc_md={dag.doc_md!r}, tags={sorted(dag.tags)!r}) as dag:"
-        )
-        out.append("    t = {}")
-        for task in dag.tasks:
-            node = getattr(task, "node", None)
-            image = getattr(task, "image", "busybox")
-            out.append(
-                f"    t[{task.task_id!r}] = DockerOperator(task_id={task.task_id!r}, "
-                f"task_display_name={task.task_display_name!r}, image={image!r}, "
-                f"command={list(node.step.command) if node and node.step else None!r}, "
-                f"doc_md={getattr(task, 'doc_md', None)!r}, "
-                "auto_remove='force', mount_tmp_dir=False, network_mode='none')"
-            )
-        for task in dag.tasks:
-            if task.upstream_task_ids:
-                upstreams = ", ".join(f"t[{up!r}]" for up in sorted(task.upstream_task_ids))
-                out.append(f"    [{upstreams}] >> t[{task.task_id!r}]")
-        out.append(f"dag.params = {{k: Param(v, **s) for k, (v, s) in {params!r}.items()}}")
-    return "\n".join(out) + "\n"
 
 
 def _import(path: Path) -> None:
@@ -103,15 +75,18 @@ def _peak_mib(fn: Callable[[], object]) -> float:
     return peak
 
 
-def _rounds(sides: dict[str, Callable[[], object]], repeat: int) -> dict[str, float]:
+def _rounds(sides: dict[str, Callable[[], object]], repeat: int, peer_rounds: int = 3) -> dict[str, float]:
     """Median CPU seconds of this process per side; the sides take turns, in a rotated order every
     round. A parse is single-threaded and CPU-bound: on a shared machine its wall time would also
-    count the time the neighbours held the cores."""
+    count the time the neighbours held the cores. dag-factory takes part in the first
+    `peer_rounds` rounds only: it is 20-1,000× slower than the others (seconds to minutes a parse)."""
     times: dict[str, list[float]] = {name: [] for name in sides}
     names = list(sides)
     for round_ in range(repeat):
         shift = round_ % len(names)
         for name in names[shift:] + names[:shift]:
+            if name == PEER and round_ >= peer_rounds:
+                continue
             gc.collect()  # untimed: the garbage of an earlier run (DAGs are cycles) is not this run's
             started = time.process_time()
             sides[name]()
@@ -132,15 +107,21 @@ def _project_folder(folder: Path, projects: dict[str, str]) -> None:
     shutil.copy(REPO_ROOT / "dags" / "valohai_dags.py", folder / "valohai_dags.py")
 
 
-def _sides(folder: Path, handwritten: Path, only: str | None = None) -> dict[str, Callable[[], object]]:
-    """Baseline, cold and warm parses of `folder`; with `only`, the baseline holds that one DAG."""
+def _sides(
+    folder: Path, handwritten: Path, only: str | None = None, peer: bool = True
+) -> dict[str, Callable[[], object]]:
+    """Baseline, dag-factory, cold and warm parses of `folder`; with `only`, the baseline holds that
+    one DAG (and there is no dag-factory side without `peer`)."""
     from valohai_airflow.airflow import loader
     from valohai_airflow.airflow.settings import valohai_settings
     from valohai_airflow.loading import project as project_loading
 
     loader_file = folder / "valohai_dags.py"
-    dags = loader.load_dags(folder)
-    handwritten.write_text(handwritten_source({k: v for k, v in dags.items() if only in (None, k)}))
+    dags = {k: v for k, v in loader.load_dags(folder).items() if only in (None, k)}
+    handwritten.write_text(handwritten_source(dags))
+    peer_file = handwritten.with_name("dag_factory_dags.py")
+    if peer:
+        write_peer(dags, peer_file)
     cache_dir = valohai_settings().plan_cache_dir
 
     def cold() -> None:
@@ -162,17 +143,23 @@ def _sides(folder: Path, handwritten: Path, only: str | None = None) -> dict[str
             f"no bytecode cache was written for {handwritten}: the warm baseline would compile"
         )
     warm()
-    return {
+    sides = {
         "baseline cold": baseline_cold,
         "baseline": lambda: _import(handwritten),
         "cold": cold,
         "warm": warm,
     }
+    if peer:
+        sides[PEER] = lambda: _import(peer_file)
+    return sides
 
 
-def _case_rows(label: str, seconds: dict[str, float], peaks: dict[str, float], slopes: str = "") -> list[Row]:
-    """The loader's cold and warm parse, each against the hand-written file's parse of the same kind."""
-    note = {name: f"{peaks[name]:.1f} MiB peak" for name in seconds}
+def _case_rows(
+    label: str, seconds: dict[str, float], peaks: dict[str, float], slopes: str = "", peer_rounds: int = 3
+) -> list[Row]:
+    """The loader's cold and warm parse, each against the hand-written file's parse of the same kind
+    and against dag-factory's."""
+    note = {name: f"{peaks[name]:.1f} MiB peak" for name in seconds if name in peaks}
     rows = []
     for side, base, target, what in (
         ("cold", "baseline cold", "≤ 1.3×", "cold plan cache vs the hand-written file compiled anew"),
@@ -187,6 +174,17 @@ def _case_rows(label: str, seconds: dict[str, float], peaks: dict[str, float], s
                 f"{note[side]}, baseline {note[base]}{extra}",
                 target,
                 seconds[base],
+            )
+        )
+    for side in ("cold", "warm") if PEER in seconds else ():
+        rows.append(
+            Row(
+                f"parse {label}: loader, {side} plan cache vs dag-factory 1.1 (same DAGs from YAML)",
+                seconds[side],
+                seconds[side] / seconds[PEER],
+                f"{peer_rounds} round(s) of dag-factory; loader {note[side]}",
+                "< 1×",
+                seconds[PEER],
             )
         )
     return rows
@@ -208,6 +206,7 @@ def _round_count(nodes: int, repeat: int) -> int:
 
 
 def measure(workdir: Path, repeat: int) -> list[Row]:
+    os.environ.update(DAG_FACTORY_ENVIRONMENT)
     rows: list[Row] = []
     folder, handwritten = workdir / "dags", workdir / "handwritten_dags.py"
     if CORPUS_DIR.is_dir():
@@ -215,22 +214,26 @@ def measure(workdir: Path, repeat: int) -> list[Row]:
         _project_folder(folder, {f"c{i}": path.read_text() for i, path in enumerate(files)})
         sides = _sides(folder, handwritten)
         seconds = _rounds(sides, 4 * repeat)  # parses of tens of ms: see _round_count
-        rows += _case_rows(f"{len(files)} corpus files", seconds, {n: _peak_mib(f) for n, f in sides.items()})
+        rows += _case_rows(
+            f"{len(files)} corpus files", seconds, {n: _peak_mib(f) for n, f in sides.items() if n != PEER}
+        )
     else:
         print(f"loader: no corpus at {CORPUS_DIR}; measuring the synthetic pipelines only", file=sys.stderr)
     measured: dict[int, dict[str, float]] = {}
     peaks: dict[int, dict[str, float]] = {}
     for nodes in SIZES:
         _project_folder(folder, {"synthetic": synthetic_yaml(nodes, 4 * nodes)})
-        sides = _sides(folder, handwritten)
-        measured[nodes] = _rounds(sides, _round_count(nodes, repeat))
-        peaks[nodes] = {name: _peak_mib(fn) for name, fn in sides.items()}
-    slopes = {name: _slope(list(SIZES), [measured[n][name] for n in SIZES]) for name in measured[SIZES[0]]}
+        peer_rounds = PEER_ROUNDS.get(nodes, 0)
+        sides = _sides(folder, handwritten, peer=bool(peer_rounds))
+        measured[nodes] = _rounds(sides, _round_count(nodes, repeat), peer_rounds)
+        peaks[nodes] = {name: _peak_mib(fn) for name, fn in sides.items() if name != PEER}
+    slopes = {name: _slope(list(SIZES), [measured[n][name] for n in SIZES]) for name in measured[SIZES[-1]]}
     for nodes in SIZES:
         slope_note = (
             "slope " + ", ".join(f"{k} {v:.2f}" for k, v in slopes.items()) if nodes == SIZES[-1] else ""
         )
-        rows += _case_rows(f"{nodes:,} nodes, {4 * nodes:,} edges", measured[nodes], peaks[nodes], slope_note)
+        label = f"{nodes:,} nodes, {4 * nodes:,} edges"
+        rows += _case_rows(label, measured[nodes], peaks[nodes], slope_note, PEER_ROUNDS.get(nodes, 0))
     cold_1000 = measured[1000]["cold"]
     rows.append(
         Row(
@@ -251,7 +254,7 @@ def _worker_start(folder: Path, handwritten: Path, repeat: int) -> Row:
     from valohai_airflow.loading import project as project_loading
 
     _project_folder(folder, {"big": synthetic_yaml(1000, 4000), "other": synthetic_yaml(2000, 8000, seed=2)})
-    sides = _sides(folder, handwritten, only="big__synthetic")
+    sides = _sides(folder, handwritten, only="big__synthetic", peer=False)
     os.environ["_AIRFLOW_PARSING_CONTEXT_DAG_ID"] = "big__synthetic"
     try:
         loader_file = folder / "valohai_dags.py"

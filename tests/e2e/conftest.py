@@ -2,9 +2,10 @@
 triggerer (what `airflow standalone` runs) on 127.0.0.1.
 
 One server for the tests/e2e package (stopped after its last test, so it does not load the rest of
-the suite), shared by test_standalone.py and test_browser.py: a throwaway AIRFLOW_HOME whose dags
-folder holds only the loader file, SQLite, LocalExecutor, SimpleAuthManager (the admin password is
-the one Airflow generates into AIRFLOW_HOME), free ports for the API server and the log servers,
+the suite), shared by test_standalone.py, test_browser.py and test_bundles.py: a throwaway
+AIRFLOW_HOME whose dags folder holds only the loader file, beside a Git DAG bundle of a local
+repository holding only the loader file too (tests/e2e/git_bundle.py), SQLite, LocalExecutor,
+SimpleAuthManager (the admin password is the one Airflow generates into AIRFLOW_HOME), free ports for the API server and the log servers,
 and a DAG processor that looks for new files and re-parses known ones every few seconds. Everything the fixture starts is stopped by process group and by pid,
 also when a test fails; containers of the runs it triggered are checked and removed by label.
 """
@@ -33,6 +34,7 @@ import psutil
 import pytest
 
 from tests.conftest import REPO_ROOT
+from tests.e2e.git_bundle import GitOrigin
 
 EXAMPLE_DAG = "example__three-trainings"
 LABEL = "valohai-airflow"
@@ -102,6 +104,7 @@ class AirflowServer:
     logs: Path
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     run_ids: list[str] = field(default_factory=list)
+    git_origin: GitOrigin | None = None  # the repository of the Git DAG bundle beside the dags folder
     _token: str | None = None
 
     @property
@@ -353,8 +356,10 @@ def airflow_server(artefacts_dir: Path) -> Iterator[AirflowServer]:
     home = Path(tempfile.mkdtemp(prefix="valohai-airflow-e2e-home-"))
     (home / "dags").mkdir()
     shutil.copy(REPO_ROOT / "dags" / "valohai_dags.py", home / "dags" / "valohai_dags.py")
-    server = AirflowServer(home=home, port=free_port(), logs=artefacts_dir)
+    origin = GitOrigin.create(home / "git")
+    server = AirflowServer(home=home, port=free_port(), logs=artefacts_dir, git_origin=origin)
     env = _environment(home, server.port)
+    env.update(origin.environment())
     airflow = str(Path(sys.executable).parent / "airflow")
     migrate = subprocess.run([airflow, "db", "migrate"], env=env, cwd=home, capture_output=True, check=False)
     assert migrate.returncode == 0, migrate.stdout.decode(errors="replace")[-3000:]

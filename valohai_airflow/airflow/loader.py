@@ -1,4 +1,4 @@
-"""Finds every valohai.yaml below the dags folder and builds its DAGs.
+"""Finds every valohai.yaml below the dags folder (the loader file's DAG bundle) and builds its DAGs.
 
 A broken valohai.yaml never hides the DAGs of other projects: it becomes one placeholder DAG,
 `valohai_error__<project>`, whose description and docs carry every error with file:line:column,
@@ -21,6 +21,7 @@ import gc
 import hashlib
 import logging
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from valohai_airflow.airflow.factory import START_DATE, build_dags
 from valohai_airflow.airflow.operators import FailWithMessageOperator
 from valohai_airflow.airflow.settings import valohai_settings
 from valohai_airflow.errors import ValohaiAirflowError
+from valohai_airflow.loading.bundle_root import bundle_root
 from valohai_airflow.loading.dags_folder import dag_id_clashes, name_clashes, project_name_for
 from valohai_airflow.loading.project import compile_project, folder_index
 from valohai_airflow.plan.model import ProjectPlan
@@ -86,16 +88,26 @@ def _gc_paused() -> Iterator[None]:
 
 
 def load_dags(dags_folder: str | os.PathLike[str] | None = None) -> dict[str, DAG]:
-    """Build the DAGs of every project. On a worker, only the project of the DAG being run."""
+    """Build the DAGs of every project. On a worker, only the project of the DAG being run.
+
+    `dags_folder`: where the projects are; by default the root of the DAG bundle the calling file
+    (the loader file) is parsed from (loading/bundle_root.py), else `[core] dags_folder`."""
+    if dags_folder is None:
+        dags_folder = _callers_root(sys._getframe(1).f_globals.get("__file__"))
     with _gc_paused():
         return _load_dags(dags_folder)
 
 
-def _load_dags(dags_folder: str | os.PathLike[str] | None) -> dict[str, DAG]:
+def _callers_root(loader_file: str | None) -> Path:
     from airflow.configuration import conf
 
+    dags_folder = conf.get("core", "dags_folder")
+    return Path(dags_folder) if loader_file is None else bundle_root(loader_file, dags_folder, sys.path)
+
+
+def _load_dags(dags_folder: str | os.PathLike[str]) -> dict[str, DAG]:
     settings = valohai_settings()
-    folder = Path(dags_folder or conf.get("core", "dags_folder"))
+    folder = Path(dags_folder)
     wanted = get_parsing_context().dag_id
     dags: dict[str, DAG] = {}
     index = folder_index(settings.plan_cache_dir, folder)
