@@ -26,6 +26,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowTaskTimeout
 
 from valohai_airflow.airflow import container_guard, control_tasks
 from valohai_airflow.airflow.links import NODE_LINKS
+from valohai_airflow.airflow.reuse_form import reused_or_checked
 from valohai_airflow.airflow.settings import valohai_settings
 from valohai_airflow.airflow.variables import node_environment
 from valohai_airflow.engine.docker import (
@@ -194,7 +195,12 @@ class ValohaiExecutionOperator(DockerOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:  # type: ignore[override]  # a manifest, not log lines
         control_tasks.check_upstreams(self, context, self.pipeline, self.node)
-        prepared = prepare(self._request(context))
+        request = self._request(context)
+        reused = reused_or_checked(self.pipeline, self.node, request.key, context, request.store)
+        if reused is not None:
+            self.log.info("reused from run %r: the container does not run", reused["reused_from"]["run_id"])
+            return reused
+        prepared = prepare(request)
         self._log(prepared.log)
         control_tasks.before_start(self, context, self.node, prepared.parameters)
         gate = ReuseGate.for_execution(prepared, image_id=self._image_id, run_started=_run_started(context))
