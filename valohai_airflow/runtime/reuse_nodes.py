@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from valohai_airflow.errors import ValohaiAirflowError
+from valohai_airflow.plan.conf_keys import REUSE_NODES_KEY, REUSE_RUN_KEY, REUSE_UPSTREAM_OF_KEY
 from valohai_airflow.plan.model import NodeKind, NodePlan, PipelinePlan
 from valohai_airflow.runtime.ids import ExecutionKey, safe_segment
 from valohai_airflow.runtime.manifest import MANIFEST_NAME, Manifest, load_manifest, store_manifest
@@ -28,10 +29,7 @@ from valohai_airflow.spec.hints import did_you_mean
 from valohai_airflow.store.base import ArtifactStore, ObjectNotFoundError, join_key
 from valohai_airflow.store.resolver import StoreResolver
 
-#: The run conf keys (and the trigger form's Params).
-RUN_KEY = "valohai.reuse.run"
-NODES_KEY = "valohai.reuse.nodes"
-UPSTREAM_OF_KEY = "valohai.reuse.upstream_of"
+RUN_KEY, NODES_KEY, UPSTREAM_OF_KEY = REUSE_RUN_KEY, REUSE_NODES_KEY, REUSE_UPSTREAM_OF_KEY
 SUCCEEDED = "completed"  # a manifest's status when its step succeeded
 
 
