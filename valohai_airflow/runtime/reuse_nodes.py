@@ -31,6 +31,7 @@ from valohai_airflow.store.resolver import StoreResolver
 
 RUN_KEY, NODES_KEY, UPSTREAM_OF_KEY = REUSE_RUN_KEY, REUSE_NODES_KEY, REUSE_UPSTREAM_OF_KEY
 SUCCEEDED = "completed"  # a manifest's status when its step succeeded
+_NEVER_RAN = "it stored no execution: the node never ran there, or another DAG's run was given"
 
 
 class ReuseNodesError(ValohaiAirflowError):
@@ -100,7 +101,7 @@ class NodeReuse:
 
     def _executions_seen(self, tries: Mapping[int, list[int]], chosen: Mapping[int, int]) -> str:
         if not tries:
-            return " (it stored no execution: the node never ran there, or another DAG's run was given)"
+            return f" ({_NEVER_RAN})"
         lacking = sorted(set(tries) - set(chosen))
         return f" (map index(es) {lacking} never succeeded)" if lacking else ""
 
@@ -132,8 +133,8 @@ class NodeReuse:
             if node.name in self.nodes and safe_segment(node.task_id) not in stored:
                 raise ReuseNodesError(
                     f"node {node.name!r}: run {self.source_run!r} of DAG {self.dag_id!r} has no execution of "
-                    f"it to reuse{self._executions_seen({}, {})}; pick a run where it succeeded, or leave it "
-                    f"out of {NODES_KEY!r}/{UPSTREAM_OF_KEY!r}; no container was started"
+                    f"it to reuse ({_NEVER_RAN}); pick a run where it succeeded, or leave it out of "
+                    f"{NODES_KEY!r}/{UPSTREAM_OF_KEY!r}; no container was started"
                 )
 
     def reused_manifest(self, store: ArtifactStore, node: NodePlan, key: ExecutionKey) -> dict[str, Any]:

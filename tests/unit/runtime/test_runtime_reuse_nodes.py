@@ -132,7 +132,11 @@ def test_the_last_successful_try_is_reused_and_marked(plan: PipelinePlan, tmp_pa
         "execution_id": ExecutionKey(DAG, "run1", "train").execution_id,
     }
     assert value["outputs"][0]["uri"].endswith("run1/train/-1/1/outputs/a.txt")
-    assert stored_manifest(store, key) == value  # run 3 can reuse it from run 2
+    assert stored_manifest(store, key) == value
+    chained = NodeReuse(DAG, "run2", frozenset({"train"})).reused_manifest(
+        store, plan.node("train"), ExecutionKey(DAG, "run3", "train")
+    )  # run 3 reuses it from run 2: the files are still run 1's, the link is to run 2
+    assert chained["outputs"] == value["outputs"] and chained["reused_from"]["run_id"] == "run2"
 
 
 def test_a_source_without_the_node_or_its_files_is_refused(plan: PipelinePlan, tmp_path: Path) -> None:
