@@ -151,12 +151,14 @@ class ValohaiExecutionOperator(DockerOperator):
         """A task node's execution as the UI names it (`map_index_template`): its varied values."""
         return variant_label(self.variant)
 
+    def _key(self, context: Any) -> ExecutionKey:
+        ti = context["ti"]
+        return ExecutionKey(self.dag_id, ti.run_id, self.node.task_id, ti.map_index, ti.try_number)
+
     def _request(self, context: Any) -> ExecutionRequest:
         settings = valohai_settings()
-        ti = context["ti"]
-        key = ExecutionKey(self.dag_id, ti.run_id, self.node.task_id, ti.map_index, ti.try_number)
         return ExecutionRequest(
-            key=key,
+            key=self._key(context),
             project_name=self.project_name,
             project_root=Path(self.project_root),
             pipeline=self.pipeline,
@@ -195,12 +197,12 @@ class ValohaiExecutionOperator(DockerOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:  # type: ignore[override]  # a manifest, not log lines
         control_tasks.check_upstreams(self, context, self.pipeline, self.node)
-        request = self._request(context)
-        reused = reused_or_checked(self.pipeline, self.node, request.key, context, request.store)
-        if reused is not None:
+        store = valohai_settings().stores.store
+        reused = reused_or_checked(self.pipeline, self.node, self._key(context), context, store)
+        if reused is not None:  # runtime/reuse_nodes.py: the node is taken from an earlier run
             self.log.info("reused from run %r: the container does not run", reused["reused_from"]["run_id"])
             return reused
-        prepared = prepare(request)
+        prepared = prepare(self._request(context))
         self._log(prepared.log)
         control_tasks.before_start(self, context, self.node, prepared.parameters)
         gate = ReuseGate.for_execution(prepared, image_id=self._image_id, run_started=_run_started(context))
