@@ -26,6 +26,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowTaskTimeout
 
 from valohai_airflow.airflow import container_guard, control_tasks
 from valohai_airflow.airflow.links import NODE_LINKS
+from valohai_airflow.airflow.reuse_form import reused_or_checked
 from valohai_airflow.airflow.settings import valohai_settings
 from valohai_airflow.airflow.variables import node_environment
 from valohai_airflow.engine.docker import (
@@ -150,12 +151,14 @@ class ValohaiExecutionOperator(DockerOperator):
         """A task node's execution as the UI names it (`map_index_template`): its varied values."""
         return variant_label(self.variant)
 
+    def _key(self, context: Any) -> ExecutionKey:
+        ti = context["ti"]
+        return ExecutionKey(self.dag_id, ti.run_id, self.node.task_id, ti.map_index, ti.try_number)
+
     def _request(self, context: Any) -> ExecutionRequest:
         settings = valohai_settings()
-        ti = context["ti"]
-        key = ExecutionKey(self.dag_id, ti.run_id, self.node.task_id, ti.map_index, ti.try_number)
         return ExecutionRequest(
-            key=key,
+            key=self._key(context),
             project_name=self.project_name,
             project_root=Path(self.project_root),
             pipeline=self.pipeline,
@@ -194,6 +197,11 @@ class ValohaiExecutionOperator(DockerOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:  # type: ignore[override]  # a manifest, not log lines
         control_tasks.check_upstreams(self, context, self.pipeline, self.node)
+        store = valohai_settings().stores.store
+        reused = reused_or_checked(self.pipeline, self.node, self._key(context), context, store)
+        if reused is not None:  # runtime/reuse_nodes.py: the node is taken from an earlier run
+            self.log.info("reused from run %r: the container does not run", reused["reused_from"]["run_id"])
+            return reused
         prepared = prepare(self._request(context))
         self._log(prepared.log)
         control_tasks.before_start(self, context, self.node, prepared.parameters)

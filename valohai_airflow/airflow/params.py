@@ -6,6 +6,7 @@ from typing import Any
 
 from airflow.sdk import Param
 
+from valohai_airflow.airflow.reuse_form import reuse_params
 from valohai_airflow.plan.model import NodeKind, PipelinePlan
 from valohai_airflow.plan.variables import VariablePlan
 from valohai_airflow.runtime.reuse import CONF_KEY as REUSE_KEY
@@ -121,4 +122,5 @@ def pipeline_params(pipeline: PipelinePlan) -> dict[str, Param]:
             "running. Turn off to run every node.",
             section="valohai",
         )
+    params.update(reuse_params(pipeline))
     return params

@@ -16,6 +16,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from valohai_airflow.airflow import control_tasks
 from valohai_airflow.airflow.operators import upstream_values
+from valohai_airflow.airflow.reuse_form import reused_variants
 from valohai_airflow.airflow.settings import valohai_settings
 from valohai_airflow.errors import ValohaiAirflowError
 from valohai_airflow.plan.blueprints import label
@@ -43,6 +44,14 @@ class ValohaiVariantsOperator(BaseOperator):
 
     def execute(self, context: Any) -> list[dict[str, Any]]:
         control_tasks.check_upstreams(self, context, self.pipeline, self.node)
+        reused = reused_variants(
+            self.pipeline, self.node, self.dag_id, context, valohai_settings().stores.store
+        )
+        if reused is not None:
+            self.log.info(
+                "node %r is reused: its %d execution(s) are the source run's", self.node.name, len(reused)
+            )
+            return reused
         try:
             upstream = load_upstream(
                 upstream_values(context, self.pipeline, self.node), valohai_settings().stores

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from valohai_airflow.plan.conf_keys import REUSE_NODES_KEY, REUSE_RUN_KEY, REUSE_UPSTREAM_OF_KEY
 from valohai_airflow.plan.model import NodeKind, PipelinePlan
 from valohai_airflow.spec.diagnostics import Diagnostics
 from valohai_airflow.spec.hints import did_you_mean
@@ -179,6 +180,11 @@ def _check_parameters(
         if key in hidden:
             diagnostics.error(f"{label}: cannot be set by a trigger: {hidden[key]}", trigger.location)
             continue
+        if key in (REUSE_RUN_KEY, REUSE_NODES_KEY, REUSE_UPSTREAM_OF_KEY):
+            reuse_problem = _reuse_problem(plan, key, value)
+            if reuse_problem:
+                diagnostics.error(f"{label}: {reuse_problem}", trigger.location)
+            continue
         if key not in knobs:
             diagnostics.error(
                 f"{label}: {_named(plan)} has no such parameter; keys are pipeline parameter names, "
@@ -190,6 +196,19 @@ def _check_parameters(
         problem = _value_problem(knobs[key], value)
         if problem:
             diagnostics.error(f"{label}: {problem}", trigger.location)
+
+
+def _reuse_problem(plan: PipelinePlan, key: str, value: Any) -> str | None:
+    """What is wrong with a trigger's `valohai.reuse.*` value: a run id string, or node names of
+    the plan's execution and task nodes."""
+    if key == REUSE_RUN_KEY:
+        return None if isinstance(value, str) else f"expected a run id (a string), got {value!r}"
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        return f"expected a list of node names, got {value!r}"
+    known = [n.name for n in plan.nodes if n.kind is not NodeKind.DEPLOYMENT]
+    unknown = [name for name in names if name not in known]
+    return f"{_named(plan)} has no execution or task node {unknown[0]!r} to reuse" if unknown else None
 
 
 def _value_problem(parameter: Parameter | None, value: Any) -> str | None:

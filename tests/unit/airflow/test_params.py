@@ -13,6 +13,7 @@ from tests.support import corpus
 from tests.support.cases import Files
 from tests.unit.plan.support import compile_text
 from valohai_airflow.airflow.params import pipeline_params
+from valohai_airflow.runtime.reuse_nodes import NODES_KEY, RUN_KEY, UPSTREAM_OF_KEY
 
 YAML = """
 - step:
@@ -115,6 +116,9 @@ def test_keys_order_and_sections(params: dict[str, Param]) -> None:
         "train.parameter.limit",
         "train.input.dataset",
         "train.input.extra",
+        "valohai.reuse.run",
+        "valohai.reuse.nodes",
+        "valohai.reuse.upstream_of",
     ]
     assert "section" not in params["learning_rate"].schema
     assert "section" not in params["free"].schema
@@ -296,12 +300,16 @@ def test_parameters_a_task_blueprint_varies_are_not_offered() -> None:
 
 def test_the_form_offers_what_the_nodes_tables_offer() -> None:
     (pipeline,) = compile_text(YAML).pipelines
-    offered = [pp.name for pp in pipeline.parameters] + [
-        s.conf_key
-        for node in pipeline.nodes
-        for s in (*node.sources.parameters, *node.sources.inputs)
-        if s.offered
-    ]
+    offered = (
+        [pp.name for pp in pipeline.parameters]
+        + [
+            s.conf_key
+            for node in pipeline.nodes
+            for s in (*node.sources.parameters, *node.sources.inputs)
+            if s.offered
+        ]
+        + [RUN_KEY, NODES_KEY, UPSTREAM_OF_KEY]
+    )
     hidden = [s.conf_key for node in pipeline.nodes for s in node.sources.parameters if not s.offered]
     assert list(pipeline_params(pipeline)) == offered
     assert hidden == ["train.parameter.lr", "train.parameter.batch"]
@@ -334,3 +342,14 @@ def test_non_secret_variables_are_string_params_and_secrets_are_not(tmp_path: An
         for name in ("DATABASE_URL", "AWS_SECRET", "VH_DOCKER_NETWORK", "FROM_UPSTREAM", "SECRET_COPY")
     )
     ParamsDict(params).validate()
+
+
+def test_reuse_nodes_params_offer_the_node_names_once(params: dict[str, Param]) -> None:
+    """Three Params whatever the node count: the source run and two lists of the node names."""
+    assert params[RUN_KEY].resolve() is None
+    nodes = params[NODES_KEY]
+    assert nodes.schema["items"]["enum"] == ["prep", "train"]
+    assert nodes.resolve(["train"]) == ["train"]
+    with pytest.raises(ParamValidationError):
+        nodes.resolve(["nope"])
+    assert params[UPSTREAM_OF_KEY].resolve() == []

@@ -133,6 +133,24 @@ def test_trigger_parameters_must_be_params_of_the_dag(tmp_path: Path) -> None:
     ]
 
 
+def test_trigger_reuse_keys_name_a_run_and_nodes_of_the_pipeline(tmp_path: Path) -> None:
+    sidecar = (
+        "triggers:\n  - title: T\n    pipeline: weekly\n    cron: '0 9 * * 1'\n"
+        "    parameters:\n"
+        "      valohai.reuse.run: scheduled__2026-12-01\n"
+        "      valohai.reuse.nodes: [a]\n"
+        "      valohai.reuse.upstream_of: [c]\n"
+    )
+    errors = compile_errors(project(tmp_path, sidecar))
+    assert [e.split(": ", 1)[1] for e in errors] == [
+        "trigger 'T', parameter 'valohai.reuse.upstream_of': pipeline 'weekly' has no execution or task "
+        "node 'c' to reuse"
+    ]
+    good = sidecar.replace("[c]", "[b]").replace("run: scheduled", "run: manual")
+    (weekly, _) = compile_project(project(tmp_path, good)).pipelines
+    assert weekly.name == "weekly"  # compiled: no error
+
+
 def test_triggers_of_one_pipeline_share_a_time_zone(tmp_path: Path) -> None:
     sidecar = (
         "triggers:\n"
