@@ -28,6 +28,7 @@ from airflow.providers.standard.operators.hitl import ApprovalOperator, HITLOper
 from airflow.sdk import DAG, BaseOperator, TriggerRule
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException, DownstreamTasksSkipped
 
+from valohai_airflow.airflow.task_ids import sibling_task_id
 from valohai_airflow.plan import control as plan_control
 from valohai_airflow.plan.control import Decision
 from valohai_airflow.plan.model import NodePlan, PipelinePlan
@@ -154,7 +155,10 @@ def check_upstreams(task: BaseOperator, context: Any, pipeline: PipelinePlan, no
     that did not succeed, like `all_success` would block it."""
     if task.trigger_rule != TriggerRule.ALL_DONE:
         return
-    tolerated = {pipeline.node(n).task_id for n in plan_control.continue_upstreams(pipeline, node)}
+    tolerated = {
+        sibling_task_id(task, pipeline.node(n).task_id)
+        for n in plan_control.continue_upstreams(pipeline, node)
+    }
     blocking = sorted(set(task.upstream_task_ids) - tolerated)
     if not blocking:
         return
