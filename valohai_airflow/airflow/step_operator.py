@@ -55,7 +55,6 @@ class OutputsOf:
 def outputs_of(task: Any, glob: str = "*") -> OutputsOf:
     """`task`: a Valohai task (a `ValohaiStepOperator`, a node of a pipeline group) or its `.output`."""
     source = task if isinstance(task, XComArg) else XComArg(task)
-    compile_glob(glob)  # a malformed glob fails the parse, not the run
     return OutputsOf(source, glob)
 
 
@@ -200,7 +199,7 @@ def _checked_inputs(pipeline: PipelinePlan, given: dict[str, InputValue]) -> dic
             raise StepOperatorError(
                 f"step {step.name!r} has no input {name!r}", hint=did_you_mean(name, names) or "it has none"
             )
-        items = [value] if isinstance(value, str | OutputsOf) else list(value)
+        items = list(value) if isinstance(value, list | tuple) else [value]
         bad = next((i for i in items if not isinstance(i, str | OutputsOf)), None)
         if bad is not None:
             raise StepOperatorError(
