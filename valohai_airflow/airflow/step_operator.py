@@ -199,7 +199,7 @@ def _checked_inputs(pipeline: PipelinePlan, given: dict[str, InputValue]) -> dic
             raise StepOperatorError(
                 f"step {step.name!r} has no input {name!r}", hint=did_you_mean(name, names) or "it has none"
             )
-        items = list(value) if isinstance(value, list | tuple) else [value]
+        items: list[Any] = list(value) if isinstance(value, list | tuple) else [value]
         bad = next((i for i in items if not isinstance(i, str | OutputsOf)), None)
         if bad is not None:
             raise StepOperatorError(
