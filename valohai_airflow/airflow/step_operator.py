@@ -132,7 +132,8 @@ class ValohaiStepOperator(ValohaiExecutionOperator):
                     hint="is it a Valohai task, and did it succeed?",
                 )
             glob = compile_glob(item.glob)
-            found = [f.uri for m in manifests for f in m.outputs if f.uri and glob.regex.fullmatch(f.path)]
+            every, full = glob.matches_everything, glob.regex.fullmatch  # as an edge's output glob selects
+            found = [f.uri for m in manifests for f in m.outputs if f.uri and (every or full(f.path))]
             self.log.info("input %r: %d file(s) of %s matching %r", name, len(found), task_id, item.glob)
             urls += found
         return urls
