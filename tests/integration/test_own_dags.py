@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.conftest import REPO_ROOT
 from tests.integration.conftest import dag_bag
+from tests.integration.test_node_pages import client, token
+
+__all__ = ["client", "token"]  # the node pages' fixtures: Airflow's API app with the provider's plugin
 
 pytestmark = pytest.mark.usefixtures("airflow_db", "docker_engine")
 
@@ -41,7 +45,7 @@ def test_a_pipeline_group_between_a_check_and_a_notification(dags_folder: Path) 
     assert [f["path"] for f in best["outputs"]] == ["best-model.npz"]
 
 
-def test_a_mapped_chain_per_item_then_one_node_over_all(dags_folder: Path) -> None:
+def test_a_mapped_chain_per_item_then_one_node_over_all(dags_folder: Path, client: Any, token: str) -> None:
     run = (
         _bag(dags_folder).dags["valohai_learning_rate_chains"].test(run_conf={"learning_rates": [0.05, 0.5]})
     )
@@ -64,3 +68,13 @@ def test_a_mapped_chain_per_item_then_one_node_over_all(dags_folder: Path) -> No
     final = compare.xcom_pull(task_ids="compare")
     assert sorted(f["path"] for f in final["inputs"]["models"]) == ["model-lr0.05.npz", "model-lr0.5.npz"]
     assert [f["path"] for f in final["outputs"]] == ["best-model.npz"]
+    # the same links as a generated node: the Outputs page of one mapped train, by its prefixed task id
+    link = trains[1].xcom_pull(task_ids="chain.train", map_indexes=1, key="_link_ValohaiOutputsLink")
+    assert link.endswith(f"/chain.train/1/{trains[1].try_number}")
+    client.cookies.set("_token", token)
+    try:
+        page = client.get(link)
+    finally:
+        client.cookies.clear()
+    assert page.status_code == 200, page.text
+    assert "model-lr0.5.npz" in page.text and "model-lr0.05.npz" not in page.text
