@@ -66,3 +66,26 @@ def test_an_unknown_pipeline_is_an_error_naming_the_file_and_its_pipelines() -> 
 def test_sibling_task_ids_keep_the_group_prefix() -> None:
     assert sibling_task_id(SimpleNamespace(task_id="train"), "preprocess") == "preprocess"
     assert sibling_task_id(SimpleNamespace(task_id="outer.ml.train"), "preprocess") == "outer.ml.preprocess"
+
+
+def test_stop_actions_reach_only_the_pipelines_own_tasks() -> None:
+    """What on-error and stop actions may skip: a group's tasks, not the DAG author's, nor a step
+    operator's neighbours; in a pipeline's own DAG, every task."""
+    from airflow.providers.standard.operators.empty import EmptyOperator
+
+    from valohai_airflow.airflow.step_operator import ValohaiStepOperator
+    from valohai_airflow.airflow.task_ids import pipeline_task_ids
+
+    with DAG("hand_written") as dag:
+        EmptyOperator(task_id="notify")
+        ValohaiPipelineTaskGroup(project=EXAMPLE, pipeline="learning-rate-sweep", group_id="ml")
+        step = ValohaiStepOperator(task_id="alone", project=EXAMPLE, step="train")
+    assert sorted(pipeline_task_ids(dag.get_task("ml.compare"))) == [
+        "ml.compare",
+        "ml.preprocess",
+        "ml.train",
+        "ml.train__variants",
+    ]
+    assert pipeline_task_ids(step) == ["alone"]
+    generated = _generated("learning-rate-sweep")
+    assert sorted(pipeline_task_ids(generated.get_task("compare"))) == sorted(generated.task_ids)
