@@ -28,6 +28,7 @@ from airflow.providers.standard.operators.hitl import ApprovalOperator, HITLOper
 from airflow.sdk import DAG, BaseOperator, TriggerRule
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException, DownstreamTasksSkipped
 
+from valohai_airflow.airflow.task_ids import pipeline_task_ids, sibling_task_id
 from valohai_airflow.plan import control as plan_control
 from valohai_airflow.plan.control import Decision
 from valohai_airflow.plan.model import NodePlan, PipelinePlan
@@ -71,9 +72,7 @@ def apply_control(
 def others(task: BaseOperator, context: Any) -> list[TaskRef]:
     """Every other task of the run: what stop-pipeline skips (Airflow leaves running and finished
     ones). A task node's executions count one by one, its siblings of this one included."""
-    dag = task.get_dag()
-    assert dag is not None
-    return _instances(context, [t for t in dag.task_ids if t != task.task_id], own=task)
+    return _instances(context, [t for t in pipeline_task_ids(task) if t != task.task_id], own=task)
 
 
 def parallel(task: BaseOperator, context: Any, node: NodePlan) -> list[TaskRef]:
@@ -82,9 +81,7 @@ def parallel(task: BaseOperator, context: Any, node: NodePlan) -> list[TaskRef]:
     dependents are left to become upstream_failed, so the run fails."""
     related = {t.task_id for t in task.get_flat_relatives(upstream=True)}
     related |= {t.task_id for t in task.get_flat_relatives(upstream=False)}
-    dag = task.get_dag()
-    assert dag is not None
-    ids = [t for t in dag.task_ids if t != task.task_id and t not in related]
+    ids = [t for t in pipeline_task_ids(task) if t != task.task_id and t not in related]
     return _instances(context, ids, own=task if plan_control.stops_siblings(node) else None)
 
 
@@ -154,7 +151,10 @@ def check_upstreams(task: BaseOperator, context: Any, pipeline: PipelinePlan, no
     that did not succeed, like `all_success` would block it."""
     if task.trigger_rule != TriggerRule.ALL_DONE:
         return
-    tolerated = {pipeline.node(n).task_id for n in plan_control.continue_upstreams(pipeline, node)}
+    tolerated = {
+        sibling_task_id(task, pipeline.node(n).task_id)
+        for n in plan_control.continue_upstreams(pipeline, node)
+    }
     blocking = sorted(set(task.upstream_task_ids) - tolerated)
     if not blocking:
         return

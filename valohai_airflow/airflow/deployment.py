@@ -83,11 +83,11 @@ class ValohaiDeploymentOperator(BaseOperator):
         settings = valohai_settings()
         ti = context["ti"]
         request = DeploymentRequest(
-            key=ExecutionKey(self.dag_id, ti.run_id, self.node.task_id, ti.map_index, ti.try_number),
+            key=ExecutionKey(self.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.try_number),
             project_name=self.project_name,
             pipeline=self.pipeline,
             node=self.node,
-            upstream=upstream_values(context, self.pipeline, self.node),
+            upstream=upstream_values(context, self, self.pipeline, self.node),
             stores=settings.stores,
             image_ids=self._image_ids(),
         )

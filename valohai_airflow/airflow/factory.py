@@ -4,6 +4,7 @@ mapped executions), one dependency per edge."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,7 +31,7 @@ from valohai_airflow.plan.naming import dag_id_for
 if TYPE_CHECKING:
     from airflow.sdk.types import Operator
 
-__all__ = ["START_DATE", "build_dag", "build_dags"]
+__all__ = ["START_DATE", "build_dag", "build_dags", "build_pipeline_tasks"]
 
 
 def _node_tasks(
@@ -81,6 +82,31 @@ def _node_tasks(
     return variants, executions
 
 
+def build_pipeline_tasks(
+    project: ProjectPlan,
+    pipeline: PipelinePlan,
+    dag: DAG,
+    dag_key: str,
+    docker_url: str | None,
+    node_docs: Mapping[str, str],
+) -> dict[str, Operator]:
+    """The pipeline's tasks, wired, in the current DAG or task group (a pipeline's own DAG, or
+    `ValohaiPipelineTaskGroup` in a hand-written one); by node name, the task whose XCom is its result."""
+    entries: dict[str, BaseOperator] = {}
+    results: dict[str, Operator] = {}
+    for node in pipeline.nodes:  # topological order: a node's upstreams exist before it
+        entries[node.name], results[node.name] = _node_tasks(
+            project, pipeline, node, dag_key, docker_url, node_docs[node.name]
+        )
+        # Wired as each node is added, one call per node: Airflow hashes the DAG (all its task ids)
+        # once per task it is given, so a smaller DAG and fewer calls keep that term small.
+        upstreams = [results[name] for name in pipeline.upstreams(node.name)]
+        if upstreams:
+            entries[node.name].set_upstream(upstreams)
+    apply_control(dag, pipeline, entries, timedelta(seconds=project.settings.approval.timeout_seconds))
+    return results
+
+
 def build_dag(
     project: ProjectPlan,
     pipeline: PipelinePlan,
@@ -106,18 +132,7 @@ def build_dag(
         doc_md=dag_doc,
         **{**arguments, **dag_arguments(project, pipeline)},
     ) as dag:
-        entries: dict[str, BaseOperator] = {}
-        results: dict[str, Operator] = {}
-        for node in pipeline.nodes:  # topological order: a node's upstreams exist before it
-            entries[node.name], results[node.name] = _node_tasks(
-                project, pipeline, node, dag_id, docker_url, node_docs[node.name]
-            )
-            # Wired as each node is added, one call per node: Airflow hashes the DAG (all its task ids)
-            # once per task it is given, so a smaller DAG and fewer calls keep that term small.
-            upstreams = [results[name] for name in pipeline.upstreams(node.name)]
-            if upstreams:
-                entries[node.name].set_upstream(upstreams)
-        apply_control(dag, pipeline, entries, timedelta(seconds=project.settings.approval.timeout_seconds))
+        build_pipeline_tasks(project, pipeline, dag, dag_id, docker_url, node_docs)
     # Set after the tasks exist: every operator constructed under a DAG deep-copies the DAG's whole
     # ParamsDict into its own, which costs nodes × params. Tasks read them at run time from the DAG
     # (process_params merges dag.params, then the task's own), the trigger form and run-conf checks too.

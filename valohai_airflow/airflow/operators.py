@@ -28,6 +28,7 @@ from valohai_airflow.airflow import container_guard, control_tasks
 from valohai_airflow.airflow.links import NODE_LINKS
 from valohai_airflow.airflow.reuse_form import reused_or_checked
 from valohai_airflow.airflow.settings import valohai_settings
+from valohai_airflow.airflow.task_ids import sibling_task_id
 from valohai_airflow.airflow.variables import node_environment
 from valohai_airflow.engine.docker import (
     DockerAPIError,
@@ -153,7 +154,7 @@ class ValohaiExecutionOperator(DockerOperator):
 
     def _key(self, context: Any) -> ExecutionKey:
         ti = context["ti"]
-        return ExecutionKey(self.dag_id, ti.run_id, self.node.task_id, ti.map_index, ti.try_number)
+        return ExecutionKey(self.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.try_number)  # group-prefixed
 
     def _request(self, context: Any) -> ExecutionRequest:
         settings = valohai_settings()
@@ -164,7 +165,7 @@ class ValohaiExecutionOperator(DockerOperator):
             pipeline=self.pipeline,
             node=self.node,
             conf=dict(context["params"]),
-            upstream=upstream_values(context, self.pipeline, self.node),
+            upstream=upstream_values(context, self, self.pipeline, self.node),
             variables=node_environment(self.node, context["params"]),
             variant=self.variant,
             stores=settings.stores,
@@ -408,16 +409,21 @@ def worker_hostname() -> str:
     return str(get_hostname())  # type: ignore[no-untyped-call]
 
 
-def upstream_values(context: Any, pipeline: PipelinePlan, node: NodePlan) -> dict[str, Any]:
+def upstream_values(
+    context: Any, task: BaseOperator, pipeline: PipelinePlan, node: NodePlan
+) -> dict[str, Any]:
     """The XCom values of this run's upstream nodes whose edges carry something (a task node's:
-    the list of its executions' manifests)."""
+    the list of its executions' manifests); inside a task group, under `task`'s group prefix."""
     ti = context["ti"]
     sources = {
         e.source_node
         for e in node.sources.edges
         if e.source_kind is not EdgeKind.DEPENDENCY and e.target_kind is not EdgeKind.DEPENDENCY
     }
-    return {name: ti.xcom_pull(task_ids=pipeline.node(name).task_id) for name in sorted(sources)}
+    return {
+        name: ti.xcom_pull(task_ids=sibling_task_id(task, pipeline.node(name).task_id))
+        for name in sorted(sources)
+    }
 
 
 def _run_started(context: Any) -> datetime:

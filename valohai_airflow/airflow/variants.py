@@ -54,7 +54,7 @@ class ValohaiVariantsOperator(BaseOperator):
             return reused
         try:
             upstream = load_upstream(
-                upstream_values(context, self.pipeline, self.node), valohai_settings().stores
+                upstream_values(context, self, self.pipeline, self.node), valohai_settings().stores
             )
             edges = resolve_edges(self.pipeline, self.node, upstream)
             variants = node_variants(self.pipeline, self.node, dict(context["params"]), edges.parameters)
