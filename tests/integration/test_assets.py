@@ -69,7 +69,8 @@ def test_a_node_publishing_to_the_catalogue_emits_asset_events(
         events = {uri: event for uri, event in rows}
         assert sorted(events) == sorted(uris.values()), rows
         assert all(
-            (e.source_dag_id, e.source_task_id, e.source_run_id) == ("assets-emit__p", "make", outcome.run.run_id)
+            (e.source_dag_id, e.source_task_id, e.source_run_id)
+            == ("assets-emit__p", "make", outcome.run.run_id)
             for e in events.values()
         )
         aliases = {a.name for e in events.values() for a in e.source_aliases}
@@ -86,7 +87,11 @@ def test_a_node_publishing_to_the_catalogue_emits_asset_events(
         ).all()
     assert (dataset["version"], dataset["reference"]) == ("v1", f"dataset://{tag}-images/v1")
     (file,) = dataset["files"]
-    assert (file["name"], file["uri"], file["sha256"]) == ("a.csv", outputs["a.csv"]["uri"], outputs["a.csv"]["sha256"])
+    assert (file["name"], file["uri"], file["sha256"]) == (
+        "a.csv",
+        outputs["a.csv"]["uri"],
+        outputs["a.csv"]["sha256"],
+    )
     assert dataset["producer"]["execution_id"] == made["execution_id"]
     assert (model["version"], model["reference"]) == ("1", f"model://{tag}-churn/1")
     assert datum["files"][0]["uri"] == outputs["model.bin"]["uri"]

@@ -160,6 +160,10 @@ def test_placeholders_are_filled_in_python_from_the_event() -> None:
             "valohai-airflow.yaml:2:5: error: trigger 'T': trigger 'T', parameter 'x': placeholder event.size is not an event "
             "field (they are version, reference, name, uri)",
         ),
+        (
+            "triggers:\n  - title: T\n    pipeline: p\n    after: {dataset: d}\n    catchup: true\n",
+            "valohai-airflow.yaml:2:5: error: trigger 'T': trigger 'T': 'catchup': only for a cron, and a data trigger",
+        ),
     ],
 )
 def test_bad_data_triggers_are_errors_with_their_line(text: str, message: str) -> None:

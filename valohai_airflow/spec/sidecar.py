@@ -188,6 +188,12 @@ class Trigger(SpecModel):
                 {"title": self.title},
             )
         if self.after:
+            if cron_only := sorted({"timezone", "catchup", "start_date"} & self.model_fields_set):
+                raise spec_error(
+                    "trigger_cron_only",
+                    "trigger {title!r}: {keys}: only for a cron, and a data trigger ('after') has none",
+                    {"title": self.title, "keys": " and ".join(repr(k) for k in cron_only)},
+                )
             for key, value in self.parameters.items():
                 if problem := placeholder_problem(value):
                     raise spec_error(
