@@ -96,3 +96,51 @@ def test_a_node_publishing_to_the_catalogue_emits_asset_events(
     assert (model["version"], model["reference"]) == ("1", f"model://{tag}-churn/1")
     assert datum["files"][0]["uri"] == outputs["model.bin"]["uri"]
     assert quiet == []  # a node that publishes nothing emits nothing
+
+
+SWEEP = f"""\
+- step:
+    name: fit
+    image: {BUSYBOX}
+    command: |-
+      echo {{parameter-value:n}} > /valohai/outputs/m.bin
+      printf '{{"valohai.model-versions": ["model://%s/"]}}' {{parameter-value:tag}} > /valohai/outputs/m.bin.metadata.json
+    parameters:
+      - {{name: n, type: integer, default: 1}}
+      - {{name: tag, type: string, default: x}}
+- task:
+    name: sweep
+    step: fit
+    parameters:
+      - {{name: n, style: multiple, rules: {{items: [1, 2]}}}}
+- pipeline:
+    name: p
+    nodes:
+      - {{name: fit, type: task, task: sweep}}
+    edges: []
+"""
+
+
+def test_every_execution_of_a_task_node_emits_its_own_event(
+    dags_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A task node's executions are mapped task instances: each declares the alias when it is
+    unmapped, and each model version it publishes is one event with its map index."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    tag = f"m{uuid.uuid4().hex[:8]}"
+    outcome = run_pipeline(dags_folder, monkeypatch, "assets-sweep", SWEEP, conf={"fit.parameter.tag": tag})
+    assert set(outcome.states.values()) == {"success"}, outcome.states
+    with create_session() as session:
+        events = session.scalars(
+            select(AssetEvent)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetModel.uri == asset_uri("model", tag))
+        ).all()
+        found = sorted((e.source_task_id, e.source_map_index, e.extra["version"]) for e in events)
+        aliases = {a.name for e in events for a in e.source_aliases}
+    assert [(task, index) for task, index, _ in found] == [("fit", 0), ("fit", 1)], found
+    assert sorted(version for _, _, version in found) == ["1", "2"]
+    assert aliases == {"valohai:assets-sweep"}

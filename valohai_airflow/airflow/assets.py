@@ -32,6 +32,14 @@ def catalogue_alias(project_name: str) -> AssetAlias:
     return AssetAlias(name=f"valohai:{project_name}", group="valohai")
 
 
+def with_catalogue_alias(outlets: Any, project_name: str) -> list[Any]:
+    """A node's outlets with the project's alias: what it may publish. Also for a task node's mapped
+    executions, whose `partial()` fills `outlets` (empty) before the operator sees it."""
+    alias = catalogue_alias(project_name)
+    given = list(outlets or [])
+    return given if alias in given else [*given, alias]
+
+
 def trigger_assets(trigger: Trigger) -> list[Asset]:
     """The Assets of a data trigger's conditions."""
     return [Asset(asset_uri(*condition.asset)) for condition in trigger.after]  # type: ignore[arg-type]

@@ -85,7 +85,7 @@ class ValohaiExecutionOperator(DockerOperator):
         kwargs.update(container_limits(node.machine))
         kwargs.setdefault("task_id", node.task_id)  # a mapped task's partial() already names it
         kwargs.setdefault("task_display_name", node.name)
-        kwargs.setdefault("outlets", [assets.catalogue_alias(project_name)])  # what it may publish
+        kwargs["outlets"] = assets.with_catalogue_alias(kwargs.get("outlets"), project_name)
         super().__init__(
             image=step.image,
             command=None,
