@@ -4,6 +4,7 @@ the schedules they compile to. Airflow's own Asset classes are used as they are 
 from __future__ import annotations
 
 import urllib.parse
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,7 +14,7 @@ from airflow.sdk import Asset, AssetAny, AssetOrTimeSchedule, CronTriggerTimetab
 from tests.unit.runtime.test_runtime_catalogue import env, run_train  # noqa: F401  (the fixture)
 from valohai_airflow import provider
 from valohai_airflow.airflow.assets import data_schedule
-from valohai_airflow.airflow.schedules import dag_schedule
+from valohai_airflow.airflow.schedules import apply_trigger_parameters, dag_schedule
 from valohai_airflow.asset_uris import MAX_EXTRA_FILES, asset_uri, catalogue_events, normalize
 from valohai_airflow.spec.data_triggers import fill_placeholders
 from valohai_airflow.spec.diagnostics import Severity
@@ -169,3 +170,64 @@ def test_placeholders_are_filled_in_python_from_the_event() -> None:
 def test_bad_data_triggers_are_errors_with_their_line(text: str, message: str) -> None:
     found = errors(text)
     assert any(error.startswith(message) for error in found), found
+
+
+@dataclass
+class _DagRun:
+    """What the hook reads of a DagRun (a stand-in: a real one needs a server)."""
+
+    conf: dict[str, Any]
+    run_type: str = "asset_triggered"
+
+
+def _event(uri: str, version: str, when: datetime) -> Any:
+    from airflow.sdk.execution_time.comms import AssetEventDagRunReferenceResult
+
+    return AssetEventDagRunReferenceResult.model_validate(
+        {
+            "asset": {"name": uri, "uri": uri, "extra": {}},
+            "extra": {"version": version, "reference": f"dataset://images/{version}", "name": "images"},
+            "source_task_id": "make",
+            "source_dag_id": "prod__p",
+            "source_run_id": "r",
+            "source_map_index": -1,
+            "source_aliases": [{"name": "valohai:prod"}],
+            "timestamp": when,
+        }
+    )
+
+
+def test_a_run_started_by_events_gets_the_newest_events_values_and_the_run_conf_wins() -> None:
+    from airflow.sdk.execution_time.context import TriggeringAssetEventsAccessor
+
+    images, either, _ = settings(DATA).triggers
+    uri = asset_uri("dataset", "images")
+    events = TriggeringAssetEventsAccessor.build(
+        [
+            _event(uri, "v2", datetime(2026, 1, 2, tzinfo=UTC)),
+            _event(uri, "v1", datetime(2026, 1, 1, tzinfo=UTC)),
+        ]
+    )
+    params: dict[str, Any] = {"note": "default", "train.input.images": []}
+    context = {"triggering_asset_events": events, "dag_run": _DagRun(conf={}), "params": params}
+    apply_trigger_parameters(context, triggers=(images, either))
+    assert params == {
+        "train.input.images": "dataset://images/v2",
+        "note": f"v=v2 from {uri}",
+    }
+    params = {"note": "default", "train.input.images": []}
+    context = {
+        "triggering_asset_events": events,
+        "dag_run": _DagRun(conf={"note": "mine"}),
+        "params": params,
+    }
+    apply_trigger_parameters(context, triggers=(images,))
+    assert params == {"note": "default", "train.input.images": "dataset://images/v2"}  # conf's key untouched
+    params = {"note": "default"}
+    manual = {
+        "triggering_asset_events": events,
+        "dag_run": _DagRun(conf={}, run_type="manual"),
+        "params": params,
+    }
+    apply_trigger_parameters(manual, triggers=(images,))
+    assert params == {"note": "default"}  # a manual run never gets a trigger's values
