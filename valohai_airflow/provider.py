@@ -112,6 +112,7 @@ def get_provider_info() -> dict[str, Any]:
             "valohai_airflow.airflow.links.ValohaiMetadataLink",
             "valohai_airflow.airflow.links.ValohaiReusedFromLink",
         ],
+        "asset-uris": [{"schemes": ["valohai"], "handler": "valohai_airflow.asset_uris.normalize"}],
         "config": {
             "valohai": {
                 "description": "Settings of the valohai-airflow provider.",

@@ -24,7 +24,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.api.client import get_hostname
 from airflow.sdk.exceptions import AirflowException, AirflowTaskTimeout
 
-from valohai_airflow.airflow import container_guard, control_tasks
+from valohai_airflow.airflow import assets, container_guard, control_tasks
 from valohai_airflow.airflow.links import NODE_LINKS
 from valohai_airflow.airflow.reuse_form import reused_or_checked
 from valohai_airflow.airflow.settings import valohai_settings
@@ -87,6 +87,7 @@ class ValohaiExecutionOperator(DockerOperator):
         kwargs.update(container_limits(node.machine))
         kwargs.setdefault("task_id", node.task_id)  # a mapped task's partial() already names it
         kwargs.setdefault("task_display_name", node.name)
+        kwargs["outlets"] = assets.with_catalogue_alias(kwargs.get("outlets"), project_name)
         super().__init__(
             image=step.image,
             command=None,
@@ -228,6 +229,7 @@ class ValohaiExecutionOperator(DockerOperator):
         self._log(prepared.log[logged:])
         if run.failure is not None or self._stopped:
             self._fail(context, prepared, manifest, run)
+        assets.emit(context, self.project_name, prepared.published)
         if gate:
             gate.record(manifest)
         if run.stop_condition and self._stop_watch and self._stop_watch.held == self._task_condition:

@@ -1,8 +1,8 @@
 """The sidecar's triggers and pipeline settings → a DAG's schedule and arguments.
 
-One DAG per pipeline, whatever its triggers: one enabled trigger is a `CronTriggerTimetable`,
+One DAG per pipeline, whatever its triggers: one enabled cron trigger is a `CronTriggerTimetable`,
 several are one `MultipleCronTriggerTimetable` (all of them fire; the plan made sure they share a
-time zone). Both are Airflow's own timetables, so no plugin has to be installed where the scheduler
+time zone); data triggers (`after:`) schedule it on Assets instead, or besides (`AssetOrTimeSchedule`). Both are Airflow's own timetables, so no plugin has to be installed where the scheduler
 runs, and the UI shows the crons as usual.
 
 A trigger's `parameters` reach its runs through a `pre_execute` hook every task gets (DAG
@@ -18,9 +18,10 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from airflow.sdk import CronTriggerTimetable, MultipleCronTriggerTimetable, Param
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, MultipleCronTriggerTimetable, Param
 from airflow.sdk.definitions.param import ParamsDict
 
+from valohai_airflow.airflow.assets import apply_event_parameters, data_schedule
 from valohai_airflow.plan.model import DagKind, NodePlan, PipelinePlan, ProjectPlan
 from valohai_airflow.spec.sidecar import PipelineSettings, ProjectSettings, Trigger
 
@@ -30,14 +31,18 @@ START_DATE = datetime(2024, 1, 1, tzinfo=UTC)
 
 
 def dag_schedule(triggers: tuple[Trigger, ...]) -> Any:
-    """The timetable of a pipeline's enabled triggers; None (manual runs only) without any."""
-    if not triggers:
-        return None
-    timezone = triggers[0].timezone
-    crons = list(dict.fromkeys(t.expression for t in triggers))
+    """The timetable of a pipeline's enabled triggers: crons, the Assets of data triggers
+    (`airflow/assets.py`), or `AssetOrTimeSchedule` for both; None (manual runs only) without any."""
+    crons = list(dict.fromkeys(t.expression for t in triggers if t.cron is not None))
+    assets = data_schedule(triggers)
+    if not crons:
+        return assets
+    timezone = next(t.timezone for t in triggers if t.cron is not None)
     if len(crons) == 1:
-        return CronTriggerTimetable(crons[0], timezone=timezone)
-    return MultipleCronTriggerTimetable(*crons, timezone=timezone)
+        timetable: Any = CronTriggerTimetable(crons[0], timezone=timezone)
+    else:
+        timetable = MultipleCronTriggerTimetable(*crons, timezone=timezone)
+    return timetable if assets is None else AssetOrTimeSchedule(timetable=timetable, assets=assets)
 
 
 def dag_arguments(project: ProjectPlan, pipeline: PipelinePlan) -> dict[str, Any]:
@@ -100,6 +105,8 @@ def apply_trigger_parameters(context: Any, *, triggers: tuple[Trigger, ...]) -> 
     """pre_execute hook: a scheduled run gets the parameters of the trigger that fired it."""
     dag_run = context.get("dag_run")
     run_type = getattr(getattr(dag_run, "run_type", None), "value", getattr(dag_run, "run_type", None))
+    if run_type == "asset_triggered":
+        apply_event_parameters(context, [t for t in triggers if t.after])
     if dag_run is None or run_type != "scheduled":
         return
     when = getattr(dag_run, "logical_date", None) or getattr(dag_run, "run_after", None)

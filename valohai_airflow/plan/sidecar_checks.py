@@ -16,6 +16,7 @@ from typing import Any
 
 from valohai_airflow.plan.conf_keys import REUSE_NODES_KEY, REUSE_RUN_KEY, REUSE_UPSTREAM_OF_KEY
 from valohai_airflow.plan.model import NodeKind, PipelinePlan
+from valohai_airflow.spec.data_triggers import has_placeholder
 from valohai_airflow.spec.diagnostics import Diagnostics
 from valohai_airflow.spec.hints import did_you_mean
 from valohai_airflow.spec.parameter import Parameter, ParameterValueError, coerce_parameter_value
@@ -49,7 +50,7 @@ def check_settings(
         _check_deployments(settings, plans, diagnostics)
     for plan in plans:
         triggers = [t for t in settings.triggers if t.target == (plan.kind.value, plan.name)]
-        _check_timezones(_named(plan), [t for t in triggers if t.enabled], diagnostics)
+        _check_timezones(_named(plan), [t for t in triggers if t.enabled and t.cron], diagnostics)
         if not triggers:
             continue
         knobs = _knobs(plan)
@@ -192,6 +193,8 @@ def _check_parameters(
                 trigger.location,
                 did_you_mean(str(key), knobs),
             )
+            continue
+        if trigger.after and has_placeholder(value):  # the event's value, checked when the run starts
             continue
         problem = _value_problem(knobs[key], value)
         if problem:

@@ -27,10 +27,13 @@ from valohai_airflow.runtime.inputs import InputError, InputSource
 from valohai_airflow.runtime.manifest import ManifestFile
 from valohai_airflow.store.base import StoreError
 from valohai_airflow.store.catalogue import (
+    AliasEvent,
     Catalogue,
     CatalogueError,
+    DatasetVersion,
     DatasetVersionRequest,
     DatumFile,
+    ModelVersion,
     Producer,
     check_name,
     output_datum_id,
@@ -98,6 +101,7 @@ class Publication:
     datasets: dict[tuple[str, str], _Dataset] = field(default_factory=dict)
     models: dict[str, _Model] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    published: list[AliasEvent | DatasetVersion | ModelVersion] = field(default_factory=list)  # by publish()
 
     def __bool__(self) -> bool:
         return bool(self.aliases or self.datasets or self.models)
@@ -108,7 +112,8 @@ class Publication:
             catalogue.check_new_dataset_version(dataset, version)
 
     def publish(self, catalogue: Catalogue, producer: Producer) -> list[str]:
-        """Store the records; returns log lines saying what was published."""
+        """Store the records (kept in `published`, to become Asset events); returns log lines saying what
+        was published."""
         log = list(self.notes)
         for (dataset, version), wanted in self.datasets.items():
             request = wanted.request
@@ -121,14 +126,17 @@ class Publication:
                 exclude=request.exclude,
                 targeting_aliases=request.targeting_aliases,
             )
+            self.published.append(record)
             log.append(f"created dataset version {record.reference} with {len(record.files)} file(s)")
         for name, file in self.aliases.items():
             event = catalogue.set_alias(name, file, producer)
+            self.published.append(event)
             log.append(f"datum alias datum://{name} now points at {file.name} (change {event.seq})")
         for model, found in self.models.items():
             made = catalogue.create_model_version(
                 model, found.files, producer, tags=found.tags, release_note=found.release_note
             )
+            self.published.append(made)
             log.append(f"created model version {made.reference} with {len(made.files)} file(s)")
         return log
 

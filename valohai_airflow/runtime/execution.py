@@ -54,7 +54,14 @@ from valohai_airflow.runtime.workdir import WorkDir, create_workdir, valohai_env
 from valohai_airflow.spec.commands import build_script
 from valohai_airflow.spec.paths import is_relative_local
 from valohai_airflow.store.base import ArtifactStore, StoreError, join_key
-from valohai_airflow.store.catalogue import Catalogue, CatalogueError, Producer
+from valohai_airflow.store.catalogue import (
+    AliasEvent,
+    Catalogue,
+    CatalogueError,
+    DatasetVersion,
+    ModelVersion,
+    Producer,
+)
 from valohai_airflow.store.resolver import StoreResolver
 
 ON_DEMAND_IDS = uuid.UUID("0b7f3c1e-6a55-5d2e-9c1f-4e8d2a6b9f30")  # namespace of on-demand input ids
@@ -105,6 +112,7 @@ class PreparedExecution:
     log: list[str]
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     host_mounts: list[tuple[str, str, bool]] = field(default_factory=list)  # the step's allowed `mounts`
+    published: list[AliasEvent | DatasetVersion | ModelVersion] = field(default_factory=list)  # by finish()
 
     @property
     def command(self) -> list[str]:
@@ -387,6 +395,7 @@ def _stage_out(
     store_manifest(value, request.store, request.key)
     if publication:
         prepared.log += publication.publish(catalogue, _producer(request))
+        prepared.published = publication.published
     return value
 
 

@@ -38,6 +38,7 @@ from valohai_airflow.spec._base import (
     to_plain,
 )
 from valohai_airflow.spec.dag_choice import DagChoice
+from valohai_airflow.spec.data_triggers import DataConditions, placeholder_problem
 from valohai_airflow.spec.diagnostics import Diagnostics, Location, ValohaiSpecError, shown
 from valohai_airflow.spec.hints import closest
 from valohai_airflow.spec.source import read_source
@@ -155,7 +156,8 @@ class PipelineSettings(SpecModel):
 
 class Trigger(SpecModel):
     """A Valohai scheduled trigger: run `pipeline` (or, Valohai's "Run execution" action, a `step` or a
-    `task` blueprint: its DAG) on `cron` in `timezone` with `parameters` overridden."""
+    `task` blueprint: its DAG) on `cron` in `timezone`, or `after` a data catalogue change
+    (spec/data_triggers.py), with `parameters` overridden."""
 
     kind: ClassVar[str] = "trigger"
 
@@ -163,7 +165,8 @@ class Trigger(SpecModel):
     pipeline: Str | None = None
     step: Str | None = None
     task: Str | None = None
-    cron: Cron
+    cron: Cron | None = None
+    after: DataConditions = ()
     timezone: TimeZone = "UTC"
     parameters: PlainDict = Field(default_factory=dict)
     enabled: Bool = True
@@ -178,6 +181,26 @@ class Trigger(SpecModel):
                 "trigger {title!r} needs exactly one of 'pipeline', 'step' or 'task' (what it runs)",
                 {"title": self.title},
             )
+        if (self.cron is None) == (not self.after):
+            raise spec_error(
+                "trigger_when",
+                "trigger {title!r} needs exactly one of 'cron' (a schedule) or 'after' (a data change)",
+                {"title": self.title},
+            )
+        if self.after:
+            if cron_only := sorted({"timezone", "catchup", "start_date"} & self.model_fields_set):
+                raise spec_error(
+                    "trigger_cron_only",
+                    "trigger {title!r}: {keys}: only for a cron, and a data trigger ('after') has none",
+                    {"title": self.title, "keys": " and ".join(repr(k) for k in cron_only)},
+                )
+            for key, value in self.parameters.items():
+                if problem := placeholder_problem(value):
+                    raise spec_error(
+                        "trigger_placeholder",
+                        "trigger {title!r}, parameter {key!r}: {problem}",
+                        {"title": self.title, "key": key, "problem": problem},
+                    )
         return self
 
     @property
@@ -191,11 +214,14 @@ class Trigger(SpecModel):
 
     @property
     def expression(self) -> str:
-        """The five-field cron (presets expanded)."""
+        """The five-field cron (presets expanded); only for a trigger with a `cron`."""
+        assert self.cron is not None, "a data trigger has no cron"
         return expand_cron(self.cron)
 
     def fires_at(self, when: dt.datetime) -> bool:
         """Whether this trigger's cron fires at `when` (an aware datetime), read in its own time zone."""
+        if self.cron is None:
+            return False
         local = when.astimezone(zoneinfo.ZoneInfo(self.timezone)).replace(tzinfo=None)
         return bool(croniter.match(self.expression, local))
 

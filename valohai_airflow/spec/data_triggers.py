@@ -1,0 +1,94 @@
+"""A trigger's data condition (`after:` in valohai-airflow.yaml): run when the data catalogue changes.
+
+    triggers:
+      - title: retrain on new images
+        pipeline: train
+        after: {dataset: images}          # or a list: any of them starts a run
+        parameters:
+          train.input.images: "{event.reference}"
+
+One condition names one of `dataset:` (a version of it was created), `alias:` (a datum alias was
+created or moved) or `model:` (a version of it was created); `asset_uris.py` turns it into the
+Asset the DAG is scheduled on. A trigger's parameter value may name the triggering event's fields
+as placeholders, replaced in Python when the run starts (never through Jinja).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, ClassVar
+
+from pydantic import BeforeValidator, model_validator
+
+from valohai_airflow.spec._base import SpecModel, Str, spec_error
+
+#: `{event.<field>}` in a data trigger's parameter values: the fields of the triggering event's extra.
+EVENT_FIELDS = ("version", "reference", "name", "uri")
+PLACEHOLDER = re.compile(r"\{event\.([A-Za-z_]+)\}")
+
+
+class DataCondition(SpecModel):
+    """One catalogue name whose change starts a run."""
+
+    kind: ClassVar[str] = "data condition"
+
+    dataset: Str | None = None
+    alias: Str | None = None
+    model: Str | None = None
+
+    @model_validator(mode="after")
+    def _one_name(self) -> DataCondition:
+        if sum(v is not None for v in (self.dataset, self.alias, self.model)) != 1:
+            raise spec_error(
+                "data_condition",
+                "a data condition names exactly one of 'dataset', 'alias' or 'model'",
+            )
+        return self
+
+    @property
+    def asset(self) -> tuple[str, str]:
+        """(the catalogue kind of `asset_uris`, the name)."""
+        if self.dataset is not None:
+            return "dataset", self.dataset
+        if self.alias is not None:
+            return "datum", self.alias
+        assert self.model is not None, "validated: one name"
+        return "model", self.model
+
+
+def _one_or_list(value: Any) -> Any:
+    return value if isinstance(value, list | tuple) else [value]
+
+
+DataConditions = Annotated[tuple[DataCondition, ...], BeforeValidator(_one_or_list)]
+
+
+def placeholder_problem(value: Any) -> str | None:
+    """Why a trigger parameter's `{event.…}` placeholders cannot be filled (None: they can)."""
+    for text in _strings(value):
+        for field in PLACEHOLDER.findall(text):
+            if field not in EVENT_FIELDS:
+                return f"placeholder event.{field} is not an event field (they are {', '.join(EVENT_FIELDS)})"
+    return None
+
+
+def has_placeholder(value: Any) -> bool:
+    return any(PLACEHOLDER.search(text) for text in _strings(value))
+
+
+def fill_placeholders(value: Any, event: Mapping[str, Any]) -> Any:
+    """`value` with each `{event.<field>}` replaced by the event's field (strings, lists of strings)."""
+    if isinstance(value, str):
+        return PLACEHOLDER.sub(lambda m: str(event.get(m.group(1), m.group(0))), value)
+    if isinstance(value, list):
+        return [fill_placeholders(v, event) for v in value]
+    return value
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [v for v in value if isinstance(v, str)]
+    return []
