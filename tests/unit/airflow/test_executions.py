@@ -118,7 +118,9 @@ def test_the_checkbox_value_round_trips_any_ids_and_refuses_a_forged_one() -> No
 
 def test_copy_gives_the_parameters_the_trigger_form_offers_under_their_conf_keys() -> None:
     offered = {"train.parameter.epochs", "preprocess.parameter.seed"}
-    assert ROWS[0].trigger_conf(offered) == {"train.parameter.epochs": 50}  # the blueprint's rate is not a field
+    assert ROWS[0].trigger_conf(offered) == {
+        "train.parameter.epochs": 50
+    }  # the blueprint's rate is not a field
     assert ROWS[0].trigger_conf(offered | {"train.parameter.learning_rate"}) == {
         "train.parameter.epochs": 50,
         "train.parameter.learning_rate": 0.01,
