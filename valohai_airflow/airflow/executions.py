@@ -25,7 +25,7 @@ from valohai_airflow.runtime.metadata import TIME_KEY
 FIXED_COLUMNS = ("run", "task", "execution", "status", "started", "duration")
 PARAMETER = "parameter."
 METADATA = "metadata."
-CHART_WIDTH, CHART_HEIGHT, CHART_MARGIN = 640, 220, 40
+CHART_WIDTH, CHART_HEIGHT, CHART_MARGIN = 560, 220, 40
 #: Line colours of the compared executions, in selection order (then repeated).
 COLOURS = ("#2b6cb0", "#c05621", "#2f855a", "#9b2c2c", "#6b46c1", "#b7791f", "#2c7a7b", "#97266d")
 
