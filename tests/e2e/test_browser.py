@@ -333,7 +333,7 @@ def _sweep_compared(page: Page, server: AirflowServer, dag_id: str, run_id: str)
     page.click(By.CSS_SELECTOR, "a.sort[data-column='metadata.loss']")
     page.wait.until(lambda driver: "sort=metadata.loss" in driver.current_url, "the page sorted by loss")
     table = page.find(By.ID, "executions")
-    names = [th.text.split()[0] for th in table.find_elements(By.CSS_SELECTOR, "tr:first-child th")[1:-1]]
+    names = [a.get_attribute("data-column") for a in table.find_elements(By.CSS_SELECTOR, "a.sort")]
     rows = [
         [td.text for td in tr.find_elements(By.TAG_NAME, "td")][1:-1]
         for tr in table.find_elements(By.CSS_SELECTOR, "tr.execution")
