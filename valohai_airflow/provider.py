@@ -110,6 +110,7 @@ def get_provider_info() -> dict[str, Any]:
         "extra-links": [
             "valohai_airflow.airflow.links.ValohaiOutputsLink",
             "valohai_airflow.airflow.links.ValohaiMetadataLink",
+            "valohai_airflow.airflow.links.ValohaiExecutionsLink",
             "valohai_airflow.airflow.links.ValohaiReusedFromLink",
         ],
         "asset-uris": [{"schemes": ["valohai"], "handler": "valohai_airflow.asset_uris.normalize"}],

@@ -3,7 +3,8 @@ against the running Airflow of tests/e2e/conftest.py: log in with the generated 
 find the pipeline in the DAG list, see its graph with the node names of valohai.yaml, fill the
 trigger form (parameters grouped by node, typed, with defaults and bounds), trigger from it, read
 the finished node's log, follow its Outputs link to the provider's page of its files and metadata,
-and read a task's docs. Screenshots go to the artefacts directory the session prints.
+and read a task's docs; the learning-rate sweep's executions are sorted by loss and the two best
+compared on the provider's Executions page. Screenshots go to the artefacts directory the session prints.
 
 The UI is a React app: every step waits for what it needs (WebDriverWait), nothing sleeps.
 """
@@ -311,3 +312,51 @@ def test_a_task_nodes_executions_are_listed_by_their_values(
     for label in ("learning_rate=0.01", "learning_rate=0.1", "learning_rate=1.0"):
         page.wait_for_text(label)
     page.screenshot("10-mapped-executions")
+    _sweep_compared(page, airflow_server, dag_id, run_id)
+
+
+def _sweep_compared(page: Page, server: AirflowServer, dag_id: str, run_id: str) -> None:
+    """The DAG's Executions tab (the plugin's page in the UI), then the train node's Executions link:
+    sort the sweep by its last loss, select the two best, compare them with their loss series charted."""
+    page.open(f"/dags/{dag_id}")
+    page.click(By.XPATH, "//a[normalize-space()='Executions'] | //button[normalize-space()='Executions']")
+    frame = page.find(By.TAG_NAME, "iframe")
+    page.driver.switch_to.frame(frame)
+    page.wait_for_text(f"{dag_id}: executions")
+    page.driver.switch_to.default_content()
+
+    run = urllib.parse.quote(run_id, safe="")
+    links = server.get(f"/dags/{dag_id}/dagRuns/{run}/taskInstances/train/links", map_index=0)["extra_links"]
+    assert links["Executions"] == f"/valohai/executions/{dag_id}?task=train", links
+    page.open(links["Executions"])
+    page.wait_for_text(f"{dag_id}: executions of train")
+    page.click(By.CSS_SELECTOR, "a.sort[data-column='metadata.loss']")
+    page.wait.until(lambda driver: "sort=metadata.loss" in driver.current_url, "the page sorted by loss")
+    table = page.find(By.ID, "executions")
+    names = [a.get_attribute("data-column") for a in table.find_elements(By.CSS_SELECTOR, "a.sort")]
+    rows = [
+        [td.text for td in tr.find_elements(By.TAG_NAME, "td")][1:-1]
+        for tr in table.find_elements(By.CSS_SELECTOR, "tr.execution")
+    ]
+    mine = [r for r in rows if r[names.index("run")] == run_id]
+    assert sorted(r[names.index("execution")] for r in mine) == [
+        "learning_rate=0.01",
+        "learning_rate=0.1",
+        "learning_rate=1.0",
+    ]
+    losses = [float(r[names.index("metadata.loss")]) for r in rows]
+    assert losses == sorted(losses), losses
+    best = [r[names.index("execution")] for r in rows[:2]]
+    page.screenshot("11-executions-sorted")
+    for checkbox in table.find_elements(By.CSS_SELECTOR, "tr.execution input[type=checkbox]")[:2]:
+        checkbox.click()
+    page.click(By.ID, "compare-button")
+    page.wait_for_text("2 execution(s) side by side")
+    chart = page.find(By.CSS_SELECTOR, "figure.chart[data-key='loss']")
+    assert len(chart.find_elements(By.TAG_NAME, "polyline")) == 2
+    legend = chart.find_element(By.CLASS_NAME, "legend").text
+    assert all(name in legend for name in best), (best, legend)
+    conf = page.find(By.CSS_SELECTOR, "pre.conf").text
+    assert "train.parameter.epochs" in json.loads(conf), conf  # the run conf to paste into the trigger form
+    page.driver.execute_script("window.scrollTo(0, 0)")
+    page.screenshot("12-executions-compare")

@@ -72,7 +72,12 @@ def _run(dag: Any) -> tuple[str, dict[str, Any]]:
     assert ti.state == "success"
     xcoms = {
         key: ti.xcom_pull(task_ids="make", key=key)
-        for key in ("return_value", "_link_ValohaiOutputsLink", "_link_ValohaiMetadataLink")
+        for key in (
+            "return_value",
+            "_link_ValohaiOutputsLink",
+            "_link_ValohaiMetadataLink",
+            "_link_ValohaiExecutionsLink",
+        )
     }
     xcoms["_link_ValohaiReusedFromLink"] = ti.xcom_pull(task_ids="make", key="_link_ValohaiReusedFromLink")
     return run.run_id, xcoms
@@ -94,6 +99,7 @@ def test_links_and_pages_show_outputs_and_metadata_only_to_logged_in_users(
     page = f"/valohai/nodes/web__pages/{_quote(run_id)}/make/-1/1"
     assert xcoms["_link_ValohaiOutputsLink"] == page  # same-origin: the 3.3 UI renders it
     assert xcoms["_link_ValohaiMetadataLink"] == page + "/metadata.jsonl"
+    assert xcoms["_link_ValohaiExecutionsLink"] == "/valohai/executions/web__pages?task=make"
     assert xcoms["_link_ValohaiReusedFromLink"] == ""  # not reused: the UI hides it
 
     # not logged in, or a forged token: refused before anything is read
@@ -266,10 +272,14 @@ def test_airflow_cli_lists_the_links_and_the_plugin() -> None:
     assert {
         "valohai_airflow.airflow.links.ValohaiOutputsLink",
         "valohai_airflow.airflow.links.ValohaiMetadataLink",
+        "valohai_airflow.airflow.links.ValohaiExecutionsLink",
         "valohai_airflow.airflow.links.ValohaiReusedFromLink",
     } <= listed
     assert plugins.returncode == 0, plugins.stderr
     (ours,) = [p for p in json.loads(plugins.stdout) if p["name"] == "valohai"]
     assert [(a["url_prefix"], a["name"]) for a in ours["fastapi_apps"]] == [
         ("/valohai", "Valohai node outputs and metadata")
+    ]
+    assert [(v["href"], v["destination"]) for v in ours["external_views"]] == [
+        ("/valohai/executions/{DAG_ID}", "dag")
     ]

@@ -1,6 +1,6 @@
-"""The node task's extra links in the web UI: its outputs and metadata (served same-origin by the
-provider's plugin, valohai_airflow.airflow.web, because Airflow 3.3's UI drops file:// and s3://
-links), and the run a reused node took its results from.
+"""The node task's extra links in the web UI: its outputs and metadata and the node's executions
+across runs (served same-origin by the provider's plugin, valohai_airflow.airflow.web, because
+Airflow 3.3's UI drops file:// and s3:// links), and the run a reused node took its results from.
 
 The worker computes each link when the task finishes and Airflow keeps it as an XCom; the API
 server only reads it back. A link is empty (the UI hides it) when there is nothing to link to.
@@ -34,6 +34,12 @@ def node_page_path(dag_id: str, run_id: str, task_id: str, map_index: int, try_n
     return f"{URL_PREFIX}/nodes/{_quoted(dag_id, run_id, task_id, map_index, try_number)}"
 
 
+def executions_path(dag_id: str, task_id: str | None = None) -> str:
+    """The plugin's Executions page of a DAG (of one node task with `task_id`), without the base path."""
+    path = f"{URL_PREFIX}/executions/{_quoted(dag_id)}"
+    return path + (f"?task={urllib.parse.quote(task_id, safe='')}" if task_id else "")
+
+
 def _ti_page_path(ti_key: Any) -> str:
     return node_page_path(ti_key.dag_id, ti_key.run_id, ti_key.task_id, ti_key.map_index, ti_key.try_number)
 
@@ -63,6 +69,15 @@ class ValohaiMetadataLink(BaseOperatorLink):
         return ui_path(_ti_page_path(ti_key) + "/metadata.jsonl")
 
 
+class ValohaiExecutionsLink(BaseOperatorLink):
+    """Every execution of this node across the DAG's runs, side by side (the plugin's Executions page)."""
+
+    name = "Executions"
+
+    def get_link(self, operator: Any, *, ti_key: Any) -> str:
+        return ui_path(executions_path(ti_key.dag_id, ti_key.task_id))
+
+
 class ValohaiReusedFromLink(BaseOperatorLink):
     """The DAG run whose execution a reused node returned (`reuse-executions`), in the Airflow UI."""
 
@@ -76,4 +91,4 @@ class ValohaiReusedFromLink(BaseOperatorLink):
         return ui_path(f"/dags/{_quoted(source['dag_id'])}/runs/{_quoted(source['run_id'])}")
 
 
-NODE_LINKS = (ValohaiOutputsLink(), ValohaiMetadataLink(), ValohaiReusedFromLink())
+NODE_LINKS = (ValohaiOutputsLink(), ValohaiMetadataLink(), ValohaiExecutionsLink(), ValohaiReusedFromLink())

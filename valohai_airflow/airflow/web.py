@@ -100,17 +100,8 @@ class _Try:
             limit=1,
         )
         row = session.scalars(query).first()
-        value = row.value if row is not None else None
-        if isinstance(value, str | bytes):
-            try:
-                value = json.loads(value)
-            except ValueError:
-                return None
-        if not isinstance(value, dict) or "execution_id" not in value:
-            return None
-        try:
-            manifest = Manifest.model_validate(value)
-        except ValueError:
+        manifest = xcom_manifest(row.value if row is not None else None)
+        if manifest is None:
             return None
         if manifest.execution_id != self.key.execution_id and not manifest.reused_from:
             return None  # the XCom of another try
@@ -151,6 +142,21 @@ class _Try:
         for point in series:
             last.update({k: v for k, v in point.items() if k != TIME_KEY})
         return last
+
+
+def xcom_manifest(value: Any) -> Manifest | None:
+    """A node's return-value XCom as its manifest; None for anything else (another operator's value)."""
+    if isinstance(value, str | bytes):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    if not isinstance(value, dict) or "execution_id" not in value:
+        return None
+    try:
+        return Manifest.model_validate(value)
+    except ValueError:
+        return None
 
 
 def _clean_path(path: str) -> str:

@@ -26,3 +26,10 @@ def test_ui_path_follows_the_base_urls_path(
 ) -> None:
     monkeypatch.setenv("AIRFLOW__API__BASE_URL", base_url)
     assert ui_path("/valohai/x") == expected
+
+
+def test_executions_path_quotes_the_dag_and_the_task() -> None:
+    from valohai_airflow.airflow.links import executions_path
+
+    assert executions_path("p__x/y") == "/valohai/executions/p__x%2Fy"
+    assert executions_path("p__x", "train&a=b") == "/valohai/executions/p__x?task=train%26a%3Db"
