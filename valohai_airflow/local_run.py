@@ -21,6 +21,9 @@ from typing import Any
 
 from valohai_airflow.errors import ValohaiAirflowError
 
+#: The dags folder's loader file (as dags/valohai_dags.py in the repository).
+LOADER = "from valohai_airflow.airflow.loader import load_dags\n\nglobals().update(load_dags())\n"
+
 
 def local_store() -> Path:
     """Where `--local` runs keep their outputs: `$XDG_CACHE_HOME/valohai-airflow/local-store`."""
@@ -65,15 +68,21 @@ def run_local(
 
 
 def _main(valohai_yaml: str, dag_id: str, conf: str, result: str) -> None:
+    """dag.test() wants the DAG as the DAG processor would see it (serialized from a DagBag): the
+    project is linked into the throwaway dags folder beside the loader file."""
+    from airflow.dag_processing.dagbag import DagBag
     from airflow.utils import db
 
-    from valohai_airflow.airflow.factory import build_dags
-    from valohai_airflow.airflow.settings import valohai_settings
-    from valohai_airflow.loading.project import compile_project
-
     db.resetdb()
-    project = compile_project(valohai_yaml)
-    dag = build_dags(project, docker_url=valohai_settings().docker_url, only=dag_id)[dag_id]
+    project = Path(valohai_yaml).resolve().parent
+    dags = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+    dags.mkdir(parents=True, exist_ok=True)
+    (dags / project.name).symlink_to(project, target_is_directory=True)
+    (dags / "valohai_dags.py").write_text(LOADER)
+    bag = DagBag(dag_folder=str(dags))
+    if dag_id not in bag.dags:
+        raise SystemExit(f"{dag_id} did not load: {bag.import_errors or 'no such DAG'}")
+    dag = bag.dags[dag_id]
     run = dag.test(run_conf=json.loads(conf))
     instances = run.get_task_instances()
     manifests = []

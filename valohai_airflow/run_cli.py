@@ -115,7 +115,7 @@ def _run(args: argparse.Namespace) -> int:
 def _run_local(valohai_yaml: str, dag_id: str, conf: dict[str, Any], args: argparse.Namespace) -> int:
     from valohai_airflow.local_run import local_store, run_local
 
-    log = None if args.watch else Path(args.download or ".").resolve() / f"{dag_id}.local.log"
+    log = None if args.watch else local_store().parent / "local-logs" / f"{dag_id}.log"
     if log:
         log.parent.mkdir(parents=True, exist_ok=True)
         print(f"running {dag_id} locally (dag.test()); Airflow's log: {log}", flush=True)
