@@ -301,11 +301,14 @@ class AirflowClient:
 
 
 def download_outputs(stores: StoreResolver, manifests: list[Manifest], dest: Path) -> list[Path]:
-    """The outputs of the manifests into `dest`, by their paths (a task node's executions each in a
-    folder named after its map index, as they would overwrite each other)."""
+    """The outputs of the manifests into `dest` by their paths: one node's straight into it, several
+    nodes' each into `dest/<node>/`, and a task node's executions into `<map index>/` below that (the
+    same path from two nodes or executions must not overwrite the other)."""
+    several = len({m.node for m in manifests}) > 1
     written = []
     for manifest in manifests:
-        folder = dest if manifest.map_index < 0 else dest / str(manifest.map_index)
+        folder = dest / manifest.node if several else dest
+        folder = folder if manifest.map_index < 0 else folder / str(manifest.map_index)
         for output in manifest.outputs:
             if output.uri is None:
                 continue
