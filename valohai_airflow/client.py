@@ -138,8 +138,8 @@ class AirflowClient:
         self._token = str(response.json()["access_token"])
         return self._token
 
-    def request(self, method: str, path: str, **kwargs: Any) -> Any:
-        """A REST API v2 call; its JSON body, or a ClientError saying what went wrong."""
+    def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """A REST API v2 call with the token; a refused token is a ClientError, any other status the caller's."""
         headers = {"Authorization": f"Bearer {self._login()}"}
         response = self._send(method, f"/api/v2{path}", headers=headers, **kwargs)
         if response.status_code in (401, 403):
@@ -147,31 +147,30 @@ class AirflowClient:
                 f"Airflow at {self.settings.url} refused the token (HTTP {response.status_code})",
                 hint="set a valid AIRFLOW_TOKEN, or AIRFLOW_USERNAME and AIRFLOW_PASSWORD",
             )
+        return response
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """A REST API v2 call; its JSON body, or a ClientError saying what went wrong."""
+        response = self._call(method, path, **kwargs)
         if response.status_code >= 400:
             raise ClientError(
                 f"{method} {self.settings.url}/api/v2{path}: HTTP {response.status_code}: {_detail(response)}"
             )
         return response.json() if response.content else None
 
-    # --- runs ------------------------------------------------------------------------------------
-
     def check(self, dag_id: str) -> dict[str, Any]:
         """The DAG as Airflow knows it: connection, token and DAG checked before anything starts."""
-        headers = {"Authorization": f"Bearer {self._login()}"}
-        response = self._send("GET", f"/api/v2/dags/{_q(dag_id)}", headers=headers)
+        response = self._call("GET", f"/dags/{_q(dag_id)}")
         if response.status_code == 404:
             raise ClientError(
                 f"Airflow at {self.settings.url} has no DAG {dag_id!r}",
                 hint="is the project in the dags folder, and has the DAG processor parsed it?",
             )
-        if response.status_code in (401, 403):
-            raise ClientError(
-                f"Airflow at {self.settings.url} refused the token (HTTP {response.status_code})",
-                hint="set a valid AIRFLOW_TOKEN, or AIRFLOW_USERNAME and AIRFLOW_PASSWORD",
-            )
         if response.status_code >= 400:
-            raise ClientError(f"GET {self.settings.url}/api/v2/dags/{dag_id}: HTTP {response.status_code}")
+            raise ClientError(f"GET /dags/{dag_id}: HTTP {response.status_code}: {_detail(response)}")
         return dict(response.json())
+
+    # --- runs ------------------------------------------------------------------------------------
 
     def trigger(self, dag_id: str, conf: Mapping[str, Any] | None = None, *, title: str | None = None) -> str:
         """Unpause the DAG and start a run with `conf`; the title is the run's note. Returns the run id."""
@@ -252,9 +251,8 @@ class AirflowClient:
 
     def _xcom(self, dag_id: str, run_id: str, task_id: str, map_index: int) -> Any:
         path = f"/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/taskInstances/{_q(task_id)}/xcomEntries/return_value"
-        headers = {"Authorization": f"Bearer {self._login()}"}
-        response = self._send("GET", f"/api/v2{path}", headers=headers, params={"map_index": map_index})
-        if response.status_code == 404:
+        response = self._call("GET", path, params={"map_index": map_index})
+        if response.status_code == 404:  # a node that has not finished (or skipped) has none
             return None
         if response.status_code >= 400:
             raise ClientError(f"GET {path}: HTTP {response.status_code}: {_detail(response)}")
