@@ -16,6 +16,8 @@ import pytest
 from tests.conftest import REPO_ROOT
 from tests.e2e.conftest import EXAMPLE_DAG, AirflowServer, free_port
 from valohai_airflow import cli
+from valohai_airflow.client import AirflowClient, ClientError
+from valohai_airflow.runtime.ids import ExecutionKey
 
 STEP_DAG = "example__step__preprocess"
 
@@ -172,3 +174,23 @@ def test_the_parallel_pipelines_example(
             re.MULTILINE,
         ), done.stdout
     assert (tmp_path / "summary.json").is_file()
+
+
+def test_the_client_finds_an_execution_by_its_valohai_id_and_downloads_it(
+    airflow_server: AirflowServer, example_project: Path, airflow_env: dict[str, str], tmp_path: Path
+) -> None:
+    """`VH_EXECUTION_ID` is a hash (runtime/ids.py), so the client looks it up among the DAG's runs."""
+    airflow_server.wait_for_dag(STEP_DAG)
+    with AirflowClient() as client:
+        run_id = client.trigger(STEP_DAG, {"preprocess.parameter.seed": 5}, title="by execution id")
+        airflow_server.run_ids.append(run_id)
+        assert client.wait(STEP_DAG, run_id) == "success", airflow_server.failures(STEP_DAG, run_id)
+        assert run_id in {run["dag_run_id"] for run in client.runs(STEP_DAG)}
+        (manifest,) = client.manifest(STEP_DAG, run_id, "preprocess")
+        assert manifest.execution_id == ExecutionKey(STEP_DAG, run_id, "preprocess").execution_id
+        found = client.find_execution(STEP_DAG, manifest.execution_id)
+        assert found == manifest
+        files = client.download([found], tmp_path)
+        assert sorted(p.name for p in files) == ["test.npz", "train.npz"]
+        with pytest.raises(ClientError, match="no execution 0000"):
+            client.find_execution(STEP_DAG, "0000", runs=5)
