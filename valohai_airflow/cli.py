@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from valohai_airflow import data_cli
+from valohai_airflow import data_cli, run_cli
 from valohai_airflow.loading.dags_folder import VALOHAI_YAML, valohai_yamls
 from valohai_airflow.loading.project import compile_project
 from valohai_airflow.plan.blueprints import variant_count
@@ -168,9 +168,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     chosen.add_argument("--task", help="the DAG of this task blueprint, run on its own")
     graph_parser.add_argument("--format", choices=["text", "mermaid"], default="text")
     data_cli.add_parser(commands)
+    run_cli.add_parsers(commands)
     args = parser.parse_args(argv)
     if args.command == "data":
         return data_cli.run(args)
+    if args.command in run_cli.COMMANDS:
+        return run_cli.dispatch(args)
     if args.command == "lint":
         return lint(args.paths, strict=args.strict, output=args.format)
     if args.step is not None:

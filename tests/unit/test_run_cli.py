@@ -1,0 +1,155 @@
+"""`valohai-airflow run` before anything is triggered: the DAG, the names and the values are checked
+against the compiled plan of the example project (no Airflow, no network); the client's settings
+and the output download against a real local store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+from valohai_airflow import cli
+from valohai_airflow.client import ClientError, ClientSettings, download_outputs
+from valohai_airflow.plan.model import DagKind
+from valohai_airflow.run_conf import RunArgumentError, build_conf, resolve_target
+from valohai_airflow.runtime.manifest import Manifest, ManifestFile
+from valohai_airflow.store import open_store
+from valohai_airflow.store.resolver import StoreResolver
+
+EXAMPLE = REPO_ROOT / "dags" / "example"
+
+
+def test_a_step_resolves_to_its_dag_and_plain_names_to_form_keys() -> None:
+    target = resolve_target(EXAMPLE, "train", DagKind.STEP)
+    assert target.dag_id == "example__step__train"
+    conf = build_conf(
+        target.plan,
+        parameters=["epochs=3", "learning_rate=0.5"],
+        inputs=["dataset=s3://bucket/a.npz", "dataset=s3://bucket/b.npz"],
+    )
+    assert conf == {
+        "train.parameter.epochs": 3,
+        "train.parameter.learning_rate": 0.5,
+        "train.input.dataset": ["s3://bucket/a.npz", "s3://bucket/b.npz"],
+    }
+
+
+def test_a_pipeline_takes_node_dot_name_and_the_form_keys() -> None:
+    target = resolve_target(EXAMPLE / "valohai.yaml", "three-trainings", DagKind.PIPELINE)
+    assert target.dag_id == "example__three-trainings"
+    conf = build_conf(
+        target.plan, parameters=["train-fast.epochs=7", "preprocess.parameter.test_fraction=0.3"]
+    )
+    assert conf == {"train-fast.parameter.epochs": 7, "preprocess.parameter.test_fraction": 0.3}
+    assert resolve_target(EXAMPLE, "learning-rates", DagKind.TASK).dag_id == "example__task__learning-rates"
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "expected"),
+    [
+        ("trian", DagKind.STEP, "example has no step 'trian' (did you mean \"train\"?)"),
+        (
+            "three-training",
+            DagKind.PIPELINE,
+            "no pipeline 'three-training' (did you mean \"three-trainings\"?)",
+        ),
+        (
+            "learning-rate",
+            DagKind.TASK,
+            "no task blueprint 'learning-rate' (did you mean \"learning-rates\"?)",
+        ),
+    ],
+)
+def test_an_unknown_dag_gets_a_did_you_mean(name: str, kind: DagKind, expected: str) -> None:
+    with pytest.raises(RunArgumentError) as raised:
+        resolve_target(EXAMPLE, name, kind)
+    assert expected in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        ({"parameters": ["epoch=3"]}, "has no parameter 'epoch' (did you mean \"epochs\"?)"),
+        ({"inputs": ["datset=x"]}, "has no input 'datset' (did you mean \"dataset\"?)"),
+        ({"parameters": ["epochs=abc"]}, "'train.parameter.epochs': 'abc' is not an integer"),
+        (
+            {"parameters": ["learning_rate=fast"]},
+            "'fast' is not a number (train.parameter.learning_rate takes type number)",
+        ),
+        ({"parameters": ["epochs=0"]}, "'train.parameter.epochs': 0 is less than the minimum of 1"),
+        ({"parameters": ["epochs"]}, "--param 'epochs': expected NAME=VALUE"),
+        ({"parameters": ["epochs=1", "epochs=2"]}, "parameter 'epochs' given twice"),
+    ],
+)
+def test_bad_arguments_name_the_parameter_and_what_was_expected(
+    arguments: dict[str, list[str]], expected: str
+) -> None:
+    plan = resolve_target(EXAMPLE, "train", DagKind.STEP).plan
+    with pytest.raises(RunArgumentError) as raised:
+        build_conf(plan, **arguments)
+    assert expected in str(raised.value)
+
+
+def test_a_node_parameter_an_edge_fills_is_not_offered() -> None:
+    """train-fast's `features` comes from preprocess's metadata in the example pipeline."""
+    plan = resolve_target(EXAMPLE, "three-trainings", DagKind.PIPELINE).plan
+    with pytest.raises(RunArgumentError, match=r"has no parameter 'train-fast\.features'"):
+        build_conf(plan, parameters=["train-fast.features=3"])
+
+
+def test_the_cli_refuses_before_contacting_airflow(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unreachable URL is configured: a bad name must fail first (exit 2), with one line."""
+    monkeypatch.setenv("AIRFLOW_URL", "http://airflow.invalid:8080")
+    assert cli.main(["run", str(EXAMPLE), "trian", "--param", "epochs=3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "valohai-airflow run: example has no step 'trian' (did you mean \"train\"?)"
+
+
+def test_settings_come_from_the_environment_before_the_config_file(tmp_path: Path) -> None:
+    config = tmp_path / "client.toml"
+    config.write_text('url = "http://file:8080/"\ntoken = "from-file"\nusername = "admin"\n')
+    settings = ClientSettings.load({"AIRFLOW_URL": "http://env:8080"}, config)
+    assert settings == ClientSettings("http://env:8080", "from-file", "admin", None)
+    assert (
+        ClientSettings.load({"VALOHAI_AIRFLOW_URL": "http://a", "AIRFLOW_URL": "http://b"}, config).url
+        == "http://a"
+    )
+    with pytest.raises(ClientError, match=r"no Airflow URL configured.*AIRFLOW_URL"):
+        ClientSettings.load({}, tmp_path / "missing.toml")
+
+
+def test_download_puts_each_node_in_its_folder_and_refuses_paths_that_climb_out(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "store")
+    uri = store.put_bytes(b"weights", "run/train/-1/1/outputs/model.npz").uri
+    one = Manifest(
+        execution_id="e1",
+        node="train",
+        step="train",
+        image="i",
+        outputs=[ManifestFile(path="m/model.npz", uri=uri)],
+    )
+    other = Manifest(
+        execution_id="e2",
+        node="sweep",
+        map_index=2,
+        step="train",
+        image="i",
+        outputs=[ManifestFile(path="model.npz", uri=uri)],
+    )
+    stores = StoreResolver()
+    assert download_outputs(stores, [one], tmp_path / "a") == [tmp_path / "a" / "m" / "model.npz"]
+    both = download_outputs(stores, [one, other], tmp_path / "b")
+    assert both == [
+        tmp_path / "b" / "train" / "m" / "model.npz",
+        tmp_path / "b" / "sweep" / "2" / "model.npz",
+    ]
+    assert both[1].read_bytes() == b"weights"
+    evil = Manifest(
+        execution_id="e3", node="x", step="x", image="i", outputs=[ManifestFile(path="../../escape", uri=uri)]
+    )
+    with pytest.raises(ClientError, match="leaves"):
+        download_outputs(stores, [evil], tmp_path / "c")
+    assert not (tmp_path / "escape").exists()
