@@ -365,7 +365,8 @@ def pipeline_docs(
 def project_docs(
     project: ProjectPlan, confs: Mapping[str, Mapping[str, Any]], cache_dir: Path | None = None
 ) -> dict[str, PipelineDocs]:
-    """Every DAG plan's docs (pipelines, steps, blueprints) by its title (`confs`: each one's DAG defaults). Rendering them is a
+    """The docs of the DAG plans `confs` names (pipelines, steps, blueprints; `confs`: each one's DAG
+    defaults), by title. Rendering them is a
     sixth of building a large DAG, and they follow from the plan alone: a parse with the plan from
     the on-disk cache reads them from one file beside it, unless Airflow's default queue, which they
     name, has changed."""
@@ -375,7 +376,8 @@ def project_docs(
     cached = pickle_cache.load(path) if path is not None else None
     if isinstance(cached, dict):
         return cached
-    docs = {p.title: pipeline_docs(project, p, confs[p.title], default) for p in project.dag_plans}
-    if path is not None:
+    plans = [p for p in project.dag_plans if p.title in confs]  # a worker asks for the one DAG it runs
+    docs = {p.title: pipeline_docs(project, p, confs[p.title], default) for p in plans}
+    if path is not None and len(plans) == len(project.dag_plans):
         pickle_cache.store(path, docs)
     return docs

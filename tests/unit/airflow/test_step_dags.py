@@ -99,6 +99,22 @@ def test_a_blueprint_dag_runs_its_variants_as_mapped_executions(tmp_path: Path) 
     }
 
 
+@pytest.mark.parametrize("cached", [False, True])
+def test_a_worker_builds_only_the_dag_it_runs(tmp_path: Path, cached: bool) -> None:
+    """Without the docs the DAG processor cached (a fresh cache dir, or none) as with them."""
+    folder = tmp_path / "team"
+    folder.mkdir()
+    (folder / "valohai.yaml").write_text(STEPS_ONLY)
+    project = compile_project(folder / "valohai.yaml")
+    cache_dir = tmp_path / "cache"
+    if cached:
+        build_dags(project, cache_dir=cache_dir)  # the DAG processor's parse
+    built = build_dags(project, cache_dir=cache_dir if cached else None, only="team__step__evaluate")
+    assert list(built) == ["team__step__evaluate"]
+    assert "evaluate" in (built["team__step__evaluate"].tasks[0].doc_md or "")  # type: ignore[attr-defined]
+    assert len(build_dags(project, cache_dir=cache_dir)) == 3  # a partial render is never cached
+
+
 def test_the_sidecar_chooses_which(tmp_path: Path) -> None:
     assert sorted(dags(tmp_path, "step_dags: [evaluate]\ntask_dags: false\n")) == ["team__step__evaluate"]
 
