@@ -325,21 +325,23 @@ def finish(
             prepared.log.append(f"removed the partial outputs try {number} left in the store")
         return _stage_out(prepared, metadata, exit_code=exit_code, status=status)
     except CatalogueError as error:  # a dataset version that exists, a malformed alias: refused
-        try:
-            discard_try(request.store, request.key)
-            kept = "no output of this try is kept in the store"
-        except (StoreError, OSError) as cleanup:
-            kept = f"removing what this try had stored failed ({cleanup})"
+        cleanup = _discard(request)
+        kept = (
+            "no output of this try is kept in the store"
+            if cleanup is None
+            else f"removing what this try had stored failed ({cleanup})"
+        )
         raise ExecutionError(
             f"node {request.node.name!r}: its outputs ask the data catalogue for something it refuses: "
             f"{error}. The step itself {status}; {kept}; the files are kept in {prepared.workdir.outputs}"
         ) from error
     except (StoreError, OSError) as error:  # a full disk, an S3 server gone mid-upload
-        try:
-            discard_try(request.store, request.key)
-            removed = "what it had stored was removed"
-        except (StoreError, OSError) as cleanup:
-            removed = f"removing what it had stored failed too ({cleanup}); the next try removes it"
+        cleanup = _discard(request)
+        removed = (
+            "what it had stored was removed"
+            if cleanup is None
+            else f"removing what it had stored failed too ({cleanup}); the next try removes it"
+        )
         raise ExecutionError(
             f"node {request.node.name!r}: storing its outputs under {request.store.uri(prefix)} failed "
             f"(the step itself {status}): {error}. No output of this try is kept in the store ({removed}); "
@@ -397,6 +399,15 @@ def _stage_out(
         prepared.log += publication.publish(catalogue, _producer(request))
         prepared.published = publication.published
     return value
+
+
+def _discard(request: ExecutionRequest) -> StoreError | OSError | None:
+    """Remove what this try stored (all or nothing); the problem when that fails too."""
+    try:
+        discard_try(request.store, request.key)
+    except (StoreError, OSError) as cleanup:
+        return cleanup
+    return None
 
 
 def _producer(request: ExecutionRequest) -> Producer:
