@@ -69,8 +69,10 @@ def test_the_hand_written_baseline_builds_the_loaders_dags(
     _same(loader_dags, _bag(path))
 
 
-def test_the_hand_written_baseline_spells_timestamps_and_fields_set_at_their_default(tmp_path: Path) -> None:
-    """As in the corpus: a YAML timestamp as a parameter's default (a datetime in the plan) and a task
+def test_the_baselines_spell_timestamps_and_fields_set_at_their_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both the hand-written file and the dag-factory config, as in the corpus: a YAML timestamp as a parameter's default (a datetime in the plan) and a task
     blueprint with `parameters: []`, which its validator requires though it equals the default."""
     from valohai_airflow.airflow import loader
 
@@ -87,6 +89,12 @@ def test_the_hand_written_baseline_spells_timestamps_and_fields_set_at_their_def
     path.parent.mkdir()
     path.write_text("# airflow DAG\n" + handwritten_source(dags))
     _same(dags, _bag(path))
+    for key, value in ENVIRONMENT.items():
+        monkeypatch.setitem(os.environ, key, value)
+    peer = tmp_path / "peer" / "dag_factory_dags.py"
+    peer.parent.mkdir()
+    write_peer(dags, peer)
+    _same(dags, _bag(peer))
 
 
 def test_the_dag_factory_peer_builds_the_loaders_dags(
