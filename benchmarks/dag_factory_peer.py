@@ -58,6 +58,25 @@ def _typed(value: Any, seen: dict[int, Any]) -> Any:
         return value
     if isinstance(value, datetime.timedelta):
         return {"__type__": "datetime.timedelta", "seconds": value.total_seconds()}
+    if isinstance(value, datetime.datetime):  # a YAML timestamp in a parameter's value
+        fields = [
+            value.year,
+            value.month,
+            value.day,
+            value.hour,
+            value.minute,
+            value.second,
+            value.microsecond,
+        ]
+        offset = value.utcoffset()
+        zone = (
+            {"tzinfo": {"__type__": "datetime.timezone", "__args__": [_typed(offset, seen)]}}
+            if offset is not None
+            else {}
+        )
+        return {"__type__": "datetime.datetime", "__args__": fields, **zone}
+    if isinstance(value, datetime.date):
+        return {"__type__": "datetime.date", "__args__": [value.year, value.month, value.day]}
     if isinstance(value, PurePath):
         return {"__type__": "pathlib.Path", "__args__": [str(value)]}
     if isinstance(value, (tuple, frozenset)):

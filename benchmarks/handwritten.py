@@ -96,6 +96,8 @@ class Source:
             return repr(value)
         if isinstance(value, datetime.timedelta):
             return f"{self.name_of(datetime.timedelta)}(seconds={value.total_seconds()!r})"
+        if isinstance(value, (datetime.date, datetime.time)):  # a YAML timestamp in a parameter's value
+            return f"{self.name_of(type(value))}.fromisoformat({value.isoformat()!r})"
         if isinstance(value, PurePath):
             return f"{self.name_of(Path)}({str(value)!r})"
         if isinstance(value, tuple):
@@ -149,7 +151,8 @@ def _fields(value: object) -> tuple[str, ...] | None:
         return tuple(
             name
             for name, info in type(value).model_fields.items()
-            if not _is_default(getattr(value, name), info)
+            # set explicitly: a validator may require it even at its default (a task's `parameters: []`)
+            if name in value.model_fields_set or not _is_default(getattr(value, name), info)
         )
     return None
 

@@ -69,6 +69,34 @@ def test_the_hand_written_baseline_builds_the_loaders_dags(
     _same(loader_dags, _bag(path))
 
 
+def test_the_baselines_spell_timestamps_and_fields_set_at_their_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both the hand-written file and the dag-factory config, as in the corpus: a YAML timestamp as a parameter's default (a datetime in the plan) and a task
+    blueprint with `parameters: []`, which its validator requires though it equals the default."""
+    from valohai_airflow.airflow import loader
+
+    project = tmp_path / "dags" / "dated"
+    project.mkdir(parents=True)
+    (project / "valohai.yaml").write_text(
+        "- step:\n    name: report\n    image: busybox\n    command: echo {parameters}\n"
+        "    parameters:\n      - {name: since, type: string, default: 2020-09-02T00:00:00.000000Z}\n"
+        "- task: {name: spread, step: report, type: distributed, parameters: [], execution-count: 2}\n"
+    )
+    dags = loader.load_dags(project.parent)
+    assert set(dags) == {"dated__step__report", "dated__task__spread"}
+    path = tmp_path / "handwritten" / "handwritten_dags.py"
+    path.parent.mkdir()
+    path.write_text("# airflow DAG\n" + handwritten_source(dags))
+    _same(dags, _bag(path))
+    for key, value in ENVIRONMENT.items():
+        monkeypatch.setitem(os.environ, key, value)
+    peer = tmp_path / "peer" / "dag_factory_dags.py"
+    peer.parent.mkdir()
+    write_peer(dags, peer)
+    _same(dags, _bag(peer))
+
+
 def test_the_dag_factory_peer_builds_the_loaders_dags(
     loader_dags: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -25,6 +25,7 @@ from valohai_airflow.airflow.operators import FailWithMessageOperator, ValohaiEx
 from valohai_airflow.airflow.params import pipeline_params
 from valohai_airflow.airflow.schedules import START_DATE, dag_arguments, retry_arguments, schedule_problem
 from valohai_airflow.airflow.variants import MAP_INDEX_TEMPLATE, ValohaiVariantsOperator
+from valohai_airflow.loading.folder_index import FolderIndex
 from valohai_airflow.plan.model import DagKind, NodeKind, NodePlan, PipelinePlan, ProjectPlan
 from valohai_airflow.plan.naming import dag_id_for
 
@@ -163,8 +164,10 @@ def build_dags(
     docker_url: str | None = None,
     cache_dir: Path | None = None,
     only: str | None = None,
+    index: FolderIndex | None = None,
 ) -> dict[str, DAG]:
-    """`cache_dir`: where the task docs of this plan are kept between parses (the plan cache's).
+    """`cache_dir`, `index`: where the task docs of this plan are kept between parses (the plan
+    cache's; a loader's folder index keeps them beside the plan).
     `only`: the one DAG id a worker runs (a project of forty steps need not build forty DAGs there)."""
     plans = project.dag_plans  # the pipelines, and the steps and blueprints run on their own
     if only is not None:
@@ -172,7 +175,9 @@ def build_dags(
     if not plans:
         return {}
     params = {p.title: pipeline_params(p) for p in plans}
-    docs = project_docs(project, {title: param_defaults(ps) for title, ps in params.items()}, cache_dir)
+    docs = project_docs(
+        project, {title: param_defaults(ps) for title, ps in params.items()}, cache_dir, index
+    )
     dags = (
         build_dag(project, p, docker_url=docker_url, params=params[p.title], docs=docs[p.title])
         for p in plans

@@ -154,7 +154,11 @@ def _load_dags(dags_folder: str | os.PathLike[str]) -> dict[str, DAG]:
                 )
             dags.update(
                 build_dags(
-                    plan, docker_url=settings.docker_url, cache_dir=settings.plan_cache_dir, only=wanted
+                    plan,
+                    docker_url=settings.docker_url,
+                    cache_dir=settings.plan_cache_dir,
+                    only=wanted,
+                    index=index,
                 )
             )
         except Exception as error:

@@ -9,7 +9,8 @@ inode, size, mtime and ctime to the nanosecond, and is trusted only for a file l
 RACY_NS or more before it was taken (git's racy-clean rule): a file written twice within one clock
 tick with the same size is never mistaken for its older self. Plans over INLINE_LIMIT stay in their
 own pickle (the entry gives their content hash), so a worker reading the index unpickles only the
-project it runs.
+project it runs. An entry also carries what other layers derive from the plan alone and keep
+between parses (the task docs: `attachment`), so a warm parse opens one cache file, not one per project.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ INLINE_LIMIT = 256 * 1024
 
 FileStat = tuple[int, int, int, int, int]  # st_dev, st_ino, st_size, st_mtime_ns, st_ctime_ns
 Stamp = tuple[FileStat, FileStat | None]  # valohai.yaml, and the sidecar (None: there is none)
-# valohai.yaml path → (stamp, project name, content hash, pickled plan or None when kept apart)
-Entry = tuple[Stamp, str, str, bytes | None]
+# valohai.yaml path → (stamp, project name, content hash, pickled plan or None when kept apart,
+# attachments: key → pickled value, dropped with the entry when the project changes)
+Entry = tuple[Stamp, str, str, bytes | None, dict[str, bytes]]
 
 
 class FolderIndex:
@@ -47,14 +49,29 @@ class FolderIndex:
             return stamp, None
         return stamp, entry
 
-    def put(self, valohai_yaml: str, stamp: Stamp, name: str, content_hash: str, pickled: bytes) -> None:
-        self._entries[valohai_yaml] = (
-            stamp,
-            name,
-            content_hash,
-            pickled if len(pickled) <= INLINE_LIMIT else None,
-        )
+    def put(self, valohai_yaml: str, stamp: Stamp, name: str, content_hash: str, pickled: bytes) -> bool:
+        """Index the project's plan; True when its bytes are kept here (False: in its own pickle)."""
+        inline = len(pickled) <= INLINE_LIMIT
+        self._entries[valohai_yaml] = (stamp, name, content_hash, pickled if inline else None, {})
         self._changed = True
+        return inline
+
+    def attachment(self, valohai_yaml: str, key: str) -> bytes | None:
+        """What `attach` kept under `key` beside the project's current plan; None if nothing."""
+        entry = self._entries.get(valohai_yaml)
+        return entry[4].get(key) if entry is not None else None
+
+    def attach(self, valohai_yaml: str, key: str, data: bytes) -> bool:
+        """Keep `data` beside the project's plan (replacing its other attachments: `key` names the
+        inputs it was derived from, and only the current ones are wanted); False when the project has
+        no entry (too fresh to trust, or broken) and nothing was kept."""
+        entry = self._entries.get(valohai_yaml)
+        if entry is None or len(data) > INLINE_LIMIT:
+            return False
+        if entry[4].get(key) != data:
+            self._entries[valohai_yaml] = (*entry[:4], {key: data})
+            self._changed = True
+        return True
 
     def save(self, *, complete: bool) -> None:
         """Write the index if it changed; `complete`: every project was looked up, so the entries of

@@ -3,8 +3,9 @@
 Airflow re-parses the dags folder every few seconds; a valohai.yaml that did not change must not be
 parsed and compiled again. Plans are cached in-process by (path, sha256 of the bytes) and, when a
 cache directory is given, as pickles named by that hash (pickle_cache.py) so a fresh parser process
-skips the work too; a loader going through a dags folder also keeps an index of them by the files'
-stat (folder_index.py), so an unchanged project is not even read. The path is the one the
+skips the work too; a loader going through a dags folder keeps them in an index by the files' stat
+instead (folder_index.py: one file for the folder, the plans inside it unless large), so an unchanged
+project is not even read. The path is the one the
 dags-folder walk gives, made absolute, not resolved: a symlinked project is known by its link, as
 its DAG ids are.
 The optional sidecar `valohai-airflow.yaml` beside it is part of the project: its bytes are part of the
@@ -40,7 +41,8 @@ __all__ = ["clear_cache", "compile_project", "folder_index"]
 # 9: MachinePlan.mounts
 # 10: NodePlan.variables (the sidecar's variables)
 # 11: ProjectPlan.standalone, PipelinePlan.kind (steps and task blueprints as DAGs)
-PLAN_FORMAT = 11
+# 12: folder index entries carry attachments (the task docs)
+PLAN_FORMAT = 12
 
 # path → (content hash, project name, plan). One entry per file, so edits replace rather than pile up.
 # A broken file is re-read every parse loop as well: its errors are cached like a plan.
@@ -77,11 +79,17 @@ def compile_project(
     if sidecar is not None:  # a project without a sidecar keeps the hash of valohai.yaml alone
         digest.update(b"\0" + SIDECAR_NAME.encode() + b"\0" + sidecar)
     key = (str(path), digest.hexdigest(), name)
-    result, pickled = _cached_or_compiled(key, data, sidecar, cache_dir, report)
+    result, pickled, compiled = _cached_or_compiled(key, data, sidecar, cache_dir, report)
     if isinstance(result, ValohaiSpecError):
         raise ValohaiSpecError(result.diagnostics)
+    inline = False
     if index is not None and stamp is not None:  # broken files are not indexed: they are compiled again
-        index.put(key[0], stamp, name, key[1], pickled if pickled is not None else pickle_cache.dumps(result))
+        inline = index.put(
+            key[0], stamp, name, key[1], pickled if pickled is not None else pickle_cache.dumps(result)
+        )
+    if compiled and cache_dir is not None and pickled is not None and not inline:
+        # a plan the index holds inline needs no file of its own (one write less per project)
+        pickle_cache.write(_pickle_path(cache_dir, key), pickled)
     return result
 
 
@@ -102,24 +110,26 @@ def _cached_or_compiled(
     sidecar: bytes | None,
     cache_dir: str | os.PathLike[str] | None,
     report: Callable[[Diagnostic], object] | None,
-) -> tuple[ProjectPlan | ValohaiSpecError, bytes | None]:
-    """The plan (or errors) for this content, and its pickle when one was at hand."""
+) -> tuple[ProjectPlan | ValohaiSpecError, bytes | None, bool]:
+    """The plan (or errors) for this content, its pickle when one was at hand (with a cache dir, always
+    for a plan compiled here) and whether it was compiled here (the caller writes its pickle file)."""
     result, pickled = _from_caches(key, cache_dir, None)
+    compiled = False
     if result is None:
         try:
             result = _compile(data, sidecar, Path(key[0]), key[2], key[1])
         except ValohaiSpecError as exc:
             result = exc
         else:
+            compiled = True
             if cache_dir is not None:
                 pickled = pickle_cache.dumps(result)
-                pickle_cache.write(_pickle_path(cache_dir, key), pickled)
             if report is not None:
                 for warning in result.diagnostics:
                     report(warning)
         with _LOCK:
             _CACHE[key[0]] = (key[1], key[2], result)
-    return result, pickled
+    return result, pickled, compiled
 
 
 def _indexed(

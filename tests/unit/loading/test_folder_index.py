@@ -53,9 +53,11 @@ def _parse(dags: Path, cache: Path, *, complete: bool = True) -> dict[str, objec
     return plans
 
 
-def _entries(cache: Path) -> dict[str, tuple[object, str, str, bytes | None]]:
+def _entries(cache: Path) -> dict[str, tuple[object, str, str, bytes | None, dict[str, bytes]]]:
     (written,) = cache.glob("index-*.pickle")
-    entries: dict[str, tuple[object, str, str, bytes | None]] = pickle.loads(written.read_bytes())
+    entries: dict[str, tuple[object, str, str, bytes | None, dict[str, bytes]]] = pickle.loads(
+        written.read_bytes()
+    )
     return entries
 
 
@@ -63,10 +65,10 @@ def _plant_marker(cache: Path, project: Path) -> None:
     """Rewrite the project's inline plan with root "/from-index": seen only if the index serves it."""
     (written,) = cache.glob("index-*.pickle")
     entries = _entries(cache)
-    stamp, name, content_hash, pickled = entries[str(project)]
+    stamp, name, content_hash, pickled, attachments = entries[str(project)]
     assert pickled is not None
     marked = dataclasses.replace(pickle.loads(pickled), root="/from-index")
-    entries[str(project)] = (stamp, name, content_hash, pickle.dumps(marked))
+    entries[str(project)] = (stamp, name, content_hash, pickle.dumps(marked), attachments)
     written.write_bytes(pickle.dumps(entries))
 
 
@@ -83,6 +85,7 @@ def test_unchanged_project_is_served_from_the_index(dags: Path, tmp_path: Path) 
     cache = tmp_path / "cache"
     first = _parse(dags, cache)
     assert set(_entries(cache)) == {str(dags / "one" / "valohai.yaml"), str(dags / "two" / "valohai.yaml")}
+    assert not list(cache.glob("plan-*.pickle"))  # held inline by the index: no file of their own
     _plant_marker(cache, dags / "one" / "valohai.yaml")
     again = _parse(dags, cache)
     assert again["one"].root == "/from-index"  # type: ignore[attr-defined]
@@ -156,7 +159,7 @@ def test_a_large_plan_stays_in_its_own_pickle(
     monkeypatch.setattr(folder_index_module, "INLINE_LIMIT", 0)
     cache = tmp_path / "cache"
     first = _parse(dags, cache)
-    assert all(pickled is None for _, _, _, pickled in _entries(cache).values())
+    assert all(pickled is None for _, _, _, pickled, _ in _entries(cache).values())
     assert _parse(dags, cache) == first
     for pickled in cache.glob("plan-*.pickle"):  # served through the content hash the entry gives
         plan = pickle.loads(pickled.read_bytes())
@@ -210,3 +213,26 @@ def test_an_indexed_project_replaced_by_an_unreadable_entry_is_not_served_from_t
             clear_cache()
         with pytest.raises(ValohaiSpecError, match="not a regular file"):
             compile_project(valohai_yaml, cache_dir=cache, index=index)
+
+
+def test_an_attachment_is_kept_beside_the_plan_until_the_project_changes(dags: Path, tmp_path: Path) -> None:
+    """What is derived from the plan alone (the task docs) is read back from the index entry; an
+    edit of the project drops it with the old plan, and a project without an entry keeps nothing."""
+    cache = tmp_path / "cache"
+    one = str(dags / "one" / "valohai.yaml")
+    _parse(dags, cache)
+    index = folder_index(cache, dags)
+    assert index is not None
+    assert index.attachment(one, "k") is None
+    assert index.attach(one, "k", b"derived")
+    assert not index.attach(str(dags / "absent" / "valohai.yaml"), "k", b"derived")
+    index.save(complete=False)
+    reread = folder_index(cache, dags)
+    assert reread is not None
+    assert reread.attachment(one, "k") == b"derived"
+    assert reread.attachment(one, "other key") is None
+    _write_old(dags / "one" / "valohai.yaml", GOOD.replace("name: a,", "name: b,"), HOUR_AGO_NS + 10**9)
+    _parse(dags, cache)
+    after_edit = folder_index(cache, dags)
+    assert after_edit is not None
+    assert after_edit.attachment(one, "k") is None
