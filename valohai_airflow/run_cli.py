@@ -131,6 +131,9 @@ def _run_local(valohai_yaml: str, dag_id: str, conf: dict[str, Any], args: argpa
     return 0 if state == "success" else 1
 
 
+ENDED = frozenset({"success", "failed"})  # states of a try that ran: its whole log is there
+
+
 class Progress:
     """Prints each node state change; with `watch`, also the new log lines of every started node."""
 
@@ -143,11 +146,8 @@ class Progress:
         for node in nodes:
             key = (node.task_id, node.map_index)
             name = node.task_id if node.map_index < 0 else f"{node.task_id}[{node.map_index}]"
-            if (
-                self.watch
-                and node.try_number > 0
-                and (node.state == "running" or self.states.get(key) == "running")
-            ):
+            ended_now = node.state in ENDED and self.states.get(key) != node.state  # also between two polls
+            if self.watch and node.try_number > 0 and (node.state == "running" or ended_now):
                 self._log(node, name)
             if self.states.get(key, "") != node.state and node.state is not None:
                 print(f"  {name}: {node.state}", flush=True)

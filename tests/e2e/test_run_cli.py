@@ -58,8 +58,10 @@ def test_run_a_step_watch_download_then_outputs_and_logs(
     dag_id, run_id = _started(out, airflow_server)
     assert status == 0, out + airflow_server.failures(dag_id, run_id)
     assert dag_id == STEP_DAG
-    assert "  preprocess: running" in out and "  preprocess: success" in out, out
-    assert re.search(r"^  preprocess \| .*", out, re.MULTILINE), out  # log lines as they came
+    assert "  preprocess: success" in out, out  # ("running" only if a poll fell while it ran)
+    assert re.search(r"^  preprocess \| .*", out, re.MULTILINE), (
+        out
+    )  # log lines, also of a node that ended between polls
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["test.npz", "train.npz"]
     run = airflow_server.get(f"/dags/{dag_id}/dagRuns/{run_id}")
     assert run["note"] == "from the terminal"

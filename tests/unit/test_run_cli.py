@@ -10,8 +10,9 @@ import pytest
 
 from tests.conftest import REPO_ROOT
 from valohai_airflow import cli
-from valohai_airflow.client import ClientError, ClientSettings, download_outputs
+from valohai_airflow.client import ClientError, ClientSettings, NodeState, download_outputs
 from valohai_airflow.plan.model import DagKind
+from valohai_airflow.run_cli import Progress
 from valohai_airflow.run_conf import RunArgumentError, build_conf, resolve_target
 from valohai_airflow.runtime.manifest import Manifest, ManifestFile
 from valohai_airflow.store import open_store
@@ -153,3 +154,30 @@ def test_download_puts_each_node_in_its_folder_and_refuses_paths_that_climb_out(
     with pytest.raises(ClientError, match="leaves"):
         download_outputs(stores, [evil], tmp_path / "c")
     assert not (tmp_path / "escape").exists()
+
+
+class _ServedLogs:
+    """Stands in for the API server's log endpoint only (the e2e tests use the real one): the lines a
+    try has written so far."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+
+    def log_lines(self, dag_id: str, run_id: str, node: NodeState) -> list[str]:
+        return list(self.lines)
+
+
+def test_watch_prints_the_log_of_a_node_that_ended_between_two_polls(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    served = _ServedLogs(["epoch 1", "epoch 2"])
+    progress = Progress(served, "d", "r", watch=True)  # type: ignore[arg-type]
+    progress([NodeState("train", -1, "queued", 1)])
+    progress([NodeState("train", -1, "success", 1)])  # never seen running
+    progress([NodeState("train", -1, "success", 1)])  # printed once, not again
+    assert capsys.readouterr().out.splitlines() == [
+        "  train: queued",
+        "  train | epoch 1",
+        "  train | epoch 2",
+        "  train: success",
+    ]
