@@ -181,7 +181,9 @@ def test_a_1000_node_pipeline_reaches_the_api_with_its_whole_trigger_form(
         server.wait_for_dag("big__synthetic")
         print(f"1,000-node pipeline listed by the API {time.monotonic() - started:.0f} s after the copy")
         params = server.get("/dags/big__synthetic/details")["params"]
-        assert len(params) == 2000, len(params)  # one parameter and one input per node
+        # one parameter and one input per node, and the three fields that reuse nodes of an earlier run
+        assert len(params) == 2003, len(params)
+        assert len(params["valohai.reuse.nodes"]["schema"]["items"]["enum"]) == 1000
         param = params["n777.parameter.size-7"]
         assert param["value"] == 7 and param["schema"]["type"] == "integer", param
         assert param["schema"]["section"] == "n777" and param["schema"]["minimum"] == 0, param

@@ -18,6 +18,7 @@ import pytest
 
 from tests.integration.conftest import BUSYBOX, add_project, dag_bag
 from tests.support.synthetic import synthetic_yaml
+from valohai_airflow.plan.conf_keys import REUSE_NODES_KEY, REUSE_RUN_KEY, REUSE_UPSTREAM_OF_KEY
 
 pytestmark = pytest.mark.usefixtures("airflow_db", "docker_engine")
 
@@ -83,6 +84,7 @@ def test_every_param_reaches_the_dag_and_none_is_copied_into_tasks(dags_folder: 
         "sweep.parameter.label",
     }
     expected |= {"last.parameter.size-3", "last.input.data"}
+    expected |= {REUSE_RUN_KEY, REUSE_NODES_KEY, REUSE_UPSTREAM_OF_KEY}  # reuse nodes of an earlier run
     assert set(dag.params) == expected
     param = dag.params.get_param("n517.parameter.size-7")
     assert param.value == 7
