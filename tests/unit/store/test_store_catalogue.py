@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.catalogue_race import PRODUCER, datum, publish_model, publish_version
 from valohai_airflow.store import LocalStore, ObjectExistsError
 from valohai_airflow.store.catalogue import (
     AliasEvent,
@@ -22,14 +23,6 @@ from valohai_airflow.store.catalogue import (
     output_datum_id,
     split_reference,
 )
-
-PRODUCER = Producer(dag_id="proj__p", run_id="run1", node="train", execution_id="e1")
-
-
-def datum(name: str, content: str = "x") -> DatumFile:
-    return DatumFile(
-        datum_id=output_datum_id("e1", name), name=name, uri=f"file:///store/{name}", size=len(content)
-    )
 
 
 @pytest.fixture
@@ -152,25 +145,11 @@ def test_threads_moving_one_alias_at_once_lose_no_event(catalogue: Catalogue) ->
     assert catalogue.resolve("datum://shared")[0] == history[-1].file
 
 
-def _publish_version(root: str, index: int) -> str:
-    try:
-        Catalogue(LocalStore(root)).create_dataset_version("race", "v1", [datum(f"p{index}.csv")], PRODUCER)
-    except VersionExistsError:
-        return "refused"
-    return "created"
-
-
-def _publish_model(root: str, index: int) -> int:
-    return (
-        Catalogue(LocalStore(root)).create_model_version("race", [datum(f"p{index}.pkl")], PRODUCER).version
-    )
-
-
 def test_processes_publishing_one_version_at_once_create_it_once(tmp_path: Path) -> None:
     root = str(tmp_path / "store")
-    with multiprocessing.get_context("fork").Pool(4) as pool:
-        outcomes = pool.starmap(_publish_version, [(root, i) for i in range(8)])
-        versions = pool.starmap(_publish_model, [(root, i) for i in range(8)])
+    with multiprocessing.get_context("spawn").Pool(4) as pool:  # see tests/support/catalogue_race.py
+        outcomes = pool.starmap(publish_version, [(root, i) for i in range(8)])
+        versions = pool.starmap(publish_model, [(root, i) for i in range(8)])
     assert sorted(outcomes) == ["created"] + ["refused"] * 7
     catalogue = Catalogue(LocalStore(root))
     assert len(catalogue.resolve("dataset://race/latest")) == 1
