@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import BUSYBOX
-from tests.integration.test_faults import run_pipeline
+from tests.integration.recorded_runs import run_pipeline
 from valohai_airflow.asset_uris import asset_uri
 
 pytestmark = pytest.mark.usefixtures("airflow_db", "docker_engine")

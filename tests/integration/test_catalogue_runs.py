@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import BUSYBOX
-from tests.integration.test_faults import STORE, run_pipeline
+from tests.integration.recorded_runs import STORE, run_pipeline
 from valohai_airflow.store import LocalStore
 from valohai_airflow.store.catalogue import Catalogue
 

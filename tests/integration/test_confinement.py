@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import add_project, dag_bag
-from tests.integration.test_faults import containers_created_since, one_node, run_pipeline, step_yaml
+from tests.integration.recorded_runs import one_node, run_pipeline, step_yaml
+from tests.integration.test_faults import containers_created_since
 
 pytestmark = pytest.mark.usefixtures("airflow_db", "docker_engine")
 

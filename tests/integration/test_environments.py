@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from tests.integration.pipelines import run_pipeline, step
-from tests.integration.test_faults import one_node, step_yaml
-from tests.integration.test_faults import run_pipeline as run_recording
+from tests.integration.recorded_runs import one_node, step_yaml
+from tests.integration.recorded_runs import run_pipeline as run_recording
 
 pytestmark = pytest.mark.usefixtures("airflow_db", "docker_engine")
 

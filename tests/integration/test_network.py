@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import PYTHON
-from tests.integration.test_faults import run_pipeline, step_yaml
+from tests.integration.recorded_runs import run_pipeline, step_yaml
 
 pytestmark = pytest.mark.usefixtures("airflow_db", "docker_engine")
 

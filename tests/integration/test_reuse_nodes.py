@@ -16,7 +16,7 @@ import pytest
 from airflow.sdk.exceptions import ParamValidationError
 
 from tests.integration.conftest import BUSYBOX
-from tests.integration.test_faults import STORE, run_pipeline
+from tests.integration.recorded_runs import STORE, run_pipeline
 from tests.support.containers import containers_created, created_events
 from valohai_airflow.runtime.ids import ExecutionKey
 from valohai_airflow.runtime.reuse_nodes import NODES_KEY, RUN_KEY, UPSTREAM_OF_KEY

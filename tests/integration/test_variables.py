@@ -23,7 +23,7 @@ import pytest
 
 from tests.conftest import AIRFLOW_HOME
 from tests.integration.conftest import BUSYBOX
-from tests.integration.test_faults import Outcome, one_node, run_pipeline, step_yaml
+from tests.integration.recorded_runs import Outcome, one_node, run_pipeline, step_yaml
 from tests.integration.test_node_pages import client, token  # noqa: F401  (fixtures: the Outputs page)
 from tests.support.containers import containers_created
 
