@@ -40,9 +40,7 @@ from valohai_airflow.engine.docker import (
     gpu_requests,
 )
 from valohai_airflow.engine.interface import EngineError, force_remove, remove_labelled
-from valohai_airflow.errors import ValohaiAirflowError
 from valohai_airflow.plan.blueprints import label as variant_label
-from valohai_airflow.plan.machines import container_network
 from valohai_airflow.plan.model import EdgeKind, MachinePlan, NodePlan, PipelinePlan
 from valohai_airflow.runtime.execution import ExecutionRequest, PreparedExecution, finish, prepare
 from valohai_airflow.runtime.ids import ExecutionKey
@@ -183,12 +181,7 @@ class ValohaiExecutionOperator(DockerOperator):
         # secrets as DockerOperator's `private_environment` (its attribute: set per try, never rendered)
         self._private_environment = {k: prepared.environment[k] for k in secret if k in prepared.environment}
         self.mounts = bind_mounts(prepared.mounts())
-        try:
-            self.network_mode, self._network_from = container_network(self.node.machine, prepared.environment)
-        except ValohaiAirflowError as error:
-            raise AirflowException(
-                f"node {self.node.name!r}: {error}; the container was not started"
-            ) from error
+        self.network_mode, self._network_from = prepared.network, prepared.network_from
         self.labels = {
             **self._node_labels,
             **_execution_labels(key),

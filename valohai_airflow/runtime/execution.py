@@ -113,6 +113,8 @@ class PreparedExecution:
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     host_mounts: list[tuple[str, str, bool]] = field(default_factory=list)  # the step's allowed `mounts`
     published: list[AliasEvent | DatasetVersion | ModelVersion] = field(default_factory=list)  # by finish()
+    network: str | None = None  # the container's Docker network (None: the engine's default)
+    network_from: str = ""  # who asked for it, for the error when the engine lacks it
 
     @property
     def command(self) -> list[str]:
@@ -220,12 +222,13 @@ def _materialise_inputs(
     return result
 
 
-def _network(node: NodePlan, step_environment: Mapping[str, str]) -> str | None:
-    """The Docker network the node's container will get (the operator refuses a forbidden one)."""
+def _network(node: NodePlan, step_environment: Mapping[str, str]) -> tuple[str | None, str]:
+    """The Docker network the node's container gets and who asked for it; a forbidden one fails the
+    node before any work."""
     try:
-        return container_network(node.machine, step_environment)[0]
-    except ValohaiAirflowError:
-        return node.machine.network
+        return container_network(node.machine, step_environment)
+    except ValohaiAirflowError as error:
+        raise ExecutionError(f"node {node.name!r}: {error}; the container was not started") from error
 
 
 def prepare(request: ExecutionRequest) -> PreparedExecution:
@@ -244,6 +247,11 @@ def prepare(request: ExecutionRequest) -> PreparedExecution:
         host_mounts = checked_mounts(node.name, node.machine.mounts)
     except MountError as error:
         raise ExecutionError(str(error)) from error
+    given = request.variables
+    if given is None:
+        given = resolve_variables(node, request.conf, NO_SECRETS)
+    variables = given.without(edges.dropped_variables)
+    network, network_from = _network(node, variables.environment)
     workdir = create_workdir(request.work_base, request.key, request.project_root)
     log = list(edges.log)
     log += [f"mount: host folder {h} → {c}{' (read-only)' if ro else ''}" for h, c, ro in host_mounts]
@@ -251,10 +259,6 @@ def prepare(request: ExecutionRequest) -> PreparedExecution:
         log.append(excluded_summary(workdir.excluded))
     inputs = _materialise_inputs(request, workdir, edges.inputs, parameters, log)
     in_pipeline = pipeline.kind is DagKind.PIPELINE  # a step run on its own is no pipeline's node
-    given = request.variables
-    if given is None:
-        given = resolve_variables(node, request.conf, NO_SECRETS)
-    variables = given.without(edges.dropped_variables)
     on_demand = {
         i.name: str(uuid.uuid5(ON_DEMAND_IDS, f"{request.key.execution_id}/{i.name}"))
         for i in step.inputs
@@ -264,7 +268,7 @@ def prepare(request: ExecutionRequest) -> PreparedExecution:
         f"input {name!r} is `download: on-demand`: it was fetched before the command starts"
         for name in on_demand
     ]
-    group = distributed_group(node, request.key, _network(node, variables.environment))
+    group = distributed_group(node, request.key, network)
     if group is not None:
         write_config_file(workdir.config, "distributed", group[1])
         log.append(
@@ -308,6 +312,8 @@ def prepare(request: ExecutionRequest) -> PreparedExecution:
         inputs=inputs,
         log=log,
         host_mounts=host_mounts,
+        network=network,
+        network_from=network_from,
     )
 
 
