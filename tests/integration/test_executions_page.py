@@ -15,7 +15,9 @@ import pytest
 
 from tests.integration.conftest import add_project, dag_bag, pipeline_dag
 from tests.integration.pipelines import step
+from tests.integration.recorded_runs import Try, one_node, run_pipeline, step_yaml
 from tests.integration.test_node_pages import client, token  # noqa: F401  (shared fixtures)
+from tests.support.executions_table import column, execution_rows
 
 pytestmark = pytest.mark.usefixtures("airflow_db", "docker_engine")
 
@@ -48,20 +50,6 @@ YAML = TRAIN + textwrap.dedent(
 )
 
 
-def _rows(html: str) -> list[list[str]]:
-    """The table's execution rows as cell texts (the checkbox and link cells dropped)."""
-    rows = re.findall(r'<tr class="execution">(.*?)</tr>', html, re.S)
-    return [re.findall(r"<td>(.*?)</td>", r, re.S)[1:-1] for r in rows]
-
-
-def _column(html: str, name: str) -> list[str]:
-    header = re.search(r"<tr>(<th></th>.*?)</tr>", html, re.S)
-    assert header is not None
-    names = re.findall(r'data-column="([^"]*)"', header.group(1))
-    index = names.index(name)
-    return [cells[index] for cells in _rows(html)]
-
-
 def test_the_sweeps_executions_across_runs_sorted_filtered_and_compared(
     dags_folder: Path,
     client: Any,  # noqa: F811
@@ -89,26 +77,28 @@ def test_the_sweeps_executions_across_runs_sorted_filtered_and_compared(
         assert answer.status_code == 200, answer.text
         assert "default-src 'none'" in answer.headers["content-security-policy"]  # no script needed
         html = answer.text
-        assert len(_rows(html)) == 6  # both runs, three mapped executions each; not the variants task
-        assert sorted(_column(html, "run")) == sorted([first.run_id, second.run_id] * 3)
-        assert sorted(_column(html, "execution")) == sorted(["lr=0.3", "lr=0.05", "lr=0.7"] * 2)
-        assert set(_column(html, "status")) == {"completed"}
-        assert sorted(_column(html, "parameter.epochs")) == ["4", "4", "4", "9", "9", "9"]
+        assert (
+            len(execution_rows(html)) == 6
+        )  # both runs, three mapped executions each; not the variants task
+        assert sorted(column(html, "run")) == sorted([first.run_id, second.run_id] * 3)
+        assert sorted(column(html, "execution")) == sorted(["lr=0.3", "lr=0.05", "lr=0.7"] * 2)
+        assert set(column(html, "status")) == {"completed"}
+        assert sorted(column(html, "parameter.epochs")) == ["4", "4", "4", "9", "9", "9"]
         assert "&lt;b&gt;9&lt;/b&gt;" in html and "<b>9</b>" not in html  # user values escaped
 
         by_loss = client.get(page, params={"sort": "metadata.loss"}).text
-        assert _column(by_loss, "metadata.loss") == ["0.05", "0.05", "0.3", "0.3", "0.7", "0.7"]
+        assert column(by_loss, "metadata.loss") == ["0.05", "0.05", "0.3", "0.3", "0.7", "0.7"]
         descending = client.get(page, params={"sort": "metadata.loss", "desc": "true"}).text
-        assert _column(descending, "metadata.loss") == ["0.7", "0.7", "0.3", "0.3", "0.05", "0.05"]
+        assert column(descending, "metadata.loss") == ["0.7", "0.7", "0.3", "0.3", "0.05", "0.05"]
         low = client.get(page, params={"f.metadata.loss": "<0.5", "f.parameter.epochs": "=9"}).text
-        assert sorted(_column(low, "execution")) == ["lr=0.05", "lr=0.3"]
-        assert _column(client.get(page, params={"task": "train__variants"}).text, "run") == []
+        assert sorted(column(low, "execution")) == ["lr=0.05", "lr=0.3"]
+        assert column(client.get(page, params={"task": "train__variants"}).text, "run") == []
 
         # paged by run, newest first: one run per page here
         monkeypatch.setattr("valohai_airflow.airflow.executions_page.RUNS_PER_PAGE", 1)
         newest = client.get(page).text
-        assert set(_column(newest, "run")) == {second.run_id} and "older runs" in newest
-        assert set(_column(client.get(page, params={"page": 1}).text, "run")) == {first.run_id}
+        assert set(column(newest, "run")) == {second.run_id} and "older runs" in newest
+        assert set(column(client.get(page, params={"page": 1}).text, "run")) == {first.run_id}
         monkeypatch.undo()
 
         tokens = re.findall(r'name="e" value="([^"]*)"', by_loss)
@@ -131,3 +121,38 @@ def test_the_sweeps_executions_across_runs_sorted_filtered_and_compared(
             assert client.get(page + "/compare", params=bad).status_code == 400, bad
     finally:
         client.cookies.clear()
+
+
+def test_every_try_of_a_retried_node_is_a_row_with_its_own_metadata(
+    dags_folder: Path,
+    client: Any,  # noqa: F811
+    token: str,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A retried node's first try (failed, its manifest only in the store) and its second (the
+    XCom) are two executions, as on Valohai where a retry is a new execution."""
+    command = (
+        "if test -f /valohai/repository/second; then echo '{\"loss\": 0.25}'; "
+        "else echo '{\"loss\": 9}'; exit 1; fi"
+    )
+
+    def mark_second(attempt: Try) -> None:  # the next try's /valohai/repository has the file
+        (dags_folder / "retried" / "second").write_text("")
+
+    outcome = run_pipeline(
+        dags_folder,
+        monkeypatch,
+        "retried",
+        one_node(step_yaml("s", command)),
+        retries=1,
+        after_try=mark_second,
+    )
+    assert outcome.states == {"only": "success"}, outcome.errors("only")
+    client.cookies.set("_token", token)
+    try:
+        html = client.get(f"/valohai/executions/{outcome.run.dag_id}").text
+    finally:
+        client.cookies.clear()
+    assert len(execution_rows(html)) == 2, html[-3000:]
+    assert column(html, "status") == ["failed", "completed"]
+    assert column(html, "metadata.loss") == ["9", "0.25"]

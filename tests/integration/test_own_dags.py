@@ -12,6 +12,7 @@ import pytest
 from tests.conftest import REPO_ROOT
 from tests.integration.conftest import dag_bag
 from tests.integration.test_node_pages import client, token
+from tests.support.executions_table import column
 
 __all__ = ["client", "token"]  # the node pages' fixtures: Airflow's API app with the provider's plugin
 
@@ -74,7 +75,12 @@ def test_a_mapped_chain_per_item_then_one_node_over_all(dags_folder: Path, clien
     client.cookies.set("_token", token)
     try:
         page = client.get(link)
+        executions = client.get("/valohai/executions/valohai_learning_rate_chains?task=chain.train")
     finally:
         client.cookies.clear()
     assert page.status_code == 200, page.text
     assert "model-lr0.5.npz" in page.text and "model-lr0.05.npz" not in page.text
+    # the step operator's executions are on the DAG's Executions page, each with its parameters
+    assert executions.status_code == 200, executions.text
+    assert sorted(column(executions.text, "parameter.learning_rate")) == ["0.05", "0.5"]
+    assert column(executions.text, "status") == ["completed", "completed"]

@@ -26,27 +26,34 @@ from fastapi.responses import HTMLResponse
 from valohai_airflow.airflow import executions
 from valohai_airflow.airflow.executions import ExecutionRef, ExecutionRow
 from valohai_airflow.airflow.links import executions_path, node_page_path, ui_path
+from valohai_airflow.airflow.settings import valohai_settings
 from valohai_airflow.airflow.web import (
     MAX_SERIES_ROWS,
     PAGE_HEADERS,
-    _readable,
-    _templates,
-    _Try,
+    READABLE,
+    TEMPLATES,
+    NodeTry,
     app,
     xcom_manifest,
 )
+from valohai_airflow.runtime.ids import ExecutionKey
+from valohai_airflow.runtime.manifest import Manifest, stored_manifest
+from valohai_airflow.store import StoreError
 
 RUNS_PER_PAGE = 10
 MAX_ROWS = 200
 MAX_COMPARE = 8
-NODE_OPERATOR = "ValohaiExecutionOperator"
+#: The operators whose tasks are node executions (`TaskInstance.operator` holds the class name).
+NODE_OPERATORS = ("ValohaiExecutionOperator", "ValohaiStepOperator")
 FILTER_PREFIX = "f."
 
 
 def _rows(session: Any, dag_id: str, task: str | None, page: int) -> tuple[list[ExecutionRow], bool, bool]:
-    """The rows of one page of runs (newest first); whether older runs exist; whether MAX_ROWS cut it."""
+    """The rows of one page of runs (newest first), every try of every node execution; whether older
+    runs exist; whether MAX_ROWS cut it."""
     from airflow.models.dagrun import DagRun
     from airflow.models.taskinstance import TaskInstance
+    from airflow.models.taskinstancehistory import TaskInstanceHistory
     from airflow.models.xcom import XComModel
     from sqlalchemy import select, tuple_
 
@@ -63,18 +70,20 @@ def _rows(session: Any, dag_id: str, task: str | None, page: int) -> tuple[list[
     run_ids = run_ids[:RUNS_PER_PAGE]
     if not run_ids:
         return [], older, False
-    query = select(TaskInstance).where(
-        TaskInstance.dag_id == dag_id,
-        TaskInstance.run_id.in_(run_ids),
-        TaskInstance.operator == NODE_OPERATOR,
-    )
-    if task:
-        query = query.where(TaskInstance.task_id == task)
-    tis = list(session.scalars(query.limit(MAX_ROWS + 1)))
+    tis: list[Any] = []
+    for model in (TaskInstance, TaskInstanceHistory):  # the latest try, then the earlier ones
+        query = select(model).where(
+            model.dag_id == dag_id, model.run_id.in_(run_ids), model.operator.in_(NODE_OPERATORS)
+        )
+        if task:
+            query = query.where(model.task_id == task)
+        tis += session.scalars(query.limit(MAX_ROWS + 1 - len(tis)))
+        if len(tis) > MAX_ROWS:
+            break
     cut = len(tis) > MAX_ROWS
     tis = tis[:MAX_ROWS]
-    keys = [(ti.run_id, ti.task_id, ti.map_index) for ti in tis]
-    manifests: dict[tuple[str, str, int], Any] = {}
+    keys = list({(ti.run_id, ti.task_id, ti.map_index) for ti in tis})
+    latest: dict[tuple[str, str, int], Manifest | None] = {}
     if keys:
         xcoms = session.scalars(
             select(XComModel).where(
@@ -83,20 +92,36 @@ def _rows(session: Any, dag_id: str, task: str | None, page: int) -> tuple[list[
                 tuple_(XComModel.run_id, XComModel.task_id, XComModel.map_index).in_(keys),
             )
         )
-        manifests = {(x.run_id, x.task_id, x.map_index): xcom_manifest(x.value) for x in xcoms}
+        latest = {(x.run_id, x.task_id, x.map_index): xcom_manifest(x.value) for x in xcoms}
+    stores = valohai_settings().stores
+
+    def manifest(ref: ExecutionRef) -> Manifest | None:
+        """The try's XCom when it is this try's, else what its finished stage-out stored."""
+        key = ExecutionKey(dag_id, ref.run_id, ref.task_id, ref.map_index, ref.try_number)
+        found = latest.get((ref.run_id, ref.task_id, ref.map_index))
+        if found is not None and (found.execution_id == key.execution_id or found.reused_from):
+            return found
+        try:
+            value = stored_manifest(stores.store, key)
+            return Manifest.model_validate(value) if value is not None else None
+        except (StoreError, ValueError):
+            return None
+
     order = {run_id: i for i, run_id in enumerate(run_ids)}
-    tis.sort(key=lambda ti: (order[ti.run_id], ti.task_id, ti.map_index))
-    rows = [
-        executions.row(
-            ExecutionRef(ti.run_id, ti.task_id, ti.map_index, ti.try_number),
-            str(ti.state) if ti.state else None,
-            ti.start_date,
-            ti.end_date,
-            manifests.get((ti.run_id, ti.task_id, ti.map_index)),
-            ti.rendered_map_index if ti.map_index >= 0 else None,
+    tis.sort(key=lambda ti: (order[ti.run_id], ti.task_id, ti.map_index, ti.try_number))
+    rows = []
+    for ti in tis:
+        ref = ExecutionRef(ti.run_id, ti.task_id, ti.map_index, ti.try_number)
+        rows.append(
+            executions.row(
+                ref,
+                str(ti.state) if ti.state else None,
+                ti.start_date,
+                ti.end_date,
+                manifest(ref),
+                ti.rendered_map_index if ti.map_index >= 0 else None,
+            )
         )
-        for ti in tis
-    ]
     return rows, older, cut
 
 
@@ -119,7 +144,7 @@ def _query(request: Request, **changes: Any) -> str:
     return "?" + urllib.parse.urlencode(params)
 
 
-@app.get("/executions/{dag_id}", response_class=HTMLResponse, dependencies=_readable)
+@app.get("/executions/{dag_id}", response_class=HTMLResponse, dependencies=READABLE)
 def executions_page(
     dag_id: str,
     request: Request,
@@ -140,7 +165,7 @@ def executions_page(
     if sort in all_columns:
         shown = executions.sort_rows(shown, sort, desc)
     base = ui_path(executions_path(dag_id))
-    html = _templates.get_template("executions_page.html").render(
+    html = TEMPLATES.get_template("executions_page.html").render(
         dag_id=dag_id,
         task=task or "",
         base=base,
@@ -183,7 +208,7 @@ def _offered_conf_keys(session: Any, dag_id: str) -> set[str]:
     return set(dag.params.keys()) if dag is not None else set()
 
 
-@app.get("/executions/{dag_id}/compare", response_class=HTMLResponse, dependencies=_readable)
+@app.get("/executions/{dag_id}/compare", response_class=HTMLResponse, dependencies=READABLE)
 def compare_page(
     dag_id: str, session: SessionDep, e: Annotated[list[str] | None, Query()] = None
 ) -> HTMLResponse:
@@ -201,14 +226,14 @@ def compare_page(
     offered = _offered_conf_keys(session, dag_id)
     compared = []
     for ref in refs:
-        t = _Try(session, dag_id, ref.run_id, ref.task_id, ref.map_index, ref.try_number)
+        t = NodeTry(session, dag_id, ref.run_id, ref.task_id, ref.map_index, ref.try_number)
         m = t.manifest
         r = executions.row(ref, None, None, None, m)
         name = f"{r.node}" + (f" [{r.label}]" if r.label else "") + f" · {ref.run_id}"
         compared.append((r, name, t.series()[:MAX_SERIES_ROWS]))
     parameters = list(dict.fromkeys(k for r, _, _ in compared for k in r.parameters))
     metadata = list(dict.fromkeys(k for r, _, _ in compared for k in r.metadata))
-    html = _templates.get_template("executions_compare.html").render(
+    html = TEMPLATES.get_template("executions_compare.html").render(
         dag_id=dag_id,
         back=ui_path(executions_path(dag_id)),
         compared=[(r, name) for r, name, _ in compared],

@@ -46,7 +46,7 @@ PAGE_HEADERS = {
 }
 FILE_HEADERS = {**PAGE_HEADERS, "Content-Security-Policy": "default-src 'none'; sandbox"}
 NODE = "/nodes/{dag_id}/{run_id}/{task_id}/{map_index}/{try_number}"
-_readable = [Depends(requires_access_dag(method="GET", access_entity=DagAccessEntity.XCOM))]
+READABLE = [Depends(requires_access_dag(method="GET", access_entity=DagAccessEntity.XCOM))]
 
 app = FastAPI(
     title="valohai-airflow",
@@ -57,7 +57,7 @@ app = FastAPI(
 )
 
 
-class _Try:
+class NodeTry:
     """One try of one node: its manifest (the XCom when it belongs to this try, else the one its
     stage-out stored), and the store."""
 
@@ -177,21 +177,21 @@ def _value(value: Any) -> str:
 
 
 #: The page's HTML (templates/node_page.html); user content reaches it only as escaped variables.
-_templates = jinja2.Environment(
+TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("valohai_airflow.airflow", "templates"),
     autoescape=True,
     undefined=jinja2.StrictUndefined,
     trim_blocks=True,
     lstrip_blocks=True,
 )
-_templates.filters.update(
+TEMPLATES.filters.update(
     size=lambda size: size_text(size) if size is not None else "",
     value=_value,
     urlquote=urllib.parse.quote,
 )
 
 
-def _page(t: _Try) -> str:
+def _page(t: NodeTry) -> str:
     key = t.key
     m = t.manifest
     series = t.series()
@@ -199,7 +199,7 @@ def _page(t: _Try) -> str:
     for point in series:
         columns += [k for k in point if k != TIME_KEY and k not in columns]
     reused = m.reused_from if m else None
-    return _templates.get_template("node_page.html").render(
+    return TEMPLATES.get_template("node_page.html").render(
         key=key,
         m=m,
         title=m.node if m else key.node,
@@ -224,11 +224,11 @@ def _page(t: _Try) -> str:
     )
 
 
-@app.get(NODE, response_class=HTMLResponse, dependencies=_readable)
+@app.get(NODE, response_class=HTMLResponse, dependencies=READABLE)
 def node_page(
     dag_id: str, run_id: str, task_id: str, map_index: int, try_number: int, session: SessionDep
 ) -> HTMLResponse:
-    t = _Try(session, dag_id, run_id, task_id, map_index, try_number)
+    t = NodeTry(session, dag_id, run_id, task_id, map_index, try_number)
     if t.manifest is None and t.metadata_key() is None:
         raise HTTPException(
             status.HTTP_404_NOT_FOUND,
@@ -238,23 +238,23 @@ def node_page(
     return HTMLResponse(_page(t), headers=PAGE_HEADERS)
 
 
-@app.get(NODE + "/metadata.jsonl", dependencies=_readable)
+@app.get(NODE + "/metadata.jsonl", dependencies=READABLE)
 def metadata_file(
     dag_id: str, run_id: str, task_id: str, map_index: int, try_number: int, session: SessionDep
 ) -> Response:
-    t = _Try(session, dag_id, run_id, task_id, map_index, try_number)
+    t = NodeTry(session, dag_id, run_id, task_id, map_index, try_number)
     key = t.metadata_key()
     if key is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no metadata.jsonl stored for try {try_number}")
     return _serve(t.store, key, "text/plain; charset=utf-8", attachment=False)
 
 
-@app.get(NODE + "/outputs/{path:path}", dependencies=_readable)
+@app.get(NODE + "/outputs/{path:path}", dependencies=READABLE)
 def output_file(
     dag_id: str, run_id: str, task_id: str, map_index: int, try_number: int, path: str, session: SessionDep
 ) -> Response:
     path = _clean_path(path)
-    t = _Try(session, dag_id, run_id, task_id, map_index, try_number)
+    t = NodeTry(session, dag_id, run_id, task_id, map_index, try_number)
     entry = next((f for f in t.outputs() if f.path == path), None)
     key = t.store.key_for_uri(entry.uri) if entry and entry.uri else None
     if key is None:

@@ -156,3 +156,22 @@ def test_a_flat_or_single_point_series_is_drawn_in_the_middle() -> None:
     (line,) = chart.lines  # an execution without the key has no line
     assert _points(line) == [(CHART_WIDTH / 2, CHART_HEIGHT / 2)]
     assert executions.charts([("nan", [{"v": float("nan")}, {"v": True}])]) == []
+
+
+def test_the_page_lists_the_tasks_of_every_node_operator_class() -> None:
+    """`TaskInstance.operator` holds the class name: a new subclass must be listed, or its
+    executions vanish from the page (the step operator's did)."""
+    import importlib
+    import pkgutil
+
+    import valohai_airflow.airflow
+    from valohai_airflow.airflow.executions_page import NODE_OPERATORS
+    from valohai_airflow.airflow.operators import ValohaiExecutionOperator
+
+    for module in pkgutil.iter_modules(valohai_airflow.airflow.__path__):  # every subclass defined
+        importlib.import_module(f"valohai_airflow.airflow.{module.name}")
+
+    def classes(cls: type) -> set[str]:
+        return {cls.__name__}.union(*(classes(sub) for sub in cls.__subclasses__()))
+
+    assert set(NODE_OPERATORS) == classes(ValohaiExecutionOperator)
