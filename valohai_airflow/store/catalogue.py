@@ -25,6 +25,7 @@ import getpass
 import json
 import re
 import uuid
+from abc import abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
@@ -116,82 +117,77 @@ class DatumFile(BaseModel):
     properties: dict[str, Any] = Field(default_factory=dict)
 
 
-class DatumRecord(BaseModel):
+class CatalogueRecord(BaseModel):
+    """What every record of the catalogue has: its schema, who made it, and the reference a node
+    reads it by."""
+
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     schema_version: int = SCHEMA_VERSION
+    producer: Producer
+
+    @property
+    @abstractmethod
+    def reference(self) -> str:
+        """The URL an input reads this record by (`datum://…`, `dataset://…`, `model://…`)."""
+
+
+class DatumRecord(CatalogueRecord):
     kind: Literal["datum"] = "datum"
     file: DatumFile
-    producer: Producer
 
     @property
     def reference(self) -> str:
         return f"datum://{self.file.datum_id}"
 
 
-class AliasEvent(BaseModel):
+class AliasEvent(CatalogueRecord):
     """The datum alias `name` points at `file` from event `seq` on."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    schema_version: int = SCHEMA_VERSION
     kind: Literal["alias"] = "alias"
     name: str
     seq: int
     file: DatumFile
-    producer: Producer
 
     @property
     def reference(self) -> str:
         return f"datum://{self.name}"
 
 
-class DatasetVersion(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    schema_version: int = SCHEMA_VERSION
+class DatasetVersion(CatalogueRecord):
     kind: Literal["dataset-version"] = "dataset-version"
     dataset: str
     version: str
     files: list[DatumFile]
     based_on: str | None = None  # the `from` version's reference
     excluded: list[str] = Field(default_factory=list)
-    producer: Producer
 
     @property
     def reference(self) -> str:
         return f"dataset://{self.dataset}/{self.version}"
 
 
-class DatasetEvent(BaseModel):
+class DatasetEvent(CatalogueRecord):
     """One line of a dataset's log: `version` created (alias None), or dataset alias `alias` moved to it."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    schema_version: int = SCHEMA_VERSION
     kind: Literal["dataset-event"] = "dataset-event"
     dataset: str
     seq: int
     version: str
     alias: str | None = None
-    producer: Producer
 
     @property
     def reference(self) -> str:
         return f"dataset://{self.dataset}/{self.alias or self.version}"
 
 
-class ModelVersion(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    schema_version: int = SCHEMA_VERSION
+class ModelVersion(CatalogueRecord):
     kind: Literal["model-version"] = "model-version"
     model: str
     version: int
     files: list[DatumFile]
     tags: list[str] = Field(default_factory=list)
     release_note: str | None = None
-    producer: Producer
 
     @property
     def reference(self) -> str:
