@@ -6,6 +6,7 @@ A prefix names a "directory": listing `a/b` lists keys under `a/b/`, never `a/bc
 
 from __future__ import annotations
 
+import json
 import posixpath
 import re
 import urllib.parse
@@ -115,7 +116,8 @@ def tree_files(local_dir: Path) -> list[str]:
 
 @runtime_checkable
 class ArtifactStore(Protocol):
-    """Where outputs, manifests and metadata series live between tasks."""
+    """Where outputs, manifests and metadata series live between tasks. The stores subclass it for
+    the methods written here once (JSON on top of bytes)."""
 
     @property
     def url(self) -> str:
@@ -149,7 +151,8 @@ class ArtifactStore(Protocol):
 
     def put_bytes(self, data: bytes, key: str) -> StoredObject: ...
 
-    def put_json(self, obj: Any, key: str) -> StoredObject: ...
+    def put_json(self, obj: Any, key: str) -> StoredObject:
+        return self.put_bytes(json.dumps(obj, sort_keys=True).encode(), key)
 
     def create_bytes(self, data: bytes, key: str) -> StoredObject:
         """Store `data` under `key` only if no object is there: of two writers racing for one key
@@ -172,7 +175,12 @@ class ArtifactStore(Protocol):
 
     def read_bytes(self, key: str, max_bytes: int = SMALL_OBJECT_LIMIT) -> bytes: ...
 
-    def read_json(self, key: str, max_bytes: int = SMALL_OBJECT_LIMIT) -> Any: ...
+    def read_json(self, key: str, max_bytes: int = SMALL_OBJECT_LIMIT) -> Any:
+        data = self.read_bytes(key, max_bytes)
+        try:
+            return json.loads(data)
+        except ValueError as exc:
+            raise StoreError(f"{self.uri(key)} is not valid JSON: {exc}") from exc
 
     def delete_prefix(self, prefix: str) -> int:
         """Delete every object under `prefix` (or the single key `prefix`); returns how many."""

@@ -11,7 +11,6 @@ once, as stored) and seals the object (`store.files`) so that reading it back ca
 from __future__ import annotations
 
 import errno
-import json
 import os
 import shutil
 import stat
@@ -19,11 +18,11 @@ import tempfile
 import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from valohai_airflow import atomic
 from valohai_airflow.store.base import (
     SMALL_OBJECT_LIMIT,
+    ArtifactStore,
     InvalidKeyError,
     ObjectExistsError,
     ObjectNotFoundError,
@@ -68,7 +67,7 @@ def _link_same_inode(src: Path, tmp: Path, st: os.stat_result) -> bool:
     return True
 
 
-class LocalStore:
+class LocalStore(ArtifactStore):
     """An ArtifactStore rooted at a local directory."""
 
     def __init__(self, root: str | os.PathLike[str], *, link: bool = True) -> None:
@@ -168,9 +167,6 @@ class LocalStore:
         atomic.write_bytes(dest, data)
         return self._object(key, dest)
 
-    def put_json(self, obj: Any, key: str) -> StoredObject:
-        return self.put_bytes(json.dumps(obj, sort_keys=True).encode(), key)
-
     def create_bytes(self, data: bytes, key: str) -> StoredObject:
         """A complete temp file hard-linked at the key: link() fails with EEXIST when the name is
         taken, atomically, also on NFS (unlike a rename, which replaces)."""
@@ -238,13 +234,6 @@ class LocalStore:
         if size > max_bytes:
             raise StoreError(f"{path.as_uri()} is {size} bytes, more than the {max_bytes} allowed here")
         return path.read_bytes()
-
-    def read_json(self, key: str, max_bytes: int = SMALL_OBJECT_LIMIT) -> Any:
-        data = self.read_bytes(key, max_bytes)
-        try:
-            return json.loads(data)
-        except ValueError as exc:
-            raise StoreError(f"{self.uri(key)} is not valid JSON: {exc}") from exc
 
     def delete_prefix(self, prefix: str) -> int:
         prefix = normalize_key(prefix)

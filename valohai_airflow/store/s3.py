@@ -10,7 +10,6 @@ default chain unless given explicitly.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import urllib.parse
 from collections.abc import Sequence
@@ -26,6 +25,7 @@ from s3transfer.subscribers import BaseSubscriber
 from valohai_airflow import atomic
 from valohai_airflow.store.base import (
     SMALL_OBJECT_LIMIT,
+    ArtifactStore,
     ObjectExistsError,
     ObjectNotFoundError,
     StoredObject,
@@ -79,7 +79,7 @@ class _HashingWriter:
         return False
 
 
-class S3Store:
+class S3Store(ArtifactStore):
     """An ArtifactStore rooted at `s3://bucket/prefix`."""
 
     def __init__(
@@ -226,9 +226,6 @@ class S3Store:
             raise self._fail(exc, full, "upload") from exc
         return StoredObject(key=self._rel(full), size=len(data), uri=self.uri(self._rel(full)))
 
-    def put_json(self, obj: Any, key: str) -> StoredObject:
-        return self.put_bytes(json.dumps(obj, sort_keys=True).encode(), key)
-
     def create_bytes(self, data: bytes, key: str) -> StoredObject:
         """A conditional PUT (`If-None-Match: *`): S3 and SeaweedFS answer 412 when the key exists,
         and of two racing PUTs one gets 412 (409 ConditionalRequestConflict on AWS: also "taken")."""
@@ -362,13 +359,6 @@ class S3Store:
             return response["Body"].read()
         except (ClientError, BotoCoreError) as exc:
             raise self._fail(exc, full, "read") from exc
-
-    def read_json(self, key: str, max_bytes: int = SMALL_OBJECT_LIMIT) -> Any:
-        data = self.read_bytes(key, max_bytes)
-        try:
-            return json.loads(data)
-        except ValueError as exc:
-            raise StoreError(f"{self.uri(key)} is not valid JSON: {exc}") from exc
 
     def delete_prefix(self, prefix: str) -> int:
         full = self._full(prefix)
