@@ -63,7 +63,7 @@ def input_sources(urls: Sequence[str], catalogue: Catalogue) -> list[InputSource
             sources.append(InputSource(url))
             continue
         try:
-            files = catalogue.resolve(url)
+            record, files = catalogue.lookup(url)
         except (CatalogueError, StoreError) as error:
             raise InputError(str(error)) from error
         sources += [
@@ -74,10 +74,35 @@ def input_sources(urls: Sequence[str], catalogue: Catalogue) -> list[InputSource
                 metadata=(dict(f.properties),) if f.properties else (),
                 path_hint=f.name,
                 datum_id=f.datum_id,
+                catalogue=tuple(dict.fromkeys((url, record))),
             )
             for f in files
         ]
     return sources
+
+
+def with_lineage(
+    outputs: Sequence[ManifestFile],
+    published: Sequence[AliasEvent | DatasetVersion | ModelVersion],
+    execution_id: str,
+) -> list[ManifestFile]:
+    """The outputs with the datum id and the catalogue records each became (a dataset version's
+    files from its `from` version are not this try's and name no output)."""
+    became: dict[str, list[str]] = {}
+    for record in published:
+        files = [record.file] if isinstance(record, AliasEvent) else record.files
+        for f in files:
+            became.setdefault(f.datum_id, []).append(record.reference)
+    out = []
+    for output in outputs:
+        datum_id = output_datum_id(execution_id, output.path)
+        references = became.get(datum_id)
+        out.append(
+            output.model_copy(update={"datum_id": datum_id, "catalogue": references})
+            if references
+            else output
+        )
+    return out
 
 
 @dataclass

@@ -35,6 +35,7 @@ class InputFileEntry:
     sha256: str
     metadata: tuple[dict[str, Any], ...] = field(default_factory=tuple)
     datum_id: str | None = None  # a file from the data catalogue (datum://, dataset://, model://)
+    catalogue: tuple[str, ...] = ()  # ... the references it was read by (the manifest's, not inputs.json's)
 
 
 def container_input_path(input_name: str, name: str, container_root: str = CONTAINER_ROOT) -> str:

@@ -21,7 +21,7 @@ from valohai_airflow.plan.conf_keys import node_input_key
 from valohai_airflow.plan.machines import container_network
 from valohai_airflow.plan.model import DagKind, NodePlan, PipelinePlan
 from valohai_airflow.plan.mounts import MountError, checked_mounts
-from valohai_airflow.runtime.catalogue import input_sources, plan_publication
+from valohai_airflow.runtime.catalogue import input_sources, plan_publication, with_lineage
 from valohai_airflow.runtime.config_files import (
     CONTAINER_ROOT,
     InputFileEntry,
@@ -383,7 +383,17 @@ def _stage_out(
         parameters=prepared.parameters,
         variables=sorted(prepared.variables.environment),
         inputs={
-            name: [ManifestFile(path=f.name, uri=f.uri, size=f.size, sha256=f.sha256) for f in files]
+            name: [
+                ManifestFile(
+                    path=f.name,
+                    uri=f.uri,
+                    size=f.size,
+                    sha256=f.sha256,
+                    datum_id=f.datum_id,
+                    catalogue=list(f.catalogue),
+                )
+                for f in files
+            ]
             for name, files in prepared.inputs.items()
         },
         outputs=output_entries(collection, uris),
@@ -399,11 +409,21 @@ def _stage_out(
     catalogue = Catalogue(request.store)
     if publication:
         publication.check(catalogue)  # an existing dataset version: refused before anything is kept
-    value = to_xcom(manifest, request.store, join_key(prefix, "manifest-files.json"))
+    files_key = join_key(prefix, "manifest-files.json")
+    value = to_xcom(manifest, request.store, files_key)
     store_manifest(value, request.store, request.key)
     if publication:
         prepared.log += publication.publish(catalogue, _producer(request))
         prepared.published = publication.published
+        # the manifest again, now saying what each output became; the first one stands if this fails
+        outputs = with_lineage(manifest.outputs, publication.published, request.key.execution_id)
+        try:
+            value = to_xcom(manifest.model_copy(update={"outputs": outputs}), request.store, files_key)
+            store_manifest(value, request.store, request.key)
+        except (StoreError, OSError) as error:
+            prepared.log.append(
+                f"published, but the stored manifest does not say so (the Outputs page will not): {error}"
+            )
     return value
 
 

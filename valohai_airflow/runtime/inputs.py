@@ -67,7 +67,8 @@ class InputSource:
     `sha256`/`size` are known for upstream outputs and checked; `metadata` becomes the file's
     `inputs.json` metadata; `path_hint` (e.g. the output's path below /valohai/outputs) is the
     relative path used by keep-directories instead of the URL's path; `datum_id` names a file
-    from the data catalogue (inputs.json carries it)."""
+    from the data catalogue (inputs.json carries it) and `catalogue` the references it was read by
+    (the manifest's lineage)."""
 
     uri: str
     sha256: str | None = None
@@ -75,6 +76,7 @@ class InputSource:
     metadata: tuple[dict[str, Any], ...] = ()
     path_hint: str | None = None
     datum_id: str | None = None
+    catalogue: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -425,6 +427,7 @@ def materialise_input(
             sha256=digest,
             metadata=source.metadata,
             datum_id=source.datum_id,
+            catalogue=source.catalogue,
         )
     result.files = list(by_target.values())
     return result

@@ -27,7 +27,9 @@ from valohai_airflow.store import ObjectNotFoundError
 from valohai_airflow.store.base import ArtifactStore, StoreError, join_key
 from valohai_airflow.store.resolver import StoreResolver
 
-SCHEMA_VERSION = 2  # 2: `variables` (names) replaced `environment` (valohai.yaml values)
+# 2: `variables` (names) replaced `environment` (valohai.yaml values); 3: files' `datum_id` and
+# `catalogue` (older manifests read as files without them)
+SCHEMA_VERSION = 3
 #: Above either limit the file lists move to the store.
 MAX_INLINE_FILES = 1000
 MAX_INLINE_BYTES = 256 * 1024
@@ -43,6 +45,11 @@ class ManifestFile(BaseModel):
     size: int | None = None
     sha256: str | None = None
     properties: dict[str, Any] = Field(default_factory=dict)
+    # data catalogue lineage (runtime/catalogue.py): an input's datum id and the references it was
+    # read by (as written, then the record that named it: dataset://d/latest, dataset://d/v3); an
+    # output's datum id and the records it became (datum://alias, dataset://d/v, model://m/2)
+    datum_id: str | None = None
+    catalogue: list[str] = Field(default_factory=list)
 
 
 class Manifest(BaseModel):

@@ -53,6 +53,8 @@ _MODEL_VERSION = re.compile(r"^v?(\d+)$")
 _BAD_NAME = re.compile(r"[/\\\x00-\x1f\x7f]")
 
 Kind = Literal["alias", "dataset", "model"]
+#: Each kind's folder below `catalogue/`, in listing order.
+_FOLDERS: dict[Kind, str] = {"alias": "aliases", "dataset": "datasets", "model": "models"}
 _M = TypeVar("_M", bound=BaseModel)
 
 
@@ -440,12 +442,18 @@ class Catalogue:
 
     def resolve(self, reference: str) -> list[DatumFile]:
         """The files a `datum://`, `dataset://` or `model://` reference names now."""
+        return self.lookup(reference)[1]
+
+    def lookup(self, reference: str) -> tuple[str, list[DatumFile]]:
+        """The record a reference names now, by its own reference (`dataset://d/latest` →
+        `dataset://d/v3`, `model://m/latest` → `model://m/2`; a datum reference as given), and its files."""
         scheme, _name, _version = split_reference(reference)
         if scheme == "datum":
-            return [self.datum(reference)]
-        if scheme == "dataset":
-            return list(self.dataset_version(reference).files)
-        return list(self.model_version(reference).files)
+            return reference, [self.datum(reference)]
+        record: DatasetVersion | ModelVersion = (
+            self.dataset_version(reference) if scheme == "dataset" else self.model_version(reference)
+        )
+        return record.reference, list(record.files)
 
     def datum(self, reference: str) -> DatumFile:
         """`datum://<alias>` (its newest target) or `datum://<datum id>`."""
@@ -535,51 +543,64 @@ class Catalogue:
     # --- listing and history ------------------------------------------------------------------
 
     def entries(self) -> list[Entry]:
-        """Every alias, dataset and model with its current target, sorted by kind and name (one
-        listing and the newest record of each name)."""
-        out: list[Entry] = []
-        for name in sorted(self._names("aliases")):
-            folder = self._folder("aliases", name)
-            numbers = self._numbered(folder)
-            alias = self._read(f"{folder}/{_seq_key(numbers[-1])}", AliasEvent)
-            out.append(
-                Entry(
-                    kind="alias",
-                    name=name,
-                    current=alias.file.uri,
-                    events=len(numbers),
-                    updated_at=alias.producer.at,
-                )
-            )
-        for name in sorted(self._names("datasets")):
+        """Every alias, dataset and model with its current target, sorted by kind and name."""
+        return self.listing()[0]
+
+    def listing(self, *, offset: int = 0, limit: int | None = None) -> tuple[list[Entry], int]:
+        """A page of `entries()` and how many names there are: one listing per kind, then the newest
+        record of the page's names only."""
+        names = [(kind, name) for kind in _FOLDERS for name in sorted(self._names(_FOLDERS[kind]))]
+        end = None if limit is None else offset + limit
+        page = [e for kind, name in names[offset:end] if (e := self.entry(kind, name)) is not None]
+        return page, len(names)
+
+    def entry(self, kind: Kind, name: str) -> Entry | None:
+        """One name's listing entry; None if it has no record (a dataset with only alias moves)."""
+        if kind == "dataset":
             log = self._folder("datasets", name, "log")
             numbers = self._numbered(log)
             created = self._newest_event(name, lambda e: e.alias is None)
-            if created is not None:
-                last = self._read(f"{log}/{_seq_key(numbers[-1])}", DatasetEvent)
-                out.append(
-                    Entry(
-                        kind="dataset",
-                        name=name,
-                        current=created.version,
-                        events=len(numbers),
-                        updated_at=last.producer.at,
-                    )
-                )
-        for name in sorted(self._names("models")):
-            folder = self._folder("models", name)
-            numbers = self._numbered(folder)
-            model = self._read(f"{folder}/{_seq_key(numbers[-1])}", ModelVersion)
-            out.append(
-                Entry(
-                    kind="model",
-                    name=name,
-                    current=str(model.version),
-                    events=len(numbers),
-                    updated_at=model.producer.at,
-                )
+            if created is None:
+                return None
+            last = self._read(f"{log}/{_seq_key(numbers[-1])}", DatasetEvent)
+            return Entry(
+                kind=kind,
+                name=name,
+                current=created.version,
+                events=len(numbers),
+                updated_at=last.producer.at,
             )
-        return out
+        folder = self._folder(_FOLDERS[kind], name)
+        numbers = self._numbered(folder)
+        if not numbers:
+            return None
+        if kind == "alias":
+            alias = self._read(f"{folder}/{_seq_key(numbers[-1])}", AliasEvent)
+            current, at = alias.file.uri, alias.producer.at
+        else:
+            model = self._read(f"{folder}/{_seq_key(numbers[-1])}", ModelVersion)
+            current, at = str(model.version), model.producer.at
+        return Entry(kind=kind, name=name, current=current, events=len(numbers), updated_at=at)
+
+    def recent(
+        self, kind: Kind, name: str, *, offset: int = 0, limit: int | None = None
+    ) -> tuple[list[AliasEvent | DatasetEvent | ModelVersion], int]:
+        """A page of a name's events, newest first (an alias's moves, a dataset's log, a model's
+        versions), and how many it has: one listing, then only the page's records are read."""
+        model: type[AliasEvent | DatasetEvent | ModelVersion]
+        if kind == "alias":
+            folder, model = self._folder("aliases", check_name(name, "datum alias")), AliasEvent
+        elif kind == "dataset":
+            folder, model = self._folder("datasets", check_name(name, "dataset"), "log"), DatasetEvent
+        else:
+            folder, model = self._folder("models", check_name(name, "model")), ModelVersion
+        numbers = self._numbered(folder)[::-1]
+        end = None if limit is None else offset + limit
+        return [self._read(f"{folder}/{_seq_key(n)}", model) for n in numbers[offset:end]], len(numbers)
+
+    def datum_record(self, datum_id: str) -> DatumRecord | None:
+        """A datum's record (its file and who made it); None if there is none by that id."""
+        return self._read_optional(self._datum_key(datum_id), DatumRecord)
 
     def alias_history(self, name: str) -> list[AliasEvent]:
         folder = self._folder("aliases", check_name(name, "datum alias"))

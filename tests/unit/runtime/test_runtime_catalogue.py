@@ -22,6 +22,7 @@ from valohai_airflow.runtime.execution import (
 from valohai_airflow.runtime.ids import ExecutionKey
 from valohai_airflow.runtime.input_urls import InputUrlError, interpolate_url
 from valohai_airflow.runtime.inputs import DownloadCache
+from valohai_airflow.runtime.manifest import Manifest, stored_manifest
 from valohai_airflow.store import LocalStore
 from valohai_airflow.store.catalogue import Catalogue
 from valohai_airflow.store.resolver import StoreResolver
@@ -148,6 +149,68 @@ def test_a_later_run_reads_what_an_earlier_one_published(env: dict[str, Any]) ->
     # the run conf picks another version through the parameter; an alias moved by a later run is followed
     again = prepared(env, "use", "run4", {"use.parameter.which": "prod"})
     assert len(json.loads((again.workdir.config / "inputs.json").read_text())["data"]["files"]) == 2
+
+
+def test_the_manifest_says_what_each_output_became_and_where_each_input_came_from(
+    env: dict[str, Any],
+) -> None:
+    first = run_train(
+        env,
+        "run1",
+        {"model.bin": b"weights-1", "images/a.png": b"A", "notes.txt": b"n"},
+        {
+            "model.bin": {"valohai.alias": "production-model", "valohai.model-versions": ["model://churn/"]},
+            "images/a.png": {
+                "valohai.dataset-versions": [{"uri": "dataset://images/v1", "targeting_aliases": ["prod"]}]
+            },
+        },
+    )
+    run_train(
+        env,
+        "run2",
+        {"b.png": b"B"},
+        {
+            "b.png": {
+                "valohai.dataset-versions": [{"uri": "dataset://images/v2", "from": "dataset://images/v1"}]
+            }
+        },
+    )
+    store = env["store"]
+    key = ExecutionKey("proj__p", "run1", "train")
+    stored = Manifest.model_validate(stored_manifest(store, key))
+    outputs = {f.path: f for f in stored.outputs}
+    assert outputs["model.bin"].catalogue == ["datum://production-model", "model://churn/1"]
+    assert outputs["images/a.png"].catalogue == ["dataset://images/v1"]
+    assert outputs["notes.txt"].catalogue == [] and outputs["notes.txt"].datum_id is None
+    catalogue = Catalogue(store)
+    assert outputs["model.bin"].datum_id == catalogue.resolve("datum://production-model")[0].datum_id
+    assert [r.reference for r in first.published] == [
+        "dataset://images/v1",
+        "datum://production-model",
+        "model://churn/1",
+    ]
+
+    use = prepared(env, "use", "run3", {"use.parameter.which": "prod"})
+    finish(use, exit_code=0, log_lines=[], status="completed")
+    used = Manifest.model_validate(stored_manifest(store, ExecutionKey("proj__p", "run3", "use")))
+    by_input = {name: {f.path: f for f in files} for name, files in used.inputs.items()}
+    assert by_input["model"]["model.bin"].catalogue == ["datum://production-model"]
+    assert by_input["model"]["model.bin"].datum_id == outputs["model.bin"].datum_id
+    assert by_input["data"]["a.png"].catalogue == ["dataset://images/prod", "dataset://images/v1"]
+    # latest is v2, whose a.png came from v1 (run1's datum) and b.png from run2
+    assert {p: f.catalogue for p, f in by_input["latest"].items()} == {
+        "images/a.png": ["dataset://images/latest", "dataset://images/v2"],
+        "b.png": ["dataset://images/latest", "dataset://images/v2"],
+    }
+    assert by_input["latest"]["images/a.png"].datum_id == outputs["images/a.png"].datum_id
+    assert by_input["weights"]["model.bin"].catalogue == ["model://churn/latest", "model://churn/1"]
+    # an old manifest (schema 2) reads as files without lineage
+    old = {k: v for k, v in stored.model_dump(mode="json").items()}
+    old["schema_version"] = 2
+    old["outputs"] = [
+        {k: v for k, v in f.items() if k not in ("datum_id", "catalogue")} for f in old["outputs"]
+    ]
+    assert all(f.catalogue == [] for f in Manifest.model_validate(old).outputs)
 
 
 def test_an_unknown_reference_fails_the_node_before_it_starts(env: dict[str, Any]) -> None:

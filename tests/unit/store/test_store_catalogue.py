@@ -16,6 +16,7 @@ from valohai_airflow.store.catalogue import (
     AliasEvent,
     Catalogue,
     CatalogueError,
+    DatasetEvent,
     DatumFile,
     Producer,
     UnknownReferenceError,
@@ -131,6 +132,36 @@ def test_listing_names_every_alias_dataset_and_model(catalogue: Catalogue) -> No
         ("dataset", "images", "v1", 1),
         ("model", "churn", "1", 1),
     ]
+
+
+def test_pages_of_names_and_of_a_names_events_read_only_that_page(catalogue: Catalogue) -> None:
+    for name in ("a", "b", "c"):
+        catalogue.set_alias(name, datum(f"{name}.bin"), PRODUCER)
+    for n in range(1, 4):
+        catalogue.create_dataset_version(
+            "images", f"v{n}", [datum(f"{n}.csv")], PRODUCER, targeting_aliases=["prod"]
+        )
+    catalogue.create_model_version("churn", [datum("m.pkl")], PRODUCER)
+    page, total = catalogue.listing(offset=2, limit=2)
+    assert total == 5 and [(e.kind, e.name) for e in page] == [("alias", "c"), ("dataset", "images")]
+    assert catalogue.listing(offset=4, limit=2)[0][0].name == "churn"
+    events, count = catalogue.recent("dataset", "images", offset=1, limit=2)
+    assert count == 6  # three versions created, prod moved three times
+    assert [(e.version, e.alias) for e in events if isinstance(e, DatasetEvent)] == [
+        ("v3", None),
+        ("v2", "prod"),
+    ]
+    moves, count = catalogue.recent("alias", "a")
+    assert count == 1 and isinstance(moves[0], AliasEvent) and moves[0].file.name == "a.bin"
+    assert catalogue.recent("model", "churn")[1] == 1
+    first = catalogue.recent("alias", "a")[0][0]
+    assert isinstance(first, AliasEvent)
+    record = catalogue.datum_record(first.file.datum_id)
+    assert record is not None and record.file == first.file and record.producer == PRODUCER
+    assert catalogue.datum_record("no-such-id") is None
+    assert catalogue.lookup("dataset://images/prod") == ("dataset://images/v3", [datum("3.csv")])
+    assert catalogue.lookup("model://churn/latest")[0] == "model://churn/1"
+    assert catalogue.lookup("datum://a")[0] == "datum://a"
 
 
 def test_threads_moving_one_alias_at_once_lose_no_event(catalogue: Catalogue) -> None:
