@@ -281,5 +281,6 @@ def test_airflow_cli_lists_the_links_and_the_plugin() -> None:
         ("/valohai", "Valohai node outputs and metadata")
     ]
     assert [(v["href"], v["destination"]) for v in ours["external_views"]] == [
-        ("/valohai/executions/{DAG_ID}", "dag")
+        ("/valohai/executions/{DAG_ID}", "dag"),
+        ("/valohai/catalogue", "nav"),
     ]

@@ -40,6 +40,18 @@ def executions_path(dag_id: str, task_id: str | None = None) -> str:
     return path + (f"?task={urllib.parse.quote(task_id, safe='')}" if task_id else "")
 
 
+def catalogue_path(reference: str = "") -> str:
+    """The plugin's page of a data catalogue record, without the base path: `datum://x` (an alias's
+    history, or a datum), `dataset://d` and `dataset://d/v`, `model://m` and `model://m/N`; the
+    catalogue's front page for "" or anything else."""
+    scheme, sep, rest = reference.partition("://")
+    folders = {"datum": "datums", "dataset": "datasets", "model": "models"}
+    parts = [p for p in rest.split("/") if p]
+    if not sep or scheme not in folders or not 1 <= len(parts) <= 2:
+        return f"{URL_PREFIX}/catalogue"
+    return f"{URL_PREFIX}/catalogue/{folders[scheme]}/{_quoted(*parts)}"
+
+
 def _ti_page_path(ti_key: Any) -> str:
     return node_page_path(ti_key.dag_id, ti_key.run_id, ti_key.task_id, ti_key.map_index, ti_key.try_number)
 

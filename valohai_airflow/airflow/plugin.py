@@ -1,5 +1,6 @@
-"""The provider's Airflow plugin: the pages of valohai_airflow.airflow.web on the API server, and an
-Executions tab on every DAG's page (valohai_airflow.airflow.executions_page, in an iframe).
+"""The provider's Airflow plugin: the pages of valohai_airflow.airflow.web on the API server, an
+Executions tab on every DAG's page (valohai_airflow.airflow.executions_page, in an iframe) and a
+Data catalogue item in the UI's Plugins menu (valohai_airflow.airflow.catalogue_page).
 
 Registered through the `airflow.plugins` entry point (Airflow 3.3 reads a provider's `plugins` only
 with `[core] lazy_discover_providers = False`, and the two would register it twice). Workers load
@@ -12,7 +13,7 @@ from typing import Any
 
 from airflow.plugins_manager import AirflowPlugin
 
-from valohai_airflow.airflow.links import URL_PREFIX, ui_path
+from valohai_airflow.airflow.links import URL_PREFIX, catalogue_path, ui_path
 
 
 class ValohaiPlugin(AirflowPlugin):
@@ -20,19 +21,26 @@ class ValohaiPlugin(AirflowPlugin):
 
     @property  # lazy: the app pulls in the API server's modules
     def fastapi_apps(self) -> list[dict[str, Any]]:  # type: ignore[override]
-        from valohai_airflow.airflow import executions_page  # noqa: F401  (adds its routes to the app)
+        from valohai_airflow.airflow import catalogue_page, executions_page  # noqa: F401  (add their routes)
         from valohai_airflow.airflow.web import app
 
         return [{"app": app, "url_prefix": URL_PREFIX, "name": "Valohai node outputs and metadata"}]
 
     @property  # lazy: `[api] base_url` is read when the UI asks
     def external_views(self) -> list[dict[str, Any]]:  # type: ignore[override]
-        """The DAG page's Executions tab; the UI fills in {DAG_ID}."""
+        """The DAG page's Executions tab (the UI fills in {DAG_ID}); the Data catalogue page in the
+        navigation's Plugins menu."""
         return [
             {
                 "name": "Executions",
                 "href": ui_path(f"{URL_PREFIX}/executions/{{DAG_ID}}"),
                 "destination": "dag",
                 "url_route": "valohai-executions",
-            }
+            },
+            {
+                "name": "Data catalogue",
+                "href": ui_path(catalogue_path()),
+                "destination": "nav",
+                "url_route": "valohai-catalogue",
+            },
         ]

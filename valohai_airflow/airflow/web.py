@@ -27,7 +27,7 @@ from fastapi import Depends, FastAPI, HTTPException, Response, status
 from fastapi.responses import FileResponse, HTMLResponse
 from starlette.background import BackgroundTask
 
-from valohai_airflow.airflow.links import URL_PREFIX, node_page_path, ui_path
+from valohai_airflow.airflow.links import URL_PREFIX, catalogue_path, node_page_path, ui_path
 from valohai_airflow.airflow.settings import valohai_settings
 from valohai_airflow.runtime.ids import ExecutionKey
 from valohai_airflow.runtime.manifest import Manifest, ManifestFile, load_manifest, stored_manifest
@@ -188,6 +188,7 @@ TEMPLATES.filters.update(
     size=lambda size: size_text(size) if size is not None else "",
     value=_value,
     urlquote=urllib.parse.quote,
+    catalogue=lambda reference: ui_path(catalogue_path(reference)),
 )
 
 
