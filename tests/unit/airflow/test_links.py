@@ -33,3 +33,21 @@ def test_executions_path_quotes_the_dag_and_the_task() -> None:
 
     assert executions_path("p__x/y") == "/valohai/executions/p__x%2Fy"
     assert executions_path("p__x", "train&a=b") == "/valohai/executions/p__x?task=train%26a%3Db"
+
+
+@pytest.mark.parametrize(
+    ("reference", "expected"),
+    [
+        ("datum://best model", "/valohai/catalogue/datums/best%20model"),
+        ("dataset://images", "/valohai/catalogue/datasets/images"),
+        ("dataset://images/v1?x", "/valohai/catalogue/datasets/images/v1%3Fx"),
+        ("model://churn/latest", "/valohai/catalogue/models/churn/latest"),
+        ("", "/valohai/catalogue"),
+        ("s3://bucket/key", "/valohai/catalogue"),
+        ("dataset://a/b/c", "/valohai/catalogue"),
+    ],
+)
+def test_catalogue_path_maps_each_reference_to_its_page(reference: str, expected: str) -> None:
+    from valohai_airflow.airflow.links import catalogue_path
+
+    assert catalogue_path(reference) == expected
