@@ -1,5 +1,5 @@
 """The data catalogue's pages on the plugin's app (/valohai/catalogue, a "Data catalogue" item in
-the UI's Plugins menu): every datum alias, dataset and model; an alias's history; a dataset's
+the UI's navigation): every datum alias, dataset and model; an alias's history; a dataset's
 versions and alias moves; a version's or model version's files with size and sha256; each record
 linked to the node try that produced it (its Outputs page) or marked as registered by a person
 (`valohai-airflow data`).

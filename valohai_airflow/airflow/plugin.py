@@ -1,6 +1,7 @@
 """The provider's Airflow plugin: the pages of valohai_airflow.airflow.web on the API server, an
 Executions tab on every DAG's page (valohai_airflow.airflow.executions_page, in an iframe) and a
-Data catalogue item in the UI's Plugins menu (valohai_airflow.airflow.catalogue_page).
+Data catalogue item in the UI's navigation (valohai_airflow.airflow.catalogue_page; the UI puts it
+under Plugins when other plugins add items too).
 
 Registered through the `airflow.plugins` entry point (Airflow 3.3 reads a provider's `plugins` only
 with `[core] lazy_discover_providers = False`, and the two would register it twice). Workers load
@@ -29,7 +30,7 @@ class ValohaiPlugin(AirflowPlugin):
     @property  # lazy: `[api] base_url` is read when the UI asks
     def external_views(self) -> list[dict[str, Any]]:  # type: ignore[override]
         """The DAG page's Executions tab (the UI fills in {DAG_ID}); the Data catalogue page in the
-        navigation's Plugins menu."""
+        navigation."""
         return [
             {
                 "name": "Executions",
