@@ -45,8 +45,12 @@ def add_parsers(commands: Any) -> None:
     )
 
     outputs = commands.add_parser("outputs", help="list (or download) a run's outputs")
-    outputs.add_argument("run", metavar="DAG_ID/RUN_ID")
-    outputs.add_argument("--node", help="only this node")
+    outputs.add_argument(
+        "run", metavar="DAG_ID/RUN_ID", help="with --execution: DAG_ID alone searches its latest runs"
+    )
+    which = outputs.add_mutually_exclusive_group()
+    which.add_argument("--node", help="only this node")
+    which.add_argument("--execution", metavar="ID", help="only this Valohai execution id (VH_EXECUTION_ID)")
     outputs.add_argument("--download", metavar="DIR", type=Path)
     logs = commands.add_parser("logs", help="a node's log")
     logs.add_argument("run", metavar="DAG_ID/RUN_ID")
@@ -61,6 +65,8 @@ def dispatch(args: argparse.Namespace) -> int:
     try:
         if args.command == "run":
             return _run(args)
+        if args.command == "outputs" and args.execution:
+            return _execution_outputs(args.run, args.execution, args.download)
         dag_id, run_id = _run_ref(args.run)
         with AirflowClient() as client:
             if args.command == "outputs":
@@ -181,4 +187,24 @@ def _outputs(client: AirflowClient, dag_id: str, run_id: str, node: str | None, 
     _show(manifests)
     if dest:
         _download(client.stores, manifests, dest)
+    return 0
+
+
+def _execution_outputs(ref: str, execution_id: str, dest: Path | None) -> int:
+    """`outputs DAG_ID[/RUN_ID] --execution ID`: the execution among the run's (or the DAG's latest
+    runs') manifests; VH_EXECUTION_ID is a hash, so it is looked up, not parsed."""
+    dag_id, _, run_id = ref.partition("/")
+    if not dag_id:
+        raise ClientError(f"{ref!r} is not DAG_ID or DAG_ID/RUN_ID")
+    with AirflowClient() as client:
+        if run_id:
+            found = [m for m in client.manifests(dag_id, run_id) if m.execution_id == execution_id]
+            if not found:
+                raise ClientError(f"run {run_id} of {dag_id} has no execution {execution_id}")
+            manifest = found[0]
+        else:
+            manifest = client.find_execution(dag_id, execution_id)
+        _show([manifest])
+        if dest:
+            _download(client.stores, [manifest], dest)
     return 0

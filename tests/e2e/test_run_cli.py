@@ -179,7 +179,11 @@ def test_the_parallel_pipelines_example(
 
 
 def test_the_client_finds_an_execution_by_its_valohai_id_and_downloads_it(
-    airflow_server: AirflowServer, example_project: Path, airflow_env: dict[str, str], tmp_path: Path
+    airflow_server: AirflowServer,
+    example_project: Path,
+    airflow_env: dict[str, str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """`VH_EXECUTION_ID` is a hash (runtime/ids.py), so the client looks it up among the DAG's runs."""
     airflow_server.wait_for_dag(STEP_DAG)
@@ -196,3 +200,11 @@ def test_the_client_finds_an_execution_by_its_valohai_id_and_downloads_it(
         assert sorted(p.name for p in files) == ["test.npz", "train.npz"]
         with pytest.raises(ClientError, match="no execution 0000"):
             client.find_execution(STEP_DAG, "0000", runs=5)
+    assert (
+        cli.main(
+            ["outputs", STEP_DAG, "--execution", manifest.execution_id, "--download", str(tmp_path / "cli")]
+        )
+        == 0
+    )
+    assert f"preprocess (execution {manifest.execution_id})" in capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "cli").iterdir()) == ["test.npz", "train.npz"]
