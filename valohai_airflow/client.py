@@ -26,7 +26,9 @@ from typing import Any
 import httpx
 
 from valohai_airflow.errors import ValohaiAirflowError
+from valohai_airflow.plan.model import PipelinePlan
 from valohai_airflow.runtime.manifest import Manifest, load_manifest
+from valohai_airflow.runtime.reuse_nodes import ReuseRequest
 from valohai_airflow.store.resolver import StoreResolver
 
 #: Run states after which nothing more happens.
@@ -172,8 +174,19 @@ class AirflowClient:
 
     # --- runs ------------------------------------------------------------------------------------
 
-    def trigger(self, dag_id: str, conf: Mapping[str, Any] | None = None, *, title: str | None = None) -> str:
-        """Unpause the DAG and start a run with `conf`; the title is the run's note. Returns the run id."""
+    def trigger(
+        self,
+        dag_id: str,
+        conf: Mapping[str, Any] | None = None,
+        *,
+        title: str | None = None,
+        reuse: ReuseRequest | None = None,
+        plan: PipelinePlan | None = None,
+    ) -> str:
+        """Unpause the DAG and start a run with `conf`; the title is the run's note; `reuse` takes
+        nodes from an earlier run of the DAG (checked against `plan`, the DAG's compiled plan, before
+        any call when given). Returns the run id."""
+        conf = {**(conf or {}), **(reuse.conf(plan) if reuse is not None else {})}
         self.check(dag_id)
         self.request("PATCH", f"/dags/{_q(dag_id)}", json={"is_paused": False})
         body: dict[str, Any] = {

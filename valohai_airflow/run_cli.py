@@ -17,6 +17,7 @@ from valohai_airflow.client import AirflowClient, ClientError, NodeState
 from valohai_airflow.errors import ValohaiAirflowError
 from valohai_airflow.plan.model import DagKind
 from valohai_airflow.runtime.manifest import Manifest, load_manifest
+from valohai_airflow.runtime.reuse_nodes import ReuseRequest
 from valohai_airflow.spec.diagnostics import ValohaiSpecError
 from valohai_airflow.store.resolver import StoreResolver
 
@@ -42,6 +43,21 @@ def add_parsers(commands: Any) -> None:
     run.add_argument("--detach", action="store_true", help="trigger and exit without waiting")
     run.add_argument(
         "--local", action="store_true", help="run here with dag.test(), without any Airflow service"
+    )
+    run.add_argument(
+        "--reuse-from",
+        metavar="RUN_ID",
+        help="an earlier run of the same DAG (RUN_ID or DAG_ID/RUN_ID) whose nodes to reuse",
+    )
+    run.add_argument(
+        "--reuse", action="append", default=[], metavar="NODE", help="reuse this node of --reuse-from"
+    )
+    run.add_argument(
+        "--reuse-upstream-of",
+        action="append",
+        default=[],
+        metavar="NODE",
+        help="reuse every node this node depends on (directly or not) from --reuse-from",
     )
 
     outputs = commands.add_parser("outputs", help="list (or download) a run's outputs")
@@ -100,6 +116,9 @@ def _run(args: argparse.Namespace) -> int:
     else:
         target = resolve_target(args.path, args.step, DagKind.STEP)
     conf = build_conf(target.plan, parameters=args.param, inputs=args.input, variables=args.var)
+    reuse = _reuse_request(target.dag_id, args)
+    if reuse is not None:
+        conf.update(reuse.conf(target.plan))  # checked against the plan before anything starts
     if args.local:
         return _run_local(target.project.source, target.dag_id, conf, args)
     with AirflowClient() as client:
@@ -116,6 +135,26 @@ def _run(args: argparse.Namespace) -> int:
         if args.download:
             _download(client.stores, manifests, args.download)
     return 0 if state == "success" else 1
+
+
+def _reuse_request(dag_id: str, args: argparse.Namespace) -> ReuseRequest | None:
+    """`--reuse-from` with `--reuse`/`--reuse-upstream-of`; a source run of another DAG is refused."""
+    from valohai_airflow.run_conf import RunArgumentError
+
+    if not args.reuse_from:
+        if args.reuse or args.reuse_upstream_of:
+            raise RunArgumentError(
+                "--reuse/--reuse-upstream-of name nodes but --reuse-from names no run",
+                hint="give the run whose nodes to reuse: --reuse-from RUN_ID",
+            )
+        return None
+    source_dag, _, run_id = args.reuse_from.rpartition("/")
+    if source_dag and source_dag != dag_id:
+        raise RunArgumentError(
+            f"--reuse-from {args.reuse_from!r}: a run of {source_dag}, not of {dag_id}",
+            hint="nodes are reused from an earlier run of the same DAG",
+        )
+    return ReuseRequest(run_id, tuple(args.reuse), tuple(args.reuse_upstream_of))
 
 
 def _run_local(valohai_yaml: str, dag_id: str, conf: dict[str, Any], args: argparse.Namespace) -> int:

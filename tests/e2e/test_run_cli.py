@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 
 from tests.conftest import REPO_ROOT
 from tests.e2e.conftest import EXAMPLE_DAG, AirflowServer, free_port
+from tests.support.containers import containers_created
 from valohai_airflow import cli
 from valohai_airflow.client import AirflowClient, ClientError
 from valohai_airflow.runtime.ids import ExecutionKey
@@ -208,3 +210,12 @@ def test_the_client_finds_an_execution_by_its_valohai_id_and_downloads_it(
     )
     assert f"preprocess (execution {manifest.execution_id})" in capsys.readouterr().out
     assert sorted(p.name for p in (tmp_path / "cli").iterdir()) == ["test.npz", "train.npz"]
+
+    # the same node reused from that run by `run --reuse-from`: its manifest again, no container
+    since = time.time()
+    argv = ["run", str(example_project), "preprocess", "--reuse-from", f"{STEP_DAG}/{run_id}"]
+    assert cli.main([*argv, "--reuse", "preprocess"]) == 0
+    _, reusing = _started(capsys.readouterr().out, airflow_server)
+    reused = airflow_server.xcom(STEP_DAG, reusing, "preprocess")
+    assert reused["reused_from"]["run_id"] == run_id and reused["execution_id"] == manifest.execution_id
+    assert containers_created(STEP_DAG, reusing, since - 60) == []

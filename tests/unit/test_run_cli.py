@@ -231,3 +231,39 @@ def test_outputs_by_execution_id_in_a_dag_or_one_run(
     assert "no execution ccc" in capsys.readouterr().err
     assert cli.main(["outputs", "d"]) == 2  # no run and no execution: nothing to list
     assert "'d' is not DAG_ID/RUN_ID" in capsys.readouterr().err
+
+
+def test_reuse_flags_become_the_reuse_conf_checked_before_contacting_airflow(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bad node name or source run is refused (exit 2) before any call: the URL is unreachable."""
+    monkeypatch.setenv("AIRFLOW_URL", "http://airflow.invalid:8080")
+    pipeline = ["run", str(EXAMPLE), "--pipeline", "three-trainings", "--reuse-from", "r1"]
+    assert cli.main([*pipeline, "--reuse", "train-fats"]) == 2
+    err = capsys.readouterr().err
+    assert "has no node 'train-fats' to reuse (did you mean \"train-fast\"?)" in err, err
+    assert cli.main([*pipeline]) == 2
+    assert "no node to reuse" in capsys.readouterr().err
+    assert cli.main(["run", str(EXAMPLE), "train", "--reuse", "train"]) == 2
+    assert "--reuse-from names no run" in capsys.readouterr().err
+    assert cli.main(["run", str(EXAMPLE), "train", "--reuse-from", "other__dag/r1", "--reuse", "train"]) == 2
+    assert "a run of other__dag, not of example__step__train" in capsys.readouterr().err
+
+
+def test_the_client_builds_the_reuse_conf_in_one_place() -> None:
+    from valohai_airflow.runtime.reuse_nodes import (
+        NODES_KEY,
+        RUN_KEY,
+        UPSTREAM_OF_KEY,
+        ReuseNodesError,
+        ReuseRequest,
+    )
+
+    plan = resolve_target(EXAMPLE, "three-trainings", DagKind.PIPELINE).plan
+    request = ReuseRequest("manual__1", upstream_of=("pick-best",))
+    assert request.conf(plan) == {RUN_KEY: "manual__1", NODES_KEY: [], UPSTREAM_OF_KEY: ["pick-best"]}
+    assert request.conf() == request.conf(plan)  # without the plan: the form's Params check the names
+    with pytest.raises(ReuseNodesError, match="no node 'nope'"):
+        ReuseRequest("manual__1", nodes=("nope",)).conf(plan)
+    with pytest.raises(ReuseNodesError, match="at least one node"):
+        ReuseRequest("manual__1").conf()
