@@ -7,8 +7,9 @@ a node's outputs from the store the manifest names.
 Where Airflow is: `AIRFLOW_URL` (or `VALOHAI_AIRFLOW_URL`), and either a token (`AIRFLOW_TOKEN`) or a
 user and password (`AIRFLOW_USERNAME`/`AIRFLOW_PASSWORD`: a JWT from `POST /auth/token`, as
 SimpleAuthManager and FAB issue), from the environment or else `client.toml` in
-`$XDG_CONFIG_HOME/valohai-airflow/` (keys `url`, `token`, `username`, `password`). Store credentials
-for S3 outputs come from boto3's usual environment.
+`$XDG_CONFIG_HOME/valohai-airflow/` (keys `url`, `token`, `username`, `password`, and
+`adhoc_max_size`, `run --adhoc`'s limit). Store credentials for S3 outputs come from boto3's usual
+environment.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from valohai_airflow.store.resolver import StoreResolver
 
 #: Run states after which nothing more happens.
 FINISHED = frozenset({"success", "failed"})
-_SETTINGS = ("url", "token", "username", "password")
+_SETTINGS = ("url", "token", "username", "password", "adhoc_max_size")
 _HINT = (
     "set AIRFLOW_URL and AIRFLOW_TOKEN (or AIRFLOW_USERNAME and AIRFLOW_PASSWORD), "
     "or url/token in ~/.config/valohai-airflow/client.toml"
@@ -55,6 +56,7 @@ class ClientSettings:
     token: str | None = None
     username: str | None = None
     password: str | None = None
+    adhoc_max_size: str | None = None  # `run --adhoc`'s limit, e.g. `500m` (runtime/adhoc.py's default)
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, path: Path | None = None) -> ClientSettings:
@@ -75,7 +77,13 @@ class ClientSettings:
                     break
         if "url" not in found:
             raise ClientError("no Airflow URL configured", hint=_HINT)
-        return cls(found["url"].rstrip("/"), found.get("token"), found.get("username"), found.get("password"))
+        return cls(
+            found["url"].rstrip("/"),
+            found.get("token"),
+            found.get("username"),
+            found.get("password"),
+            found.get("adhoc_max_size"),
+        )
 
 
 @dataclass(frozen=True)

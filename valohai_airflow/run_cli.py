@@ -18,6 +18,7 @@ from valohai_airflow.errors import ValohaiAirflowError
 from valohai_airflow.plan.model import DagKind
 from valohai_airflow.runtime.manifest import Manifest, load_manifest
 from valohai_airflow.runtime.reuse_nodes import ReuseRequest
+from valohai_airflow.sizes import size_text
 from valohai_airflow.spec.diagnostics import ValohaiSpecError
 from valohai_airflow.store.resolver import StoreResolver
 
@@ -43,6 +44,21 @@ def add_parsers(commands: Any) -> None:
     run.add_argument("--detach", action="store_true", help="trigger and exit without waiting")
     run.add_argument(
         "--local", action="store_true", help="run here with dag.test(), without any Airflow service"
+    )
+    run.add_argument(
+        "--adhoc",
+        action="store_true",
+        help="run the working tree as it is now: a snapshot goes to the store, the nodes run it",
+    )
+    run.add_argument(
+        "--adhoc-max-size",
+        metavar="SIZE",
+        help="refuse an --adhoc tree above this size, e.g. 2g (default 500m; VALOHAI_AIRFLOW_ADHOC_MAX_SIZE)",
+    )
+    run.add_argument(
+        "--store",
+        metavar="URL",
+        help="the artefact store for --adhoc (default: Airflow's [valohai] store_url)",
     )
     run.add_argument(
         "--reuse-from",
@@ -119,6 +135,13 @@ def _run(args: argparse.Namespace) -> int:
     reuse = _reuse_request(target.dag_id, args)
     if reuse is not None:
         conf.update(reuse.conf(target.plan))  # checked against the plan before anything starts
+    if args.adhoc and args.local:
+        print(
+            "valohai-airflow run: --local runs the working tree already; --adhoc adds nothing",
+            file=sys.stderr,
+        )
+    elif args.adhoc:
+        conf.update(_send_adhoc(Path(target.project.source).resolve().parent, args))
     if args.local:
         return _run_local(target.project.source, target.dag_id, conf, args)
     with AirflowClient() as client:
@@ -135,6 +158,34 @@ def _run(args: argparse.Namespace) -> int:
         if args.download:
             _download(client.stores, manifests, args.download)
     return 0 if state == "success" else 1
+
+
+def _send_adhoc(root: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Snapshot the working tree into the store (checked against the size limit first: above it
+    nothing is uploaded or triggered); the run conf entry naming it."""
+    from valohai_airflow.client import ClientSettings
+    from valohai_airflow.run_conf import RunArgumentError
+    from valohai_airflow.runtime.adhoc import DEFAULT_MAX_SIZE, send_working_tree
+    from valohai_airflow.spec.sidecar import parse_size
+
+    given = args.adhoc_max_size or ClientSettings.load().adhoc_max_size
+    try:
+        limit = parse_size(given) if given else DEFAULT_MAX_SIZE
+    except ValueError as error:  # parse_size's pydantic error: its message says what a size is
+        raise RunArgumentError(f"--adhoc-max-size {given!r}: {error}") from None
+    if args.store:
+        store = StoreResolver(args.store).store
+    else:  # as `valohai-airflow data` finds it: the workers' store, from Airflow's [valohai] settings
+        from valohai_airflow.airflow.settings import valohai_settings
+
+        store = valohai_settings().stores.store
+    sent = send_working_tree(root, store, limit)
+    done = "uploaded to" if sent.uploaded else "already in the store at"
+    print(
+        f"ad hoc code {sent.commit} ({sent.files} files, {size_text(sent.size)}): {done} {sent.uri}",
+        flush=True,
+    )
+    return sent.conf
 
 
 def _reuse_request(dag_id: str, args: argparse.Namespace) -> ReuseRequest | None:

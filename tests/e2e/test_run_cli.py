@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -219,3 +220,36 @@ def test_the_client_finds_an_execution_by_its_valohai_id_and_downloads_it(
     reused = airflow_server.xcom(STEP_DAG, reusing, "preprocess")
     assert reused["reused_from"]["run_id"] == run_id and reused["execution_id"] == manifest.execution_id
     assert containers_created(STEP_DAG, reusing, since - 60) == []
+
+
+def test_run_adhoc_runs_the_working_tree_not_the_dags_folder(
+    airflow_server: AirflowServer,
+    example_project: Path,
+    airflow_env: dict[str, str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A modified copy of the project (same valohai.yaml, changed code) runs through `--adhoc`:
+    the snapshot goes to the workers' store, the node runs it and logs its identifier."""
+    airflow_server.wait_for_dag(STEP_DAG)
+    tree = tmp_path / "example"  # the folder's name is the project's
+    shutil.copytree(example_project, tree, ignore=shutil.ignore_patterns("__pycache__"))
+    code = (tree / "preprocess.py").read_text()
+    (tree / "preprocess.py").write_text(code + '\nprint("this line is only in the working tree")\n')
+    argv = ["run", str(tree), "preprocess", "--adhoc", "--store", str(airflow_server.store)]
+    status = cli.main(argv)
+    out = capsys.readouterr().out
+    dag_id, run_id = _started(out, airflow_server)
+    assert status == 0, out + airflow_server.failures(dag_id, run_id)
+    sent = re.search(
+        r"^ad hoc code (~[0-9a-f]{64}) \(\d+ files, [^)]*\): uploaded to (\S+)$", out, re.MULTILINE
+    )
+    assert sent, out
+    assert (
+        airflow_server.get(f"/dags/{dag_id}/dagRuns/{run_id}")["conf"]["valohai.adhoc"]["commit"] == sent[1]
+    )
+    assert cli.main(["logs", f"{dag_id}/{run_id}", "--node", "preprocess"]) == 0
+    logs = capsys.readouterr().out
+    assert "this line is only in the working tree" in logs, logs[-3000:]
+    assert f"/valohai/repository: the ad hoc code {sent[1]} ({sent[2]})" in logs
+    assert "only in the working tree" not in (example_project / "preprocess.py").read_text()
