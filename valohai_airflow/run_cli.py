@@ -134,7 +134,7 @@ def _run(args: argparse.Namespace) -> int:
     conf = build_conf(target.plan, parameters=args.param, inputs=args.input, variables=args.var)
     reuse = _reuse_request(target.dag_id, args)
     if reuse is not None:
-        conf.update(reuse.conf(target.plan))  # checked against the plan before anything starts
+        reuse.conf(target.plan)  # checked against the plan before anything is sent or started
     if args.adhoc and args.local:
         print(
             "valohai-airflow run: --local runs the working tree already; --adhoc adds nothing",
@@ -143,9 +143,10 @@ def _run(args: argparse.Namespace) -> int:
     elif args.adhoc:
         conf.update(_send_adhoc(Path(target.project.source).resolve().parent, args))
     if args.local:
-        return _run_local(target.project.source, target.dag_id, conf, args)
+        local_conf = {**conf, **(reuse.conf(target.plan) if reuse else {})}
+        return _run_local(target.project.source, target.dag_id, local_conf, args)
     with AirflowClient() as client:
-        run_id = client.trigger(target.dag_id, conf, title=args.title)
+        run_id = client.trigger(target.dag_id, conf, title=args.title, reuse=reuse, plan=target.plan)
         print(f"started {target.dag_id}/{run_id}", flush=True)
         if args.detach:
             return 0
