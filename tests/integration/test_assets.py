@@ -207,3 +207,37 @@ def test_a_successful_run_emits_the_pipeline_finished_event_once_and_a_failed_on
     assert (extra["dag_id"], extra["run_id"]) == (f"{good}__p", done.run.run_id)
     assert extra["params"]["a.parameter.code"] == 0 and extra["finished"]
     assert events(pipeline_uri(bad, "p")) == []  # a failed run emits nothing
+
+
+def test_a_stopped_run_emits_no_pipeline_finished_event(
+    dags_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`stop-pipeline` ends the run without error, skipping the rest of it: the finished task too."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    from valohai_airflow.airflow.pipeline_finished import FINISHED_TASK_ID
+    from valohai_airflow.asset_uris import pipeline_uri
+
+    stopping = FINISHING.replace(
+        "      - {name: a, type: execution, step: s}\n",
+        "      - name: a\n        type: execution\n        step: s\n"
+        "        actions:\n          - {when: node-complete, then: stop-pipeline}\n",
+    ).replace("edges: []", "edges:\n      - [a.output.*, b.input.x]")
+    stopping = stopping.replace(
+        "      - {name: code, type: integer, default: 0}\n",
+        "      - {name: code, type: integer, default: 0}\n    inputs:\n      - {name: x, optional: true}\n",
+    )
+    name = f"fin-stop-{uuid.uuid4().hex[:8]}"
+    sidecar = {"valohai-airflow.yaml": "pipelines:\n  p: {finished_event: true}\n"}
+    outcome = run_pipeline(dags_folder, monkeypatch, name, stopping, files=sidecar)
+    assert outcome.states == {"a": "success", "b": "skipped", FINISHED_TASK_ID: "skipped"}, outcome.states
+    assert outcome.run.state == "success"
+    with create_session() as session:
+        emitted = session.scalars(
+            select(AssetEvent)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetModel.uri == pipeline_uri(name, "p"))
+        ).all()
+    assert emitted == []
