@@ -27,7 +27,7 @@ import tempfile
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from valohai_airflow.asset_uris import Published, catalogue_events
 from valohai_airflow.errors import ValohaiAirflowError
@@ -50,6 +50,9 @@ from valohai_airflow.store.catalogue import (
     split_reference,
 )
 from valohai_airflow.store.resolver import StoreResolver
+
+if TYPE_CHECKING:
+    from valohai_airflow.client import AirflowClient
 
 __all__ = [
     "Catalogue",
@@ -253,7 +256,7 @@ def history(
     return open_catalogue(store, s3=s3).history(name)
 
 
-def announce(published: Sequence[Published], client: Any = None) -> list[str]:
+def announce(published: Sequence[Published], client: AirflowClient | None = None) -> list[str]:
     """Emit the Asset events of catalogue changes made outside any task through Airflow's REST API
     (`client`: an `AirflowClient`, else one from the usual settings); one line per event saying what
     happened, or one line saying why none was sent. Never raises: the changes stand without events."""
