@@ -216,6 +216,17 @@ class AirflowClient:
         )
         return list(found["dag_runs"])
 
+    def emit_asset_event(self, uri: str, extra: Mapping[str, Any]) -> dict[str, Any] | None:
+        """An event of the Asset `uri` (`POST /assets/events` takes its id); None when Airflow has no
+        such Asset: no DAG declares it, so nothing would start."""
+        found = self.request("GET", "/assets", params={"uri_pattern": uri, "limit": 100})
+        asset = next((a for a in found["assets"] if a["uri"] == uri), None)  # the pattern is a substring
+        if asset is None:
+            return None
+        return dict(
+            self.request("POST", "/assets/events", json={"asset_id": asset["id"], "extra": dict(extra)})
+        )
+
     def nodes(self, dag_id: str, run_id: str) -> list[NodeState]:
         """Every task instance of the run (a task node's executions by map index)."""
         found = self.request(
