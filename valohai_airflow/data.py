@@ -64,6 +64,7 @@ __all__ = [
     "history",
     "list_entries",
     "open_catalogue",
+    "resolve_stores",
     "set_alias",
 ]
 
@@ -75,10 +76,13 @@ def open_catalogue(
 ) -> Catalogue:
     """The catalogue of `store` (a path, `file://` or `s3://` URL, or a store), or of the artefact
     store Airflow's `[valohai]` settings name when None (S3 options from there too)."""
-    return Catalogue(_resolver(store, s3).store)
+    return Catalogue(resolve_stores(store, s3).store)
 
 
-def _resolver(store: str | Path | ArtifactStore | None, s3: Mapping[str, Any] | None) -> StoreResolver:
+def resolve_stores(
+    store: str | Path | ArtifactStore | None, s3: Mapping[str, Any] | None = None
+) -> StoreResolver:
+    """The store a command line means: the one given, else the workers' (Airflow's `[valohai]`)."""
     if store is None:
         from valohai_airflow.airflow.settings import valohai_settings  # imports Airflow: only here
 
@@ -180,7 +184,7 @@ def set_alias(
 ) -> AliasEvent:
     """Point datum alias `name` at the file `url` (created, or moved: its earlier targets stay in history);
     `events`: emit its Asset event (`announce`, outcome in the log)."""
-    stores = _resolver(store, s3)
+    stores = resolve_stores(store, s3)
     catalogue = Catalogue(stores.store)
     files = _register([url], catalogue, stores, copy=copy)
     if len(files) != 1:
@@ -200,7 +204,7 @@ def add_datum(
 ) -> DatumRecord:
     """Record one file as a datum, under `datum_id` when given (keep the ids a valohai.yaml names as
     `datum://<id>`), else under an id made from its URL and content."""
-    stores = _resolver(store, s3)
+    stores = resolve_stores(store, s3)
     catalogue = Catalogue(stores.store)
     files = _register([url], catalogue, stores, copy=copy)
     if len(files) != 1:
@@ -231,7 +235,7 @@ def create_dataset_version(
     scheme, dataset, version = split_reference(reference if "://" in reference else f"dataset://{reference}")
     if scheme != "dataset" or version is None:
         raise CatalogueError(f"{reference!r}: expected NAME/VERSION or dataset://NAME/VERSION")
-    stores = _resolver(store, s3)
+    stores = resolve_stores(store, s3)
     catalogue = Catalogue(stores.store)
     catalogue.check_new_dataset_version(dataset, version)  # before any copying
     files = _register(urls, catalogue, stores, copy=copy)

@@ -174,12 +174,9 @@ def _send_adhoc(root: Path, args: argparse.Namespace) -> dict[str, Any]:
         limit = parse_size(given) if given else DEFAULT_MAX_SIZE
     except ValueError as error:  # parse_size's pydantic error: its message says what a size is
         raise RunArgumentError(f"--adhoc-max-size {given!r}: {error}") from None
-    if args.store:
-        store = StoreResolver(args.store).store
-    else:  # as `valohai-airflow data` finds it: the workers' store, from Airflow's [valohai] settings
-        from valohai_airflow.airflow.settings import valohai_settings
+    from valohai_airflow.data import resolve_stores
 
-        store = valohai_settings().stores.store
+    store = resolve_stores(args.store or None).store
     sent = send_working_tree(root, store, limit)
     done = "uploaded to" if sent.uploaded else "already in the store at"
     print(
