@@ -24,10 +24,9 @@ from airflow.sdk import DAG, Asset, BaseOperator, TriggerRule
 
 from valohai_airflow.asset_uris import pipeline_finished_extra, pipeline_uri
 from valohai_airflow.plan.model import PipelinePlan
+from valohai_airflow.plan.naming import FINISHED_TASK_ID
 
 log = logging.getLogger(__name__)
-
-FINISHED_TASK_ID = "valohai__finished"
 
 
 class PipelineFinishedOperator(BaseOperator):
