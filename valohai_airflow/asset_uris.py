@@ -3,7 +3,9 @@
 Public API (fixed: users schedule their own DAGs on these URIs):
 - `valohai://catalogue/datum/<alias>`: datum alias `<alias>` was created or moved;
 - `valohai://catalogue/dataset/<name>`: a version of dataset `<name>` was created;
-- `valohai://catalogue/model/<name>`: a version of model `<name>` was created.
+- `valohai://catalogue/model/<name>`: a version of model `<name>` was created;
+- `valohai://pipeline/<project>/<pipeline>`: a run of pipeline `<pipeline>` of project folder
+  `<project>` succeeded (one event per successful run; see `airflow/pipeline_finished.py`).
 
 An Airflow deployment has one artefact store (`[valohai] store_url`), so one catalogue: the host
 `catalogue` names it, and moving the store does not rename every Asset. A name is one percent-encoded
@@ -18,20 +20,25 @@ that is not one of the forms above is refused when a DAG declares it.
 
 from __future__ import annotations
 
+import json
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
 from valohai_airflow.store.catalogue import AliasEvent, DatasetVersion, DatumFile, ModelVersion, Producer
 
 SCHEME = "valohai"
 CATALOGUE_HOST = "catalogue"
+PIPELINE_HOST = "pipeline"
 #: The catalogue kinds a URI may name: the path's first segment.
 AssetKind = Literal["datum", "dataset", "model"]
 KINDS: tuple[AssetKind, ...] = ("datum", "dataset", "model")
 #: A big dataset version lists its first files only (`file_count` says how many it has).
 MAX_EXTRA_FILES = 100
+#: A pipeline of many nodes lists its first parameters only (`param_count` says how many it has).
+MAX_EXTRA_PARAMS = 500
 
 Published = AliasEvent | DatasetVersion | ModelVersion
 
@@ -45,14 +52,25 @@ def asset_uri(kind: AssetKind, name: str) -> str:
     return f"{SCHEME}://{CATALOGUE_HOST}/{kind}/{urllib.parse.quote(name, safe='')}"
 
 
+def pipeline_uri(project: str, pipeline: str) -> str:
+    """The Asset URI of a pipeline's successful runs, e.g. `valohai://pipeline/team/train`."""
+    if not project or not pipeline:
+        raise ValueError("a pipeline Asset needs a project and a pipeline name")
+    quoted = (urllib.parse.quote(part, safe="") for part in (project, pipeline))
+    return f"{SCHEME}://{PIPELINE_HOST}/{'/'.join(quoted)}"
+
+
 def normalize(parts: urllib.parse.SplitResult) -> urllib.parse.SplitResult:
     """Airflow's URI handler for `valohai://`: ValueError unless one of the documented forms."""
     host = parts.netloc.lower()
     segments = parts.path.strip("/").split("/")
-    if host != CATALOGUE_HOST or len(segments) != 2 or segments[0] not in KINDS or not segments[1]:
+    catalogue = host == CATALOGUE_HOST and len(segments) == 2 and segments[0] in KINDS
+    pipeline = host == PIPELINE_HOST and len(segments) == 2 and bool(segments[0])
+    if not (catalogue or pipeline) or not segments[-1]:
         raise ValueError(
             f"{urllib.parse.urlunsplit(parts)!r} is not a valohai Asset URI: expected "
-            f"{SCHEME}://{CATALOGUE_HOST}/<{'|'.join(KINDS)}>/<name>"
+            f"{SCHEME}://{CATALOGUE_HOST}/<{'|'.join(KINDS)}>/<name> or "
+            f"{SCHEME}://{PIPELINE_HOST}/<project>/<pipeline>"
         )
     if parts.query:
         raise ValueError(f"a valohai Asset URI has no query: {urllib.parse.urlunsplit(parts)!r}")
@@ -115,3 +133,21 @@ def _event(
             "producer": producer.model_dump(mode="json", exclude={"kind", "user"}, exclude_none=True),
         },
     )
+
+
+def pipeline_finished_extra(
+    project: str, pipeline: str, dag_id: str, run_id: str, finished: datetime, params: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The extra of a pipeline's "finished" event: which run, when, with which Param values (JSON
+    values only; the first `MAX_EXTRA_PARAMS`, `param_count` says how many the run had)."""
+    shown = dict(list(params.items())[:MAX_EXTRA_PARAMS])
+    return {
+        "kind": "pipeline",
+        "project": project,
+        "name": pipeline,
+        "dag_id": dag_id,
+        "run_id": run_id,
+        "finished": finished.isoformat(),
+        "param_count": len(params),
+        "params": json.loads(json.dumps(shown, default=str)),
+    }

@@ -7,8 +7,9 @@ a node's outputs from the store the manifest names.
 Where Airflow is: `AIRFLOW_URL` (or `VALOHAI_AIRFLOW_URL`), and either a token (`AIRFLOW_TOKEN`) or a
 user and password (`AIRFLOW_USERNAME`/`AIRFLOW_PASSWORD`: a JWT from `POST /auth/token`, as
 SimpleAuthManager and FAB issue), from the environment or else `client.toml` in
-`$XDG_CONFIG_HOME/valohai-airflow/` (keys `url`, `token`, `username`, `password`). Store credentials
-for S3 outputs come from boto3's usual environment.
+`$XDG_CONFIG_HOME/valohai-airflow/` (keys `url`, `token`, `username`, `password`, and
+`adhoc_max_size`, `run --adhoc`'s limit). Store credentials for S3 outputs come from boto3's usual
+environment.
 """
 
 from __future__ import annotations
@@ -26,12 +27,14 @@ from typing import Any
 import httpx
 
 from valohai_airflow.errors import ValohaiAirflowError
+from valohai_airflow.plan.model import PipelinePlan
 from valohai_airflow.runtime.manifest import Manifest, load_manifest
+from valohai_airflow.runtime.reuse_nodes import ReuseRequest
 from valohai_airflow.store.resolver import StoreResolver
 
 #: Run states after which nothing more happens.
 FINISHED = frozenset({"success", "failed"})
-_SETTINGS = ("url", "token", "username", "password")
+_SETTINGS = ("url", "token", "username", "password", "adhoc_max_size")
 _HINT = (
     "set AIRFLOW_URL and AIRFLOW_TOKEN (or AIRFLOW_USERNAME and AIRFLOW_PASSWORD), "
     "or url/token in ~/.config/valohai-airflow/client.toml"
@@ -53,6 +56,7 @@ class ClientSettings:
     token: str | None = None
     username: str | None = None
     password: str | None = None
+    adhoc_max_size: str | None = None  # `run --adhoc`'s limit, e.g. `500m` (runtime/adhoc.py's default)
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, path: Path | None = None) -> ClientSettings:
@@ -73,7 +77,13 @@ class ClientSettings:
                     break
         if "url" not in found:
             raise ClientError("no Airflow URL configured", hint=_HINT)
-        return cls(found["url"].rstrip("/"), found.get("token"), found.get("username"), found.get("password"))
+        return cls(
+            found["url"].rstrip("/"),
+            found.get("token"),
+            found.get("username"),
+            found.get("password"),
+            found.get("adhoc_max_size"),
+        )
 
 
 @dataclass(frozen=True)
@@ -172,8 +182,19 @@ class AirflowClient:
 
     # --- runs ------------------------------------------------------------------------------------
 
-    def trigger(self, dag_id: str, conf: Mapping[str, Any] | None = None, *, title: str | None = None) -> str:
-        """Unpause the DAG and start a run with `conf`; the title is the run's note. Returns the run id."""
+    def trigger(
+        self,
+        dag_id: str,
+        conf: Mapping[str, Any] | None = None,
+        *,
+        title: str | None = None,
+        reuse: ReuseRequest | None = None,
+        plan: PipelinePlan | None = None,
+    ) -> str:
+        """Unpause the DAG and start a run with `conf`; the title is the run's note; `reuse` takes
+        nodes from an earlier run of the DAG (checked against `plan`, the DAG's compiled plan, before
+        any call when given). Returns the run id."""
+        conf = {**(conf or {}), **(reuse.conf(plan) if reuse is not None else {})}
         self.check(dag_id)
         self.request("PATCH", f"/dags/{_q(dag_id)}", json={"is_paused": False})
         body: dict[str, Any] = {
@@ -194,6 +215,17 @@ class AirflowClient:
             "GET", f"/dags/{_q(dag_id)}/dagRuns", params={"limit": limit, "order_by": "-run_after"}
         )
         return list(found["dag_runs"])
+
+    def emit_asset_event(self, uri: str, extra: Mapping[str, Any]) -> dict[str, Any] | None:
+        """An event of the Asset `uri` (`POST /assets/events` takes its id); None when Airflow has no
+        such Asset: no DAG declares it, so nothing would start."""
+        found = self.request("GET", "/assets", params={"uri_pattern": uri, "limit": 100})
+        asset = next((a for a in found["assets"] if a["uri"] == uri), None)  # the pattern is a substring
+        if asset is None:
+            return None
+        return dict(
+            self.request("POST", "/assets/events", json={"asset_id": asset["id"], "extra": dict(extra)})
+        )
 
     def nodes(self, dag_id: str, run_id: str) -> list[NodeState]:
         """Every task instance of the run (a task node's executions by map index)."""

@@ -11,17 +11,26 @@ A URL is registered where it is, without copying:
 A local folder, or an `s3://…/` URL ending in `/`, stands for every file below it (named by its path
 below it). `copy=True` copies each file into the store under `catalogue/files/<datum id>/` instead:
 the catalogue then names an immutable copy with its sha256.
+
+An alias move or a dataset version made here is also an Airflow Asset event (`announce`), as when a
+node publishes it, so the DAGs scheduled on it start: through Airflow's REST API, found as
+`valohai-airflow run` finds it (client.py: `AIRFLOW_URL` and a token or user). Without a configured
+URL, or for an Asset no DAG declares (Airflow does not know it then), no event is sent and a line
+says so; the catalogue change stands either way. `events=False` sends none.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import tempfile
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from valohai_airflow.asset_uris import Published, catalogue_events
+from valohai_airflow.errors import ValohaiAirflowError
 from valohai_airflow.runtime.inputs import DownloadCache, InputSource, materialise_input
 from valohai_airflow.store import ArtifactStore
 from valohai_airflow.store.base import StoreError, join_key, path_key
@@ -42,17 +51,24 @@ from valohai_airflow.store.catalogue import (
 )
 from valohai_airflow.store.resolver import StoreResolver
 
+if TYPE_CHECKING:
+    from valohai_airflow.client import AirflowClient
+
 __all__ = [
     "Catalogue",
     "CatalogueError",
     "add_datum",
+    "announce",
     "create_dataset_version",
     "files_at",
     "history",
     "list_entries",
     "open_catalogue",
+    "resolve_stores",
     "set_alias",
 ]
+
+log = logging.getLogger(__name__)
 
 
 def open_catalogue(
@@ -60,10 +76,13 @@ def open_catalogue(
 ) -> Catalogue:
     """The catalogue of `store` (a path, `file://` or `s3://` URL, or a store), or of the artefact
     store Airflow's `[valohai]` settings name when None (S3 options from there too)."""
-    return Catalogue(_resolver(store, s3).store)
+    return Catalogue(resolve_stores(store, s3).store)
 
 
-def _resolver(store: str | Path | ArtifactStore | None, s3: Mapping[str, Any] | None) -> StoreResolver:
+def resolve_stores(
+    store: str | Path | ArtifactStore | None, s3: Mapping[str, Any] | None = None
+) -> StoreResolver:
+    """The store a command line means: the one given, else the workers' (Airflow's `[valohai]`)."""
     if store is None:
         from valohai_airflow.airflow.settings import valohai_settings  # imports Airflow: only here
 
@@ -161,14 +180,18 @@ def set_alias(
     copy: bool = False,
     store: str | Path | ArtifactStore | None = None,
     s3: Mapping[str, Any] | None = None,
+    events: bool = True,
 ) -> AliasEvent:
-    """Point datum alias `name` at the file `url` (created, or moved: its earlier targets stay in history)."""
-    stores = _resolver(store, s3)
+    """Point datum alias `name` at the file `url` (created, or moved: its earlier targets stay in history);
+    `events`: emit its Asset event (`announce`, outcome in the log)."""
+    stores = resolve_stores(store, s3)
     catalogue = Catalogue(stores.store)
     files = _register([url], catalogue, stores, copy=copy)
     if len(files) != 1:
         raise CatalogueError(f"{url}: an alias names one file, this URL stands for {len(files)}")
-    return catalogue.set_alias(check_name(name, "datum alias"), files[0], Producer.manual())
+    moved = catalogue.set_alias(check_name(name, "datum alias"), files[0], Producer.manual())
+    _announced([moved], events)
+    return moved
 
 
 def add_datum(
@@ -181,7 +204,7 @@ def add_datum(
 ) -> DatumRecord:
     """Record one file as a datum, under `datum_id` when given (keep the ids a valohai.yaml names as
     `datum://<id>`), else under an id made from its URL and content."""
-    stores = _resolver(store, s3)
+    stores = resolve_stores(store, s3)
     catalogue = Catalogue(stores.store)
     files = _register([url], catalogue, stores, copy=copy)
     if len(files) != 1:
@@ -204,19 +227,23 @@ def create_dataset_version(
     copy: bool = False,
     store: str | Path | ArtifactStore | None = None,
     s3: Mapping[str, Any] | None = None,
+    events: bool = True,
 ) -> DatasetVersion:
     """Create `name/version` (or `dataset://name/version`) from the files at `urls`, optionally on top
-    of `base` (`dataset://…/…`, minus `exclude`), pointing the dataset aliases `aliases` at it."""
+    of `base` (`dataset://…/…`, minus `exclude`), pointing the dataset aliases `aliases` at it;
+    `events`: emit its Asset event (`announce`, outcome in the log)."""
     scheme, dataset, version = split_reference(reference if "://" in reference else f"dataset://{reference}")
     if scheme != "dataset" or version is None:
         raise CatalogueError(f"{reference!r}: expected NAME/VERSION or dataset://NAME/VERSION")
-    stores = _resolver(store, s3)
+    stores = resolve_stores(store, s3)
     catalogue = Catalogue(stores.store)
     catalogue.check_new_dataset_version(dataset, version)  # before any copying
     files = _register(urls, catalogue, stores, copy=copy)
-    return catalogue.create_dataset_version(
+    created = catalogue.create_dataset_version(
         dataset, version, files, Producer.manual(), base=base, exclude=exclude, targeting_aliases=aliases
     )
+    _announced([created], events)
+    return created
 
 
 def list_entries(
@@ -231,3 +258,43 @@ def history(
 ) -> list[AliasEvent | DatasetEvent | ModelVersion]:
     """The events of an alias, dataset or model (`datum://x`, `dataset://x`, `model://x` or a bare name)."""
     return open_catalogue(store, s3=s3).history(name)
+
+
+def announce(published: Sequence[Published], client: AirflowClient | None = None) -> list[str]:
+    """Emit the Asset events of catalogue changes made outside any task through Airflow's REST API
+    (`client`: an `AirflowClient`, else one from the usual settings); one line per event saying what
+    happened, or one line saying why none was sent. Never raises: the changes stand without events."""
+    from valohai_airflow.client import AirflowClient, ClientSettings  # httpx: only when emitting
+
+    events = catalogue_events(published)
+    if not events:
+        return []
+    own = client is None
+    try:
+        if client is None:
+            client = AirflowClient(ClientSettings.load())
+    except ValohaiAirflowError as error:
+        return [f"no Asset events sent: {error}"]
+    lines = []
+    try:
+        for event in events:
+            try:
+                sent = client.emit_asset_event(event.uri, event.extra)
+            except ValohaiAirflowError as error:
+                lines.append(f"Asset event {event.uri} not sent: {error}")
+                continue
+            if sent is None:
+                lines.append(
+                    f"no Asset event for {event.uri}: no DAG in Airflow is scheduled on it or declares it"
+                )
+            else:
+                lines.append(f"Asset event {event.uri} ({event.extra['reference']}) sent to Airflow")
+    finally:
+        if own:
+            client.close()
+    return lines
+
+
+def _announced(published: Sequence[Published], events: bool) -> None:
+    for line in announce(published) if events else []:
+        log.info(line)

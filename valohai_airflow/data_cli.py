@@ -1,7 +1,8 @@
 """`valohai-airflow data …`: the data catalogue from the command line (valohai_airflow.data does the work).
 
 The store is `--store URL` (S3 credentials and endpoint from boto3's usual environment), else the
-artefact store of Airflow's `[valohai]` settings, as the workers use it.
+artefact store of Airflow's `[valohai]` settings, as the workers use it. `alias set` and `dataset create`
+also send the change's Asset event to Airflow (`data.announce`; `--no-events`: none), one line each.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from valohai_airflow import data
 from valohai_airflow.errors import ValohaiAirflowError
-from valohai_airflow.store.catalogue import AliasEvent, DatasetEvent, ModelVersion
+from valohai_airflow.store.catalogue import AliasEvent, DatasetEvent, DatasetVersion, ModelVersion
 
 
 def add_parser(commands: Any) -> None:
@@ -29,6 +30,7 @@ def add_parser(commands: Any) -> None:
     alias_set.add_argument("name")
     alias_set.add_argument("url", help="a local path, file://, s3:// or http(s):// URL of one file")
     alias_set.add_argument("--copy", action="store_true", help="copy the file into the store")
+    _events_flag(alias_set)
 
     datum = group.add_parser("datum", help="datums (files by id)").add_subparsers(
         dest="datum_command", required=True
@@ -52,12 +54,22 @@ def add_parser(commands: Any) -> None:
         "--alias", action="append", default=[], help="point this dataset alias at the version"
     )
     create.add_argument("--copy", action="store_true", help="copy the files into the store")
+    _events_flag(create)
 
     listing = group.add_parser("list", help="every alias, dataset and model with its current target")
     listing.add_argument("--format", choices=["text", "json"], default="text")
     shown = group.add_parser("history", help="an alias's, dataset's or model's changes, oldest first")
     shown.add_argument("name", help="a name, or datum://NAME, dataset://NAME, model://NAME")
     shown.add_argument("--format", choices=["text", "json"], default="text")
+
+
+def _events_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-events",
+        dest="events",
+        action="store_false",
+        help="send no Asset event to Airflow (by default the DAGs scheduled on this change start)",
+    )
 
 
 def _event_line(event: AliasEvent | DatasetEvent | ModelVersion) -> str:
@@ -73,6 +85,11 @@ def _event_line(event: AliasEvent | DatasetEvent | ModelVersion) -> str:
     return f"{when}  {event.reference} created with {len(event.files)} file(s)  ({who})"
 
 
+def _announce(record: AliasEvent | DatasetVersion, events: bool) -> None:
+    for line in data.announce([record]) if events else []:
+        print(line)
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         return _run(args)
@@ -84,8 +101,9 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     store = args.store
     if args.data_command == "alias":
-        moved = data.set_alias(args.name, args.url, copy=args.copy, store=store)
+        moved = data.set_alias(args.name, args.url, copy=args.copy, store=store, events=False)
         print(f"datum://{moved.name} -> {moved.file.uri} (change {moved.seq}, datum {moved.file.datum_id})")
+        _announce(moved, args.events)
     elif args.data_command == "datum":
         record = data.add_datum(args.url, datum_id=args.datum_id, copy=args.copy, store=store)
         print(f"{record.reference} -> {record.file.uri}")
@@ -98,10 +116,12 @@ def _run(args: argparse.Namespace) -> int:
             aliases=args.alias,
             copy=args.copy,
             store=store,
+            events=False,
         )
         print(f"{version.reference}: {len(version.files)} file(s)")
         for file in version.files:
             print(f"  {file.name}  {file.uri}")
+        _announce(version, args.events)
     elif args.data_command == "list":
         entries = data.list_entries(store)
         if args.format == "json":

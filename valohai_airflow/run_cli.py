@@ -17,6 +17,8 @@ from valohai_airflow.client import AirflowClient, ClientError, NodeState
 from valohai_airflow.errors import ValohaiAirflowError
 from valohai_airflow.plan.model import DagKind
 from valohai_airflow.runtime.manifest import Manifest, load_manifest
+from valohai_airflow.runtime.reuse_nodes import ReuseRequest
+from valohai_airflow.sizes import size_text
 from valohai_airflow.spec.diagnostics import ValohaiSpecError
 from valohai_airflow.store.resolver import StoreResolver
 
@@ -43,10 +45,44 @@ def add_parsers(commands: Any) -> None:
     run.add_argument(
         "--local", action="store_true", help="run here with dag.test(), without any Airflow service"
     )
+    run.add_argument(
+        "--adhoc",
+        action="store_true",
+        help="run the working tree as it is now: a snapshot goes to the store, the nodes run it",
+    )
+    run.add_argument(
+        "--adhoc-max-size",
+        metavar="SIZE",
+        help="refuse an --adhoc tree above this size, e.g. 2g (default 500m; VALOHAI_AIRFLOW_ADHOC_MAX_SIZE)",
+    )
+    run.add_argument(
+        "--store",
+        metavar="URL",
+        help="the artefact store for --adhoc (default: Airflow's [valohai] store_url)",
+    )
+    run.add_argument(
+        "--reuse-from",
+        metavar="RUN_ID",
+        help="an earlier run of the same DAG (RUN_ID or DAG_ID/RUN_ID) whose nodes to reuse",
+    )
+    run.add_argument(
+        "--reuse", action="append", default=[], metavar="NODE", help="reuse this node of --reuse-from"
+    )
+    run.add_argument(
+        "--reuse-upstream-of",
+        action="append",
+        default=[],
+        metavar="NODE",
+        help="reuse every node this node depends on (directly or not) from --reuse-from",
+    )
 
     outputs = commands.add_parser("outputs", help="list (or download) a run's outputs")
-    outputs.add_argument("run", metavar="DAG_ID/RUN_ID")
-    outputs.add_argument("--node", help="only this node")
+    outputs.add_argument(
+        "run", metavar="DAG_ID/RUN_ID", help="with --execution: DAG_ID alone searches its latest runs"
+    )
+    which = outputs.add_mutually_exclusive_group()
+    which.add_argument("--node", help="only this node")
+    which.add_argument("--execution", metavar="ID", help="only this Valohai execution id (VH_EXECUTION_ID)")
     outputs.add_argument("--download", metavar="DIR", type=Path)
     logs = commands.add_parser("logs", help="a node's log")
     logs.add_argument("run", metavar="DAG_ID/RUN_ID")
@@ -61,6 +97,8 @@ def dispatch(args: argparse.Namespace) -> int:
     try:
         if args.command == "run":
             return _run(args)
+        if args.command == "outputs" and args.execution:
+            return _execution_outputs(args.run, args.execution, args.download)
         dag_id, run_id = _run_ref(args.run)
         with AirflowClient() as client:
             if args.command == "outputs":
@@ -94,10 +132,21 @@ def _run(args: argparse.Namespace) -> int:
     else:
         target = resolve_target(args.path, args.step, DagKind.STEP)
     conf = build_conf(target.plan, parameters=args.param, inputs=args.input, variables=args.var)
+    reuse = _reuse_request(target.dag_id, args)
+    if reuse is not None:
+        reuse.conf(target.plan)  # checked against the plan before anything is sent or started
+    if args.adhoc and args.local:
+        print(
+            "valohai-airflow run: --local runs the working tree already; --adhoc adds nothing",
+            file=sys.stderr,
+        )
+    elif args.adhoc:
+        conf.update(_send_adhoc(Path(target.project.source).resolve().parent, args))
     if args.local:
-        return _run_local(target.project.source, target.dag_id, conf, args)
+        local_conf = {**conf, **(reuse.conf(target.plan) if reuse else {})}
+        return _run_local(target.project.source, target.dag_id, local_conf, args)
     with AirflowClient() as client:
-        run_id = client.trigger(target.dag_id, conf, title=args.title)
+        run_id = client.trigger(target.dag_id, conf, title=args.title, reuse=reuse, plan=target.plan)
         print(f"started {target.dag_id}/{run_id}", flush=True)
         if args.detach:
             return 0
@@ -110,6 +159,51 @@ def _run(args: argparse.Namespace) -> int:
         if args.download:
             _download(client.stores, manifests, args.download)
     return 0 if state == "success" else 1
+
+
+def _send_adhoc(root: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Snapshot the working tree into the store (checked against the size limit first: above it
+    nothing is uploaded or triggered); the run conf entry naming it."""
+    from valohai_airflow.client import ClientSettings
+    from valohai_airflow.run_conf import RunArgumentError
+    from valohai_airflow.runtime.adhoc import DEFAULT_MAX_SIZE, send_working_tree
+    from valohai_airflow.spec.sidecar import parse_size
+
+    given = args.adhoc_max_size or ClientSettings.load().adhoc_max_size
+    try:
+        limit = parse_size(given) if given else DEFAULT_MAX_SIZE
+    except ValueError as error:  # parse_size's pydantic error: its message says what a size is
+        raise RunArgumentError(f"--adhoc-max-size {given!r}: {error}") from None
+    from valohai_airflow.data import resolve_stores
+
+    store = resolve_stores(args.store or None).store
+    sent = send_working_tree(root, store, limit)
+    done = "uploaded to" if sent.uploaded else "already in the store at"
+    print(
+        f"ad hoc code {sent.commit} ({sent.files} files, {size_text(sent.size)}): {done} {sent.uri}",
+        flush=True,
+    )
+    return sent.conf
+
+
+def _reuse_request(dag_id: str, args: argparse.Namespace) -> ReuseRequest | None:
+    """`--reuse-from` with `--reuse`/`--reuse-upstream-of`; a source run of another DAG is refused."""
+    from valohai_airflow.run_conf import RunArgumentError
+
+    if not args.reuse_from:
+        if args.reuse or args.reuse_upstream_of:
+            raise RunArgumentError(
+                "--reuse/--reuse-upstream-of name nodes but --reuse-from names no run",
+                hint="give the run whose nodes to reuse: --reuse-from RUN_ID",
+            )
+        return None
+    source_dag, _, run_id = args.reuse_from.rpartition("/")
+    if source_dag and source_dag != dag_id:
+        raise RunArgumentError(
+            f"--reuse-from {args.reuse_from!r}: a run of {source_dag}, not of {dag_id}",
+            hint="nodes are reused from an earlier run of the same DAG",
+        )
+    return ReuseRequest(run_id, tuple(args.reuse), tuple(args.reuse_upstream_of))
 
 
 def _run_local(valohai_yaml: str, dag_id: str, conf: dict[str, Any], args: argparse.Namespace) -> int:
@@ -181,4 +275,24 @@ def _outputs(client: AirflowClient, dag_id: str, run_id: str, node: str | None, 
     _show(manifests)
     if dest:
         _download(client.stores, manifests, dest)
+    return 0
+
+
+def _execution_outputs(ref: str, execution_id: str, dest: Path | None) -> int:
+    """`outputs DAG_ID[/RUN_ID] --execution ID`: the execution among the run's (or the DAG's latest
+    runs') manifests; VH_EXECUTION_ID is a hash, so it is looked up, not parsed."""
+    dag_id, _, run_id = ref.partition("/")
+    if not dag_id:
+        raise ClientError(f"{ref!r} is not DAG_ID or DAG_ID/RUN_ID")
+    with AirflowClient() as client:
+        if run_id:
+            found = [m for m in client.manifests(dag_id, run_id) if m.execution_id == execution_id]
+            if not found:
+                raise ClientError(f"run {run_id} of {dag_id} has no execution {execution_id}")
+            manifest = found[0]
+        else:
+            manifest = client.find_execution(dag_id, execution_id)
+        _show([manifest])
+        if dest:
+            _download(client.stores, [manifest], dest)
     return 0

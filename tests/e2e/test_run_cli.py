@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +17,7 @@ import pytest
 
 from tests.conftest import REPO_ROOT
 from tests.e2e.conftest import EXAMPLE_DAG, AirflowServer, free_port
+from tests.support.containers import containers_created
 from valohai_airflow import cli
 from valohai_airflow.client import AirflowClient, ClientError
 from valohai_airflow.runtime.ids import ExecutionKey
@@ -179,7 +182,11 @@ def test_the_parallel_pipelines_example(
 
 
 def test_the_client_finds_an_execution_by_its_valohai_id_and_downloads_it(
-    airflow_server: AirflowServer, example_project: Path, airflow_env: dict[str, str], tmp_path: Path
+    airflow_server: AirflowServer,
+    example_project: Path,
+    airflow_env: dict[str, str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """`VH_EXECUTION_ID` is a hash (runtime/ids.py), so the client looks it up among the DAG's runs."""
     airflow_server.wait_for_dag(STEP_DAG)
@@ -196,3 +203,53 @@ def test_the_client_finds_an_execution_by_its_valohai_id_and_downloads_it(
         assert sorted(p.name for p in files) == ["test.npz", "train.npz"]
         with pytest.raises(ClientError, match="no execution 0000"):
             client.find_execution(STEP_DAG, "0000", runs=5)
+    assert (
+        cli.main(
+            ["outputs", STEP_DAG, "--execution", manifest.execution_id, "--download", str(tmp_path / "cli")]
+        )
+        == 0
+    )
+    assert f"preprocess (execution {manifest.execution_id})" in capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "cli").iterdir()) == ["test.npz", "train.npz"]
+
+    # the same node reused from that run by `run --reuse-from`: its manifest again, no container
+    since = time.time()
+    argv = ["run", str(example_project), "preprocess", "--reuse-from", f"{STEP_DAG}/{run_id}"]
+    assert cli.main([*argv, "--reuse", "preprocess"]) == 0
+    _, reusing = _started(capsys.readouterr().out, airflow_server)
+    reused = airflow_server.xcom(STEP_DAG, reusing, "preprocess")
+    assert reused["reused_from"]["run_id"] == run_id and reused["execution_id"] == manifest.execution_id
+    assert containers_created(STEP_DAG, reusing, since - 60) == []
+
+
+def test_run_adhoc_runs_the_working_tree_not_the_dags_folder(
+    airflow_server: AirflowServer,
+    example_project: Path,
+    airflow_env: dict[str, str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A modified copy of the project (same valohai.yaml, changed code) runs through `--adhoc`:
+    the snapshot goes to the workers' store, the node runs it and logs its identifier."""
+    airflow_server.wait_for_dag(STEP_DAG)
+    tree = tmp_path / "example"  # the folder's name is the project's
+    shutil.copytree(example_project, tree, ignore=shutil.ignore_patterns("__pycache__"))
+    code = (tree / "preprocess.py").read_text()
+    (tree / "preprocess.py").write_text(code + '\nprint("this line is only in the working tree")\n')
+    argv = ["run", str(tree), "preprocess", "--adhoc", "--store", str(airflow_server.store)]
+    status = cli.main(argv)
+    out = capsys.readouterr().out
+    dag_id, run_id = _started(out, airflow_server)
+    assert status == 0, out + airflow_server.failures(dag_id, run_id)
+    sent = re.search(
+        r"^ad hoc code (~[0-9a-f]{64}) \(\d+ files, [^)]*\): uploaded to (\S+)$", out, re.MULTILINE
+    )
+    assert sent, out
+    assert (
+        airflow_server.get(f"/dags/{dag_id}/dagRuns/{run_id}")["conf"]["valohai.adhoc"]["commit"] == sent[1]
+    )
+    assert cli.main(["logs", f"{dag_id}/{run_id}", "--node", "preprocess"]) == 0
+    logs = capsys.readouterr().out
+    assert "this line is only in the working tree" in logs, logs[-3000:]
+    assert f"/valohai/repository: the ad hoc code {sent[1]} ({sent[2]})" in logs
+    assert "only in the working tree" not in (example_project / "preprocess.py").read_text()

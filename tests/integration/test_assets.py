@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -144,3 +145,99 @@ def test_every_execution_of_a_task_node_emits_its_own_event(
     assert [(task, index) for task, index, _ in found] == [("fit", 0), ("fit", 1)], found
     assert sorted(version for _, _, version in found) == ["1", "2"]
     assert aliases == {"valohai:assets-sweep"}
+
+
+FINISHING = f"""\
+- step:
+    name: s
+    image: {BUSYBOX}
+    command: echo ok > /valohai/outputs/ok.txt; exit {{parameter-value:code}}
+    parameters:
+      - {{name: code, type: integer, default: 0}}
+- pipeline:
+    name: p
+    nodes:
+      - {{name: a, type: execution, step: s}}
+      - {{name: b, type: execution, step: s}}
+    edges: []
+"""
+
+
+def test_a_successful_run_emits_the_pipeline_finished_event_once_and_a_failed_one_none(
+    dags_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`finished_event: true` (what `after: {pipeline: p}` does too) adds the task that emits
+    `valohai://pipeline/<project>/p` when no node failed; Airflow runs it on a worker (it has an outlet)."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    from valohai_airflow.airflow.pipeline_finished import FINISHED_TASK_ID
+    from valohai_airflow.asset_uris import pipeline_uri
+
+    sidecar = {"valohai-airflow.yaml": "pipelines:\n  p: {finished_event: true}\n"}
+    tag = uuid.uuid4().hex[:8]
+    good, bad = f"fin-ok-{tag}", f"fin-bad-{tag}"
+    done = run_pipeline(dags_folder, monkeypatch, good, FINISHING, files=sidecar)
+    assert done.states == {"a": "success", "b": "success", FINISHED_TASK_ID: "success"}
+    failed = run_pipeline(
+        dags_folder, monkeypatch, bad, FINISHING, files=sidecar, conf={"b.parameter.code": 3}
+    )
+    assert failed.states == {"a": "success", "b": "failed", FINISHED_TASK_ID: "upstream_failed"}
+    assert failed.run.state == "failed"
+
+    def events(uri: str) -> list[Any]:
+        with create_session() as session:
+            return list(
+                session.scalars(
+                    select(AssetEvent)
+                    .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+                    .where(AssetModel.uri == uri)
+                ).all()
+            )
+
+    (event,) = events(pipeline_uri(good, "p"))
+    assert (event.source_dag_id, event.source_task_id, event.source_run_id) == (
+        f"{good}__p",
+        FINISHED_TASK_ID,
+        done.run.run_id,
+    )
+    extra = event.extra
+    assert (extra["kind"], extra["project"], extra["name"]) == ("pipeline", good, "p")
+    assert (extra["dag_id"], extra["run_id"]) == (f"{good}__p", done.run.run_id)
+    assert extra["params"]["a.parameter.code"] == 0 and extra["finished"]
+    assert events(pipeline_uri(bad, "p")) == []  # a failed run emits nothing
+
+
+def test_a_stopped_run_emits_no_pipeline_finished_event(
+    dags_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`stop-pipeline` ends the run without error, skipping the rest of it: the finished task too."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    from valohai_airflow.airflow.pipeline_finished import FINISHED_TASK_ID
+    from valohai_airflow.asset_uris import pipeline_uri
+
+    stopping = FINISHING.replace(
+        "      - {name: a, type: execution, step: s}\n",
+        "      - name: a\n        type: execution\n        step: s\n"
+        "        actions:\n          - {when: node-complete, then: stop-pipeline}\n",
+    ).replace("edges: []", "edges:\n      - [a.output.*, b.input.x]")
+    stopping = stopping.replace(
+        "      - {name: code, type: integer, default: 0}\n",
+        "      - {name: code, type: integer, default: 0}\n    inputs:\n      - {name: x, optional: true}\n",
+    )
+    name = f"fin-stop-{uuid.uuid4().hex[:8]}"
+    sidecar = {"valohai-airflow.yaml": "pipelines:\n  p: {finished_event: true}\n"}
+    outcome = run_pipeline(dags_folder, monkeypatch, name, stopping, files=sidecar)
+    assert outcome.states == {"a": "success", "b": "skipped", FINISHED_TASK_ID: "skipped"}, outcome.states
+    assert outcome.run.state == "success"
+    with create_session() as session:
+        emitted = session.scalars(
+            select(AssetEvent)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetModel.uri == pipeline_uri(name, "p"))
+        ).all()
+    assert emitted == []

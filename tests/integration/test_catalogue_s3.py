@@ -1,14 +1,22 @@
 """The data catalogue on a real S3 server (SeaweedFS, tests/support/seaweed.py): conditional creates
-(`If-None-Match: *`), concurrent publishers, a refused existing version, and a team's bucket registered
-without copying (a prefix as a dataset version) then read by a node's input resolution."""
+(`If-None-Match: *`), concurrent publishers, a refused existing version, a team's bucket registered
+without copying (a prefix as a dataset version) then read by a node's input resolution, and the chain
+of tests/e2e/test_assets.py with the S3 store through `dag.test()` and real containers: a pipeline
+publishes a dataset version, an alias and a model version, a later pipeline reads
+`dataset://…/latest`, `datum://<alias>` and `model://…/latest`. (The e2e Airflow is one deployment
+with the local store; a second one for S3 would double the e2e time: the scheduler's part, starting
+DAGs on Asset events, does not depend on the store.)"""
 
 from __future__ import annotations
 
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
+from tests.integration.conftest import BUSYBOX
+from tests.integration.recorded_runs import run_pipeline
 from tests.support.seaweed import S3Endpoint
 from valohai_airflow import data
 from valohai_airflow.runtime.catalogue import input_sources
@@ -116,3 +124,79 @@ def test_a_teams_bucket_registered_in_place_and_read_by_a_node(
         data.create_dataset_version(
             "images/v1", [f"s3://{s3_bucket}/team/model.bin"], store=store.url, s3=options
         )
+
+
+PUBLISH = f"""\
+- step:
+    name: make
+    image: {BUSYBOX}
+    command: |-
+      cd /valohai/outputs
+      echo a > a.csv
+      printf '{{"valohai.dataset-versions": ["dataset://%s-images/v1"]}}' {{parameter-value:tag}} > a.csv.metadata.json
+      echo weights > model.bin
+      printf '{{"valohai.alias": "%s-best", "valohai.model-versions": ["model://%s-churn/"]}}' \\
+        {{parameter-value:tag}} {{parameter-value:tag}} > model.bin.metadata.json
+    parameters:
+      - {{name: tag, type: string, default: x}}
+- pipeline:
+    name: p
+    nodes:
+      - {{name: make, type: execution, step: make}}
+    edges: []
+"""
+CONSUME = f"""\
+- step:
+    name: use
+    image: {BUSYBOX}
+    command: cat /valohai/inputs/data/a.csv /valohai/inputs/alias/model.bin /valohai/inputs/model/model.bin > /valohai/outputs/seen.txt
+    parameters:
+      - {{name: tag, type: string, default: x}}
+    inputs:
+      - {{name: data, default: "dataset://{{parameter:tag}}-images/latest"}}
+      - {{name: alias, default: "datum://{{parameter:tag}}-best"}}
+      - {{name: model, default: "model://{{parameter:tag}}-churn/latest"}}
+- pipeline:
+    name: p
+    nodes:
+      - {{name: use, type: execution, step: use}}
+    edges: []
+"""
+
+
+@pytest.mark.usefixtures("airflow_db", "docker_engine")
+def test_a_pipeline_reads_what_an_earlier_one_published_on_the_s3_store(
+    dags_folder: Path, monkeypatch: pytest.MonkeyPatch, s3_endpoint: S3Endpoint, s3_bucket: str
+) -> None:
+    for key, value in {
+        "AIRFLOW__VALOHAI__STORE_URL": f"s3://{s3_bucket}/store",
+        "AIRFLOW__VALOHAI__S3_ENDPOINT_URL": s3_endpoint.endpoint_url,
+        "AWS_ACCESS_KEY_ID": s3_endpoint.access_key,
+        "AWS_SECRET_ACCESS_KEY": s3_endpoint.secret_key,
+        "AWS_DEFAULT_REGION": s3_endpoint.region,
+    }.items():
+        monkeypatch.setenv(key, value)
+    tag = f"s{uuid.uuid4().hex[:8]}"
+    published = run_pipeline(
+        dags_folder, monkeypatch, "s3-publish", PUBLISH, conf={"make.parameter.tag": tag}
+    )
+    assert published.states == {"make": "success"}, published.errors("make")
+    made = {o["path"]: o for o in published.xcom("make")["outputs"]}
+    assert made["model.bin"]["uri"].startswith(f"s3://{s3_bucket}/store/")
+    catalogue = Catalogue(resolver(s3_endpoint, s3_bucket).store)
+    assert [f.uri for f in catalogue.resolve(f"dataset://{tag}-images/latest")] == [made["a.csv"]["uri"]]
+
+    consumed = run_pipeline(dags_folder, monkeypatch, "s3-consume", CONSUME, conf={"use.parameter.tag": tag})
+    assert consumed.states == {"use": "success"}, consumed.errors("use")
+    used = consumed.xcom("use")
+    read = {
+        name: [(f["path"], f["sha256"], f["uri"]) for f in files] for name, files in used["inputs"].items()
+    }
+    csv, model = made["a.csv"], made["model.bin"]
+    assert read == {
+        "data": [("a.csv", csv["sha256"], csv["uri"])],
+        "alias": [("model.bin", model["sha256"], model["uri"])],
+        "model": [("model.bin", model["sha256"], model["uri"])],
+    }
+    (seen,) = [o for o in used["outputs"] if o["path"] == "seen.txt"]
+    assert seen["size"] == len(b"a\nweights\nweights\n")

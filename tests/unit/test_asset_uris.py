@@ -111,16 +111,16 @@ def test_data_triggers_parse_and_compile_to_asset_schedules() -> None:
     images, either, nightly = parsed.triggers
     assert [c.asset for c in images.after] == [("dataset", "images")]
     assert [c.asset for c in either.after] == [("model", "churn"), ("datum", "best")]
-    assert data_schedule([images]) == Asset("valohai://catalogue/dataset/images")
-    assert data_schedule([images, either]) == AssetAny(
+    assert data_schedule([images], "proj") == Asset("valohai://catalogue/dataset/images")
+    assert data_schedule([images, either], "proj") == AssetAny(
         Asset("valohai://catalogue/dataset/images"),
         Asset("valohai://catalogue/model/churn"),
         Asset("valohai://catalogue/datum/best"),
     )
-    both = dag_schedule((images, nightly))
+    both = dag_schedule((images, nightly), "proj")
     assert isinstance(both, AssetOrTimeSchedule)
-    assert isinstance(dag_schedule((nightly,)), CronTriggerTimetable)
-    assert dag_schedule((images,)) == Asset("valohai://catalogue/dataset/images")
+    assert isinstance(dag_schedule((nightly,), "proj"), CronTriggerTimetable)
+    assert dag_schedule((images,), "proj") == Asset("valohai://catalogue/dataset/images")
     midnight = datetime(2024, 1, 1, tzinfo=UTC)
     assert nightly.fires_at(midnight) and not images.fires_at(midnight)  # a data trigger has no cron
 
@@ -149,11 +149,12 @@ def test_placeholders_are_filled_in_python_from_the_event() -> None:
         (
             "triggers:\n  - title: T\n    pipeline: p\n    after: {dataset: d, model: m}\n",
             "valohai-airflow.yaml:4:12: error: trigger 'T': a data condition names exactly one of "
-            "'dataset', 'alias' or 'model'",
+            "'dataset', 'alias', 'model' or 'pipeline'",
         ),
         (
             "triggers:\n  - title: T\n    pipeline: p\n    after: {table: d}\n",
-            "valohai-airflow.yaml:4:13: error: data condition: unknown key 'table' (valid keys: dataset, alias, model)",
+            "valohai-airflow.yaml:4:13: error: data condition: unknown key 'table' (valid keys: dataset, alias, model, "
+            "pipeline)",
         ),
         (
             "triggers:\n  - title: T\n    pipeline: p\n    after: {dataset: d}\n"
@@ -210,7 +211,7 @@ def test_a_run_started_by_events_gets_the_newest_events_values_and_the_run_conf_
     )
     params: dict[str, Any] = {"note": "default", "train.input.images": []}
     context = {"triggering_asset_events": events, "dag_run": _DagRun(conf={}), "params": params}
-    apply_trigger_parameters(context, triggers=(images, either))
+    apply_trigger_parameters(context, triggers=(images, either), project_name="prod")
     assert params == {
         "train.input.images": "dataset://images/v2",
         "note": f"v=v2 from {uri}",
@@ -221,7 +222,7 @@ def test_a_run_started_by_events_gets_the_newest_events_values_and_the_run_conf_
         "dag_run": _DagRun(conf={"note": "mine"}),
         "params": params,
     }
-    apply_trigger_parameters(context, triggers=(images,))
+    apply_trigger_parameters(context, triggers=(images,), project_name="prod")
     assert params == {"note": "default", "train.input.images": "dataset://images/v2"}  # conf's key untouched
     params = {"note": "default"}
     manual = {
@@ -229,5 +230,5 @@ def test_a_run_started_by_events_gets_the_newest_events_values_and_the_run_conf_
         "dag_run": _DagRun(conf={}, run_type="manual"),
         "params": params,
     }
-    apply_trigger_parameters(manual, triggers=(images,))
+    apply_trigger_parameters(manual, triggers=(images,), project_name="prod")
     assert params == {"note": "default"}  # a manual run never gets a trigger's values

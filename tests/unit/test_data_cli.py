@@ -1,5 +1,7 @@
 """`valohai-airflow data …` on a real LocalStore: existing files registered where they are (or copied),
-aliases moved with history, dataset versions from folders, listing, refusals as messages (exit 1)."""
+aliases moved with history, dataset versions from folders, listing, refusals as messages (exit 1);
+without a configured Airflow no Asset event is sent, and one line says so (tests/e2e/test_assets.py
+sends them to a real Airflow)."""
 
 from __future__ import annotations
 
@@ -19,6 +21,15 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))
     out, err = capsys.readouterr()
     return code, out, err
+
+
+@pytest.fixture(autouse=True)
+def _no_airflow(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No Airflow URL in the environment or a client.toml: where the events would go is unknown."""
+    for key in ("URL", "TOKEN", "USERNAME", "PASSWORD"):
+        monkeypatch.delenv(f"AIRFLOW_{key}", raising=False)
+        monkeypatch.delenv(f"VALOHAI_AIRFLOW_{key}", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
 
 
 @pytest.fixture
@@ -128,3 +139,30 @@ def test_the_store_comes_from_airflows_settings(
     monkeypatch.setenv("AIRFLOW__VALOHAI__STORE_URL", str(tmp_path / "configured"))
     assert run(capsys, "data", "alias", "set", "best", str(files / "model-1.bin"))[0] == 0
     assert Catalogue(LocalStore(tmp_path / "configured")).resolve("datum://best")[0].size == 3
+
+
+def test_without_an_airflow_url_no_events_and_one_line_saying_so(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, files: Path
+) -> None:
+    store = str(tmp_path / "store")
+    code, out, _ = run(capsys, "data", "--store", store, "alias", "set", "best", str(files / "model-1.bin"))
+    assert code == 0
+    assert out.splitlines()[-1].startswith("no Asset events sent: no Airflow URL configured (set AIRFLOW_URL")
+    code, out, _ = run(
+        capsys,
+        "data",
+        "--store",
+        store,
+        "dataset",
+        "create",
+        "images/v1",
+        str(files / "images"),
+        "--no-events",
+    )
+    assert code == 0 and "Asset event" not in out
+    assert Catalogue(LocalStore(store)).resolve("dataset://images/v1")  # the change stands
+    created = data.create_dataset_version("images/v2", [str(files / "images")], store=store)
+    assert created.version == "v2"
+    (line,) = data.announce([created])
+    assert line.startswith("no Asset events sent: no Airflow URL configured")
+    assert data.announce([]) == []

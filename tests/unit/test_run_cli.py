@@ -181,3 +181,89 @@ def test_watch_prints_the_log_of_a_node_that_ended_between_two_polls(
         "  train | epoch 2",
         "  train: success",
     ]
+
+
+class _Runs:
+    """Stands in for the REST client (no network in unit tests; the e2e test uses the real one):
+    two runs' manifests, and the calls the command made."""
+
+    def __init__(self, *_: object) -> None:
+        self.calls: list[tuple[str, ...]] = []
+        self.stores = StoreResolver()
+        self.by_run = {
+            "r1": [Manifest(execution_id="aaa", node="train", step="train", image="i", status="completed")],
+            "r2": [Manifest(execution_id="bbb", node="train", step="train", image="i", status="completed")],
+        }
+        _Runs.last = self
+
+    last: _Runs
+
+    def __enter__(self) -> _Runs:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        pass
+
+    def manifests(self, dag_id: str, run_id: str) -> list[Manifest]:
+        self.calls.append(("manifests", dag_id, run_id))
+        return self.by_run[run_id]
+
+    def find_execution(self, dag_id: str, execution_id: str) -> Manifest:
+        self.calls.append(("find_execution", dag_id, execution_id))
+        found = [m for ms in self.by_run.values() for m in ms if m.execution_id == execution_id]
+        if not found:
+            raise ClientError(f"no execution {execution_id} in the last 100 runs of {dag_id}")
+        return found[0]
+
+
+def test_outputs_by_execution_id_in_a_dag_or_one_run(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("valohai_airflow.run_cli.AirflowClient", _Runs)
+    assert cli.main(["outputs", "d", "--execution", "bbb"]) == 0
+    assert "train (execution bbb): completed" in capsys.readouterr().out
+    assert _Runs.last.calls == [("find_execution", "d", "bbb")]
+    assert cli.main(["outputs", "d/r1", "--execution", "aaa"]) == 0
+    assert _Runs.last.calls == [("manifests", "d", "r1")]
+    assert cli.main(["outputs", "d/r1", "--execution", "bbb"]) == 2
+    assert "run r1 of d has no execution bbb" in capsys.readouterr().err
+    assert cli.main(["outputs", "d", "--execution", "ccc"]) == 2
+    assert "no execution ccc" in capsys.readouterr().err
+    assert cli.main(["outputs", "d"]) == 2  # no run and no execution: nothing to list
+    assert "'d' is not DAG_ID/RUN_ID" in capsys.readouterr().err
+
+
+def test_reuse_flags_become_the_reuse_conf_checked_before_contacting_airflow(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bad node name or source run is refused (exit 2) before any call: the URL is unreachable."""
+    monkeypatch.setenv("AIRFLOW_URL", "http://airflow.invalid:8080")
+    pipeline = ["run", str(EXAMPLE), "--pipeline", "three-trainings", "--reuse-from", "r1"]
+    assert cli.main([*pipeline, "--reuse", "train-fats"]) == 2
+    err = capsys.readouterr().err
+    assert "has no node 'train-fats' to reuse (did you mean \"train-fast\"?)" in err, err
+    assert cli.main([*pipeline]) == 2
+    assert "no node to reuse" in capsys.readouterr().err
+    assert cli.main(["run", str(EXAMPLE), "train", "--reuse", "train"]) == 2
+    assert "--reuse-from names no run" in capsys.readouterr().err
+    assert cli.main(["run", str(EXAMPLE), "train", "--reuse-from", "other__dag/r1", "--reuse", "train"]) == 2
+    assert "a run of other__dag, not of example__step__train" in capsys.readouterr().err
+
+
+def test_the_client_builds_the_reuse_conf_in_one_place() -> None:
+    from valohai_airflow.runtime.reuse_nodes import (
+        NODES_KEY,
+        RUN_KEY,
+        UPSTREAM_OF_KEY,
+        ReuseNodesError,
+        ReuseRequest,
+    )
+
+    plan = resolve_target(EXAMPLE, "three-trainings", DagKind.PIPELINE).plan
+    request = ReuseRequest("manual__1", upstream_of=("pick-best",))
+    assert request.conf(plan) == {RUN_KEY: "manual__1", NODES_KEY: [], UPSTREAM_OF_KEY: ["pick-best"]}
+    assert request.conf() == request.conf(plan)  # without the plan: the form's Params check the names
+    with pytest.raises(ReuseNodesError, match="no node 'nope'"):
+        ReuseRequest("manual__1", nodes=("nope",)).conf(plan)
+    with pytest.raises(ReuseNodesError, match="at least one node"):
+        ReuseRequest("manual__1").conf()

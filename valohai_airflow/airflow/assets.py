@@ -20,7 +20,7 @@ from typing import Any
 
 from airflow.sdk import Asset, AssetAlias, AssetAny
 
-from valohai_airflow.asset_uris import Published, asset_uri, catalogue_events
+from valohai_airflow.asset_uris import Published, asset_uri, catalogue_events, pipeline_uri
 from valohai_airflow.spec.data_triggers import fill_placeholders
 from valohai_airflow.spec.sidecar import Trigger
 
@@ -40,14 +40,19 @@ def with_catalogue_alias(outlets: Any, project_name: str) -> list[Any]:
     return given if alias in given else [*given, alias]
 
 
-def trigger_assets(trigger: Trigger) -> list[Asset]:
-    """The Assets of a data trigger's conditions."""
-    return [Asset(asset_uri(*condition.asset)) for condition in trigger.after]  # type: ignore[arg-type]
+def trigger_assets(trigger: Trigger, project_name: str) -> list[Asset]:
+    """The Assets of a data trigger's conditions (`pipeline:` names a pipeline of `project_name`)."""
+    assets = []
+    for condition in trigger.after:
+        kind, name = condition.asset
+        uri = pipeline_uri(project_name, name) if kind == "pipeline" else asset_uri(kind, name)  # type: ignore[arg-type]
+        assets.append(Asset(uri))
+    return assets
 
 
-def data_schedule(triggers: Sequence[Trigger]) -> Asset | AssetAny | None:
+def data_schedule(triggers: Sequence[Trigger], project_name: str) -> Asset | AssetAny | None:
     """The Asset condition of a DAG's data triggers: any of their Assets starts a run."""
-    assets = list({a.uri: a for t in triggers for a in trigger_assets(t)}.values())
+    assets = list({a.uri: a for t in triggers for a in trigger_assets(t, project_name)}.values())
     if not assets:
         return None
     return assets[0] if len(assets) == 1 else AssetAny(*assets)
@@ -64,7 +69,7 @@ def emit(context: Mapping[str, Any], project_name: str, published: Sequence[Publ
         log.info("Asset event %s: %s", event.uri, event.extra["reference"])
 
 
-def apply_event_parameters(context: Any, triggers: Sequence[Trigger]) -> None:
+def apply_event_parameters(context: Any, triggers: Sequence[Trigger], project_name: str) -> None:
     """pre_execute, in a run started by Asset events: the parameters of the data triggers whose
     Assets fired, filled from the newest event of each."""
     newest = _newest_events(context.get("triggering_asset_events") or {})
@@ -72,7 +77,7 @@ def apply_event_parameters(context: Any, triggers: Sequence[Trigger]) -> None:
     params = context["params"]
     applied: dict[str, Any] = {}
     for trigger in triggers:
-        fired = [(a.uri, newest[a.uri]) for a in trigger_assets(trigger) if a.uri in newest]
+        fired = [(a.uri, newest[a.uri]) for a in trigger_assets(trigger, project_name) if a.uri in newest]
         if not fired:
             continue
         uri, event = max(fired, key=lambda pair: pair[1].timestamp)
@@ -80,7 +85,8 @@ def apply_event_parameters(context: Any, triggers: Sequence[Trigger]) -> None:
         for key, value in trigger.parameters.items():
             if key not in conf:
                 params[key] = applied[key] = fill_placeholders(value, fields)
-        log.info("Started by %s (%s) for trigger %r", uri, fields.get("reference"), trigger.title)
+        what = fields.get("reference") or fields.get("run_id")
+        log.info("Started by %s (%s) for trigger %r", uri, what, trigger.title)
     log.info("Parameters from data triggers: %s", applied or "none")
 
 

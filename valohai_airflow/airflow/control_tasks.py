@@ -32,10 +32,10 @@ from valohai_airflow.airflow.task_ids import pipeline_task_ids, sibling_task_id
 from valohai_airflow.plan import control as plan_control
 from valohai_airflow.plan.control import Decision
 from valohai_airflow.plan.model import NodePlan, PipelinePlan
+from valohai_airflow.plan.naming import APPROVAL_SUFFIX
 
 TaskRef = str | tuple[str, int]
 CONTROL_XCOM_KEY = "valohai_control"
-APPROVAL_SUFFIX = "__approval"
 SUCCESS_STATES = ("success",)
 
 

@@ -23,6 +23,7 @@ from valohai_airflow.airflow.docs import (
 )
 from valohai_airflow.airflow.operators import FailWithMessageOperator, ValohaiExecutionOperator
 from valohai_airflow.airflow.params import pipeline_params
+from valohai_airflow.airflow.pipeline_finished import add_finished_task
 from valohai_airflow.airflow.schedules import START_DATE, dag_arguments, retry_arguments, schedule_problem
 from valohai_airflow.airflow.variants import MAP_INDEX_TEMPLATE, ValohaiVariantsOperator
 from valohai_airflow.loading.folder_index import FolderIndex
@@ -134,6 +135,8 @@ def build_dag(
         **{**arguments, **dag_arguments(project, pipeline)},
     ) as dag:
         build_pipeline_tasks(project, pipeline, dag, dag_id, docker_url, node_docs)
+        if pipeline.kind is DagKind.PIPELINE and project.settings.emits_finished(pipeline.name):
+            add_finished_task(dag, project.name, pipeline)  # `after: {pipeline: …}` triggers
     # Set after the tasks exist: every operator constructed under a DAG deep-copies the DAG's whole
     # ParamsDict into its own, which costs nodes × params. Tasks read them at run time from the DAG
     # (process_params merges dag.params, then the task's own), the trigger form and run-conf checks too.

@@ -30,11 +30,11 @@ log = logging.getLogger(__name__)
 START_DATE = datetime(2024, 1, 1, tzinfo=UTC)
 
 
-def dag_schedule(triggers: tuple[Trigger, ...]) -> Any:
+def dag_schedule(triggers: tuple[Trigger, ...], project_name: str) -> Any:
     """The timetable of a pipeline's enabled triggers: crons, the Assets of data triggers
     (`airflow/assets.py`), or `AssetOrTimeSchedule` for both; None (manual runs only) without any."""
     crons = list(dict.fromkeys(t.expression for t in triggers if t.cron is not None))
-    assets = data_schedule(triggers)
+    assets = data_schedule(triggers, project_name)
     if not crons:
         return assets
     timezone = next(t.timezone for t in triggers if t.cron is not None)
@@ -59,9 +59,11 @@ def dag_arguments(project: ProjectPlan, pipeline: PipelinePlan) -> dict[str, Any
     if pipeline_settings.retry_delay_seconds is not None:
         default_args["retry_delay"] = timedelta(seconds=pipeline_settings.retry_delay_seconds)
     if triggers:
-        default_args["pre_execute"] = functools.partial(apply_trigger_parameters, triggers=triggers)
+        default_args["pre_execute"] = functools.partial(
+            apply_trigger_parameters, triggers=triggers, project_name=project.name
+        )
     arguments: dict[str, Any] = {
-        "schedule": dag_schedule(triggers),
+        "schedule": dag_schedule(triggers, project.name),
         "catchup": any(t.catchup for t in triggers),
         "start_date": min(starts) if starts else START_DATE,
         "tags": list(dict.fromkeys(["valohai", *kind_tag, project.name, *pipeline_settings.tags])),
@@ -101,12 +103,12 @@ def schedule_problem(
     )
 
 
-def apply_trigger_parameters(context: Any, *, triggers: tuple[Trigger, ...]) -> None:
+def apply_trigger_parameters(context: Any, *, triggers: tuple[Trigger, ...], project_name: str) -> None:
     """pre_execute hook: a scheduled run gets the parameters of the trigger that fired it."""
     dag_run = context.get("dag_run")
     run_type = getattr(getattr(dag_run, "run_type", None), "value", getattr(dag_run, "run_type", None))
     if run_type == "asset_triggered":
-        apply_event_parameters(context, [t for t in triggers if t.after])
+        apply_event_parameters(context, [t for t in triggers if t.after], project_name)
     if dag_run is None or run_type != "scheduled":
         return
     when = getattr(dag_run, "logical_date", None) or getattr(dag_run, "run_after", None)

@@ -21,11 +21,11 @@ from valohai_airflow.airflow.settings import valohai_settings
 from valohai_airflow.errors import ValohaiAirflowError
 from valohai_airflow.plan.blueprints import label
 from valohai_airflow.plan.model import NodePlan, PipelinePlan
+from valohai_airflow.plan.naming import VARIANTS_SUFFIX
 from valohai_airflow.runtime.edge_resolution import resolve_edges
 from valohai_airflow.runtime.fan_out import node_variants
 from valohai_airflow.runtime.manifest import load_upstream
 
-VARIANTS_SUFFIX = "__variants"
 MAP_INDEX_TEMPLATE = "{{ task.variant_label }}"  # a property of ours; user values are data, not templates
 
 

@@ -3,7 +3,8 @@
 They follow Valohai's socket syntax so they read like the edges users already write:
 `train.parameter.epochs`, `train.input.dataset`, `train.variable.API_URL` (an environment variable,
 like `vh exec run --var`); pipeline parameters keep their own name. The `valohai.reuse.*` keys
-name an earlier run and the nodes to take from it (runtime/reuse_nodes.py).
+name an earlier run and the nodes to take from it (runtime/reuse_nodes.py); `valohai.adhoc` names
+the ad hoc code snapshot the nodes run (runtime/adhoc.py).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from valohai_airflow.spec.pipeline import socket_text
 REUSE_RUN_KEY = "valohai.reuse.run"  # the run id whose nodes are reused
 REUSE_NODES_KEY = "valohai.reuse.nodes"  # node names: these are reused
 REUSE_UPSTREAM_OF_KEY = "valohai.reuse.upstream_of"  # node names: every node upstream of these is reused
+ADHOC_KEY = "valohai.adhoc"  # {uri, sha256, commit}: the nodes run this snapshot's code (runtime/adhoc.py)
 
 
 def node_parameter_key(node: str, parameter: str) -> str:

@@ -32,6 +32,21 @@ def _safe(name: str, limit: int, fallback: str) -> str:
     return f"{cleaned[: limit - _HASH_LENGTH - 1]}_{digest}"
 
 
+#: Task ids the DAG builder gives tasks of its own, beside the nodes' (a node may not take one).
+APPROVAL_SUFFIX = "__approval"  # `<node>__approval`: a node's require-approval gate
+VARIANTS_SUFFIX = "__variants"  # `<node>__variants`: a task node's variants
+FINISHED_TASK_ID = "valohai__finished"  # the task that says a pipeline finished (an Asset event)
+
+
+def builder_task_ids(node_task_ids: list[str]) -> dict[str, str]:
+    """Each task id the builder may add for these nodes → what it is (for the clash check)."""
+    ids = {FINISHED_TASK_ID: "the pipeline's finished task"}
+    for task_id in node_task_ids:
+        ids[task_id + APPROVAL_SUFFIX] = f'the approval task of task "{task_id}"'
+        ids[task_id + VARIANTS_SUFFIX] = f'the variants task of task "{task_id}"'
+    return ids
+
+
 def task_id_for(node_name: str) -> str:
     """The Airflow task id of a pipeline node."""
     return _safe(node_name, MAX_ID, "node")

@@ -10,7 +10,7 @@ from valohai_airflow.plan.actions import compile_actions
 from valohai_airflow.plan.blueprints import VariantError, expand_blueprint
 from valohai_airflow.plan.context import PipelineContext, ResolvedNode
 from valohai_airflow.plan.model import NodeKind, NodePlan
-from valohai_airflow.plan.naming import task_id_for
+from valohai_airflow.plan.naming import builder_task_ids, task_id_for
 from valohai_airflow.plan.overrides import effective_step
 from valohai_airflow.spec.hints import did_you_mean
 from valohai_airflow.spec.parameter import ParameterValueError, coerce_parameter_value
@@ -27,7 +27,8 @@ _ON_CHILD_ERROR = {
 
 def check_task_ids(context: PipelineContext) -> None:
     """Distinct node names could still map to one task id if a hash collided; say so instead of
-    letting Airflow fail with a duplicate task. (spec already rejects duplicate and dotted names.)"""
+    letting Airflow fail with a duplicate task; nor may a node take a task id the DAG builder gives a
+    task of its own. (spec already rejects duplicate and dotted names.)"""
     task_ids: dict[str, str] = {}
     for node in context.pipeline.nodes:
         task_id = task_id_for(node.name)
@@ -38,6 +39,15 @@ def check_task_ids(context: PipelineContext) -> None:
                 "rename one of them",
             )
         task_ids[task_id] = node.name
+    taken = builder_task_ids(list(task_ids))
+    for node in context.pipeline.nodes:
+        task_id = task_id_for(node.name)
+        if task_id in taken:
+            context.error(
+                f'node "{node.name}" maps to the Airflow task id "{task_id}", which is {taken[task_id]}',
+                node.location,
+                "rename the node",
+            )
 
 
 def compile_node(context: PipelineContext, node: ExecutionNode | TaskNode | DeploymentNode) -> NodePlan:

@@ -1,6 +1,7 @@
 """Checks of the sidecar (valohai-airflow.yaml) that need valohai.yaml: which pipelines and Params exist.
 
-Errors: a trigger or a `pipelines:` entry naming a pipeline valohai.yaml lacks (a trigger naming a step or
+Errors: a trigger or a `pipelines:` entry naming a pipeline valohai.yaml lacks (also a data trigger's
+`after: {pipeline: …}`, and such triggers starting each other in a circle); a trigger naming a step or
 task blueprint: one valohai.yaml lacks, or one whose DAG `step_dags:` / `task_dags:` leave out); a trigger parameter
 that is not a Param of the pipeline's DAG (or that an edge or a pipeline parameter fills, so the
 trigger's value would never be used); a value its parameter refuses; enabled triggers of one pipeline
@@ -46,6 +47,7 @@ def check_settings(
     defined = {"pipeline": names, "step": sorted(steps), "task": sorted(tasks)}
     for trigger in settings.triggers:
         _check_target(trigger, defined, plans, diagnostics)
+    _check_finished_pipelines(settings, names, diagnostics)
     if plans:  # without plans (valohai.yaml did not compile) the deployment names are unknown
         _check_deployments(settings, plans, diagnostics)
     for plan in plans:
@@ -122,6 +124,49 @@ def _check_target(
             trigger.location,
             f"add {name!r} to `{kind}_dags:`",
         )
+
+
+def _check_finished_pipelines(settings: ProjectSettings, names: list[str], diagnostics: Diagnostics) -> None:
+    """`after: {pipeline: X}` names a pipeline of this project, and no pipeline's success starts
+    itself again through such triggers (each run would start the next, for ever)."""
+    starts: dict[str, set[str]] = {}  # pipeline → the pipelines its success starts
+    for trigger in settings.triggers:
+        for condition in trigger.after:
+            if condition.pipeline is None:
+                continue
+            if condition.pipeline not in names:
+                diagnostics.error(
+                    f"trigger {trigger.title!r}: after: valohai.yaml has no pipeline {condition.pipeline!r}",
+                    condition.location,
+                    did_you_mean(condition.pipeline, names),
+                )
+            elif trigger.enabled and trigger.target[0] == "pipeline":
+                target = trigger.target[1]
+                if condition.pipeline in _reached(target, starts) | {target}:
+                    circle = (
+                        f"pipeline {target!r} would start itself"
+                        if condition.pipeline == target
+                        else f"pipelines {condition.pipeline!r} and {target!r} would start each other"
+                    )
+                    diagnostics.error(
+                        f"trigger {trigger.title!r}: {circle} after each successful run, for ever",
+                        condition.location,
+                        "start it on a dataset or model it publishes, or on a cron",
+                    )
+                    continue
+                starts.setdefault(condition.pipeline, set()).add(target)
+
+
+def _reached(start: str, starts: dict[str, set[str]]) -> set[str]:
+    """Every pipeline a success of `start` starts, directly or through others."""
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        for after in starts.get(todo.pop(), ()):
+            if after not in seen:
+                seen.add(after)
+                todo.append(after)
+    return seen
 
 
 def _check_timezones(pipeline: str, triggers: list[Trigger], diagnostics: Diagnostics) -> None:

@@ -21,6 +21,7 @@ from valohai_airflow.plan.conf_keys import node_input_key
 from valohai_airflow.plan.machines import container_network
 from valohai_airflow.plan.model import DagKind, NodePlan, PipelinePlan
 from valohai_airflow.plan.mounts import MountError, checked_mounts
+from valohai_airflow.runtime.adhoc import AdhocCode, AdhocError, check_step
 from valohai_airflow.runtime.catalogue import input_sources, plan_publication, with_lineage
 from valohai_airflow.runtime.config_files import (
     CONTAINER_ROOT,
@@ -252,8 +253,12 @@ def prepare(request: ExecutionRequest) -> PreparedExecution:
         given = resolve_variables(node, request.conf, NO_SECRETS)
     variables = given.without(edges.dropped_variables)
     network, network_from = _network(node, variables.environment)
-    workdir = create_workdir(request.work_base, request.key, request.project_root)
+    code = _adhoc_code(request)
+    workdir = create_workdir(request.work_base, request.key, None if code else request.project_root)
     log = list(edges.log)
+    if code is not None:
+        _use_adhoc_code(request, code, workdir)
+        log.append(f"/valohai/repository: the ad hoc code {code.commit} ({code.uri})")
     log += [f"mount: host folder {h} → {c}{' (read-only)' if ro else ''}" for h, c, ro in host_mounts]
     if workdir.excluded:
         log.append(excluded_summary(workdir.excluded))
@@ -285,6 +290,7 @@ def prepare(request: ExecutionRequest) -> PreparedExecution:
             step=step.name,
             image=step.image,
             project_name=request.project_name,
+            commit=code.commit if code else None,
             title=node.name,
             created_at=datetime.now(UTC),
             pipeline_id=request.key.run_id if in_pipeline else None,
@@ -315,6 +321,27 @@ def prepare(request: ExecutionRequest) -> PreparedExecution:
         network=network,
         network_from=network_from,
     )
+
+
+def _adhoc_code(request: ExecutionRequest) -> AdhocCode | None:
+    try:
+        return AdhocCode.of(request.conf)
+    except AdhocError as error:
+        raise ExecutionError(f"node {request.node.name!r}: {error}; the container was not started") from error
+
+
+def _use_adhoc_code(request: ExecutionRequest, code: AdhocCode, workdir: WorkDir) -> None:
+    """The snapshot as the work dir's repository, refused when it changes the node's step."""
+    step = request.node.step
+    assert step is not None
+    try:
+        code.extract(request.stores, workdir.repository, workdir.root)
+        check_step(request.project_root, workdir.repository, request.node.name, step.name, code)
+    except AdhocError as error:
+        message = str(error)
+        if not message.startswith("node "):
+            message = f"node {request.node.name!r}: {message}; the container was not started"
+        raise ExecutionError(message) from error
 
 
 def finish(

@@ -10,7 +10,8 @@ made them. The ingredients, hashed into the cache key:
 - the resolved parameter values;
 - every input file's name and sha256 (edge files and URL inputs alike);
 - the content hash of the project folder (the files the work dir's repository copy gets: not
-  `.git`, caches, virtualenvs or what `.vhignore` excludes);
+  `.git`, caches, virtualenvs or what `.vhignore` excludes), or the sha256 of the ad hoc code
+  snapshot the run conf names (runtime/adhoc.py);
 - the environment variables: a non-secret one by its value, a secret one by its source only (an
   Airflow Variable's key, a Connection's id and field), never its value nor a hash of it: a rotated
   credential does not make a step a different execution, while reading another one does;
@@ -36,6 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from valohai_airflow.runtime.adhoc import AdhocCode
 from valohai_airflow.runtime.execution import PreparedExecution
 from valohai_airflow.runtime.manifest import Manifest
 from valohai_airflow.runtime.repository import RepositoryRules
@@ -212,9 +214,9 @@ class ReuseGate:
         request = prepared.request
         if not reuse_enabled(request.pipeline.reuse_executions, request.conf):
             return None
-        ingredients = cache_ingredients(
-            prepared, image_id=image_id(), repository=repository_hash(request.project_root)
-        )
+        code = AdhocCode.of(request.conf)  # the snapshot the node ran, when the run names one
+        repository = f"adhoc:{code.sha256}" if code else repository_hash(request.project_root)
+        ingredients = cache_ingredients(prepared, image_id=image_id(), repository=repository)
         return cls(prepared, cache_key(ingredients), ingredients, run_started)
 
     def lookup(self) -> ReuseDecision:

@@ -57,13 +57,35 @@ def upstream_closure(pipeline: PipelinePlan, nodes: Iterable[str]) -> set[str]:
 
 
 def reuse_conf(
-    pipeline: PipelinePlan, source_run: str, nodes: Sequence[str] = (), upstream_of: Sequence[str] = ()
+    pipeline: PipelinePlan | None,
+    source_run: str,
+    nodes: Sequence[str] = (),
+    upstream_of: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The run conf that reuses `nodes` (and every node upstream of `upstream_of`) of `source_run`;
-    checked against the plan, so a client refuses a bad request before triggering."""
+    checked against the plan, so a client refuses a bad request before triggering. Without the plan
+    (a client that knows only the DAG id) the request's shape is checked here and the names by the
+    trigger form's Params and the node tasks."""
     conf = {RUN_KEY: source_run, NODES_KEY: list(nodes), UPSTREAM_OF_KEY: list(upstream_of)}
-    requested(pipeline, conf, run_id="")
+    if pipeline is not None:
+        requested(pipeline, conf, run_id="")
+    elif not source_run or not (_names(nodes, NODES_KEY) or _names(upstream_of, UPSTREAM_OF_KEY)):
+        raise ReuseNodesError(
+            "reuse: name a source run and at least one node (or a node to reuse upstream of)"
+        )
     return conf
+
+
+@dataclass(frozen=True)
+class ReuseRequest:
+    """A client's request to reuse nodes of run `run` of the same DAG (`reuse_conf` makes its conf)."""
+
+    run: str
+    nodes: tuple[str, ...] = ()
+    upstream_of: tuple[str, ...] = ()
+
+    def conf(self, pipeline: PipelinePlan | None = None) -> dict[str, Any]:
+        return reuse_conf(pipeline, self.run, self.nodes, self.upstream_of)
 
 
 @dataclass(frozen=True)

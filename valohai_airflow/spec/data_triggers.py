@@ -8,9 +8,10 @@
           train.input.images: "{event.reference}"
 
 One condition names one of `dataset:` (a version of it was created), `alias:` (a datum alias was
-created or moved) or `model:` (a version of it was created); `asset_uris.py` turns it into the
-Asset the DAG is scheduled on. A trigger's parameter value may name the triggering event's fields
-as placeholders, replaced in Python when the run starts (never through Jinja).
+created or moved), `model:` (a version of it was created) or `pipeline:` (a run of that pipeline of
+the same project succeeded); `asset_uris.py` turns it into the Asset the DAG is scheduled on. A
+trigger's parameter value may name the triggering event's fields as placeholders, replaced in Python
+when the run starts (never through Jinja); which fields there are depends on the kind of event.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ from pydantic import BeforeValidator, model_validator
 
 from valohai_airflow.spec._base import SpecModel, Str, spec_error
 
-#: `{event.<field>}` in a data trigger's parameter values: the fields of the triggering event's extra.
+#: `{event.<field>}` in a data trigger's parameter values: the fields of the triggering event's extra
+#: (asset_uris.py), by the kind of condition; `uri` is the Asset's.
 EVENT_FIELDS = ("version", "reference", "name", "uri")
+PIPELINE_EVENT_FIELDS = ("run_id", "dag_id", "finished", "name", "project", "uri")
 PLACEHOLDER = re.compile(r"\{event\.([A-Za-z_]+)\}")
 
 
@@ -36,25 +39,32 @@ class DataCondition(SpecModel):
     dataset: Str | None = None
     alias: Str | None = None
     model: Str | None = None
+    pipeline: Str | None = None
 
     @model_validator(mode="after")
     def _one_name(self) -> DataCondition:
-        if sum(v is not None for v in (self.dataset, self.alias, self.model)) != 1:
+        if sum(v is not None for v in (self.dataset, self.alias, self.model, self.pipeline)) != 1:
             raise spec_error(
                 "data_condition",
-                "a data condition names exactly one of 'dataset', 'alias' or 'model'",
+                "a data condition names exactly one of 'dataset', 'alias', 'model' or 'pipeline'",
             )
         return self
 
     @property
     def asset(self) -> tuple[str, str]:
-        """(the catalogue kind of `asset_uris`, the name)."""
+        """(the catalogue kind of `asset_uris`, or "pipeline"; the name)."""
         if self.dataset is not None:
             return "dataset", self.dataset
         if self.alias is not None:
             return "datum", self.alias
+        if self.pipeline is not None:
+            return "pipeline", self.pipeline
         assert self.model is not None, "validated: one name"
         return "model", self.model
+
+    @property
+    def event_fields(self) -> tuple[str, ...]:
+        return PIPELINE_EVENT_FIELDS if self.pipeline is not None else EVENT_FIELDS
 
 
 def _one_or_list(value: Any) -> Any:
@@ -64,12 +74,15 @@ def _one_or_list(value: Any) -> Any:
 DataConditions = Annotated[tuple[DataCondition, ...], BeforeValidator(_one_or_list)]
 
 
-def placeholder_problem(value: Any) -> str | None:
-    """Why a trigger parameter's `{event.…}` placeholders cannot be filled (None: they can)."""
+def placeholder_problem(value: Any, conditions: tuple[DataCondition, ...] = ()) -> str | None:
+    """Why a trigger parameter's `{event.…}` placeholders cannot be filled (None: they can): every
+    field must be one the event of each condition has, whichever of them fires."""
+    candidates = conditions[0].event_fields if conditions else EVENT_FIELDS + PIPELINE_EVENT_FIELDS
+    fields = list(dict.fromkeys(f for f in candidates if all(f in c.event_fields for c in conditions)))
     for text in _strings(value):
         for field in PLACEHOLDER.findall(text):
-            if field not in EVENT_FIELDS:
-                return f"placeholder event.{field} is not an event field (they are {', '.join(EVENT_FIELDS)})"
+            if field not in fields:
+                return f"placeholder event.{field} is not an event field (they are {', '.join(fields)})"
     return None
 
 

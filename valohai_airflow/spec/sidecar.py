@@ -140,7 +140,9 @@ Seconds = Annotated[FiniteNumber, Field(ge=0, le=MAX_DELAY_SECONDS)]
 
 
 class PipelineSettings(SpecModel):
-    """DAG settings of one pipeline: every node retries `retries` times (infrastructure hiccups)."""
+    """DAG settings of one pipeline: every node retries `retries` times (infrastructure hiccups);
+    `finished_event`: every successful run emits the pipeline's "finished" Asset event, also when no
+    trigger of this project names it (for DAGs of your own and other projects scheduled on it)."""
 
     kind: ClassVar[str] = "pipeline settings"
 
@@ -150,6 +152,7 @@ class PipelineSettings(SpecModel):
     max_active_runs: Concurrency | None = None
     max_active_tasks: Concurrency | None = None
     description: Str | None = None
+    finished_event: Bool = False
     variables: Variables = Field(default_factory=dict)
     nodes: dict[str, NodeSettings] = Field(default_factory=dict)
 
@@ -195,7 +198,7 @@ class Trigger(SpecModel):
                     {"title": self.title, "keys": " and ".join(repr(k) for k in cron_only)},
                 )
             for key, value in self.parameters.items():
-                if problem := placeholder_problem(value):
+                if problem := placeholder_problem(value, self.after):
                     raise spec_error(
                         "trigger_placeholder",
                         "trigger {title!r}, parameter {key!r}: {problem}",
@@ -418,6 +421,12 @@ class ProjectSettings(SpecModel):
     def pipeline(self, name: str) -> PipelineSettings:
         """The settings of one pipeline (defaults when the sidecar does not name it)."""
         return self.pipelines.get(name) or PipelineSettings()
+
+    def emits_finished(self, pipeline: str) -> bool:
+        """Whether pipeline `pipeline`'s DAG emits its "finished" Asset event: an enabled data trigger
+        here names it (`after: {pipeline: …}`), or its settings ask for it (`finished_event`)."""
+        named = any(c.pipeline == pipeline for t in self.triggers if t.enabled for c in t.after)
+        return named or self.pipeline(pipeline).finished_event
 
     def deployment(self, name: str) -> DeploymentSettings:
         """The settings of one deployment, by its name in valohai.yaml (defaults: publish only)."""

@@ -122,6 +122,26 @@ def test_unknown_step_with_did_you_mean() -> None:
     assert error.location.line == line_of(text, "step: trian")
 
 
+@pytest.mark.parametrize(
+    ("name", "what"),
+    [
+        ("a__approval", 'the approval task of task "a"'),
+        ("a__variants", 'the variants task of task "a"'),
+        ("valohai__finished", "the pipeline's finished task"),
+    ],
+)
+def test_a_node_may_not_take_a_task_id_the_builder_gives_its_own_tasks(name: str, what: str) -> None:
+    text = pipeline(
+        f"- {{name: a, type: execution, step: prep}}\n- {{name: {name}, type: execution, step: train}}"
+    )
+    (error,) = plan_errors(text)
+    assert (
+        error.message == f'pipeline "p": node "{name}" maps to the Airflow task id "{name}", which is {what}'
+    )
+    assert error.hint == "rename the node"
+    assert error.location.line == line_of(text, f"name: {name}")
+
+
 def test_unknown_node_in_edges_both_ends_reported() -> None:
     text = pipeline(TWO_NODES, "- [aa.output.x, c.input.dataset]")
     errors = plan_errors(text)

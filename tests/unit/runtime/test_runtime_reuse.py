@@ -3,6 +3,7 @@ stable across runs, different when any ingredient changes; the index in the stor
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests.unit.plan.support import compile_text
+from valohai_airflow.runtime.adhoc import send_working_tree
 from valohai_airflow.runtime.execution import ExecutionRequest, PreparedExecution, prepare
 from valohai_airflow.runtime.ids import ExecutionKey
 from valohai_airflow.runtime.inputs import DownloadCache
@@ -244,3 +246,27 @@ def test_failed_executions_are_not_recorded(tmp_path: Path, project: Path) -> No
     gate = gate_for(prepared)
     gate.record(completed_manifest(prepared, status="failed"))
     assert gate.lookup().manifest is None
+
+
+def test_with_ad_hoc_code_the_key_covers_the_snapshot_not_the_deployed_folder(
+    tmp_path: Path, project: Path
+) -> None:
+    """The node's repository is the snapshot (runtime/adhoc.py), so its hash is what counts."""
+    tree = tmp_path / "working-tree"
+    shutil.copytree(project, tree)
+    (tree / "valohai.yaml").write_text(YAML % ("60", "true"))
+    (project / "valohai.yaml").write_text(YAML % ("60", "true"))
+    (tree / "train.py").write_text("print('changed')\n")
+    store = LocalStore(tmp_path / "store")
+    conf = send_working_tree(tree, store).conf
+    adhoc = prepared_execution(tmp_path, project, conf=conf)
+    assert (adhoc.workdir.repository / "train.py").read_text() == "print('changed')\n"
+    adhoc_key = gate_for(adhoc).key
+    deployed_key = gate_for(prepared_execution(tmp_path, project, run_id="run2")).key
+    assert adhoc_key != deployed_key
+    (project / "train.py").write_text("print('deployed, changed')\n")  # the dags folder changes
+    assert gate_for(prepared_execution(tmp_path, project, conf=conf, run_id="run3")).key == adhoc_key
+    assert gate_for(prepared_execution(tmp_path, project, run_id="run4")).key != deployed_key
+    (tree / "train.py").write_text("print('changed again')\n")
+    other = prepared_execution(tmp_path, project, conf=send_working_tree(tree, store).conf, run_id="run5")
+    assert gate_for(other).key != adhoc_key

@@ -122,7 +122,7 @@ def test_unknown_keys_have_lines_and_did_you_mean() -> None:
     text = "pipelines:\n  p:\n    retris: 2\ntrigers: []\non_error_retry:\n  delay: 5\n"
     assert errors(text) == [
         "valohai-airflow.yaml:3:5: error: pipeline settings: unknown key 'retris' (did you mean 'retries'?) "
-        "(valid keys: tags, retries, retry_delay_seconds, max_active_runs, max_active_tasks, description, variables, nodes)",
+        "(valid keys: tags, retries, retry_delay_seconds, max_active_runs, max_active_tasks, description, finished_event, variables, nodes)",
         "valohai-airflow.yaml:4:1: error: valohai-airflow.yaml: unknown key 'trigers' (did you mean 'triggers'?) "
         "(valid keys: pipelines, triggers, on_error_retry, approval, deployments, environments, network, "
         "allow_vh_docker_network, mounts, variables, variable_groups, steps, step_dags, task_dags)",
