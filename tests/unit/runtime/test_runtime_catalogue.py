@@ -24,6 +24,7 @@ from valohai_airflow.runtime.input_urls import InputUrlError, interpolate_url
 from valohai_airflow.runtime.inputs import DownloadCache
 from valohai_airflow.runtime.manifest import Manifest, stored_manifest
 from valohai_airflow.store import LocalStore
+from valohai_airflow.store.base import StoredObject, StoreError
 from valohai_airflow.store.catalogue import Catalogue
 from valohai_airflow.store.resolver import StoreResolver
 
@@ -211,6 +212,33 @@ def test_the_manifest_says_what_each_output_became_and_where_each_input_came_fro
         {k: v for k, v in f.items() if k not in ("datum_id", "catalogue")} for f in old["outputs"]
     ]
     assert all(f.catalogue == [] for f in Manifest.model_validate(old).outputs)
+
+
+class SecondManifestWriteFails(LocalStore):
+    """A store whose second write of a manifest.json fails: a store failing between two writes of one
+    try cannot be made to happen on demand with a real store, so this one write is made to fail."""
+
+    manifest_writes = 0
+
+    def put_json(self, obj: Any, key: str) -> StoredObject:
+        if key.endswith("/manifest.json"):
+            self.manifest_writes += 1
+            if self.manifest_writes == 2:
+                raise StoreError("the disk is full")
+        return super().put_json(obj, key)
+
+
+def test_the_published_try_stands_when_its_manifest_cannot_be_stored_again(env: dict[str, Any]) -> None:
+    env["store"] = SecondManifestWriteFails(env["tmp"] / "failing-store")
+    done = prepared(env, "train", "run1")
+    (done.workdir.outputs / "m.bin").write_bytes(b"m")
+    (done.workdir.outputs / "m.bin.metadata.json").write_text(json.dumps({"valohai.alias": "best"}))
+    value = finish(done, exit_code=0, log_lines=[], status="completed")
+    assert value["outputs"][0]["catalogue"] == ["datum://best"]  # the XCom says it
+    stored = stored_manifest(env["store"], ExecutionKey("proj__p", "run1", "train"))
+    assert stored is not None and stored["outputs"][0].get("catalogue") in (None, [])  # the first one stands
+    assert Catalogue(env["store"]).resolve("datum://best")[0].uri == value["outputs"][0]["uri"]
+    assert any("the stored manifest does not say so" in line and "disk is full" in line for line in done.log)
 
 
 def test_an_unknown_reference_fails_the_node_before_it_starts(env: dict[str, Any]) -> None:
