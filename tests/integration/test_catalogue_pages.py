@@ -3,7 +3,8 @@ publishes an alias, a dataset version (with a dataset alias) and a model version
 pipeline's node reads `datum://`, `dataset://…/latest` and `model://…/latest`. The plugin's catalogue
 pages, fetched from Airflow's own API app with its own auth, list them with sizes and sha256 and link
 each record to the producer's Outputs page; that page says what each file became, and the consumer's
-says where each input came from. A user who may not read Assets is refused, as is one not logged in."""
+says where each input came from. A user who may not read Assets is refused, as is one not logged in.
+The same pages read a store on a real S3 server (SeaweedFS)."""
 
 from __future__ import annotations
 
@@ -240,5 +241,53 @@ def test_catalogue_pages_and_node_pages_show_the_lineage_of_a_produced_and_consu
                 expected["sha256"],
                 expected["uri"],
             )
+    finally:
+        client.cookies.clear()
+
+
+def test_catalogue_pages_read_the_s3_store(
+    dags_folder: Path,
+    client: Any,  # noqa: F811
+    token: str,  # noqa: F811
+    s3_endpoint: Any,
+    s3_bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The same pages with the store on a real S3 server (SeaweedFS): the producer's records, read
+    from the bucket's catalogue, with sha256 and the link to the producer."""
+    url = f"s3://{s3_bucket}/runs"
+    for key, value in {
+        "AIRFLOW__VALOHAI__STORE_URL": url,
+        "AIRFLOW__VALOHAI__S3_ENDPOINT_URL": s3_endpoint.endpoint_url,
+        "AWS_ACCESS_KEY_ID": s3_endpoint.access_key,
+        "AWS_SECRET_ACCESS_KEY": s3_endpoint.secret_key,
+        "AWS_DEFAULT_REGION": s3_endpoint.region,
+    }.items():
+        monkeypatch.setenv(key, value)
+    tag = uuid.uuid4().hex[:8]
+    names = {"alias": f"best-{tag}", "dataset": f"ds{tag}", "model": f"m{tag}"}
+    made = run_pipeline(
+        dags_folder,
+        monkeypatch,
+        "lineage-s3",
+        PRODUCE,
+        conf={f"make.parameter.{k}": v for k, v in names.items()},
+    )
+    assert made.states == {"make": "success"}, made.errors("make")
+    outputs = {o["path"]: o for o in made.xcom("make")["outputs"]}
+    assert all(o["uri"].startswith(f"{url}/") for o in outputs.values())
+    producer_page = f"/valohai/nodes/lineage-s3__p/{urllib.parse.quote(made.run.run_id, safe='')}/make/-1/1"
+    client.cookies.set("_token", token)
+    try:
+        index = client.get("/valohai/catalogue")
+        assert index.status_code == 200 and url in index.text, index.text
+        version = client.get(f"/valohai/catalogue/datasets/{names['dataset']}/latest").text
+        files = {row[0]: row for row in _rows(version, "files")}
+        assert {name: row[2] for name, row in files.items()} == {
+            name: outputs[name]["sha256"] for name in ("train/a.csv", "train/b.csv")
+        }
+        assert producer_page in _links(version).values()
+        became = {row[0]: row[3] for row in _rows(client.get(producer_page).text, "output-files")}
+        assert became["train/a.csv"] == f"dataset://{names['dataset']}/v1"
     finally:
         client.cookies.clear()
