@@ -28,9 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.e2e.conftest import RUN_TIMEOUT, AirflowServer, wait_for
-from valohai_airflow.airflow.pipeline_finished import FINISHED_TASK_ID
 from valohai_airflow.asset_uris import asset_uri, pipeline_uri
-from valohai_airflow.plan.naming import dag_id_for
+from valohai_airflow.plan.naming import FINISHED_TASK_ID, dag_id_for
 
 TAG = f"e2e{uuid.uuid4().hex[:8]}"
 DATASET, ALIAS, MODEL = f"{TAG}-images", f"{TAG}-best", f"{TAG}-churn"

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import BUSYBOX
-from tests.integration.recorded_runs import STORE, Outcome, run_pipeline
+from tests.integration.pipelines import STORE, Outcome, run_pipeline
 from tests.support.containers import containers_created
 from valohai_airflow.plan.conf_keys import ADHOC_KEY
 from valohai_airflow.runtime.adhoc import send_working_tree
@@ -46,10 +46,10 @@ def modified_copy(tmp_path: Path, yaml: str = YAML) -> Path:
     return root
 
 
-def run(dags_folder: Path, monkeypatch: pytest.MonkeyPatch, conf: dict[str, Any] | None) -> Outcome:
+def run(dags_folder: Path, conf: dict[str, Any] | None) -> Outcome:
     shutil.rmtree(dags_folder / NAME, ignore_errors=True)  # run_pipeline adds the project each time
     started = time.time()
-    outcome = run_pipeline(dags_folder, monkeypatch, NAME, YAML, conf=conf, files=DEPLOYED)
+    outcome = run_pipeline(dags_folder, NAME, YAML, conf=conf, files=DEPLOYED)
     time.sleep(0.2)  # let the engine's event log catch up
     outcome.created = containers_created(outcome.run.dag_id, outcome.run.run_id, started - 60)  # type: ignore[attr-defined]
     return outcome
@@ -63,16 +63,14 @@ def output(outcome: Outcome, path: str) -> str:
     return store.read_bytes(key).decode()
 
 
-def test_the_run_uses_the_snapshot_and_shows_its_commit(
-    dags_folder: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    deployed = run(dags_folder, monkeypatch, None)
+def test_the_run_uses_the_snapshot_and_shows_its_commit(dags_folder: Path, tmp_path: Path) -> None:
+    deployed = run(dags_folder, None)
     assert deployed.states == {"only": "success"}, deployed.errors("only")
     assert output(deployed, "said.txt") == "deployed code\n"
     assert json.loads(output(deployed, "execution.json"))["valohai.commit-identifier"] is None
 
     sent = send_working_tree(modified_copy(tmp_path), LocalStore(STORE))
-    adhoc = run(dags_folder, monkeypatch, sent.conf)
+    adhoc = run(dags_folder, sent.conf)
     assert adhoc.states == {"only": "success"}, adhoc.errors("only")
     assert output(adhoc, "said.txt") == "changed in the working tree\n"
     assert json.loads(output(adhoc, "execution.json"))["valohai.commit-identifier"] == sent.commit
@@ -80,11 +78,11 @@ def test_the_run_uses_the_snapshot_and_shows_its_commit(
 
 
 def test_a_corrupt_snapshot_and_a_changed_step_fail_before_the_container(
-    dags_folder: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    dags_folder: Path, tmp_path: Path
 ) -> None:
     changed = YAML.replace("sh hello.sh", "bash hello.sh")
     sent = send_working_tree(modified_copy(tmp_path, changed), LocalStore(STORE))
-    refused = run(dags_folder, monkeypatch, sent.conf)
+    refused = run(dags_folder, sent.conf)
     assert refused.states == {"only": "failed"} and refused.created == []  # type: ignore[attr-defined]
     (message,) = refused.errors("only")
     assert "defines step 'hello' differently from the deployed valohai.yaml (command)" in message, message
@@ -92,7 +90,7 @@ def test_a_corrupt_snapshot_and_a_changed_step_fail_before_the_container(
 
     uri = sent.conf[ADHOC_KEY]["uri"]
     corrupt = {ADHOC_KEY: {**sent.conf[ADHOC_KEY], "sha256": "0" * 64}}
-    failed = run(dags_folder, monkeypatch, corrupt)
+    failed = run(dags_folder, corrupt)
     assert failed.states == {"only": "failed"} and failed.created == []  # type: ignore[attr-defined]
     (message,) = failed.errors("only")
     assert f"the ad hoc code {uri} is corrupt" in message and "not started" in message, message

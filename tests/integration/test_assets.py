@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import BUSYBOX
-from tests.integration.recorded_runs import run_pipeline
+from tests.integration.pipelines import run_pipeline
 from valohai_airflow.asset_uris import asset_uri
 
 pytestmark = pytest.mark.usefixtures("airflow_db", "docker_engine")
@@ -44,15 +44,13 @@ PUBLISH = f"""\
 """
 
 
-def test_a_node_publishing_to_the_catalogue_emits_asset_events(
-    dags_folder: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_node_publishing_to_the_catalogue_emits_asset_events(dags_folder: Path) -> None:
     from airflow.models.asset import AssetAliasModel, AssetEvent, AssetModel
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
     tag = f"a{uuid.uuid4().hex[:8]}"  # the session's store and database are shared: names of our own
-    outcome = run_pipeline(dags_folder, monkeypatch, "assets-emit", PUBLISH, conf={"make.parameter.tag": tag})
+    outcome = run_pipeline(dags_folder, "assets-emit", PUBLISH, conf={"make.parameter.tag": tag})
     assert outcome.states == {"make": "success", "quiet": "success"}, outcome.errors("make")
     made = outcome.xcom("make")
     outputs = {o["path"]: o for o in made["outputs"]}
@@ -122,9 +120,7 @@ SWEEP = f"""\
 """
 
 
-def test_every_execution_of_a_task_node_emits_its_own_event(
-    dags_folder: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_every_execution_of_a_task_node_emits_its_own_event(dags_folder: Path) -> None:
     """A task node's executions are mapped task instances: each declares the alias when it is
     unmapped, and each model version it publishes is one event with its map index."""
     from airflow.models.asset import AssetEvent, AssetModel
@@ -132,7 +128,7 @@ def test_every_execution_of_a_task_node_emits_its_own_event(
     from sqlalchemy import select
 
     tag = f"m{uuid.uuid4().hex[:8]}"
-    outcome = run_pipeline(dags_folder, monkeypatch, "assets-sweep", SWEEP, conf={"fit.parameter.tag": tag})
+    outcome = run_pipeline(dags_folder, "assets-sweep", SWEEP, conf={"fit.parameter.tag": tag})
     assert set(outcome.states.values()) == {"success"}, outcome.states
     with create_session() as session:
         events = session.scalars(
@@ -164,7 +160,7 @@ FINISHING = f"""\
 
 
 def test_a_successful_run_emits_the_pipeline_finished_event_once_and_a_failed_one_none(
-    dags_folder: Path, monkeypatch: pytest.MonkeyPatch
+    dags_folder: Path,
 ) -> None:
     """`finished_event: true` (what `after: {pipeline: p}` does too) adds the task that emits
     `valohai://pipeline/<project>/p` when no node failed; Airflow runs it on a worker (it has an outlet)."""
@@ -172,17 +168,15 @@ def test_a_successful_run_emits_the_pipeline_finished_event_once_and_a_failed_on
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
-    from valohai_airflow.airflow.pipeline_finished import FINISHED_TASK_ID
     from valohai_airflow.asset_uris import pipeline_uri
+    from valohai_airflow.plan.naming import FINISHED_TASK_ID
 
     sidecar = {"valohai-airflow.yaml": "pipelines:\n  p: {finished_event: true}\n"}
     tag = uuid.uuid4().hex[:8]
     good, bad = f"fin-ok-{tag}", f"fin-bad-{tag}"
-    done = run_pipeline(dags_folder, monkeypatch, good, FINISHING, files=sidecar)
+    done = run_pipeline(dags_folder, good, FINISHING, files=sidecar)
     assert done.states == {"a": "success", "b": "success", FINISHED_TASK_ID: "success"}
-    failed = run_pipeline(
-        dags_folder, monkeypatch, bad, FINISHING, files=sidecar, conf={"b.parameter.code": 3}
-    )
+    failed = run_pipeline(dags_folder, bad, FINISHING, files=sidecar, conf={"b.parameter.code": 3})
     assert failed.states == {"a": "success", "b": "failed", FINISHED_TASK_ID: "upstream_failed"}
     assert failed.run.state == "failed"
 
@@ -209,16 +203,14 @@ def test_a_successful_run_emits_the_pipeline_finished_event_once_and_a_failed_on
     assert events(pipeline_uri(bad, "p")) == []  # a failed run emits nothing
 
 
-def test_a_stopped_run_emits_no_pipeline_finished_event(
-    dags_folder: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_stopped_run_emits_no_pipeline_finished_event(dags_folder: Path) -> None:
     """`stop-pipeline` ends the run without error, skipping the rest of it: the finished task too."""
     from airflow.models.asset import AssetEvent, AssetModel
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
-    from valohai_airflow.airflow.pipeline_finished import FINISHED_TASK_ID
     from valohai_airflow.asset_uris import pipeline_uri
+    from valohai_airflow.plan.naming import FINISHED_TASK_ID
 
     stopping = FINISHING.replace(
         "      - {name: a, type: execution, step: s}\n",
@@ -231,7 +223,7 @@ def test_a_stopped_run_emits_no_pipeline_finished_event(
     )
     name = f"fin-stop-{uuid.uuid4().hex[:8]}"
     sidecar = {"valohai-airflow.yaml": "pipelines:\n  p: {finished_event: true}\n"}
-    outcome = run_pipeline(dags_folder, monkeypatch, name, stopping, files=sidecar)
+    outcome = run_pipeline(dags_folder, name, stopping, files=sidecar)
     assert outcome.states == {"a": "success", "b": "skipped", FINISHED_TASK_ID: "skipped"}, outcome.states
     assert outcome.run.state == "success"
     with create_session() as session:

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import BUSYBOX
-from tests.integration.recorded_runs import STORE, run_pipeline
+from tests.integration.pipelines import STORE, run_pipeline
 from tests.integration.test_node_pages import client, token  # noqa: F401  (shared fixtures)
 from valohai_airflow.store import LocalStore
 from valohai_airflow.store.catalogue import Catalogue, DatumFile, Producer
@@ -107,7 +107,6 @@ def test_catalogue_pages_and_node_pages_show_the_lineage_of_a_produced_and_consu
     conf = {f"{{node}}.parameter.{k}": v for k, v in names.items()}
     made = run_pipeline(
         dags_folder,
-        monkeypatch,
         "lineage-make",
         PRODUCE,
         conf={k.format(node="make"): v for k, v in conf.items()},
@@ -115,7 +114,6 @@ def test_catalogue_pages_and_node_pages_show_the_lineage_of_a_produced_and_consu
     assert made.states == {"make": "success"}, made.errors("make")
     used = run_pipeline(
         dags_folder,
-        monkeypatch,
         "lineage-use",
         CONSUME,
         conf={k.format(node="use"): v for k, v in conf.items()},
@@ -268,7 +266,6 @@ def test_catalogue_pages_read_the_s3_store(
     names = {"alias": f"best-{tag}", "dataset": f"ds{tag}", "model": f"m{tag}"}
     made = run_pipeline(
         dags_folder,
-        monkeypatch,
         "lineage-s3",
         PRODUCE,
         conf={f"make.parameter.{k}": v for k, v in names.items()},

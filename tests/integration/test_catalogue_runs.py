@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import BUSYBOX
-from tests.integration.recorded_runs import STORE, run_pipeline
+from tests.integration.pipelines import STORE, run_pipeline
 from valohai_airflow.store import LocalStore
 from valohai_airflow.store.catalogue import Catalogue
 
@@ -67,14 +67,11 @@ def stored(uri: str) -> bytes:
     return Path(uri.removeprefix("file://")).read_bytes()
 
 
-def test_a_later_run_reads_the_alias_and_dataset_an_earlier_run_published(
-    dags_folder: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_later_run_reads_the_alias_and_dataset_an_earlier_run_published(dags_folder: Path) -> None:
     tag = uuid.uuid4().hex[:8]  # the session's store is shared: names of our own
     alias, dataset = f"model-{tag}", f"ds{tag}"
     published = run_pipeline(
         dags_folder,
-        monkeypatch,
         "cat-publish",
         PUBLISH,
         conf={"make.parameter.alias": alias, "make.parameter.dataset": dataset},
@@ -90,7 +87,6 @@ def test_a_later_run_reads_the_alias_and_dataset_an_earlier_run_published(
 
     consumed = run_pipeline(
         dags_folder,
-        monkeypatch,
         "cat-consume",
         CONSUME,
         conf={"use.input.model": [f"datum://{alias}"], "use.parameter.dataset": dataset},
@@ -109,7 +105,6 @@ def test_a_later_run_reads_the_alias_and_dataset_an_earlier_run_published(
 
     again = run_pipeline(
         dags_folder,
-        monkeypatch,
         "cat-again",
         PUBLISH,
         conf={"make.parameter.alias": alias, "make.parameter.dataset": dataset},
@@ -120,12 +115,9 @@ def test_a_later_run_reads_the_alias_and_dataset_an_earlier_run_published(
     assert len(catalogue.alias_history(alias)) == 1  # the refused try published nothing
 
 
-def test_an_unknown_alias_fails_the_node_before_its_container(
-    dags_folder: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_an_unknown_alias_fails_the_node_before_its_container(dags_folder: Path) -> None:
     outcome = run_pipeline(
         dags_folder,
-        monkeypatch,
         "cat-unknown",
         CONSUME,
         conf={"use.input.model": ["datum://no-such-alias-anywhere"]},

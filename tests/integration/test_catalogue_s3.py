@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import BUSYBOX
-from tests.integration.recorded_runs import run_pipeline
+from tests.integration.pipelines import run_pipeline
 from tests.support.seaweed import S3Endpoint
 from valohai_airflow import data
 from valohai_airflow.runtime.catalogue import input_sources
@@ -177,16 +177,14 @@ def test_a_pipeline_reads_what_an_earlier_one_published_on_the_s3_store(
     }.items():
         monkeypatch.setenv(key, value)
     tag = f"s{uuid.uuid4().hex[:8]}"
-    published = run_pipeline(
-        dags_folder, monkeypatch, "s3-publish", PUBLISH, conf={"make.parameter.tag": tag}
-    )
+    published = run_pipeline(dags_folder, "s3-publish", PUBLISH, conf={"make.parameter.tag": tag})
     assert published.states == {"make": "success"}, published.errors("make")
     made = {o["path"]: o for o in published.xcom("make")["outputs"]}
     assert made["model.bin"]["uri"].startswith(f"s3://{s3_bucket}/store/")
     catalogue = Catalogue(resolver(s3_endpoint, s3_bucket).store)
     assert [f.uri for f in catalogue.resolve(f"dataset://{tag}-images/latest")] == [made["a.csv"]["uri"]]
 
-    consumed = run_pipeline(dags_folder, monkeypatch, "s3-consume", CONSUME, conf={"use.parameter.tag": tag})
+    consumed = run_pipeline(dags_folder, "s3-consume", CONSUME, conf={"use.parameter.tag": tag})
     assert consumed.states == {"use": "success"}, consumed.errors("use")
     used = consumed.xcom("use")
     read = {

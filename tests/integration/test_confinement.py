@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import add_project, dag_bag
-from tests.integration.recorded_runs import one_node, run_pipeline, step_yaml
+from tests.integration.pipelines import one_node, run_pipeline, step
 from tests.integration.test_faults import containers_created_since
 
 pytestmark = pytest.mark.usefixtures("airflow_db", "docker_engine")
@@ -39,7 +39,7 @@ ESCAPING = textwrap.dedent(
     """
 )
 
-COPY = step_yaml(
+COPY = step(
     "s",
     "cat /valohai/inputs/data/sub/renamed.csv > /valohai/outputs/copy.csv",
     extra="inputs:\n  - name: data\n    filename: sub/renamed.csv",
@@ -55,12 +55,10 @@ def test_an_escaping_filename_makes_the_project_an_error_dag(dags_folder: Path) 
     assert not any(dag_id.startswith("flt-escape__") for dag_id in bag.dags)
 
 
-def test_a_run_conf_path_outside_the_allowed_folders_fails_before_the_container(
-    dags_folder: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_run_conf_path_outside_the_allowed_folders_fails_before_the_container(dags_folder: Path) -> None:
     since = time.time()
     outcome = run_pipeline(
-        dags_folder, monkeypatch, "flt-shadow", one_node(COPY), conf={"only.input.data": ["/etc/passwd"]}
+        dags_folder, "flt-shadow", one_node(COPY), conf={"only.input.data": ["/etc/passwd"]}
     )
     assert outcome.states == {"only": "failed"}
     (message,) = outcome.errors("only")
@@ -80,7 +78,6 @@ def test_a_run_conf_path_inside_input_roots_reaches_the_container(
     monkeypatch.setenv("AIRFLOW__VALOHAI__INPUT_ROOTS", f"/nonexistent, {shared}")
     outcome = run_pipeline(
         dags_folder,
-        monkeypatch,
         "flt-roots",
         one_node(COPY),
         conf={"only.input.data": [str(shared / "big.csv")]},
@@ -100,9 +97,7 @@ def test_a_bad_network_option_fails_the_task_naming_the_option(
 ) -> None:
     monkeypatch.setenv("AIRFLOW__VALOHAI__INPUT_PRIVATE_NETWORKS", "127.0.0.0/8, localhost")
     since = time.time()
-    outcome = run_pipeline(
-        dags_folder, monkeypatch, "flt-badopt", one_node(COPY), conf={"only.input.data": ["x"]}
-    )
+    outcome = run_pipeline(dags_folder, "flt-badopt", one_node(COPY), conf={"only.input.data": ["x"]})
     assert outcome.states == {"only": "failed"}
     (message,) = outcome.errors("only")
     assert "[valohai] input_private_networks: 'localhost' is not an IP network" in message, message

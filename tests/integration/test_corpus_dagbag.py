@@ -27,10 +27,8 @@ from valohai_yaml.pipelines.conversion import PipelineConverter
 from tests.integration.conftest import add_project, dag_bag
 from tests.support import cases, corpus
 from tests.support.cases import Files
-from valohai_airflow.airflow.control_tasks import APPROVAL_SUFFIX
-from valohai_airflow.airflow.variants import VARIANTS_SUFFIX
 from valohai_airflow.loading.project import compile_project
-from valohai_airflow.plan.naming import dag_id_for
+from valohai_airflow.plan.naming import APPROVAL_SUFFIX, VARIANTS_SUFFIX, dag_id_for
 from valohai_airflow.spec.diagnostics import ValohaiSpecError
 from valohai_airflow.spec.parse import parse_text
 

@@ -16,9 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.pipelines import run_pipeline, step
-from tests.integration.recorded_runs import one_node, step_yaml
-from tests.integration.recorded_runs import run_pipeline as run_recording
+from tests.integration.pipelines import one_node, run_pipeline, step
 
 pytestmark = pytest.mark.usefixtures("airflow_db", "docker_engine")
 
@@ -94,12 +92,10 @@ def test_the_container_gets_the_cpus_memory_and_shm_of_its_environment(
 
 
 def test_a_gpu_request_reaches_the_engine_and_a_gpu_less_engine_refuses_it_clearly(
-    dags_folder: Path, monkeypatch: pytest.MonkeyPatch, host_configs: list[dict[str, Any]]
+    dags_folder: Path, host_configs: list[dict[str, Any]]
 ) -> None:
-    valohai = one_node(step_yaml("s", "echo never", extra="environment: gpu-box"))
-    outcome = run_recording(
-        dags_folder, monkeypatch, f"{PREFIX}-gpu", valohai, files={"valohai-airflow.yaml": SIDECAR}
-    )
+    valohai = one_node(step("s", "echo never", extra="environment: gpu-box"))
+    outcome = run_pipeline(dags_folder, f"{PREFIX}-gpu", valohai, files={"valohai-airflow.yaml": SIDECAR})
     assert outcome.states == {"only": "failed"}
     (config,) = host_configs  # created, never started
     assert config["DeviceRequests"] == [

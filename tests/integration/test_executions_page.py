@@ -14,8 +14,7 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import add_project, dag_bag, pipeline_dag
-from tests.integration.pipelines import step
-from tests.integration.recorded_runs import Try, one_node, run_pipeline, step_yaml
+from tests.integration.pipelines import Try, one_node, run_pipeline, step
 from tests.integration.test_node_pages import client, token  # noqa: F401  (shared fixtures)
 from tests.support.executions_table import column, execution_rows
 
@@ -127,7 +126,6 @@ def test_every_try_of_a_retried_node_is_a_row_with_its_own_metadata(
     dags_folder: Path,
     client: Any,  # noqa: F811
     token: str,  # noqa: F811
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A retried node's first try (failed, its manifest only in the store) and its second (the
     XCom) are two executions, as on Valohai where a retry is a new execution."""
@@ -141,9 +139,8 @@ def test_every_try_of_a_retried_node_is_a_row_with_its_own_metadata(
 
     outcome = run_pipeline(
         dags_folder,
-        monkeypatch,
         "retried",
-        one_node(step_yaml("s", command)),
+        one_node(step("s", command)),
         retries=1,
         after_try=mark_second,
     )

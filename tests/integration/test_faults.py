@@ -7,7 +7,7 @@ to do, it leaves no manifest in XCom, and no container of ours is left running o
 in the same DAG run.
 
 The failure message is read from the `TaskRunResult` Airflow's in-process supervisor returns
-(tests/integration/recorded_runs.py keeps it; `dag.test()` throws it away).
+(tests/integration/pipelines.py keeps it; `dag.test()` throws it away).
 
 No fault here is injected: the missing image is a real failed pull (no registry is reachable),
 the OOM kill is the kernel's under a 16 MiB `mem_limit`, the full disk is a 1 MB tmpfs holding
@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import BUSYBOX
-from tests.integration.recorded_runs import STORE, Try, one_node, run_pipeline, step_yaml
+from tests.integration.pipelines import STORE, Try, one_node, run_pipeline, step
 from tests.support.containers import created_events
 from valohai_airflow.runtime.ids import ExecutionKey
 
@@ -95,11 +95,9 @@ def stored_outputs(run_id_part: str = "") -> list[Path]:
 # --- 1. image not available ----------------------------------------------------------------------
 
 
-def test_missing_image_names_node_and_image(dags_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_image_names_node_and_image(dags_folder: Path) -> None:
     image = "valohai-airflow/no-such-image:0"
-    outcome = run_pipeline(
-        dags_folder, monkeypatch, "flt-noimage", one_node(step_yaml("s", "echo hi", image=image)), retries=1
-    )
+    outcome = run_pipeline(dags_folder, "flt-noimage", one_node(step("s", "echo hi", image=image)), retries=1)
     assert outcome.states == {"only": "failed"}
     errors = outcome.errors("only")
     assert len(errors) == 2, errors  # the retry ran, and failed the same clean way
@@ -111,14 +109,11 @@ def test_missing_image_names_node_and_image(dags_folder: Path, monkeypatch: pyte
 # --- 2. command not found ------------------------------------------------------------------------
 
 
-def test_command_not_found_gives_127_and_the_last_lines(
-    dags_folder: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_command_not_found_gives_127_and_the_last_lines(dags_folder: Path) -> None:
     outcome = run_pipeline(
         dags_folder,
-        monkeypatch,
         "flt-nocmd",
-        one_node(step_yaml("s", "echo before; nosuchcommand --go")),
+        one_node(step("s", "echo before; nosuchcommand --go")),
         retries=1,
     )
     assert outcome.states == {"only": "failed"}
@@ -133,11 +128,9 @@ def test_command_not_found_gives_127_and_the_last_lines(
 # --- 3. non-zero exit after writing outputs ------------------------------------------------------
 
 
-def test_outputs_written_before_a_failure_are_still_stored(
-    dags_folder: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_outputs_written_before_a_failure_are_still_stored(dags_folder: Path) -> None:
     command = "echo kept > /valohai/outputs/partial.txt; echo '{\"loss\": 0.5}'; echo going down; exit 3"
-    outcome = run_pipeline(dags_folder, monkeypatch, "flt-exit3", one_node(step_yaml("s", command)))
+    outcome = run_pipeline(dags_folder, "flt-exit3", one_node(step("s", command)))
     assert outcome.states == {"only": "failed"}
     (message,) = outcome.errors("only")
     assert "'only'" in message and "code 3" in message and "going down" in message, message
@@ -151,13 +144,9 @@ def test_outputs_written_before_a_failure_are_still_stored(
 # --- 4. time-limit -------------------------------------------------------------------------------
 
 
-def test_time_limit_stops_and_removes_the_container(
-    dags_folder: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    step = step_yaml(
-        "s", "echo started; echo early > /valohai/outputs/early.txt; sleep 30", extra="time-limit: 3"
-    )
-    outcome = run_pipeline(dags_folder, monkeypatch, "flt-timelimit", one_node(step), retries=1)
+def test_time_limit_stops_and_removes_the_container(dags_folder: Path) -> None:
+    one = step("s", "echo started; echo early > /valohai/outputs/early.txt; sleep 30", extra="time-limit: 3")
+    outcome = run_pipeline(dags_folder, "flt-timelimit", one_node(one), retries=1)
     assert outcome.states == {"only": "failed"}
     errors = outcome.errors("only")
     assert len(errors) == 2, errors
@@ -172,9 +161,9 @@ def test_time_limit_stops_and_removes_the_container(
 # --- 5. no-output-timeout ------------------------------------------------------------------------
 
 
-def test_no_output_timeout_stops_a_silent_step(dags_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    step = step_yaml("s", "echo started once; sleep 60", extra="no-output-timeout: 3")
-    outcome = run_pipeline(dags_folder, monkeypatch, "flt-silent", one_node(step))
+def test_no_output_timeout_stops_a_silent_step(dags_folder: Path) -> None:
+    one = step("s", "echo started once; sleep 60", extra="no-output-timeout: 3")
+    outcome = run_pipeline(dags_folder, "flt-silent", one_node(one))
     assert outcome.states == {"only": "failed"}
     (message,) = outcome.errors("only")
     assert (
@@ -219,12 +208,10 @@ TWO_NODES = """\
 """
 
 
-def test_missing_upstream_manifest_names_edge_and_upstream(
-    dags_folder: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_missing_upstream_manifest_names_edge_and_upstream(dags_folder: Path) -> None:
     since = time.time()
     yaml = TWO_NODES.format(busybox=BUSYBOX, more_edges="")
-    outcome = run_pipeline(dags_folder, monkeypatch, "flt-noxcom", yaml, mark_success_pattern="^up$")
+    outcome = run_pipeline(dags_folder, "flt-noxcom", yaml, mark_success_pattern="^up$")
     assert outcome.states == {"up": "success", "down": "failed"}
     (message,) = outcome.errors("down")
     assert "up.output.*.txt → down.input.data" in message and "no manifest from 'up'" in message, message
@@ -235,19 +222,17 @@ def test_missing_upstream_manifest_names_edge_and_upstream(
 # --- 7. wrong parameter type in the run conf -----------------------------------------------------
 
 
-def test_wrong_parameter_type_in_run_conf(dags_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_wrong_parameter_type_in_run_conf(dags_folder: Path) -> None:
     """Airflow validates the run conf against the DAG's Params (built from the step's types) before
     the run exists; the key names node and parameter, the message the value."""
     from airflow.sdk.exceptions import ParamValidationError
 
     since = time.time()
-    step = step_yaml(
+    one = step(
         "s", "echo {parameters}", extra="parameters:\n  - name: epochs\n    type: integer\n    default: 2"
     )
     with pytest.raises(ParamValidationError) as raised:
-        run_pipeline(
-            dags_folder, monkeypatch, "flt-badconf", one_node(step), conf={"only.parameter.epochs": "many"}
-        )
+        run_pipeline(dags_folder, "flt-badconf", one_node(one), conf={"only.parameter.epochs": "many"})
     message = str(raised.value)
     assert "only.parameter.epochs" in message and "'many'" in message and "integer" in message, message
     assert containers_created_since(since) == []
@@ -256,12 +241,10 @@ def test_wrong_parameter_type_in_run_conf(dags_folder: Path, monkeypatch: pytest
 # --- 8. required input without files -------------------------------------------------------------
 
 
-def test_required_input_without_files_fails_before_the_container(
-    dags_folder: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_required_input_without_files_fails_before_the_container(dags_folder: Path) -> None:
     since = time.time()
-    step = step_yaml("s", "ls /valohai/inputs/data", extra="inputs:\n  - name: data")
-    outcome = run_pipeline(dags_folder, monkeypatch, "flt-noinput", one_node(step))
+    one = step("s", "ls /valohai/inputs/data", extra="inputs:\n  - name: data")
+    outcome = run_pipeline(dags_folder, "flt-noinput", one_node(one))
     assert outcome.states == {"only": "failed"}
     (message,) = outcome.errors("only")
     assert "'only'" in message and "required input 'data'" in message, message
@@ -272,10 +255,10 @@ def test_required_input_without_files_fails_before_the_container(
 # --- 9. metadata edge with a value of the wrong type ---------------------------------------------
 
 
-def test_metadata_edge_value_of_the_wrong_type(dags_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_metadata_edge_value_of_the_wrong_type(dags_folder: Path) -> None:
     yaml = TWO_NODES.format(busybox=BUSYBOX, more_edges="      - [up.metadata.score, down.parameter.epochs]")
     since = time.time()
-    outcome = run_pipeline(dags_folder, monkeypatch, "flt-metatype", yaml)
+    outcome = run_pipeline(dags_folder, "flt-metatype", yaml)
     assert outcome.states == {"up": "success", "down": "failed"}
     (message,) = outcome.errors("down")
     assert "'down'" in message and "epochs" in message and "3.5" in message, message
@@ -287,13 +270,13 @@ def test_metadata_edge_value_of_the_wrong_type(dags_folder: Path, monkeypatch: p
 # --- 10. out of memory ---------------------------------------------------------------------------
 
 
-def test_oom_killed_step_says_so(dags_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    step = step_yaml(
+def test_oom_killed_step_says_so(dags_folder: Path) -> None:
+    one = step(
         "s",
         "echo allocating; head -c 200m /dev/zero | tail > /dev/null",
         extra="resources:\n  memory:\n    max: 16",
     )
-    outcome = run_pipeline(dags_folder, monkeypatch, "flt-oom", one_node(step))
+    outcome = run_pipeline(dags_folder, "flt-oom", one_node(one))
     assert outcome.states == {"only": "failed"}
     (message,) = outcome.errors("only")
     assert "'only'" in message and "out of memory" in message and "16 MiB" in message
@@ -320,11 +303,9 @@ def tiny_store(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path
     subprocess.run(["umount", "-l", str(mountpoint)], capture_output=True, check=False)
 
 
-def test_full_store_disk_fails_the_task_cleanly(
-    dags_folder: Path, monkeypatch: pytest.MonkeyPatch, tiny_store: Path
-) -> None:
+def test_full_store_disk_fails_the_task_cleanly(dags_folder: Path, tiny_store: Path) -> None:
     command = "head -c 3000000 /dev/zero > /valohai/outputs/big.bin; echo wrote"
-    outcome = run_pipeline(dags_folder, monkeypatch, "flt-fulldisk", one_node(step_yaml("s", command)))
+    outcome = run_pipeline(dags_folder, "flt-fulldisk", one_node(step("s", command)))
     assert outcome.states == {"only": "failed"}
     (message,) = outcome.errors("only")
     assert "No space left on device" in message and "clear the task" in message, message
@@ -368,7 +349,7 @@ def test_s3_server_stopping_mid_upload_fails_the_task_cleanly(
         stopper = threading.Thread(target=stop_on_die, daemon=True)
         stopper.start()
         command = "head -c 400000000 /dev/urandom > /valohai/outputs/big.bin; echo wrote"
-        outcome = run_pipeline(dags_folder, monkeypatch, "flt-s3stop", one_node(step_yaml("s", command)))
+        outcome = run_pipeline(dags_folder, "flt-s3stop", one_node(step("s", command)))
         events.terminate()
         events.wait(timeout=10)
         stopper.join(timeout=20)
@@ -424,9 +405,8 @@ def test_full_store_mid_upload_keeps_no_partial_outputs_and_a_retry_starts_clean
         command = "for f in a b c; do head -c 400000 /dev/urandom > /valohai/outputs/$f.bin; done"
         outcome = run_pipeline(
             dags_folder,
-            monkeypatch,
             "flt-fullmid",
-            one_node(step_yaml("s", command)),
+            one_node(step("s", command)),
             retries=1,
             after_try=after_try,
         )
@@ -519,7 +499,7 @@ def test_any_file_name_is_stored_listed_and_staged_downstream(
         }.items():
             monkeypatch.setenv(key, value)
     yaml = ODD_PIPELINE.format(busybox=BUSYBOX, make=json.dumps(_odd_files_script()))
-    outcome = run_pipeline(dags_folder, monkeypatch, name, yaml)
+    outcome = run_pipeline(dags_folder, name, yaml)
     assert outcome.states == {"up": "success", "down": "success"}, outcome.tries
     up, down = outcome.xcom("up"), outcome.xcom("down")
     want = sorted(ODD_NAMES)
@@ -562,7 +542,7 @@ def test_s3_upload_failing_mid_stage_out_keeps_no_partial_outputs(
         "cd /valohai/outputs; echo a > a.txt; echo b > b.txt; d=$(head -c 200 /dev/zero | tr '\\0' x); "
         "mkdir -p $d/$d/$d/$d/$d; echo deep > $d/$d/$d/$d/$d/deep.txt"
     )
-    outcome = run_pipeline(dags_folder, monkeypatch, "flt-s3long", one_node(step_yaml("s", command)))
+    outcome = run_pipeline(dags_folder, "flt-s3long", one_node(step("s", command)))
     assert outcome.states == {"only": "failed"}
     (message,) = outcome.errors("only")
     assert "'only'" in message and "No output of this try is kept in the store" in message, message

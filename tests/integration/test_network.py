@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import PYTHON
-from tests.integration.recorded_runs import run_pipeline, step_yaml
+from tests.integration.pipelines import run_pipeline, step
 
 pytestmark = pytest.mark.usefixtures("airflow_db", "docker_engine")
 
@@ -95,9 +95,9 @@ def _install(port: int) -> str:
 def _pipeline(port: int) -> str:
     command = _install(port)
     return (
-        step_yaml("online", command, image=PYTHON, extra="environment: online-box")
-        + step_yaml("offline", command, image=PYTHON)
-        + step_yaml(
+        step("online", command, image=PYTHON, extra="environment: online-box")
+        + step("offline", command, image=PYTHON)
+        + step(
             "asks",
             command,
             image=PYTHON,
@@ -124,13 +124,11 @@ environments:
 
 def test_host_network_installs_from_the_index_and_none_cannot(
     dags_folder: Path,
-    monkeypatch: pytest.MonkeyPatch,
     package_index: int,
     host_configs: list[dict[str, Any]],
 ) -> None:
     outcome = run_pipeline(
         dags_folder,
-        monkeypatch,
         "net-modes",
         _pipeline(package_index),
         files={"valohai-airflow.yaml": SIDECAR},
@@ -146,10 +144,10 @@ def test_host_network_installs_from_the_index_and_none_cannot(
 
 
 def test_a_network_the_engine_lacks_names_it_and_who_asked(
-    dags_folder: Path, monkeypatch: pytest.MonkeyPatch, host_configs: list[dict[str, Any]]
+    dags_folder: Path, host_configs: list[dict[str, Any]]
 ) -> None:
     valohai = (
-        step_yaml("s", "echo never", extra="environment: team-box")
+        step("s", "echo never", extra="environment: team-box")
         + """\
 - pipeline:
     name: p
@@ -159,9 +157,7 @@ def test_a_network_the_engine_lacks_names_it_and_who_asked(
 """
     )
     sidecar = "environments:\n  team-box: {network: vh-no-such-network}\n"
-    outcome = run_pipeline(
-        dags_folder, monkeypatch, "net-unknown", valohai, files={"valohai-airflow.yaml": sidecar}
-    )
+    outcome = run_pipeline(dags_folder, "net-unknown", valohai, files={"valohai-airflow.yaml": sidecar})
     assert outcome.states == {"only": "failed"}
     (message,) = outcome.errors("only")
     assert "'only'" in message and "no network 'vh-no-such-network'" in message, message
@@ -173,11 +169,11 @@ def test_a_network_the_engine_lacks_names_it_and_who_asked(
 
 
 def test_without_a_setting_the_container_gets_the_engines_default(
-    dags_folder: Path, monkeypatch: pytest.MonkeyPatch, host_configs: list[dict[str, Any]]
+    dags_folder: Path, host_configs: list[dict[str, Any]]
 ) -> None:
     """No `network` anywhere: Docker's `default` (a normal engine's bridge; loopback only on this one)."""
     valohai = (
-        step_yaml("s", "echo hi")
+        step("s", "echo hi")
         + """\
 - pipeline:
     name: p
@@ -186,19 +182,17 @@ def test_without_a_setting_the_container_gets_the_engines_default(
     edges: []
 """
     )
-    outcome = run_pipeline(dags_folder, monkeypatch, "net-default", valohai)
+    outcome = run_pipeline(dags_folder, "net-default", valohai)
     assert outcome.states == {"only": "success"}
     (config,) = host_configs
     assert config["NetworkMode"] == "default"
 
 
 def test_a_forbidden_vh_docker_network_fails_before_the_container(
-    dags_folder: Path, monkeypatch: pytest.MonkeyPatch, host_configs: list[dict[str, Any]]
+    dags_folder: Path, host_configs: list[dict[str, Any]]
 ) -> None:
     valohai = (
-        step_yaml(
-            "s", "echo never", extra="environment-variables:\n  - {name: VH_DOCKER_NETWORK, default: host}"
-        )
+        step("s", "echo never", extra="environment-variables:\n  - {name: VH_DOCKER_NETWORK, default: host}")
         + """\
 - pipeline:
     name: p
@@ -208,9 +202,7 @@ def test_a_forbidden_vh_docker_network_fails_before_the_container(
 """
     )
     sidecar = "network: none\nallow_vh_docker_network: false\n"
-    outcome = run_pipeline(
-        dags_folder, monkeypatch, "net-forbidden", valohai, files={"valohai-airflow.yaml": sidecar}
-    )
+    outcome = run_pipeline(dags_folder, "net-forbidden", valohai, files={"valohai-airflow.yaml": sidecar})
     assert outcome.states == {"only": "failed"}
     (message,) = outcome.errors("only")
     assert "'only'" in message and "VH_DOCKER_NETWORK='host'" in message, message

@@ -16,7 +16,7 @@ import pytest
 from airflow.sdk.exceptions import ParamValidationError
 
 from tests.integration.conftest import BUSYBOX
-from tests.integration.recorded_runs import STORE, run_pipeline
+from tests.integration.pipelines import STORE, run_pipeline
 from tests.support.containers import containers_created, created_events
 from valohai_airflow.runtime.ids import ExecutionKey
 from valohai_airflow.runtime.reuse_nodes import NODES_KEY, RUN_KEY, UPSTREAM_OF_KEY
@@ -62,10 +62,10 @@ YAML = f"""\
 """
 
 
-def run(dags_folder: Path, monkeypatch: pytest.MonkeyPatch, conf: dict[str, Any] | None = None) -> Any:
+def run(dags_folder: Path, conf: dict[str, Any] | None = None) -> Any:
     shutil.rmtree(dags_folder / NAME, ignore_errors=True)  # run_pipeline adds the project each time
     started = time.time()
-    outcome = run_pipeline(dags_folder, monkeypatch, NAME, YAML, conf=conf)
+    outcome = run_pipeline(dags_folder, NAME, YAML, conf=conf)
     time.sleep(0.2)  # let the engine's event log catch up
     outcome.created = containers_created(outcome.run.dag_id, outcome.run.run_id, started - 60)
     return outcome
@@ -78,15 +78,13 @@ def text(uri: str) -> str:
     return store.read_bytes(key).decode()
 
 
-def test_run_2_reuses_everything_upstream_of_report_without_containers(
-    dags_folder: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    first = run(dags_folder, monkeypatch)
+def test_run_2_reuses_everything_upstream_of_report_without_containers(dags_folder: Path) -> None:
+    first = run(dags_folder)
     assert set(first.states.values()) == {"success"}, first.states
     assert first.created == ["grid", "grid", "prep", "report", "train"]
     model = first.xcom("train")["outputs"][0]
 
-    second = run(dags_folder, monkeypatch, {RUN_KEY: first.run.run_id, UPSTREAM_OF_KEY: ["report"]})
+    second = run(dags_folder, {RUN_KEY: first.run.run_id, UPSTREAM_OF_KEY: ["report"]})
     assert set(second.states.values()) == {"success"}, second.states
     assert second.created == ["report"]  # prep, train and both grid executions started no container
     train = second.xcom("train")
@@ -103,16 +101,14 @@ def test_run_2_reuses_everything_upstream_of_report_without_containers(
     assert second.xcom("report")["reused_from"] is None
 
 
-def test_refused_requests_name_node_and_run_and_start_nothing(
-    dags_folder: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_refused_requests_name_node_and_run_and_start_nothing(dags_folder: Path) -> None:
     started = time.time()
     with pytest.raises(ParamValidationError, match=r"valohai.reuse.nodes: 'trian' is not one of"):
-        run(dags_folder, monkeypatch, {RUN_KEY: "manual__earlier", NODES_KEY: ["trian"]})
+        run(dags_folder, {RUN_KEY: "manual__earlier", NODES_KEY: ["trian"]})
     time.sleep(0.2)
     assert created_events(started, [f"valohai-airflow.dag={NAME}__p"], "{{.ID}}") == []  # the enum refused it
 
-    never = run(dags_folder, monkeypatch, {RUN_KEY: "manual__never", NODES_KEY: ["prep"]})
+    never = run(dags_folder, {RUN_KEY: "manual__never", NODES_KEY: ["prep"]})
     assert never.created == []
     assert never.states["prep"] == "failed" and never.states["report"] in {"failed", "upstream_failed"}
     (message,) = never.errors("prep")
@@ -120,14 +116,12 @@ def test_refused_requests_name_node_and_run_and_start_nothing(
     assert any("no container was started" in e for e in never.errors("grid"))
 
 
-def test_a_reused_node_whose_outputs_are_gone_is_refused(
-    dags_folder: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    first = run(dags_folder, monkeypatch)
+def test_a_reused_node_whose_outputs_are_gone_is_refused(dags_folder: Path) -> None:
+    first = run(dags_folder)
     assert set(first.states.values()) == {"success"}, first.states
     dag_id, source = first.run.dag_id, first.run.run_id
     LocalStore(STORE).delete_prefix(join_key(ExecutionKey(dag_id, source, "train").prefix, "outputs"))
-    second = run(dags_folder, monkeypatch, {RUN_KEY: source, NODES_KEY: ["prep", "train"]})
+    second = run(dags_folder, {RUN_KEY: source, NODES_KEY: ["prep", "train"]})
     assert second.states["prep"] == "success" and second.states["train"] == "failed", second.states
     (message,) = second.errors("train")
     assert f"node 'train': cannot reuse try 1 of run {source!r}" in message and "model.txt" in message, (

@@ -23,7 +23,7 @@ import pytest
 
 from tests.conftest import AIRFLOW_HOME
 from tests.integration.conftest import BUSYBOX
-from tests.integration.recorded_runs import Outcome, one_node, run_pipeline, step_yaml
+from tests.integration.pipelines import Outcome, one_node, run_pipeline, step
 from tests.integration.test_node_pages import client, token  # noqa: F401  (fixtures: the Outputs page)
 from tests.support.containers import containers_created
 
@@ -45,7 +45,7 @@ COMMAND = (
     'printf %s "$DB_PASSWORD" | sha256sum >> /valohai/outputs/seen.txt; '
     'echo "login=$DB_LOGIN region=$REGION mode=$MODE default=$FROM_YAML" >> /valohai/outputs/seen.txt'
 )
-PRINTING = step_yaml(
+PRINTING = step(
     "s",
     COMMAND,
     extra="""\
@@ -100,11 +100,9 @@ def airflow_secrets() -> Iterator[None]:
         session.query(Connection).filter(Connection.conn_id == CONN_ID).delete()
 
 
-def _run(
-    dags_folder: Path, monkeypatch: pytest.MonkeyPatch, name: str, sidecar: str, **kwargs: Any
-) -> Outcome:
+def _run(dags_folder: Path, name: str, sidecar: str, **kwargs: Any) -> Outcome:
     return run_pipeline(
-        dags_folder, monkeypatch, name, one_node(PRINTING), files={"valohai-airflow.yaml": sidecar}, **kwargs
+        dags_folder, name, one_node(PRINTING), files={"valohai-airflow.yaml": sidecar}, **kwargs
     )
 
 
@@ -115,7 +113,6 @@ def stored_files() -> list[tuple[Path, bytes]]:
 
 def test_secrets_reach_the_container_and_nothing_else(
     dags_folder: Path,
-    monkeypatch: pytest.MonkeyPatch,
     airflow_secrets: None,
     client: Any,  # noqa: F811
     token: str,  # noqa: F811
@@ -124,7 +121,7 @@ def test_secrets_reach_the_container_and_nothing_else(
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
 
-    outcome = _run(dags_folder, monkeypatch, "vars-ok", SIDECAR, conf={"only.variable.MODE": "slow"})
+    outcome = _run(dags_folder, "vars-ok", SIDECAR, conf={"only.variable.MODE": "slow"})
     assert outcome.states == {"only": "success"}, outcome.tries
     manifest = outcome.xcom("only")
     # names only, for every variable (secret or not)
@@ -200,14 +197,13 @@ def test_secrets_reach_the_container_and_nothing_else(
 )
 def test_a_missing_source_fails_the_node_before_any_container(
     dags_folder: Path,
-    monkeypatch: pytest.MonkeyPatch,
     airflow_secrets: None,
     case: str,
     sidecar: str,
     expected: str,
 ) -> None:
     since = time.time()
-    outcome = _run(dags_folder, monkeypatch, f"vars-{case}", sidecar)
+    outcome = _run(dags_folder, f"vars-{case}", sidecar)
     assert outcome.states == {"only": "failed"}
     (message,) = outcome.errors("only")
     assert f"node 'only': {expected}" in message, message
@@ -245,13 +241,12 @@ EDGE_PIPELINE = f"""\
 
 
 def test_an_edge_carries_a_secret_to_every_execution_of_a_task_node(
-    dags_folder: Path, monkeypatch: pytest.MonkeyPatch, airflow_secrets: None
+    dags_folder: Path, airflow_secrets: None
 ) -> None:
     """The manifest keeps names only, so the edge's value is read again from the upstream's source:
     both mapped executions get the Airflow Variable, and no XCom holds it."""
     outcome = run_pipeline(
         dags_folder,
-        monkeypatch,
         "vars-edge",
         EDGE_PIPELINE,
         files={

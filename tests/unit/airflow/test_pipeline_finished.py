@@ -15,10 +15,11 @@ from airflow.sdk import Asset, TriggerRule
 from airflow.sdk.execution_time.context import OutletEventAccessors
 
 from valohai_airflow.airflow.factory import build_dags
-from valohai_airflow.airflow.pipeline_finished import FINISHED_TASK_ID, PipelineFinishedOperator
+from valohai_airflow.airflow.pipeline_finished import PipelineFinishedOperator
 from valohai_airflow.airflow.schedules import apply_trigger_parameters
 from valohai_airflow.asset_uris import MAX_EXTRA_PARAMS, normalize, pipeline_finished_extra, pipeline_uri
 from valohai_airflow.loading.project import clear_cache, compile_project
+from valohai_airflow.plan.naming import FINISHED_TASK_ID
 from valohai_airflow.plan.sidecar_checks import check_settings
 from valohai_airflow.spec.diagnostics import ValohaiSpecError
 from valohai_airflow.spec.sidecar import parse_sidecar_text
