@@ -8,7 +8,7 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,7 +67,7 @@ def alternate(
 
 
 def interleave(
-    runs: dict[str, Callable[[], object]], repeat: int, *, reset: Callable[[], object] | None = None
+    runs: Mapping[str, Callable[[], object]], repeat: int, *, reset: Callable[[], object] | None = None
 ) -> dict[str, list[float]]:
     """Seconds of every run in every round, for several contenders measured side by side: each
     round runs all of them, in the given order and reversed every other round (`alternate`'s rule

@@ -57,11 +57,11 @@ def tree_bytes(root: Path) -> int:
     return sum(f.stat().st_size for f in root.rglob("*") if f.is_file())
 
 
-def cp_r(src: Path, dest: Path) -> Callable[[], None]:
+def cp_r(src: Path, dest: Path) -> Callable[[], object]:
     return lambda: subprocess.run(["cp", "-r", str(src), str(dest)], check=True)
 
 
-def hash_tools(path: Path) -> dict[str, Callable[[], None]]:
+def hash_tools(path: Path) -> dict[str, Callable[[], object]]:
     """The system's tools hashing one file (those installed), by the name a row shows."""
     commands = {
         "`sha256sum`": ["sha256sum", str(path)],
