@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -249,3 +250,41 @@ def test_put_files_hashed_refuses_a_symlink_and_stores_the_rest(
     assert isinstance(refused, S3Store)
     with pytest.raises(StoreError, match="1 of 1 uploads failed"):  # an upload failure, not a skipped file
         refused.put_files_hashed({"k": real})
+
+
+def test_an_output_rewritten_during_stage_out_is_recorded_as_uploaded(
+    s3_endpoint: S3Endpoint, s3_bucket: str, tmp_path: Path
+) -> None:
+    """A process still writing an output while it is staged (a real thread rewriting the file
+    between two contents): the recorded sha256 is of the object S3 holds, whatever mix of the
+    two it got. Hashing first and uploading in a second read recorded a sha256 the object did
+    not have."""
+    from valohai_airflow.runtime.outputs import stage_outputs
+
+    store = s3_store(s3_endpoint, s3_bucket, multipart_threshold=5 * MiB, multipart_chunksize=5 * MiB)
+    out = tmp_path / "outputs"
+    out.mkdir()
+    contents = [os.urandom(12 * MiB), os.urandom(12 * MiB)]
+    (out / "moving.bin").write_bytes(contents[0])
+    stop = threading.Event()
+
+    def rewrite() -> None:
+        fd = os.open(out / "moving.bin", os.O_WRONLY)
+        try:
+            turn = 0
+            while not stop.is_set():
+                turn ^= 1
+                os.pwrite(fd, contents[turn], 0)
+        finally:
+            os.close(fd)
+
+    writer = threading.Thread(target=rewrite)
+    writer.start()
+    try:
+        collection, _uris = stage_outputs(out, store, "moving")
+    finally:
+        stop.set()
+        writer.join()
+    [recorded] = collection.files
+    back = store.get_file("moving/moving.bin", tmp_path / "back.bin").read_bytes()
+    assert (recorded.size, recorded.sha256) == (len(back), hashlib.sha256(back).hexdigest())
