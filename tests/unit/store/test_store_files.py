@@ -7,6 +7,7 @@ import os
 import resource
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -224,3 +225,34 @@ def test_a_store_whose_disk_fills_midway_keeps_no_partial_object(tmp_path: Path)
         assert (size, digest) == (len(data), sha(data)) and (mount / "run/model.bin").read_bytes() == data
     finally:
         subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_an_output_rewritten_while_it_is_copied_is_recorded_as_stored(tmp_path: Path) -> None:
+    """A real thread rewriting the output between two contents while the store copies it (in
+    steps, on the helper thread): the sha256 recorded is of the bytes the store holds, whatever
+    mix it got."""
+    contents = [os.urandom(3 * _STEP), os.urandom(3 * _STEP)]
+    src = old_file(tmp_path / "out/moving.bin", contents[0])
+    stop = threading.Event()
+
+    def rewrite() -> None:
+        fd = os.open(src, os.O_WRONLY)
+        try:
+            turn = 0
+            while not stop.is_set():
+                turn ^= 1
+                os.pwrite(fd, contents[turn], 0)
+        finally:
+            os.close(fd)
+
+    writer = threading.Thread(target=rewrite)
+    writer.start()
+    try:
+        _obj, size, digest = LocalStore(tmp_path / "store", link=False).put_hashed(src, "run/moving.bin")
+    finally:
+        stop.set()
+        writer.join()
+    stored = (tmp_path / "store/run/moving.bin").read_bytes()
+    assert (size, digest) == (len(stored), sha(stored)) and sealed(
+        tmp_path / "store/run/moving.bin"
+    ) == digest
