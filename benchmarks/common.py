@@ -8,7 +8,7 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,16 +62,32 @@ def alternate(
 
     The order flips every round (a warm page cache or a busy neighbour must not favour one side);
     `reset` runs untimed after every single run (removing what the run wrote)."""
-    times: dict[str, list[float]] = {"baseline": [], "subject": []}
+    times = interleave({"baseline": baseline, "subject": subject}, repeat, reset=reset)
+    return statistics.median(times["baseline"]), statistics.median(times["subject"])
+
+
+def interleave(
+    runs: Mapping[str, Callable[[], object]], repeat: int, *, reset: Callable[[], object] | None = None
+) -> dict[str, list[float]]:
+    """Seconds of every run in every round, for several contenders measured side by side: each
+    round runs all of them, in the given order and reversed every other round (`alternate`'s rule
+    for two); `reset` runs untimed after every single run."""
+    times: dict[str, list[float]] = {label: [] for label in runs}
+    order = list(runs.items())
     for round_ in range(repeat):
-        order = [("baseline", baseline), ("subject", subject)]
         for label, fn in order if round_ % 2 == 0 else reversed(order):
             started = time.perf_counter()
             fn()
             times[label].append(time.perf_counter() - started)
             if reset is not None:
                 reset()
-    return statistics.median(times["baseline"]), statistics.median(times["subject"])
+    return times
+
+
+def round_ratios(baseline: list[float], subject: list[float]) -> str:
+    """The spread of a throughput ratio over the rounds (baseline ÷ subject, each round's pair)."""
+    ratios = [b / s for b, s in zip(baseline, subject, strict=True)]
+    return f"rounds {min(ratios):.2f}–{max(ratios):.2f}×"
 
 
 @functools.cache

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -198,3 +199,92 @@ def test_tree_with_any_file_name_reads_back_by_key_and_uri(
         name = key_path(obj.key).removeprefix("out/")
         assert obj.key == f"out/{path_key(name)}"
         assert store.read_bytes(obj.key) == name.encode()
+
+
+def test_stage_outputs_hashes_the_bytes_uploaded_in_one_read(
+    s3_endpoint: S3Endpoint, s3_bucket: str, tmp_path: Path
+) -> None:
+    """Sizes around the 5 MiB multipart threshold and chunk (the manager reads a non-seekable
+    source part by part): each recorded sha256 and size is hashlib's of the object read back."""
+    from valohai_airflow.runtime.outputs import stage_outputs
+
+    store = s3_store(
+        s3_endpoint, s3_bucket, multipart_threshold=5 * MiB, multipart_chunksize=5 * MiB, max_concurrency=4
+    )
+    sizes = (0, 1, 5 * MiB - 1, 5 * MiB, 5 * MiB + 1, 10 * MiB, 11 * MiB + 3)
+    blob = os.urandom(max(sizes))
+    out = tmp_path / "outputs"
+    for size in sizes:
+        (out / f"d{size}").mkdir(parents=True)
+        (out / f"d{size}/f.bin").write_bytes(blob[:size])
+    collection, uris = stage_outputs(out, store, "run/node")
+    assert [(f.path, f.size) for f in collection.files] == [
+        (f"d{s}/f.bin", s) for s in sorted(sizes, key=str)
+    ]
+    for f in collection.files:
+        back = store.get_file(f"run/node/{f.path}", tmp_path / "back" / f.path).read_bytes()
+        assert (f.size, f.sha256) == (len(back), hashlib.sha256(back).hexdigest())
+        assert uris[f.path] == f"s3://{s3_bucket}/root/run/node/{f.path}"
+    assert not collection.skipped
+
+
+def test_put_files_hashed_refuses_a_symlink_and_stores_the_rest(
+    s3_endpoint: S3Endpoint, s3_bucket: str, tmp_path: Path
+) -> None:
+    store = s3_store(s3_endpoint, s3_bucket)
+    real = tmp_path / "real.bin"
+    real.write_bytes(b"content")
+    (tmp_path / "link.bin").symlink_to(real)
+    done = store.put_files_hashed({"h/real.bin": real, "h/link.bin": tmp_path / "link.bin"})
+    assert isinstance(done["h/link.bin"], OSError)  # O_NOFOLLOW: ELOOP, as LocalStore.put_hashed
+    assert not store.exists("h/link.bin")
+    obj, size, sha256 = done["h/real.bin"]  # type: ignore[misc]
+    assert (obj.key, size, sha256) == ("h/real.bin", 7, hashlib.sha256(b"content").hexdigest())
+    refused = open_store(
+        f"s3://{s3_bucket}",
+        endpoint_url=s3_endpoint.endpoint_url,
+        access_key="wrong",
+        secret_key="wrong-secret",
+        region_name=s3_endpoint.region,
+    )
+    assert isinstance(refused, S3Store)
+    with pytest.raises(StoreError, match="1 of 1 uploads failed"):  # an upload failure, not a skipped file
+        refused.put_files_hashed({"k": real})
+
+
+def test_an_output_rewritten_during_stage_out_is_recorded_as_uploaded(
+    s3_endpoint: S3Endpoint, s3_bucket: str, tmp_path: Path
+) -> None:
+    """A process still writing an output while it is staged (a real thread rewriting the file
+    between two contents): the recorded sha256 is of the object S3 holds, whatever mix of the
+    two it got. Hashing first and uploading in a second read recorded a sha256 the object did
+    not have."""
+    from valohai_airflow.runtime.outputs import stage_outputs
+
+    store = s3_store(s3_endpoint, s3_bucket, multipart_threshold=5 * MiB, multipart_chunksize=5 * MiB)
+    out = tmp_path / "outputs"
+    out.mkdir()
+    contents = [os.urandom(12 * MiB), os.urandom(12 * MiB)]
+    (out / "moving.bin").write_bytes(contents[0])
+    stop = threading.Event()
+
+    def rewrite() -> None:
+        fd = os.open(out / "moving.bin", os.O_WRONLY)
+        try:
+            turn = 0
+            while not stop.is_set():
+                turn ^= 1
+                os.pwrite(fd, contents[turn], 0)
+        finally:
+            os.close(fd)
+
+    writer = threading.Thread(target=rewrite)
+    writer.start()
+    try:
+        collection, _uris = stage_outputs(out, store, "moving")
+    finally:
+        stop.set()
+        writer.join()
+    [recorded] = collection.files
+    back = store.get_file("moving/moving.bin", tmp_path / "back.bin").read_bytes()
+    assert (recorded.size, recorded.sha256) == (len(back), hashlib.sha256(back).hexdigest())

@@ -20,8 +20,10 @@ Symlinks: one that resolves to a regular file inside the outputs dir is collecte
 name; one that points outside the dir, to a directory, or nowhere is never followed: it is
 skipped and reported in `skipped`.
 
-`stage_outputs` is collect and upload together; into a `LocalStore` it reads each file once (the
-store links or copies it and hashes the bytes it stored in the same pass).
+`stage_outputs` is collect and upload together, reading each file once: a `LocalStore` links or
+copies it and hashes the bytes it stored in the same pass; an `S3Store` hashes the bytes as the
+transfer manager reads them for the upload. Either way the recorded sha256 is of exactly the bytes
+stored, even if the file changes meanwhile.
 """
 
 from __future__ import annotations
@@ -30,14 +32,13 @@ import hashlib
 import json
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
-from valohai_airflow.store.base import ArtifactStore, key_path, normalize_key, tree_key
+from valohai_airflow.store.base import ArtifactStore, StoredObject, key_path, normalize_key, tree_key
 from valohai_airflow.store.files import hash_fd
-from valohai_airflow.store.local import LocalStore
 
 SIDECAR_SUFFIX = ".metadata.json"
 PROPERTIES_JSONL = "valohai.metadata.jsonl"
@@ -143,32 +144,62 @@ def _read_json_object(path: Path, problems: list[str], label: str) -> dict[str, 
     return value
 
 
+#: relative path → (size, sha256), or the OSError that kept the file from being read
+Digests = dict[str, tuple[int, str] | OSError]
+
+
 def collect_outputs(outputs_dir: Path) -> OutputCollection:
     """Every output file with size, sha256 and properties; sorted by path."""
-    return _collect(outputs_dir, lambda _rel, path: _hash_nofollow(path))
+
+    def hash_all(found: dict[str, Path]) -> Digests:
+        digests: Digests = {}
+        for rel, path in found.items():
+            try:
+                digests[rel] = _hash_nofollow(path)
+            except OSError as exc:
+                digests[rel] = exc
+        return digests
+
+    return _collect(outputs_dir, hash_all)
+
+
+@runtime_checkable
+class HashingStore(Protocol):
+    """A store that hashes what it stores as it stores it (LocalStore, S3Store)."""
+
+    def put_files_hashed(
+        self, sources: Mapping[str, Path]
+    ) -> dict[str, tuple[StoredObject, int, str] | OSError]: ...
 
 
 def stage_outputs(
     outputs_dir: Path, store: ArtifactStore, prefix: str
 ) -> tuple[OutputCollection, dict[str, str]]:
     """`collect_outputs` then `upload_outputs`: the collection and relative path → URI. Into a
-    LocalStore each file is read once, stored and hashed in the same pass."""
-    if not isinstance(store, LocalStore):
+    HashingStore each file is read once, stored and hashed in the same pass."""
+    if not isinstance(store, HashingStore):
         collection = collect_outputs(outputs_dir)
         return collection, upload_outputs(collection, store, prefix)
     prefix = normalize_key(prefix, allow_empty=True)
     uris: dict[str, str] = {}
 
-    def put(rel: str, path: Path) -> tuple[int, str]:
-        stored, size, sha256 = store.put_hashed(path, tree_key(prefix, rel))
-        uris[rel] = stored.uri
-        return size, sha256
+    def put(found: dict[str, Path]) -> Digests:
+        rels = {tree_key(prefix, rel): rel for rel in found}
+        digests: Digests = {}
+        for key, done in store.put_files_hashed({key: found[rel] for key, rel in rels.items()}).items():
+            if isinstance(done, OSError):
+                digests[rels[key]] = done
+            else:
+                stored, size, sha256 = done
+                uris[rels[key]] = stored.uri
+                digests[rels[key]] = (size, sha256)
+        return digests
 
     return _collect(outputs_dir, put), uris
 
 
-def _collect(outputs_dir: Path, digest: Callable[[str, Path], tuple[int, str]]) -> OutputCollection:
-    """The collection, `digest(relative path, file to read)` giving each file's size and sha256
+def _collect(outputs_dir: Path, digest: Callable[[dict[str, Path]], Digests]) -> OutputCollection:
+    """The collection, `digest({relative path: file to read})` giving each file's size and sha256
     (an OSError there skips the file as unreadable)."""
     root = Path(outputs_dir)
     result = OutputCollection(root=root)
@@ -186,14 +217,12 @@ def _collect(outputs_dir: Path, digest: Callable[[str, Path], tuple[int, str]]) 
     if PROPERTIES_JSONL in found:
         property_files.add(PROPERTIES_JSONL)
         _read_jsonl(found[PROPERTIES_JSONL], found, properties, result.problems)
-    for rel in sorted(found):
-        if rel in property_files:
+    digests = digest({rel: found[rel] for rel in sorted(found) if rel not in property_files})
+    for rel, done in sorted(digests.items()):
+        if isinstance(done, OSError):
+            result.skipped.append(SkippedEntry(rel, f"unreadable: {done}"))
             continue
-        try:
-            size, sha256 = digest(rel, found[rel])
-        except OSError as exc:
-            result.skipped.append(SkippedEntry(rel, f"unreadable: {exc}"))
-            continue
+        size, sha256 = done
         result.files.append(OutputFile(rel, size, sha256, properties.get(rel, {})))
     return result
 

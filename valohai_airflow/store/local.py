@@ -16,7 +16,7 @@ import shutil
 import stat
 import tempfile
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from valohai_airflow import atomic
@@ -136,6 +136,19 @@ class LocalStore(ArtifactStore):
         finally:
             os.close(fd)
         return StoredObject(key=key, size=size, uri=dest.as_uri()), size, sha256
+
+    def put_files_hashed(
+        self, sources: Mapping[str, Path]
+    ) -> dict[str, tuple[StoredObject, int, str] | OSError]:
+        """`put_hashed` for each key's local file; a file that cannot be opened gets its OSError
+        (it is not stored)."""
+        out: dict[str, tuple[StoredObject, int, str] | OSError] = {}
+        for key, local in sources.items():
+            try:
+                out[key] = self.put_hashed(local, key)
+            except OSError as exc:
+                out[key] = exc
+        return out
 
     def _place_hashed(self, local: Path, fd: int, st: os.stat_result, dest: Path) -> tuple[int, str]:
         with atomic.replacing(dest) as tmp:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
@@ -77,6 +78,57 @@ class _HashingWriter:
 
     def seekable(self) -> bool:
         return False
+
+
+class _HashingReader:
+    """A read-only, non-seekable upload source that hashes what it hands out. The transfer manager
+    reads such a source once, front to back, and keeps each part in memory until it is sent (a
+    retry resends those bytes), so the sha256 is of exactly the bytes uploaded. The file is opened
+    at the first read and closed at its end, so a tree of many files holds few open at once; a
+    symlink is refused, never followed (as LocalStore.put_hashed does)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.digest = hashlib.sha256()
+        self.size = 0
+        self.error: OSError | None = None  # why the file could not be read (not an upload failure)
+        self._fh: BinaryIO | None = None
+        self._ended = False
+
+    def read(self, amount: int = -1) -> bytes:
+        if self._ended:
+            return b""
+        try:
+            data = self._read(amount)
+        except OSError as exc:
+            self.error = exc
+            self.close()
+            raise
+        self.digest.update(data)
+        self.size += len(data)
+        if amount < 0 or len(data) < amount:  # a regular file reads short only at its end
+            self.close()
+        return data
+
+    def _read(self, amount: int) -> bytes:
+        if self._fh is None:
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            self._fh = os.fdopen(fd, "rb")  # buffered: read(n) returns n bytes unless at the end
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise OSError(f"{self.path} is not a regular file")
+        return self._fh.read(amount)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        self._ended = True
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
 
 
 class S3Store(ArtifactStore):
@@ -217,6 +269,42 @@ class S3Store(ArtifactStore):
             StoredObject(key=key, size=(local_dir / rel).stat().st_size, uri=self.uri(key))
             for rel, key in zip(rels, keys, strict=True)
         ]
+
+    def put_files_hashed(
+        self, sources: Mapping[str, Path]
+    ) -> dict[str, tuple[StoredObject, int, str] | OSError]:
+        """Upload each key's local file, all through one transfer manager like `put_tree`, and
+        give each key the object with the size and sha256 of the bytes uploaded (hashed as the
+        manager reads them: one read of each file), or the OSError that kept its file from being
+        read (it is not stored). StoreError: an upload failed."""
+        readers = {key: _HashingReader(Path(path)) for key, path in sources.items()}
+        errors: list[StoreError] = []
+        out: dict[str, tuple[StoredObject, int, str] | OSError] = {}
+        try:
+            with create_transfer_manager(self.client, self.transfer_config) as manager:
+                # any object with read() will do; the stubs ask for IO
+                futures = {
+                    key: manager.upload(reader, self.bucket, self._full(key))  # type: ignore[arg-type]
+                    for key, reader in readers.items()
+                }
+                for key, future in futures.items():
+                    reader = readers[key]
+                    try:
+                        future.result()
+                    except (ClientError, BotoCoreError, OSError) as exc:
+                        if reader.error is not None:
+                            out[key] = reader.error
+                        else:
+                            errors.append(self._fail(exc, self._full(key), "upload"))
+                        continue
+                    obj = StoredObject(key=self._rel(self._full(key)), size=reader.size, uri=self.uri(key))
+                    out[key] = (obj, reader.size, reader.digest.hexdigest())
+        finally:
+            for reader in readers.values():
+                reader.close()
+        if errors:
+            raise StoreError(f"{len(errors)} of {len(readers)} uploads failed; first: {errors[0]}")
+        return out
 
     def put_bytes(self, data: bytes, key: str) -> StoredObject:
         full = self._full(key)

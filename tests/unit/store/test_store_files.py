@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import os
+import resource
+import signal
+import subprocess
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from valohai_airflow.store import LocalStore
+from valohai_airflow.store import LocalStore, StoreError
 from valohai_airflow.store.files import (
+    _CHUNK,
+    _STEP,
     RACY_NS,
     SEAL_XATTR,
     clone_or_copy,
@@ -141,3 +147,112 @@ def test_put_hashed_does_not_seal_a_fresh_hard_link_and_refuses_symlinks(tmp_pat
     with pytest.raises(OSError):
         store.put_hashed(tmp_path / "out/link", "k/link")
     assert not (tmp_path / "store/k/link").exists()
+
+
+_BOUNDARIES = sorted(
+    {0, 1, _CHUNK - 1, _CHUNK, _CHUNK + 1, 3 * _CHUNK + 7, _STEP}
+    | {2 * _STEP - 1, 2 * _STEP, 2 * _STEP + 1, 3 * _STEP + _CHUNK + 1}  # the threaded copy from 2 steps on
+)
+
+
+@pytest.mark.parametrize("link", [True, False])
+def test_the_sha256_is_of_the_stored_bytes_at_every_chunk_and_step_boundary(
+    tmp_path: Path, link: bool
+) -> None:
+    blob = os.urandom(max(_BOUNDARIES))
+    store = LocalStore(tmp_path / "store", link=link)
+    for size in _BOUNDARIES:
+        data = blob[:size]
+        src = old_file(tmp_path / f"out/{size}.bin", data)
+        with open(src, "rb") as s, open(tmp_path / f"copy-{size}", "w+b") as d:
+            assert copy_hashed(s.fileno(), d.fileno()) == (size, sha(data))
+            assert hash_fd(s.fileno()) == (size, sha(data))
+        _obj, stored_size, digest = store.put_hashed(src, f"run/{size}.bin")
+        stored = (tmp_path / f"store/run/{size}.bin").read_bytes()
+        assert (stored_size, digest) == (size, hashlib.sha256(stored).hexdigest())
+        assert stored == data and sealed(tmp_path / f"store/run/{size}.bin") == digest
+
+
+def _no_partial_objects(store_dir: Path, key: str, earlier: bytes) -> None:
+    """The key still holds the earlier object whole, and no temp file is left beside it."""
+    assert (store_dir / key).read_bytes() == earlier
+    assert [p.name for p in (store_dir / key).parent.iterdir()] == [Path(key).name]
+
+
+def test_a_copy_that_fails_midway_leaves_no_partial_object(tmp_path: Path) -> None:
+    """The kernel's file-size limit (RLIMIT_FSIZE: EFBIG past it, as a full disk fails a write)
+    stops the copy midway, in the copying thread for the big file and in the caller's for the
+    smaller one; the earlier object at the key stays whole."""
+    store = LocalStore(tmp_path / "store", link=False)
+    limit = 10 * _CHUNK
+    for size in (limit + _CHUNK, 3 * _STEP + 1):  # below 2 steps: copied in the caller's thread
+        src = old_file(tmp_path / f"out/{size}.bin", os.urandom(size))
+        store.put_bytes(b"earlier", f"{size}/model.bin")
+        soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+        previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of the signal
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+        try:
+            with pytest.raises(StoreError, match=f"{size}.bin.*File too large"):
+                store.put_hashed(src, f"{size}/model.bin")
+        finally:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+            signal.signal(signal.SIGXFSZ, previous)
+        _no_partial_objects(tmp_path / "store", f"{size}/model.bin", b"earlier")
+
+
+def test_a_store_whose_disk_fills_midway_keeps_no_partial_object(tmp_path: Path) -> None:
+    """A real full disk: a 12 MiB tmpfs as the store (so the output, on the test's disk, is copied,
+    not linked). Needs root to mount it."""
+    mount = tmp_path / "small-disk"
+    mount.mkdir()
+    if (
+        os.geteuid() != 0
+        or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=12m", "tmpfs", str(mount)], capture_output=True
+        ).returncode
+    ):
+        pytest.skip("mounting a tmpfs needs root")
+    try:
+        store = LocalStore(mount, link=True)  # a link across filesystems cannot be: a copy
+        store.put_bytes(b"earlier", "run/model.bin")
+        for size in (13 * _CHUNK, 3 * _STEP + 1):  # the caller's thread, then the copying thread
+            src = old_file(tmp_path / f"out/{size}.bin", os.urandom(size))
+            with pytest.raises(StoreError, match="No space left on device"):
+                store.put_hashed(src, "run/model.bin")
+            _no_partial_objects(mount, "run/model.bin", b"earlier")
+        data = os.urandom(_STEP)  # the space is free again
+        _obj, size, digest = store.put_hashed(old_file(tmp_path / "out/fits.bin", data), "run/model.bin")
+        assert (size, digest) == (len(data), sha(data)) and (mount / "run/model.bin").read_bytes() == data
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_an_output_rewritten_while_it_is_copied_is_recorded_as_stored(tmp_path: Path) -> None:
+    """A real thread rewriting the output between two contents while the store copies it (in
+    steps, on the helper thread): the sha256 recorded is of the bytes the store holds, whatever
+    mix it got."""
+    contents = [os.urandom(3 * _STEP), os.urandom(3 * _STEP)]
+    src = old_file(tmp_path / "out/moving.bin", contents[0])
+    stop = threading.Event()
+
+    def rewrite() -> None:
+        fd = os.open(src, os.O_WRONLY)
+        try:
+            turn = 0
+            while not stop.is_set():
+                turn ^= 1
+                os.pwrite(fd, contents[turn], 0)
+        finally:
+            os.close(fd)
+
+    writer = threading.Thread(target=rewrite)
+    writer.start()
+    try:
+        _obj, size, digest = LocalStore(tmp_path / "store", link=False).put_hashed(src, "run/moving.bin")
+    finally:
+        stop.set()
+        writer.join()
+    stored = (tmp_path / "store/run/moving.bin").read_bytes()
+    assert (size, digest) == (len(stored), sha(stored)) and sealed(
+        tmp_path / "store/run/moving.bin"
+    ) == digest
