@@ -30,6 +30,7 @@ from valohai_airflow.store.catalogue import (
     Catalogue,
     CatalogueError,
     DatasetEvent,
+    DatasetVersion,
     DatumFile,
     ModelVersion,
     Producer,
@@ -175,19 +176,7 @@ def dataset_page(name: str, page: Page = 0) -> HTMLResponse:
 def dataset_version_page(name: str, version: str, page: Page = 0) -> HTMLResponse:
     """A dataset version's files (`latest` and dataset aliases resolve to the version they name)."""
     record = _read(lambda: _catalogue().dataset_version(f"dataset://{name}/{version}"))
-    files = _files_page(record.files, page)
-    return _render(
-        "catalogue_files.html",
-        record.reference,
-        page,
-        len(files),
-        len(record.files),
-        FILES_PER_PAGE,
-        record=record,
-        asked=f"dataset://{name}/{version}",
-        parent=ui_path(catalogue_path(f"dataset://{name}")),
-        files=files,
-    )
+    return _version_files(record, f"dataset://{name}/{version}", f"dataset://{name}", page)
 
 
 @app.get("/catalogue/models/{name}", response_class=HTMLResponse, dependencies=ASSETS_READABLE)
@@ -215,6 +204,11 @@ def model_page(name: str, page: Page = 0) -> HTMLResponse:
 def model_version_page(name: str, version: str, page: Page = 0) -> HTMLResponse:
     """A model version's files (`latest`: the highest version)."""
     record = _read(lambda: _catalogue().model_version(f"model://{name}/{version}"))
+    return _version_files(record, f"model://{name}/{version}", f"model://{name}", page)
+
+
+def _version_files(record: DatasetVersion | ModelVersion, asked: str, parent: str, page: int) -> HTMLResponse:
+    """One page of a version's files; `asked`: the reference as given (`latest` resolved)."""
     files = _files_page(record.files, page)
     return _render(
         "catalogue_files.html",
@@ -224,7 +218,7 @@ def model_version_page(name: str, version: str, page: Page = 0) -> HTMLResponse:
         len(record.files),
         FILES_PER_PAGE,
         record=record,
-        asked=f"model://{name}/{version}",
-        parent=ui_path(catalogue_path(f"model://{name}")),
+        asked=asked,
+        parent=ui_path(catalogue_path(parent)),
         files=files,
     )
