@@ -2,7 +2,8 @@
 triggerer (what `airflow standalone` runs) on 127.0.0.1.
 
 One server for the tests/e2e package (stopped after its last test, so it does not load the rest of
-the suite), shared by test_standalone.py, test_browser.py and test_bundles.py: a throwaway
+the suite), shared by test_standalone.py, test_browser.py, test_bundles.py and others
+(`airflow_server`; `airflow_deployment` starts another, as test_assets_s3.py does with the S3 store): a throwaway
 AIRFLOW_HOME whose dags folder holds only the loader file, beside a Git DAG bundle of a local
 repository holding only the loader file too (tests/e2e/git_bundle.py), SQLite, LocalExecutor,
 SimpleAuthManager (the admin password is the one Airflow generates into AIRFLOW_HOME), free ports for the API server and the log servers,
@@ -35,6 +36,7 @@ import pytest
 
 from tests.conftest import REPO_ROOT
 from tests.e2e.git_bundle import GitOrigin
+from tests.support.seaweed import StoreBucket
 
 EXAMPLE_DAG = "example__three-trainings"
 LABEL = "valohai-airflow"
@@ -56,15 +58,25 @@ COMPONENTS = {
 T = TypeVar("T")
 
 
+#: Modules that start an Airflow of their own (test_celery.py: tests/e2e/cluster.py; test_assets_s3.py:
+#: `airflow_deployment` with the S3 store), in the order they run, before all the others.
+OWN_AIRFLOW = ("test_celery.py", "test_assets_s3.py")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """test_celery.py starts an Airflow of its own (tests/e2e/cluster.py): run it before the
-    modules that share `airflow_server`, which stays up until the package's last test, so the two
-    Airflow set-ups never run side by side on the machine's cores."""
+    """The modules of OWN_AIRFLOW run before the modules that share `airflow_server`, which stays
+    up until the package's last test, so two Airflow set-ups never run side by side on the
+    machine's cores."""
     e2e = [i for i, item in enumerate(items) if Path(item.path).parent == Path(__file__).parent]
     if not e2e or e2e != list(range(e2e[0], e2e[-1] + 1)):
         return
     block = items[e2e[0] : e2e[-1] + 1]
-    block.sort(key=lambda item: Path(item.path).name != "test_celery.py")  # stable: the rest keep their order
+
+    def rank(item: pytest.Item) -> int:
+        name = Path(item.path).name
+        return OWN_AIRFLOW.index(name) if name in OWN_AIRFLOW else len(OWN_AIRFLOW)
+
+    block.sort(key=rank)  # stable: the rest keep their order
     items[e2e[0] : e2e[-1] + 1] = block
 
 
@@ -344,22 +356,31 @@ def artefacts_dir() -> Path:
     return path
 
 
-@pytest.fixture(scope="package")
-def airflow_server(artefacts_dir: Path) -> Iterator[AirflowServer]:
+@contextlib.contextmanager
+def airflow_deployment(
+    logs: Path, *, store: StoreBucket | None = None, git_bundle: bool = True
+) -> Iterator[AirflowServer]:
     """`airflow db migrate`, then api-server, scheduler, dag-processor and triggerer in one process
     group (what `airflow standalone` starts, minus the log servers it would bind to every
-    interface: the API server reads the task logs from the shared AIRFLOW_HOME)."""
+    interface: the API server reads the task logs from the shared AIRFLOW_HOME), their logs in
+    `logs`. The artefact store is AIRFLOW_HOME/valohai/store, or `store` (an S3 bucket's prefix);
+    `git_bundle` adds the Git DAG bundle beside the dags folder. Afterwards every component is
+    stopped and no container of its runs may be left."""
     if subprocess.run(
         ["docker", "image", "inspect", PYTHON_IMAGE], capture_output=True, check=False
     ).returncode:
         pytest.fail(f"image {PYTHON_IMAGE} missing: run `make images`")
+    logs.mkdir(parents=True, exist_ok=True)
     home = Path(tempfile.mkdtemp(prefix="valohai-airflow-e2e-home-"))
     (home / "dags").mkdir()
     shutil.copy(REPO_ROOT / "dags" / "valohai_dags.py", home / "dags" / "valohai_dags.py")
-    origin = GitOrigin.create(home / "git")
-    server = AirflowServer(home=home, port=free_port(), logs=artefacts_dir, git_origin=origin)
+    origin = GitOrigin.create(home / "git") if git_bundle else None
+    server = AirflowServer(home=home, port=free_port(), logs=logs, git_origin=origin)
     env = _environment(home, server.port)
-    env.update(origin.environment())
+    if origin:
+        env.update(origin.environment())
+    if store:
+        env.update(store.environment())
     airflow = str(Path(sys.executable).parent / "airflow")
     migrate = subprocess.run([airflow, "db", "migrate"], env=env, cwd=home, capture_output=True, check=False)
     assert migrate.returncode == 0, migrate.stdout.decode(errors="replace")[-3000:]
@@ -367,7 +388,7 @@ def airflow_server(artefacts_dir: Path) -> Iterator[AirflowServer]:
     started = time.monotonic()
     try:
         for name, command in COMPONENTS.items():
-            log_file = artefacts_dir / f"airflow-{name}.log"
+            log_file = logs / f"airflow-{name}.log"
             process = start_component(command, home=home, env=env, log_file=log_file, group=group)
             server.processes[name] = process
             group = group or process.pid
@@ -400,6 +421,13 @@ def airflow_server(artefacts_dir: Path) -> Iterator[AirflowServer]:
             subprocess.run(["docker", "rm", "-f", *left], capture_output=True, check=False)
         assert not left, f"containers left behind by the e2e runs: {left}"
         shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="package")
+def airflow_server(artefacts_dir: Path) -> Iterator[AirflowServer]:
+    """The Airflow the package's modules share: local store, the Git DAG bundle beside the dags folder."""
+    with airflow_deployment(artefacts_dir) as server:
+        yield server
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,8 @@
 without copying (a prefix as a dataset version) then read by a node's input resolution, and the chain
 of tests/e2e/test_assets.py with the S3 store through `dag.test()` and real containers: a pipeline
 publishes a dataset version, an alias and a model version, a later pipeline reads
-`dataset://…/latest`, `datum://<alias>` and `model://…/latest`. (The e2e Airflow is one deployment
-with the local store; a second one for S3 would double the e2e time: the scheduler's part, starting
-DAGs on Asset events, does not depend on the store.)"""
+`dataset://…/latest`, `datum://<alias>` and `model://…/latest` (the same chain with the real
+scheduler, the DAGs starting on Asset events: tests/e2e/test_assets_s3.py)."""
 
 from __future__ import annotations
 
@@ -17,7 +16,7 @@ import pytest
 
 from tests.integration.conftest import BUSYBOX
 from tests.integration.pipelines import run_pipeline
-from tests.support.seaweed import S3Endpoint
+from tests.support.seaweed import S3Endpoint, StoreBucket
 from valohai_airflow import data
 from valohai_airflow.runtime.catalogue import input_sources
 from valohai_airflow.runtime.inputs import DownloadCache, materialise_input
@@ -168,13 +167,7 @@ CONSUME = f"""\
 def test_a_pipeline_reads_what_an_earlier_one_published_on_the_s3_store(
     dags_folder: Path, monkeypatch: pytest.MonkeyPatch, s3_endpoint: S3Endpoint, s3_bucket: str
 ) -> None:
-    for key, value in {
-        "AIRFLOW__VALOHAI__STORE_URL": f"s3://{s3_bucket}/store",
-        "AIRFLOW__VALOHAI__S3_ENDPOINT_URL": s3_endpoint.endpoint_url,
-        "AWS_ACCESS_KEY_ID": s3_endpoint.access_key,
-        "AWS_SECRET_ACCESS_KEY": s3_endpoint.secret_key,
-        "AWS_DEFAULT_REGION": s3_endpoint.region,
-    }.items():
+    for key, value in StoreBucket(s3_endpoint, s3_bucket).environment().items():
         monkeypatch.setenv(key, value)
     tag = f"s{uuid.uuid4().hex[:8]}"
     published = run_pipeline(dags_folder, "s3-publish", PUBLISH, conf={"make.parameter.tag": tag})

@@ -19,6 +19,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ACCESS_KEY = "vhtestaccess"
 SECRET_KEY = "vhtestsecret0123456789"
@@ -32,6 +33,30 @@ class S3Endpoint:
     access_key: str
     secret_key: str
     region: str = "us-east-1"
+
+
+@dataclass(frozen=True)
+class StoreBucket:
+    """valohai-airflow's artefact store as a prefix of a bucket on this server."""
+
+    endpoint: S3Endpoint
+    bucket: str
+    prefix: str = "store"
+
+    @property
+    def url(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
+
+    def environment(self) -> dict[str, str]:
+        """What makes it the store of a process (Airflow's components, or a test's own): the
+        `[valohai]` options as environment variables, and boto3's credentials."""
+        return {
+            "AIRFLOW__VALOHAI__STORE_URL": self.url,
+            "AIRFLOW__VALOHAI__S3_ENDPOINT_URL": self.endpoint.endpoint_url,
+            "AWS_ACCESS_KEY_ID": self.endpoint.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.endpoint.secret_key,
+            "AWS_DEFAULT_REGION": self.endpoint.region,
+        }
 
 
 def weed_binary() -> str:
@@ -130,16 +155,8 @@ class SeaweedServer:
         return self.endpoint
 
     def _wait_ready(self, timeout: float) -> None:
-        import boto3
-
         assert self.endpoint is not None and self.process is not None
-        client = boto3.client(
-            "s3",
-            endpoint_url=self.endpoint.endpoint_url,
-            aws_access_key_id=self.endpoint.access_key,
-            aws_secret_access_key=self.endpoint.secret_key,
-            region_name=self.endpoint.region,
-        )
+        s3 = client(self.endpoint)
         deadline = time.monotonic() + timeout
         last: Exception | None = None
         probe = f"ready-probe-{os.getpid()}"
@@ -147,10 +164,10 @@ class SeaweedServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"weed exited with {self.process.returncode}: {self.log_tail()}")
             try:
-                client.create_bucket(Bucket=probe)
-                client.put_object(Bucket=probe, Key="probe", Body=b"ok")
-                client.delete_object(Bucket=probe, Key="probe")
-                client.delete_bucket(Bucket=probe)
+                s3.create_bucket(Bucket=probe)
+                s3.put_object(Bucket=probe, Key="probe", Body=b"ok")
+                s3.delete_object(Bucket=probe, Key="probe")
+                s3.delete_bucket(Bucket=probe)
                 return
             except Exception as exc:  # the server answers errors until master, volume and filer are up
                 last = exc
@@ -202,17 +219,21 @@ def release() -> None:
         _users = 0
 
 
-def make_bucket(endpoint: S3Endpoint, name: str) -> None:
+def client(endpoint: S3Endpoint) -> Any:
+    """A boto3 S3 client of the server."""
     import boto3
 
-    client = boto3.client(
+    return boto3.client(
         "s3",
         endpoint_url=endpoint.endpoint_url,
         aws_access_key_id=endpoint.access_key,
         aws_secret_access_key=endpoint.secret_key,
         region_name=endpoint.region,
     )
-    client.create_bucket(Bucket=name)
 
 
-__all__ = ["S3Endpoint", "SeaweedServer", "acquire", "make_bucket", "release"]
+def make_bucket(endpoint: S3Endpoint, name: str) -> None:
+    client(endpoint).create_bucket(Bucket=name)
+
+
+__all__ = ["S3Endpoint", "SeaweedServer", "StoreBucket", "acquire", "client", "make_bucket", "release"]
