@@ -103,10 +103,13 @@ class AirflowClient:
         *,
         stores: StoreResolver | None = None,
         timeout: float = 60.0,
+        http: httpx.Client | None = None,
     ) -> None:
+        """`http`: an httpx client of your own to send through (a proxy, custom TLS, an in-process
+        app); its base URL must be the server's."""
         self.settings = settings or ClientSettings.load()
         self.stores = stores or StoreResolver()
-        self._http = httpx.Client(base_url=self.settings.url, timeout=timeout)
+        self._http = http or httpx.Client(base_url=self.settings.url, timeout=timeout)
         self._token = self.settings.token
 
     def close(self) -> None:
@@ -167,6 +170,16 @@ class AirflowClient:
                 f"{method} {self.settings.url}/api/v2{path}: HTTP {response.status_code}: {_detail(response)}"
             )
         return response.json() if response.content else None
+
+    def every(self, path: str, key: str, **params: Any) -> list[dict[str, Any]]:
+        """Every entry of a paged list: the API server cuts each page at its `[api]
+        maximum_page_limit` (100 by default), so a big run's task instances take several pages."""
+        entries: list[dict[str, Any]] = []
+        while True:
+            page = self.request("GET", path, params={**params, "offset": len(entries)})
+            entries += page[key]
+            if not page[key] or len(entries) >= page["total_entries"]:
+                return entries
 
     def check(self, dag_id: str) -> dict[str, Any]:
         """The DAG as Airflow knows it: connection, token and DAG checked before anything starts."""
@@ -229,12 +242,10 @@ class AirflowClient:
 
     def nodes(self, dag_id: str, run_id: str) -> list[NodeState]:
         """Every task instance of the run (a task node's executions by map index)."""
-        found = self.request(
-            "GET", f"/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/taskInstances", params={"limit": 1000}
-        )
+        found = self.every(f"/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/taskInstances", "task_instances")
         return [
             NodeState(ti["task_id"], int(ti["map_index"]), ti["state"], int(ti["try_number"] or 0))
-            for ti in found["task_instances"]
+            for ti in found
         ]
 
     def wait(
