@@ -198,6 +198,40 @@ def test_warnings_are_logged_by_the_parse_that_compiles_and_the_collector_is_pau
     assert len(logged) == 1 and states == [False, False]
 
 
+def test_a_warm_parse_takes_params_and_docs_from_the_index_and_builds_the_same_dags(
+    dags_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The DAG processor's next parse reads each unchanged project's plan, Params and task docs from
+    the folder index, makes no Params or docs itself, and gets the DAGs a cold parse built."""
+    from valohai_airflow.airflow import dag_parts, loader
+    from valohai_airflow.loading.project import clear_cache
+
+    project = add_project(dags_folder, "greeter", GOOD)
+    an_hour_ago = (
+        os.path.getmtime(project / "valohai.yaml") - 3600
+    )  # the index trusts no file of the last 2 s
+    os.utime(project / "valohai.yaml", (an_hour_ago, an_hour_ago))
+    clear_cache()
+    cold = loader.load_dags(dags_folder)
+
+    def not_again(*args: object) -> None:
+        raise AssertionError("a warm parse made Params or docs")
+
+    monkeypatch.setattr(dag_parts, "pipeline_params", not_again)
+    monkeypatch.setattr(dag_parts, "pipeline_docs", not_again)
+    clear_cache()  # a fresh process: only the on-disk caches are left
+    warm = loader.load_dags(dags_folder)
+    assert sorted(warm) == sorted(cold) and len(cold) == 2
+    for dag_id, dag in warm.items():
+        before = cold[dag_id]
+        assert dag.doc_md == before.doc_md
+        assert {t.task_id: t.doc_md for t in dag.tasks} == {t.task_id: t.doc_md for t in before.tasks}
+        assert {k: (p.value, p.schema, p.description) for k, p in dag.params.items()} == {
+            k: (p.value, p.schema, p.description) for k, p in before.params.items()
+        }
+        assert dag.params is not before.params
+
+
 def test_a_worker_builds_only_the_dag_it_runs(dags_folder: Path) -> None:
     """On a worker Airflow sets the parsing context: a broken sibling must not even be read."""
     add_project(dags_folder, "greeter", GOOD)

@@ -9,12 +9,8 @@ import re
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
-from valohai_airflow import __version__
-from valohai_airflow.loading import pickle_cache
-from valohai_airflow.loading.folder_index import FolderIndex
 from valohai_airflow.plan.blueprints import expand_blueprint, label
 from valohai_airflow.plan.model import (
     DagKind,
@@ -346,9 +342,6 @@ def network_text(machine: MachinePlan) -> str:
     return f"Network: {network}; {step}."
 
 
-# Bump when what the docs say changes, so docs rendered by an older version are not read back.
-DOCS_FORMAT = 4  # 2: one file per project; 3: each node says its network; 4: keyed by title, steps too
-
 #: (the pipeline's doc_md, each node's doc_md by node name)
 PipelineDocs = tuple[str, dict[str, str]]
 
@@ -361,39 +354,3 @@ def pipeline_docs(
         pipeline_doc_md(project, pipeline),
         {n.name: node_doc_md(pipeline, n, conf, default) for n in pipeline.nodes},
     )
-
-
-def project_docs(
-    project: ProjectPlan,
-    confs: Mapping[str, Mapping[str, Any]],
-    cache_dir: Path | None = None,
-    index: FolderIndex | None = None,
-) -> dict[str, PipelineDocs]:
-    """The docs of the DAG plans `confs` names (pipelines, steps, blueprints; `confs`: each one's DAG
-    defaults), by title. Rendering them is a
-    sixth of building a large DAG, and they follow from the plan alone: a parse with the plan from
-    the on-disk cache reads them from the folder index entry beside the plan (`index`, a loader's
-    parse of a dags folder) or else from one file beside it, unless Airflow's default queue, which
-    they name, has changed."""
-    default = default_queue()
-    key = (str(DOCS_FORMAT), __version__, project.source, project.content_hash, project.name, default)
-    attached = index.attachment(project.source, "docs\0" + "\0".join(key)) if index is not None else None
-    if attached is not None and isinstance(cached := pickle_cache.loads(attached), dict):
-        return cached
-    path = pickle_cache.cache_path(cache_dir, "docs", *key) if cache_dir is not None else None
-    cached = pickle_cache.load(path) if path is not None else None
-    if isinstance(cached, dict):
-        docs, complete = cached, True
-    else:
-        plans = [p for p in project.dag_plans if p.title in confs]  # a worker asks for the one DAG it runs
-        docs = {p.title: pipeline_docs(project, p, confs[p.title], default) for p in plans}
-        complete = len(plans) == len(project.dag_plans)
-    if not complete:  # a partial render is never cached
-        return docs
-    if index is not None and index.attach(
-        project.source, "docs\0" + "\0".join(key), pickle_cache.dumps(docs)
-    ):
-        return docs
-    if path is not None and cached is None:
-        pickle_cache.store(path, docs)
-    return docs

@@ -10,17 +10,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import DAG, BaseOperator, Param
-from airflow.sdk.definitions.param import ParamsDict
 
 from valohai_airflow.airflow.control_tasks import apply_control
+from valohai_airflow.airflow.dag_parts import project_parts
 from valohai_airflow.airflow.deployment import ValohaiDeploymentOperator
-from valohai_airflow.airflow.docs import (
-    PipelineDocs,
-    default_queue,
-    param_defaults,
-    pipeline_docs,
-    project_docs,
-)
+from valohai_airflow.airflow.docs import PipelineDocs, default_queue, param_defaults, pipeline_docs
 from valohai_airflow.airflow.operators import FailWithMessageOperator, ValohaiExecutionOperator
 from valohai_airflow.airflow.params import pipeline_params
 from valohai_airflow.airflow.pipeline_finished import add_finished_task
@@ -140,7 +134,7 @@ def build_dag(
     # Set after the tasks exist: every operator constructed under a DAG deep-copies the DAG's whole
     # ParamsDict into its own, which costs nodes × params. Tasks read them at run time from the DAG
     # (process_params merges dag.params, then the task's own), the trigger form and run-conf checks too.
-    dag.params = ParamsDict(params)
+    dag.params = params  # type: ignore[assignment]  # the DAG's converter makes the ParamsDict (once)
     return dag
 
 
@@ -168,21 +162,20 @@ def build_dags(
     cache_dir: Path | None = None,
     only: str | None = None,
     index: FolderIndex | None = None,
+    queue: str | None = None,
 ) -> dict[str, DAG]:
-    """`cache_dir`, `index`: where the task docs of this plan are kept between parses (the plan
-    cache's; a loader's folder index keeps them beside the plan).
+    """`cache_dir`, `index`: where the Params and task docs of this plan are kept between parses (the
+    plan cache's; a loader's folder index keeps them beside the plan). `queue`: Airflow's default
+    queue, when the caller has read it already (a loader, once for all projects).
     `only`: the one DAG id a worker runs (a project of forty steps need not build forty DAGs there)."""
     plans = project.dag_plans  # the pipelines, and the steps and blueprints run on their own
     if only is not None:
         plans = tuple(p for p in plans if dag_id_for(project.name, p.name, p.kind) == only) or plans
     if not plans:
         return {}
-    params = {p.title: pipeline_params(p) for p in plans}
-    docs = project_docs(
-        project, {title: param_defaults(ps) for title, ps in params.items()}, cache_dir, index
-    )
+    parts = project_parts(project, plans, cache_dir, index, queue)
     dags = (
-        build_dag(project, p, docker_url=docker_url, params=params[p.title], docs=docs[p.title])
+        build_dag(project, p, docker_url=docker_url, params=parts[p.title][0], docs=parts[p.title][1])
         for p in plans
     )
     return {dag.dag_id: dag for dag in dags}

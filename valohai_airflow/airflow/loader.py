@@ -28,6 +28,7 @@ from pathlib import Path
 from airflow.sdk import DAG, get_parsing_context
 
 from valohai_airflow.airflow.discovery import find_valohai_yamls
+from valohai_airflow.airflow.docs import default_queue
 from valohai_airflow.airflow.factory import START_DATE, build_dags
 from valohai_airflow.airflow.operators import FailWithMessageOperator
 from valohai_airflow.airflow.settings import valohai_settings
@@ -139,6 +140,7 @@ def _load_dags(dags_folder: str | os.PathLike[str]) -> dict[str, DAG]:
             _add_error_dag(dags, settings.strict_loading, project_name, valohai_yaml, error, error_id)
         else:
             plans.append((valohai_yaml, plan))
+    queue = default_queue()  # the docs name it: read once for all projects
     taken = dag_id_clashes(
         {
             valohai_yaml: [dag_id_for(plan.name, p.name, p.kind) for p in plan.dag_plans]
@@ -159,6 +161,7 @@ def _load_dags(dags_folder: str | os.PathLike[str]) -> dict[str, DAG]:
                     cache_dir=settings.plan_cache_dir,
                     only=wanted,
                     index=index,
+                    queue=queue,
                 )
             )
         except Exception as error:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -12,7 +13,7 @@ VALOHAI_YAML = "valohai.yaml"
 
 def valohai_yamls(paths: Iterable[str | Path]) -> list[Path]:
     """The valohai.yaml files among `paths` (a listing of a folder), in a stable order."""
-    return sorted(Path(p) for p in paths if Path(p).name == VALOHAI_YAML)
+    return sorted(Path(p) for p in paths if os.path.basename(p) == VALOHAI_YAML)  # a Path only for those
 
 
 def project_name_for(valohai_yaml: Path, dags_folder: Path) -> str:

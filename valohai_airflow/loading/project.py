@@ -42,7 +42,8 @@ __all__ = ["clear_cache", "compile_project", "folder_index"]
 # 10: NodePlan.variables (the sidecar's variables)
 # 11: ProjectPlan.standalone, PipelinePlan.kind (steps and task blueprints as DAGs)
 # 12: folder index entries carry attachments (the task docs)
-PLAN_FORMAT = 12
+# 13: a project without a sidecar pickles its settings as a reference to the shared default
+PLAN_FORMAT = 13
 
 # path → (content hash, project name, plan). One entry per file, so edits replace rather than pile up.
 # A broken file is re-read every parse loop as well: its errors are cached like a plan.

@@ -436,6 +436,19 @@ class ProjectSettings(SpecModel):
         """The enabled triggers of one pipeline (`kind` "step" / "task": a step's, a blueprint's DAG), in file order."""
         return tuple(t for t in self.triggers if t.enabled and t.target == (kind, pipeline))
 
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        """A project without a sidecar pickles as a reference to one shared default: its four models
+        were a tenth of unpickling a plan, which a warm parse does for every project."""
+        if self == default_settings():
+            return default_settings, ()
+        return super().__reduce_ex__(protocol)
+
+
+@lru_cache(maxsize=1)
+def default_settings() -> ProjectSettings:
+    """The settings of a project without a sidecar (frozen: one instance serves every such plan)."""
+    return ProjectSettings()
+
 
 @dataclass(frozen=True)
 class SidecarResult:

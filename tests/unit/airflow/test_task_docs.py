@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from airflow.sdk import Param
 
 from tests.conftest import REPO_ROOT
 from tests.support import corpus
@@ -262,9 +263,9 @@ def test_task_node_doc_counts_its_executions_and_shows_the_first(tmp_path: Path)
     assert dag.get_task("t__variants").task_display_name == "variants of t"
 
 
-def test_docs_rendered_once_per_plan_are_read_back_from_the_cache_dir(tmp_path: Path) -> None:
+def test_params_and_docs_made_once_per_plan_are_read_back_from_the_cache_dir(tmp_path: Path) -> None:
     """A DAG processor parses in a fresh process each time: with the plan from the disk cache, the
-    task docs come from beside it; an unreadable cache file only costs rendering them again."""
+    Params and task docs come from beside it; an unreadable cache file only costs making them again."""
     project = tmp_path / "proj"
     project.mkdir()
     (project / "valohai.yaml").write_text(YAML)
@@ -275,36 +276,48 @@ def test_docs_rendered_once_per_plan_are_read_back_from_the_cache_dir(tmp_path: 
     plan = compile_project(project / "valohai.yaml")
     fresh = {dag_id: dag for dag_id, dag in build_dags(plan).items()}
     first = build_dags(plan, cache_dir=cache)
-    (written,) = cache.glob("docs-*.pickle")
+    (written,) = cache.glob("parts-*.pickle")
     for dag_id, dag in first.items():
         assert dag.doc_md == fresh[dag_id].doc_md
         assert {t.task_id: t.doc_md for t in dag.tasks} == {t.task_id: t.doc_md for t in fresh[dag_id].tasks}
+        assert dag.params.dump() == fresh[dag_id].params.dump()
+        assert {k: p.schema for k, p in dag.params.items()} == {
+            k: p.schema for k, p in fresh[dag_id].params.items()
+        }
 
     from valohai_airflow.loading import pickle_cache
 
-    ((pipeline_name, (dag_doc, node_docs)),) = pickle_cache.load(written).items()  # type: ignore[union-attr]
+    ((pipeline_name, (params, (dag_doc, node_docs))),) = pickle_cache.load(written).items()  # type: ignore[union-attr]
     pickle_cache.store(
-        written, {pipeline_name: ("from the cache", dict.fromkeys(node_docs, "node from the cache"))}
+        written,
+        {
+            pipeline_name: (
+                {"from_the_cache": Param(7, type="integer")},
+                ("from the cache", dict.fromkeys(node_docs, "node from the cache")),
+            )
+        },
     )
     (dag,) = build_dags(plan, cache_dir=cache).values()
     assert dag.doc_md == "from the cache" and {t.doc_md for t in dag.tasks} == {"node from the cache"}
+    assert dag.params.dump() == {"from_the_cache": 7}
 
     # the docs name Airflow's default queue: another one is other docs
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("AIRFLOW__OPERATORS__DEFAULT_QUEUE", "elsewhere")
         (dag,) = build_dags(plan, cache_dir=cache).values()
     assert "default queue `elsewhere`" in next(iter(dag.tasks)).doc_md
-    assert len(list(cache.glob("docs-*.pickle"))) == 2
-    next(p for p in cache.glob("docs-*.pickle") if p != written).unlink()
+    assert len(list(cache.glob("parts-*.pickle"))) == 2
+    next(p for p in cache.glob("parts-*.pickle") if p != written).unlink()
 
     written.write_bytes(b"not a pickle")
     (dag,) = build_dags(plan, cache_dir=cache).values()
     assert dag.doc_md == dag_doc and dag.doc_md != "from the cache"
+    assert dag.params.dump() == {k: p.resolve(suppress_exception=True) for k, p in params.items()}
 
     (project / "valohai.yaml").write_text(YAML.replace("busybox:1.36", "busybox:1.37"))
     edited = compile_project(project / "valohai.yaml")
     (dag,) = build_dags(edited, cache_dir=cache).values()
-    assert "busybox:1.37" in dag.doc_md and len(list(cache.glob("docs-*.pickle"))) == 2
+    assert "busybox:1.37" in dag.doc_md and len(list(cache.glob("parts-*.pickle"))) == 2
 
 
 def test_task_doc_shows_the_steps_description_stop_condition_and_mounts(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import valohai_airflow
 from valohai_airflow.spec.diagnostics import Severity
 from valohai_airflow.spec.sidecar import (
     ProjectSettings,
+    default_settings,
     parse_sidecar_file,
     parse_sidecar_text,
     sidecar_json_schema,
@@ -316,3 +318,16 @@ def test_example_project_sidecar_is_valid() -> None:
     assert result.settings is not None
     (trigger,) = result.settings.triggers_for("three-trainings")
     assert (trigger.title, trigger.cron, trigger.timezone) == ("Weekly retraining", "0 9 * * 1", "UTC")
+
+
+def test_settings_pickle_as_the_shared_default_only_when_they_are_the_defaults() -> None:
+    """Most projects have no sidecar: their plans unpickle one shared default, not four models each."""
+    assert (
+        pickle.loads(pickle.dumps(ProjectSettings(), protocol=pickle.HIGHEST_PROTOCOL)) is default_settings()
+    )
+    for text in ("step_dags: false\n", ""):  # chosen settings; an empty sidecar (its source is known)
+        settings = parse_sidecar_text(text, "proj/valohai-airflow.yaml").settings
+        assert settings is not None
+        again = pickle.loads(pickle.dumps(settings, protocol=pickle.HIGHEST_PROTOCOL))
+        assert again == settings and again is not default_settings()
+        assert again.source == "proj/valohai-airflow.yaml"
