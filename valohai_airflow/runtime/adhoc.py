@@ -29,12 +29,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import yaml
-
 from valohai_airflow.errors import ValohaiAirflowError
 from valohai_airflow.plan.conf_keys import ADHOC_KEY
+from valohai_airflow.runtime.outputs import sha256_file
 from valohai_airflow.runtime.repository import VHIGNORE, RepositoryRules
 from valohai_airflow.sizes import size_text
+from valohai_airflow.spec.diagnostics import ValohaiSpecError
+from valohai_airflow.spec.yaml_loader import load_yaml
 from valohai_airflow.store.base import ArtifactStore, StoreError, join_key
 from valohai_airflow.store.resolver import StoreResolver
 
@@ -234,14 +235,10 @@ class AdhocCode:
             stores.get_file(self.uri, tarball)
         except (StoreError, OSError) as error:
             raise AdhocError(f"the ad hoc code {self.uri} cannot be read: {error}") from error
-        digest = hashlib.sha256()
-        with tarball.open("rb") as handle:
-            for chunk in iter(lambda: handle.read(1024 * 1024), b""):
-                digest.update(chunk)
-        if digest.hexdigest() != self.sha256:
+        found = sha256_file(tarball)
+        if found != self.sha256:
             raise AdhocError(
-                f"the ad hoc code {self.uri} is corrupt: its sha256 is {digest.hexdigest()}, "
-                f"not {self.sha256}",
+                f"the ad hoc code {self.uri} is corrupt: its sha256 is {found}, not {self.sha256}",
                 hint="run `valohai-airflow run --adhoc` again to upload it anew",
             )
         try:
@@ -265,8 +262,8 @@ def step_differences(deployed_root: Path, snapshot_root: Path, step: str) -> lis
 
 def _step_mapping(path: Path, step: str) -> dict[str, Any] | None:
     try:
-        items = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        items = load_yaml(path.read_bytes(), str(path)).data
+    except (OSError, ValohaiSpecError) as error:
         raise AdhocError(f"{path}: cannot read it ({error})") from error
     for item in items if isinstance(items, list) else []:
         found = item.get("step") if isinstance(item, dict) else None
