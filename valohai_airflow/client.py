@@ -187,7 +187,9 @@ class AirflowClient:
         if response.status_code == 404:
             raise ClientError(
                 f"Airflow at {self.settings.url} has no DAG {dag_id!r}",
-                hint="is the project in the dags folder, and has the DAG processor parsed it?",
+                hint="is the project in the dags folder, and has the DAG processor parsed it? (the DAG id "
+                "starts with the project's folder name: `run --project NAME` names a deployed project "
+                "whose folder is named otherwise)",
             )
         if response.status_code >= 400:
             raise ClientError(f"GET /dags/{dag_id}: HTTP {response.status_code}: {_detail(response)}")

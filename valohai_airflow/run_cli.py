@@ -46,6 +46,12 @@ def add_parsers(commands: Any) -> None:
         "--local", action="store_true", help="run here with dag.test(), without any Airflow service"
     )
     run.add_argument(
+        "--project",
+        metavar="NAME",
+        help="the project's name in Airflow: its folder's path below the dags folder, `/` as `__` "
+        "(default: PATH's folder name; for a working tree named otherwise)",
+    )
+    run.add_argument(
         "--adhoc",
         action="store_true",
         help="run the working tree as it is now: a snapshot goes to the store, the nodes run it",
@@ -123,14 +129,19 @@ def _run_ref(text: str) -> tuple[str, str]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from valohai_airflow.run_conf import build_conf, resolve_target
+    from valohai_airflow.run_conf import RunArgumentError, build_conf, resolve_target
 
+    if args.project and args.local:
+        raise RunArgumentError(
+            "--project names a project deployed in Airflow; --local runs the folder under its own name",
+            hint="drop --project, or run against Airflow without --local",
+        )
     if args.pipeline:
-        target = resolve_target(args.path, args.pipeline, DagKind.PIPELINE)
+        target = resolve_target(args.path, args.pipeline, DagKind.PIPELINE, args.project)
     elif args.task:
-        target = resolve_target(args.path, args.task, DagKind.TASK)
+        target = resolve_target(args.path, args.task, DagKind.TASK, args.project)
     else:
-        target = resolve_target(args.path, args.step, DagKind.STEP)
+        target = resolve_target(args.path, args.step, DagKind.STEP, args.project)
     conf = build_conf(target.plan, parameters=args.param, inputs=args.input, variables=args.var)
     reuse = _reuse_request(target.dag_id, args)
     if reuse is not None:

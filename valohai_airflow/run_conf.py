@@ -58,10 +58,16 @@ def valohai_yaml_of(path: str | os.PathLike[str]) -> Path:
     return found
 
 
-def resolve_target(path: str | os.PathLike[str], name: str, kind: DagKind) -> Target:
+def resolve_target(
+    path: str | os.PathLike[str], name: str, kind: DagKind, project_name: str | None = None
+) -> Target:
     """The compiled plan of the step, blueprint or pipeline `name`; an unknown name (or one that
-    valohai-airflow.yaml's `step_dags:`/`task_dags:` gives no DAG) is an error with a did-you-mean."""
-    project = compile_project(valohai_yaml_of(path))  # ValohaiSpecError: the file's own errors
+    valohai-airflow.yaml's `step_dags:`/`task_dags:` gives no DAG) is an error with a did-you-mean.
+    `project_name`: the project's name in Airflow when the folder at `path` is named otherwise (a
+    working tree run with --adhoc); by default the folder's name."""
+    project = compile_project(
+        valohai_yaml_of(path), project_name=project_name
+    )  # ValohaiSpecError: its errors
     plans = {p.name: p for p in project.dag_plans if p.kind is kind}
     if name in plans:
         return Target(project, plans[name])

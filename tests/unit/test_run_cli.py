@@ -4,6 +4,7 @@ and the output download against a real local store."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -267,3 +268,15 @@ def test_the_client_builds_the_reuse_conf_in_one_place() -> None:
         ReuseRequest("manual__1", nodes=("nope",)).conf(plan)
     with pytest.raises(ReuseNodesError, match="at least one node"):
         ReuseRequest("manual__1").conf()
+
+
+def test_project_names_the_deployed_project_of_a_working_tree_named_otherwise(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A checkout at ~/code/churn-work runs as the DAGs of the project deployed as `team/churn`."""
+    tree = tmp_path / "churn-work"
+    shutil.copytree(EXAMPLE, tree)
+    assert resolve_target(tree, "train", DagKind.STEP).dag_id == "churn-work__step__train"
+    assert resolve_target(tree, "train", DagKind.STEP, "team__churn").dag_id == "team__churn__step__train"
+    assert cli.main(["run", str(tree), "train", "--project", "team__churn", "--local"]) == 2
+    assert "--project names a project deployed in Airflow; --local runs" in capsys.readouterr().err
