@@ -333,6 +333,42 @@ def test_unanswered_approval_times_out_from_the_sidecar(dags_folder: Path) -> No
     assert outcome.seconds < WATCHDOG_SECONDS  # ended by the timeout, not by the test's watchdog
 
 
+CONDITIONAL_APPROVAL = (
+    STEPS
+    + """\
+- pipeline:
+    name: p
+    parameters:
+      - name: loss
+        default: 0.5
+        targets: [first.parameter.loss]
+    nodes:
+      - name: first
+        type: execution
+        step: report
+        actions:
+          - when: node-starting
+            if: parameter.loss > 0.8
+            then: require-approval
+    edges: []
+"""
+)
+
+
+def test_an_approval_if_sees_the_pipeline_parameter_value(dags_folder: Path) -> None:
+    """The pipeline parameter sets the node's `loss` to 0.9: the `if` holds, somebody is asked (and
+    rejects); with the default 0.5 it does not hold and nobody is asked. (The gate once read only
+    the node's own form field, saw 0.5 and let the node start unasked.)"""
+    asked = run_pipeline(
+        dags_folder, f"{PREFIX}-ifpipe", CONDITIONAL_APPROVAL, conf={"loss": 0.9}, helper=answer("Reject")
+    )
+    assert asked.states == {"first__approval": "success", "first": "skipped"}, asked.states
+    assert "rejected" in asked.xcom("first__approval", "valohai_control")["reason"]
+    unasked = run_pipeline(dags_folder, f"{PREFIX}-ifdefault", CONDITIONAL_APPROVAL)
+    assert unasked.states == {"first__approval": "success", "first": "success"}, unasked.states
+    assert unasked.xcom("first__approval")["approval"] == "not needed"
+
+
 def test_an_action_on_a_missing_metadata_key_says_so_in_the_task_log(dags_folder: Path) -> None:
     """The step prints `loss` but the condition asks for `accuracy`: the action does not fire, and
     the node's log says the key is missing and what was decided (not a silent skip)."""

@@ -33,6 +33,7 @@ from valohai_airflow.plan import control as plan_control
 from valohai_airflow.plan.control import Decision
 from valohai_airflow.plan.model import NodePlan, PipelinePlan
 from valohai_airflow.plan.naming import APPROVAL_SUFFIX
+from valohai_airflow.runtime.parameters import NodeParameterError, resolve_parameters
 
 TaskRef = str | tuple[str, int]
 CONTROL_XCOM_KEY = "valohai_control"
@@ -245,7 +246,8 @@ class ApprovalGate(ApprovalOperator):
 
     Reject skips the rest of the run (the pipeline stops, the run ends without error); no answer
     within `response_timeout` fails it with a message naming the sidecar setting. When the
-    action's `if` does not hold for the node's trigger-form parameter values, nobody is asked.
+    action's `if` does not hold for the node's parameter values (from the trigger form's node and
+    pipeline parameters), nobody is asked.
     """
 
     ui_color = "#fcd34d"
@@ -288,10 +290,9 @@ class ApprovalGate(ApprovalOperator):
 
 
 def _form_parameters(node: NodePlan, params: Mapping[str, Any]) -> dict[str, Any]:
-    """The node's parameter values from the run's params (trigger form), else the step defaults."""
-    values: dict[str, Any] = {}
-    for parameter in node.step.parameters if node.step else ():
-        values[parameter.name] = params.get(
-            node.sources.parameter(parameter.name).conf_key, parameter.default
-        )
-    return values
+    """The node's parameter values as the run gives them before its edges (the trigger form's node
+    and pipeline parameters, else the defaults), by the node's own rule (runtime/parameters.py)."""
+    try:
+        return resolve_parameters(node, dict(params))
+    except NodeParameterError as error:  # the node could not start with them either
+        raise AirflowFailException(f"{error}; nobody was asked to approve it") from error
