@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.support.files import rewritten
 from tests.support.seaweed import S3Endpoint
 from valohai_airflow.store import ArtifactStore, ObjectNotFoundError, StoreError, open_store
 from valohai_airflow.store.s3 import S3Store, parse_s3_url
@@ -266,25 +266,8 @@ def test_an_output_rewritten_during_stage_out_is_recorded_as_uploaded(
     out.mkdir()
     contents = [os.urandom(12 * MiB), os.urandom(12 * MiB)]
     (out / "moving.bin").write_bytes(contents[0])
-    stop = threading.Event()
-
-    def rewrite() -> None:
-        fd = os.open(out / "moving.bin", os.O_WRONLY)
-        try:
-            turn = 0
-            while not stop.is_set():
-                turn ^= 1
-                os.pwrite(fd, contents[turn], 0)
-        finally:
-            os.close(fd)
-
-    writer = threading.Thread(target=rewrite)
-    writer.start()
-    try:
+    with rewritten(out / "moving.bin", contents):
         collection, _uris = stage_outputs(out, store, "moving")
-    finally:
-        stop.set()
-        writer.join()
     [recorded] = collection.files
     back = store.get_file("moving/moving.bin", tmp_path / "back.bin").read_bytes()
     assert (recorded.size, recorded.sha256) == (len(back), hashlib.sha256(back).hexdigest())

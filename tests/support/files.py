@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -27,3 +31,28 @@ def data_dir(tmp_path: Path) -> Path:
     write(d / "b/x.csv", "bx")
     write(d / "b/deep/z.csv", "bz")
     return d
+
+
+@contextmanager
+def rewritten(path: Path, contents: list[bytes]) -> Iterator[None]:
+    """While the block runs, a thread writes `contents` over `path` in turn, in place (a step still
+    writing its output while the stage-out reads it)."""
+    stop = threading.Event()
+
+    def rewrite() -> None:
+        fd = os.open(path, os.O_WRONLY)
+        try:
+            turn = 0
+            while not stop.is_set():
+                turn = (turn + 1) % len(contents)
+                os.pwrite(fd, contents[turn], 0)
+        finally:
+            os.close(fd)
+
+    writer = threading.Thread(target=rewrite)
+    writer.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        writer.join()

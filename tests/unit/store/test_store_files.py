@@ -7,12 +7,12 @@ import os
 import resource
 import signal
 import subprocess
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.support.files import rewritten
 from valohai_airflow.store import LocalStore, StoreError
 from valohai_airflow.store.files import (
     _CHUNK,
@@ -233,25 +233,8 @@ def test_an_output_rewritten_while_it_is_copied_is_recorded_as_stored(tmp_path: 
     mix it got."""
     contents = [os.urandom(3 * _STEP), os.urandom(3 * _STEP)]
     src = old_file(tmp_path / "out/moving.bin", contents[0])
-    stop = threading.Event()
-
-    def rewrite() -> None:
-        fd = os.open(src, os.O_WRONLY)
-        try:
-            turn = 0
-            while not stop.is_set():
-                turn ^= 1
-                os.pwrite(fd, contents[turn], 0)
-        finally:
-            os.close(fd)
-
-    writer = threading.Thread(target=rewrite)
-    writer.start()
-    try:
+    with rewritten(src, contents):
         _obj, size, digest = LocalStore(tmp_path / "store", link=False).put_hashed(src, "run/moving.bin")
-    finally:
-        stop.set()
-        writer.join()
     stored = (tmp_path / "store/run/moving.bin").read_bytes()
     assert (size, digest) == (len(stored), sha(stored)) and sealed(
         tmp_path / "store/run/moving.bin"
