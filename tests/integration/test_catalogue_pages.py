@@ -20,6 +20,7 @@ import pytest
 from tests.integration.conftest import BUSYBOX
 from tests.integration.pipelines import STORE, run_pipeline
 from tests.integration.test_node_pages import client, token  # noqa: F401  (shared fixtures)
+from tests.support.seaweed import StoreBucket
 from valohai_airflow.store import LocalStore
 from valohai_airflow.store.catalogue import Catalogue, DatumFile, Producer
 
@@ -254,13 +255,7 @@ def test_catalogue_pages_read_the_s3_store(
     """The same pages with the store on a real S3 server (SeaweedFS): the producer's records, read
     from the bucket's catalogue, with sha256 and the link to the producer."""
     url = f"s3://{s3_bucket}/runs"
-    for key, value in {
-        "AIRFLOW__VALOHAI__STORE_URL": url,
-        "AIRFLOW__VALOHAI__S3_ENDPOINT_URL": s3_endpoint.endpoint_url,
-        "AWS_ACCESS_KEY_ID": s3_endpoint.access_key,
-        "AWS_SECRET_ACCESS_KEY": s3_endpoint.secret_key,
-        "AWS_DEFAULT_REGION": s3_endpoint.region,
-    }.items():
+    for key, value in StoreBucket(s3_endpoint, s3_bucket, "runs").environment().items():
         monkeypatch.setenv(key, value)
     tag = uuid.uuid4().hex[:8]
     names = {"alias": f"best-{tag}", "dataset": f"ds{tag}", "model": f"m{tag}"}

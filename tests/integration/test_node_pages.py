@@ -19,6 +19,7 @@ import pytest
 
 from tests.conftest import AIRFLOW_HOME
 from tests.integration.conftest import BUSYBOX, add_project, dag_bag
+from tests.support.seaweed import StoreBucket
 
 pytestmark = pytest.mark.usefixtures("airflow_db", "docker_engine")
 
@@ -190,13 +191,7 @@ def test_pages_read_the_s3_store(
     """The same pages with the store on a real S3 server (SeaweedFS): files stream through a
     temporary copy that is gone after the response."""
     url = f"s3://{s3_bucket}/runs"
-    for key, value in {
-        "AIRFLOW__VALOHAI__STORE_URL": url,
-        "AIRFLOW__VALOHAI__S3_ENDPOINT_URL": s3_endpoint.endpoint_url,
-        "AWS_ACCESS_KEY_ID": s3_endpoint.access_key,
-        "AWS_SECRET_ACCESS_KEY": s3_endpoint.secret_key,
-        "AWS_DEFAULT_REGION": s3_endpoint.region,
-    }.items():
+    for key, value in StoreBucket(s3_endpoint, s3_bucket, "runs").environment().items():
         monkeypatch.setenv(key, value)
     add_project(dags_folder, "webs3", textwrap.dedent(YAML))
     run_id, xcoms = _run(dag_bag(dags_folder).dags["webs3__pages"])
