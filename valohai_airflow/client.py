@@ -234,8 +234,8 @@ class AirflowClient:
     def emit_asset_event(self, uri: str, extra: Mapping[str, Any]) -> dict[str, Any] | None:
         """An event of the Asset `uri` (`POST /assets/events` takes its id); None when Airflow has no
         such Asset: no DAG declares it, so nothing would start."""
-        found = self.request("GET", "/assets", params={"uri_pattern": uri, "limit": 100})
-        asset = next((a for a in found["assets"] if a["uri"] == uri), None)  # the pattern is a substring
+        found = self.every("/assets", "assets", uri_pattern=uri)
+        asset = next((a for a in found if a["uri"] == uri), None)  # the pattern is a substring
         if asset is None:
             return None
         return dict(
