@@ -89,8 +89,8 @@ def test_a_corrupt_snapshot_and_a_changed_step_fail_before_the_container(
     assert "the container was not started" in message and "--local" in message
 
     uri = sent.conf[ADHOC_KEY]["uri"]
-    corrupt = {ADHOC_KEY: {**sent.conf[ADHOC_KEY], "sha256": "0" * 64}}
-    failed = run(dags_folder, corrupt)
+    (STORE / f"adhoc/{sent.conf[ADHOC_KEY]['sha256']}.tar.gz").write_bytes(b"not the snapshot")
+    failed = run(dags_folder, sent.conf)
     assert failed.states == {"only": "failed"} and failed.created == []  # type: ignore[attr-defined]
     (message,) = failed.errors("only")
     assert f"the ad hoc code {uri} is corrupt" in message and "not started" in message, message

@@ -64,7 +64,12 @@ class Snapshot:
 
     @property
     def key(self) -> str:
-        return join_key(PREFIX, f"{self.sha256}.tar.gz")
+        return snapshot_key(self.sha256)
+
+
+def snapshot_key(sha256: str) -> str:
+    """Where the snapshot of this content lies in the artefact store."""
+    return join_key(PREFIX, f"{sha256}.tar.gz")
 
 
 def commit_identifier(sha256: str) -> str:
@@ -229,10 +234,18 @@ class AdhocCode:
     def extract(self, stores: StoreResolver, dest: Path, scratch: Path) -> None:
         """Download the snapshot into `scratch`, check its sha256 and extract it into `dest` (tarfile's
         `data` filter: no path or link outside `dest`, no devices). A missing or corrupt snapshot is
-        an AdhocError naming the URI."""
+        an AdhocError naming the URI; so is a URI anywhere but the snapshot's place in the workers'
+        store (a run conf names it: it may not read other files of the worker or other buckets)."""
         tarball = scratch / "adhoc.tar.gz"
+        store, key = stores.store, snapshot_key(self.sha256)
+        if store.key_for_uri(self.uri) != key:
+            raise AdhocError(
+                f"run conf {ADHOC_KEY!r}: {self.uri} is not where the ad hoc code of sha256 "
+                f"{self.sha256} lies in the artefact store ({store.uri(key)})",
+                hint="`valohai-airflow run --adhoc` uploads it there; give --store the workers' store",
+            )
         try:
-            stores.get_file(self.uri, tarball)
+            store.get_file(key, tarball)
         except (StoreError, OSError) as error:
             raise AdhocError(f"the ad hoc code {self.uri} cannot be read: {error}") from error
         found = sha256_file(tarball)

@@ -182,6 +182,22 @@ def test_a_tarball_with_paths_outside_is_not_extracted(tmp_path: Path) -> None:
     assert not (tmp_path / "work" / "escaped").exists()
 
 
+def test_a_snapshot_outside_the_stores_adhoc_place_is_refused(tmp_path: Path) -> None:
+    """A run conf names the URI: a valid tarball elsewhere on the worker (or another store) with its
+    right sha256 is still refused, and nothing is extracted."""
+    root = tree(tmp_path / "p", train_py="print(1)\n")
+    elsewhere = LocalStore(tmp_path / "elsewhere")
+    code = AdhocCode.of(send_working_tree(root, elsewhere).conf)
+    assert code is not None
+    dest = tmp_path / "repository"
+    dest.mkdir()
+    with pytest.raises(
+        AdhocError, match=r"is not where the ad hoc code of sha256 .* lies in the artefact store"
+    ):
+        code.extract(StoreResolver(LocalStore(tmp_path / "store")), dest, tmp_path)
+    assert list(dest.iterdir()) == []
+
+
 def test_a_changed_step_definition_is_named(tmp_path: Path) -> None:
     deployed = tree(tmp_path / "deployed")
     mine = tree(tmp_path / "mine")
